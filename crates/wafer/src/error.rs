@@ -1,0 +1,203 @@
+//! Errors: registry problems (what `wafer check` lists) and call errors.
+//!
+//! A registry [`Problem`] keeps *where* apart from *what*: the file, the
+//! entry and the field, each optional, then the reason. Loading collects every
+//! problem before returning, so one run shows every mistake.
+//!
+//! A call [`Error`] tells apart what the caller did wrong (unknown function,
+//! bad arguments), what the guest did (trap, a limit it hit) and what went
+//! wrong on the host. A guest's `result` error is *not* an [`Error`]: it is
+//! data in the answer.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::values::ValueError;
+
+/// A `Result` whose error is a call [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One thing wrong in a registry: where it is and why.
+///
+/// `Display` puts the context first, one line:
+/// `registry/_index.yaml: entry app:hello: field hash: sha256 mismatch (...)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file that declares the faulty entry, if any.
+    pub file: Option<PathBuf>,
+    /// The entry's id (`namespace:name`), or its name when the id is unknown.
+    pub entry: Option<String>,
+    /// The field at fault, dotted for nested fields (`pool.type`).
+    pub field: Option<String>,
+    /// Why it is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem with a message and no location yet.
+    pub fn new(message: impl Into<String>) -> Self {
+        Problem { file: None, entry: None, field: None, message: message.into() }
+    }
+
+    /// Sets the file.
+    pub fn in_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
+    /// Sets the entry.
+    pub fn in_entry(mut self, entry: impl Into<String>) -> Self {
+        self.entry = Some(entry.into());
+        self
+    }
+
+    /// Sets the field.
+    pub fn at_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}: ", file.display())?;
+        }
+        if let Some(entry) = &self.entry {
+            write!(f, "entry {entry}: ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "field {field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+/// Why a call failed.
+///
+/// Every variant names the function (`id`) so that a surface can print the
+/// error alone on one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No entry with this id exists in the registry.
+    #[error("no function {id} in the registry")]
+    UnknownFunction {
+        /// The id that was asked for.
+        id: String,
+    },
+    /// The entry exists but is not a function that can be called.
+    #[error("{id} is a {kind} entry, not a function")]
+    NotAFunction {
+        /// The entry's id.
+        id: String,
+        /// The entry's kind.
+        kind: String,
+    },
+    /// The entry was refused when it was loaded or compiled.
+    #[error("{}", join_problems(problems))]
+    Refused {
+        /// The function's id.
+        id: String,
+        /// Every reason it was refused.
+        problems: Vec<Problem>,
+    },
+    /// The arguments do not match the function's signature.
+    #[error("{id}: {source}")]
+    Arguments {
+        /// The function's id.
+        id: String,
+        /// What is wrong and where, inside the arguments.
+        source: ValueError,
+    },
+    /// The guest trapped (`unreachable`, out-of-bounds access, stack
+    /// overflow...). The instance is discarded.
+    #[error("{id}: guest trapped: {message}")]
+    Trap {
+        /// The function's id.
+        id: String,
+        /// The trap and its backtrace, as wasmtime reports them.
+        message: String,
+    },
+    /// The call ran longer than `limits.max_execution_ms` and was stopped.
+    #[error("{id}: stopped after limits.max_execution_ms = {limit_ms} ms")]
+    DeadlineExceeded {
+        /// The function's id.
+        id: String,
+        /// The limit that was hit.
+        limit_ms: u64,
+    },
+    /// The caller cancelled the call (Ctrl-C) while the guest ran.
+    #[error("{id}: interrupted")]
+    Interrupted {
+        /// The function's id.
+        id: String,
+    },
+    /// The guest broke its side of the ABI: a result that does not fit its
+    /// declared type, a missing export.
+    #[error("{id}: {message}")]
+    Abi {
+        /// The function's id.
+        id: String,
+        /// What the guest did wrong.
+        message: String,
+    },
+    /// Something failed on the host side (I/O, instantiation).
+    #[error("{id}: {message}")]
+    Host {
+        /// The function's id.
+        id: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+fn join_problems(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    lines.join("; ")
+}
+
+impl Error {
+    /// The id of the function the call was for.
+    pub fn function_id(&self) -> &str {
+        match self {
+            Error::UnknownFunction { id }
+            | Error::NotAFunction { id, .. }
+            | Error::Refused { id, .. }
+            | Error::Arguments { id, .. }
+            | Error::Trap { id, .. }
+            | Error::DeadlineExceeded { id, .. }
+            | Error::Interrupted { id }
+            | Error::Abi { id, .. }
+            | Error::Host { id, .. } => id,
+        }
+    }
+
+    /// Whether the caller's input was at fault (unknown id, bad arguments),
+    /// as opposed to the guest or the host.
+    pub fn is_caller_error(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownFunction { .. } | Error::NotAFunction { .. } | Error::Arguments { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_display_puts_context_first() {
+        let p = Problem::new("sha256 mismatch")
+            .in_file("registry/_index.yaml")
+            .in_entry("app:hello")
+            .at_field("hash");
+        assert_eq!(
+            p.to_string(),
+            "registry/_index.yaml: entry app:hello: field hash: sha256 mismatch"
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The typed form of registry entries: what each field means and its default.
+//!
+//! These docs double as the YAML reference. Field names are exactly the
+//! seed systems' keys (Wippy's `_index.yaml`, Dapr's component files).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::hash::Sha256Hash;
+
+/// How a call crosses into the guest (`abi:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Abi {
+    /// Typed call; arguments and results travel as JSON mapped onto WIT
+    /// types. The default.
+    #[default]
+    Wit,
+    /// A WASI program run to completion per call: stdin in, stdout out.
+    WasiCommand,
+    /// Benthos' message ABI (`benthos_wasm` host module).
+    Benthos,
+    /// Fluent Bit's filter ABI.
+    Fluentbit,
+}
+
+impl Abi {
+    /// The name as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Abi::Wit => "wit",
+            Abi::WasiCommand => "wasi-command",
+            Abi::Benthos => "benthos",
+            Abi::Fluentbit => "fluentbit",
+        }
+    }
+}
+
+/// How HTTP requests map onto a call (`transport:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// A JSON body becomes the arguments. The default.
+    #[default]
+    Payload,
+    /// The raw body is one string argument; the result becomes the response.
+    WasiHttp,
+}
+
+/// The worker pool kind (`pool.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    /// A new instance for every call; nothing is kept between calls.
+    Inline,
+    /// No idle instances at start; grows on demand up to `max_size`.
+    Lazy,
+    /// `size` instances, `workers` calls at once, a queue of `buffer`.
+    Static,
+    /// Grows and shrinks between `min_size` and `max_size` with load.
+    Adaptive,
+}
+
+/// A function's worker pool (`pool:`), with Wippy's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// The pool kind.
+    #[serde(rename = "type")]
+    pub kind: PoolKind,
+    /// `static`: instances kept.
+    pub size: Option<u32>,
+    /// `static`: calls running at once.
+    pub workers: Option<u32>,
+    /// `static`: calls waiting in the queue (default `workers` × 64).
+    pub buffer: Option<u32>,
+    /// `inline`, `lazy`, `adaptive`: most instances at once.
+    pub max_size: Option<u32>,
+    /// `adaptive`: fewest instances kept.
+    pub min_size: Option<u32>,
+    /// `lazy`: an instance idle this long is dropped.
+    pub idle_timeout_ms: Option<u64>,
+    /// `adaptive`: instantiate `min_size` instances at load.
+    pub warm_start: Option<bool>,
+    /// Recycle an instance after this many calls.
+    pub max_calls: Option<u64>,
+}
+
+/// Per-function limits (`limits:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Stop a call that runs longer than this. Must be at least 1; the
+    /// default is [`crate::limits::DEFAULT_MAX_EXECUTION_MS`].
+    pub max_execution_ms: Option<u64>,
+    /// Most bytes of linear memory an instance may grow to.
+    pub max_memory_bytes: Option<u64>,
+    /// Most bytes a call may write to stdout and stderr together.
+    pub max_output_bytes: Option<u64>,
+}
+
+/// What a guest sees of WASI (`wasi:`). Empty unless filled.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasiConfig {
+    /// argv after the program name.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The guest's working directory; absolute.
+    pub cwd: Option<String>,
+    /// Environment variables mapped from `env.variable` entries.
+    #[serde(default)]
+    pub env: Vec<EnvMapping>,
+    /// Host folders (`fs.directory` entries) mapped to guest paths.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+}
+
+impl WasiConfig {
+    /// Whether nothing at all is configured.
+    pub fn is_empty(&self) -> bool {
+        self == &WasiConfig::default()
+    }
+}
+
+/// One `wasi.env` item: an `env.variable` entry seen by the guest as `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvMapping {
+    /// The `env.variable` entry's id.
+    pub id: String,
+    /// The variable's name inside the guest.
+    pub name: String,
+    /// Fail the call when the variable has no value. Default `false`.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// One `wasi.mounts` item.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    /// The `fs.directory` entry's id.
+    pub fs: String,
+    /// The absolute path the guest sees it at.
+    pub guest: String,
+    /// Refuse writes. Default `false`.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Where a function's module comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleSource {
+    /// WAT text written inline in the registry.
+    WatInline(String),
+    /// A WAT file (`source: file://…`), relative to the declaring file.
+    WatFile(PathBuf),
+    /// A binary in an `fs.directory` entry (`fs` + `path`).
+    FsPath {
+        /// The `fs.directory` entry's id.
+        fs: String,
+        /// The file inside that folder (`/x.wasm` or `x.wasm`).
+        path: String,
+    },
+    /// A binary fetched from a URL (`file://`, `http://`, `https://`).
+    Url(String),
+}
+
+/// A function entry (`function.wat`, `function.wasm`, or a Dapr binding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionConfig {
+    /// Where the module comes from.
+    pub source: ModuleSource,
+    /// The pinned sha256 of the module's bytes (required for `fs` + `path`).
+    pub hash: Option<Sha256Hash>,
+    /// The export to call: `func`, `iface#func` or `pkg:ns/iface#func`.
+    pub method: Option<String>,
+    /// WIT function declarations for a core module.
+    pub wit: Option<String>,
+    /// How the call crosses into the guest. Default [`Abi::Wit`].
+    pub abi: Abi,
+    /// The worker pool; `None` when not given.
+    pub pool: Option<PoolConfig>,
+    /// HTTP mapping. Default [`Transport::Payload`].
+    pub transport: Transport,
+    /// Capabilities that reach outside (`wasi:sockets`, `wasi:http`).
+    pub imports: Vec<String>,
+    /// What the guest sees of WASI.
+    pub wasi: WasiConfig,
+    /// Limits.
+    pub limits: LimitsConfig,
+    /// Dapr's `strictSandbox`: a deterministic world.
+    pub strict_sandbox: bool,
+}
+
+/// An `fs.directory` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryConfig {
+    /// The host folder, resolved against the declaring file's folder.
+    pub directory: PathBuf,
+}
+
+/// An `env.variable` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVariableConfig {
+    /// The host environment variable to read.
+    pub variable: String,
+    /// The value used when the host variable is not set.
+    pub default: Option<String>,
+}

@@ -1,0 +1,173 @@
+//! Dapr component files (`kind: Component`, `spec.type: bindings.wasm`).
+//!
+//! A binding becomes a function entry with `abi: wasi-command` whose id is
+//! `metadata.name`. Its `url` stays as written: a `file://` URL is relative
+//! to the working directory, as in Dapr.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::config::{Abi, FunctionConfig, LimitsConfig, ModuleSource, Transport, WasiConfig};
+use super::entry::{Entry, EntryKind};
+use super::fields::{Fields, Findings};
+use crate::error::Problem;
+use crate::hash::Sha256Hash;
+
+/// The one Dapr component type wafer runs.
+pub(crate) const WASM_BINDING: &str = "bindings.wasm";
+
+/// Whether a YAML document is a Dapr component (`apiVersion: dapr.io/…`,
+/// `kind: Component`).
+pub(crate) fn is_dapr_component(document: &Value) -> bool {
+    let api = document.get("apiVersion").and_then(Value::as_str);
+    let kind = document.get("kind").and_then(Value::as_str);
+    api.is_some_and(|a| a.starts_with("dapr.io/")) && kind == Some("Component")
+}
+
+/// The component's `spec.type`, if it has one.
+pub(crate) fn component_type(document: &Value) -> Option<&str> {
+    document.get("spec")?.get("type")?.as_str()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Spec {
+    #[serde(rename = "type")]
+    _type: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    ignore_errors: Option<bool>,
+    #[serde(default)]
+    init_timeout: Option<String>,
+    #[serde(default)]
+    metadata: Vec<MetadataItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MetadataItem {
+    name: String,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default)]
+    secret_key_ref: Option<Value>,
+}
+
+const METADATA_NAMES: &[&str] = &["url", "strictSandbox", "direction", "route", "hash"];
+
+/// Parses a `bindings.wasm` component, reporting every problem into
+/// `findings`.
+pub(crate) fn parse_binding(path: &Path, document: &Value, findings: &mut Findings) -> Option<Entry> {
+    let top = document.as_object()?;
+    let name = document.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
+    let label = name.unwrap_or("(unnamed Dapr component)");
+    let mut fields = Fields::new(top, Problem::new("").in_file(path).in_entry(label), findings);
+    fields.reject_unknown("a Dapr component", &["apiVersion", "kind", "metadata", "spec", "auth", "scopes"]);
+    if name.is_none() {
+        fields.problem("metadata.name", "missing required field");
+    }
+    let spec: Spec = fields.required("spec")?;
+    if spec.version.as_deref().is_some_and(|v| v != "v1") {
+        fields.problem("spec.version", "bindings.wasm has only version v1");
+    }
+    let _ = (spec.ignore_errors, spec.init_timeout);
+    let mut url = None;
+    let mut strict_sandbox = false;
+    let mut hash = None;
+    for (index, item) in spec.metadata.iter().enumerate() {
+        let field = format!("spec.metadata[{index}]");
+        if item.secret_key_ref.is_some() {
+            fields.problem(&field, "secretKeyRef is not supported; give `value`");
+            continue;
+        }
+        let value = match &item.value {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        match item.name.as_str() {
+            "url" => url = Some(value),
+            "strictSandbox" => match value.as_str() {
+                "true" => strict_sandbox = true,
+                "false" | "" => strict_sandbox = false,
+                other => fields.problem(&field, format!("strictSandbox must be true or false, not `{other}`")),
+            },
+            "hash" => match value.parse::<Sha256Hash>() {
+                Ok(h) => hash = Some(h),
+                Err(message) => fields.problem(&field, message),
+            },
+            "direction" | "route" => {}
+            other => fields.problem(
+                &field,
+                format!("unknown metadata `{other}` for bindings.wasm (known: {})", METADATA_NAMES.join(", ")),
+            ),
+        }
+    }
+    if url.is_none() {
+        fields.problem("spec.metadata", "missing required metadata `url`");
+    }
+    fields.inactive("spec.type", "bindings.wasm runs with abi wasi-command, which is not active yet");
+    if fields.has_problems() {
+        return None;
+    }
+    let function = FunctionConfig {
+        source: ModuleSource::Url(url?),
+        hash,
+        method: None,
+        wit: None,
+        abi: Abi::WasiCommand,
+        pool: None,
+        transport: Transport::Payload,
+        imports: Vec::new(),
+        wasi: WasiConfig::default(),
+        limits: LimitsConfig::default(),
+        strict_sandbox,
+    };
+    Some(Entry {
+        id: name?.to_string(),
+        file: path.to_path_buf(),
+        kind: EntryKind::Function(Box::new(function)),
+        meta: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_binding_parses() {
+        let document: Value = serde_norway::from_str(
+            r#"
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: wasm
+spec:
+  type: bindings.wasm
+  version: v1
+  metadata:
+  - name: url
+    value: "file://uppercase.wasm"
+  - name: direction
+    value: "output"
+  - name: strictSandbox
+    value: true
+"#,
+        )
+        .unwrap();
+        assert!(is_dapr_component(&document));
+        let mut findings = Findings::default();
+        let entry = parse_binding(Path::new("c.yaml"), &document, &mut findings).unwrap();
+        assert!(findings.problems.is_empty(), "{:?}", findings.problems);
+        assert_eq!(entry.id, "wasm");
+        assert_eq!(entry.kind_name(), "bindings.wasm");
+        let function = entry.function().unwrap();
+        assert!(function.strict_sandbox);
+        assert_eq!(function.abi, Abi::WasiCommand);
+    }
+}

@@ -1,0 +1,295 @@
+//! One registry entry: its id, where it was declared, and its kind-specific
+//! configuration, parsed from a YAML mapping with every mistake reported.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::config::*;
+use super::fields::Fields;
+use crate::hash::Sha256Hash;
+
+/// A registry entry that loaded without problems.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// `namespace:name` for Wippy entries, `metadata.name` for Dapr ones.
+    pub id: String,
+    /// The file that declares it.
+    pub file: PathBuf,
+    /// The kind and its configuration.
+    pub kind: EntryKind,
+    /// The free-form `meta` map, if any.
+    pub meta: Option<Value>,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// `fs.directory`: a host folder.
+    Directory(DirectoryConfig),
+    /// `env.variable`: a value from the host environment.
+    EnvVariable(EnvVariableConfig),
+    /// `function.wat`, `function.wasm` or a Dapr `bindings.wasm` component.
+    Function(Box<FunctionConfig>),
+    /// `http.service`: accepted, not active yet.
+    HttpService,
+    /// `http.endpoint`: accepted, not active yet.
+    HttpEndpoint {
+        /// The function the endpoint calls.
+        func: String,
+    },
+    /// `pipeline`: accepted, not active yet.
+    Pipeline,
+}
+
+impl Entry {
+    /// The kind as written in YAML (`function.wasm`, `bindings.wasm`...).
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            EntryKind::Directory(_) => "fs.directory",
+            EntryKind::EnvVariable(_) => "env.variable",
+            EntryKind::Function(_) if self.is_dapr() => "bindings.wasm",
+            EntryKind::Function(f) => match &f.source {
+                ModuleSource::WatInline(_) | ModuleSource::WatFile(_) => "function.wat",
+                _ => "function.wasm",
+            },
+            EntryKind::HttpService => "http.service",
+            EntryKind::HttpEndpoint { .. } => "http.endpoint",
+            EntryKind::Pipeline => "pipeline",
+        }
+    }
+
+    /// Whether the entry came from a Dapr component file (its id has no `:`).
+    pub fn is_dapr(&self) -> bool {
+        !self.id.contains(':')
+    }
+
+    /// The function configuration, if this is a function.
+    pub fn function(&self) -> Option<&FunctionConfig> {
+        match &self.kind {
+            EntryKind::Function(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// The kinds a Wippy `_index.yaml` may declare.
+pub(crate) const KINDS: &[&str] = &[
+    "fs.directory",
+    "env.variable",
+    "function.wat",
+    "function.wasm",
+    "http.service",
+    "http.endpoint",
+    "pipeline",
+];
+
+const COMMON: &[&str] = &["name", "kind", "meta"];
+const FUNCTION_COMMON: &[&str] =
+    &["method", "wit", "abi", "pool", "transport", "imports", "wasi", "limits"];
+
+/// Fully qualifies a reference: `name` means `namespace:name`.
+pub(crate) fn qualify(namespace: &str, reference: &str) -> String {
+    if reference.contains(':') { reference.to_string() } else { format!("{namespace}:{reference}") }
+}
+
+/// Everything needed to read one Wippy entry.
+pub(crate) struct EntrySite<'a> {
+    pub namespace: &'a str,
+    /// The folder of the declaring file; relative paths start here.
+    pub base_dir: &'a Path,
+}
+
+/// The fields an entry kind accepts: the common ones, the function ones if
+/// `function`, and `extra`.
+fn known(extra: &[&'static str], function: bool) -> Vec<&'static str> {
+    let mut all = COMMON.to_vec();
+    if function {
+        all.extend_from_slice(FUNCTION_COMMON);
+    }
+    all.extend_from_slice(extra);
+    all
+}
+
+/// Parses the fields of a Wippy entry of `kind`. Returns `None` when a
+/// problem was reported.
+pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> Option<EntryKind> {
+    let parsed = match kind {
+        "fs.directory" => {
+            fields.reject_unknown(kind, &known(&["directory"], false));
+            let directory: Option<String> = fields.required("directory");
+            directory.map(|d| EntryKind::Directory(DirectoryConfig { directory: site.base_dir.join(d) }))
+        }
+        "env.variable" => {
+            fields.reject_unknown(kind, &known(&["variable", "default"], false));
+            let variable: Option<String> = fields.required("variable");
+            let default: Option<String> = fields.optional("default");
+            variable.map(|variable| EntryKind::EnvVariable(EnvVariableConfig { variable, default }))
+        }
+        "function.wat" => {
+            fields.reject_unknown(kind, &known(&["source"], true));
+            let source = fields.required::<String>("source").map(|s| match s.strip_prefix("file://") {
+                Some(path) => ModuleSource::WatFile(site.base_dir.join(path)),
+                None => ModuleSource::WatInline(s),
+            });
+            parse_function(fields, site, source, None)
+        }
+        "function.wasm" => {
+            fields.reject_unknown(kind, &known(&["fs", "path", "hash", "url"], true));
+            let (source, hash) = parse_wasm_source(fields, site);
+            parse_function(fields, site, source, hash)
+        }
+        "http.service" => {
+            fields.reject_unknown(kind, &known(&["addr", "lifecycle"], false));
+            fields.inactive("kind", "http.service entries are not active yet");
+            Some(EntryKind::HttpService)
+        }
+        "http.endpoint" => {
+            fields.reject_unknown(kind, &known(&["method", "path", "func"], false));
+            let _: Option<String> = fields.required("method");
+            let _: Option<String> = fields.required("path");
+            let func = fields.required::<String>("func").map(|f| qualify(site.namespace, &f));
+            fields.inactive("kind", "http.endpoint entries are not active yet");
+            func.map(|func| EntryKind::HttpEndpoint { func })
+        }
+        "pipeline" => {
+            let io = ["input", "inputs", "processors", "output", "outputs"];
+            fields.reject_unknown(kind, &known(&io, false));
+            fields.inactive("kind", "pipeline entries are not active yet");
+            Some(EntryKind::Pipeline)
+        }
+        other => {
+            fields.problem("kind", format!("unknown kind `{other}` (known: {})", KINDS.join(", ")));
+            None
+        }
+    };
+    parsed.filter(|_| !fields.has_problems())
+}
+
+fn parse_wasm_source(
+    fields: &mut Fields,
+    site: &EntrySite,
+) -> (Option<ModuleSource>, Option<Option<Sha256Hash>>) {
+    let hash = parse_hash(fields);
+    let url: Option<String> = fields.optional("url");
+    let fs: Option<String> = fields.optional("fs");
+    let path: Option<String> = fields.optional("path");
+    let source = match (url, fs, path) {
+        (Some(url), None, None) => {
+            fields.inactive("url", "module URLs are not active yet");
+            Some(ModuleSource::Url(url))
+        }
+        (None, Some(fs), Some(path)) => {
+            if hash.as_ref().is_some_and(Option::is_none) && !fields.has("hash") {
+                fields.problem("hash", "missing required field (sha256:<hex> of the module)");
+            }
+            Some(ModuleSource::FsPath { fs: qualify(site.namespace, &fs), path })
+        }
+        (Some(_), _, _) => {
+            fields.problem("url", "give either `url` or `fs` + `path`, not both");
+            None
+        }
+        (None, Some(_), None) => {
+            fields.problem("path", "missing required field (the module's file inside `fs`)");
+            None
+        }
+        (None, None, Some(_)) => {
+            fields.problem("fs", "missing required field (the fs.directory entry holding `path`)");
+            None
+        }
+        (None, None, None) => {
+            fields.problem("fs", "missing required field: give `fs` + `path` + `hash`, or `url`");
+            None
+        }
+    };
+    (source, hash)
+}
+
+/// `Some(None)` when there is no hash, `None` when the hash is malformed.
+fn parse_hash(fields: &mut Fields) -> Option<Option<Sha256Hash>> {
+    match fields.optional::<String>("hash") {
+        None if fields.has("hash") => None,
+        None => Some(None),
+        Some(text) => match text.parse::<Sha256Hash>() {
+            Ok(hash) => Some(Some(hash)),
+            Err(message) => {
+                fields.problem("hash", message);
+                None
+            }
+        },
+    }
+}
+
+fn parse_function(
+    fields: &mut Fields,
+    site: &EntrySite,
+    source: Option<ModuleSource>,
+    hash: Option<Option<Sha256Hash>>,
+) -> Option<EntryKind> {
+    let abi: Abi = fields.optional("abi").unwrap_or_default();
+    let method: Option<String> = fields.optional("method");
+    if abi == Abi::Wit && method.is_none() && !fields.has("method") {
+        fields.problem("method", "missing required field (the export to call)");
+    }
+    if abi != Abi::Wit {
+        fields.inactive("abi", format!("abi {} is not active yet", abi.as_str()));
+    }
+    let wit: Option<String> = fields.optional("wit");
+    let pool: Option<PoolConfig> = fields.optional("pool");
+    if let Some(pool) = &pool {
+        note_pool(fields, pool);
+    }
+    let transport: Transport = fields.optional("transport").unwrap_or_default();
+    if transport != Transport::Payload {
+        fields.inactive("transport", "transport wasi-http is not active yet");
+    }
+    let imports: Vec<String> = fields.optional("imports").unwrap_or_default();
+    if !imports.is_empty() {
+        fields.inactive("imports", "imports are not active yet: nothing beyond empty WASI is linked");
+    }
+    let mut wasi: WasiConfig = fields.optional("wasi").unwrap_or_default();
+    if !wasi.is_empty() {
+        fields.inactive("wasi", "wasi args, cwd, env and mounts are not active yet");
+    }
+    for mapping in &mut wasi.env {
+        mapping.id = qualify(site.namespace, &mapping.id);
+    }
+    for mount in &mut wasi.mounts {
+        mount.fs = qualify(site.namespace, &mount.fs);
+    }
+    let limits: LimitsConfig = fields.optional("limits").unwrap_or_default();
+    if limits.max_execution_ms == Some(0) {
+        fields.problem("limits.max_execution_ms", "must be at least 1 (0 would stop every call at once)");
+    }
+    if limits.max_memory_bytes.is_some() {
+        fields.inactive("limits.max_memory_bytes", "memory limits are not active yet");
+    }
+    if limits.max_output_bytes.is_some() {
+        fields.inactive("limits.max_output_bytes", "output limits are not active yet");
+    }
+    Some(EntryKind::Function(Box::new(FunctionConfig {
+        source: source?,
+        hash: hash?,
+        method,
+        wit,
+        abi,
+        pool,
+        transport,
+        imports,
+        wasi,
+        limits,
+        strict_sandbox: false,
+    })))
+}
+
+fn note_pool(fields: &mut Fields, pool: &PoolConfig) {
+    if pool.kind != PoolKind::Inline {
+        fields.inactive(
+            "pool",
+            "pool sizing is not active yet: warm instances are reused, without a bound",
+        );
+    } else if pool.max_size.is_some() {
+        fields.inactive("pool.max_size", "pool sizing is not active yet");
+    }
+}

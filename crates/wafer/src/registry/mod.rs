@@ -1,0 +1,315 @@
+//! The registry: entries declared in YAML, loaded from a file or a folder.
+//!
+//! Wippy's `_index.yaml` is the native format (a `version`, a dotted
+//! `namespace`, a list of `entries`); Dapr component files of type
+//! `bindings.wasm` are read too. Loading never stops at the first mistake:
+//! [`Registry::problems`] holds every refused entry with its file, entry and
+//! field, and the entries without problems are usable.
+//!
+//! What a folder walk reads: every `_index.yaml` (or `_index.yml`), and every
+//! other `*.yaml`/`*.yml` whose top level is a Dapr component. Other YAML and
+//! Dapr components of other types are listed in [`Registry::skipped`].
+//! Hidden folders are not entered.
+//!
+//! ```
+//! let registry = wafer::Registry::from_yaml("inline.yaml", r#"
+//! version: "1.0"
+//! namespace: app
+//! entries:
+//!   - name: answer
+//!     kind: function.wat
+//!     source: '(module (func (export "answer") (result i32) i32.const 42))'
+//!     wit: "answer: func() -> s32;"
+//!     method: answer
+//! "#);
+//! assert!(registry.problems().is_empty());
+//! assert!(registry.get("app:answer").is_some());
+//! ```
+
+mod config;
+mod dapr;
+mod entry;
+mod fields;
+mod index_file;
+mod module;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use config::*;
+pub use entry::{Entry, EntryKind};
+
+use crate::error::Problem;
+use fields::Findings;
+
+/// A file the walk read and left aside, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it holds no entries.
+    pub reason: String,
+}
+
+/// Loaded registry entries, with every problem found on the way.
+#[derive(Debug, Default)]
+pub struct Registry {
+    entries: Vec<Entry>,
+    index: HashMap<String, usize>,
+    refused: BTreeMap<String, Vec<Problem>>,
+    findings: Findings,
+    skipped: Vec<SkippedFile>,
+}
+
+impl Registry {
+    /// Loads a registry file, or every registry file under a folder.
+    ///
+    /// # Errors
+    ///
+    /// Only when `path` itself cannot be read; everything wrong inside the
+    /// registry is reported by [`Registry::problems`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Registry, Problem> {
+        let path = path.as_ref();
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| Problem::new(format!("cannot read registry: {e}")).in_file(path))?;
+        let mut loader = Loader::default();
+        if metadata.is_dir() {
+            loader.walk(path);
+            if loader.entries.is_empty() && loader.findings.problems.is_empty() {
+                let message = "no registry files here (expected _index.yaml or Dapr component files)";
+                loader.findings.problems.push(Problem::new(message).in_file(path));
+            }
+        } else {
+            loader.read_file(path, true);
+        }
+        Ok(loader.finish())
+    }
+
+    /// Loads a registry from YAML text, as if read from `file_name` (relative
+    /// paths inside start at the current directory). For tests and embedding.
+    pub fn from_yaml(file_name: impl AsRef<Path>, text: &str) -> Registry {
+        let mut loader = Loader::default();
+        loader.read_text(file_name.as_ref(), text, true);
+        loader.finish()
+    }
+
+    /// The entries that loaded without problems, sorted by id.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The entry with this id, if it loaded without problems.
+    pub fn get(&self, id: &str) -> Option<&Entry> {
+        self.index.get(id).map(|&i| &self.entries[i])
+    }
+
+    /// Every problem, in the order found: file by file, entry by entry.
+    pub fn problems(&self) -> &[Problem] {
+        &self.findings.problems
+    }
+
+    /// The problems that refused the entry `id`, if it was refused.
+    pub fn refusal(&self, id: &str) -> Option<&[Problem]> {
+        self.refused.get(id).map(Vec::as_slice)
+    }
+
+    /// Fields and kinds that are accepted but whose behaviour is not active
+    /// yet, located like problems.
+    pub fn inactive(&self) -> &[Problem] {
+        &self.findings.inactive
+    }
+
+    /// Files read and left aside.
+    pub fn skipped(&self) -> &[SkippedFile] {
+        &self.skipped
+    }
+}
+
+#[derive(Default)]
+struct Loader {
+    entries: Vec<Entry>,
+    findings: Findings,
+    skipped: Vec<SkippedFile>,
+}
+
+impl Loader {
+    fn walk(&mut self, root: &Path) {
+        let walk = walkdir::WalkDir::new(root).sort_by_file_name().into_iter().filter_entry(|e| {
+            e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')
+        });
+        for item in walk {
+            match item {
+                Ok(item) if item.file_type().is_file() && is_yaml(item.path()) => {
+                    let is_index = matches!(item.file_name().to_str(), Some("_index.yaml" | "_index.yml"));
+                    self.read_file(item.path(), is_index);
+                }
+                Ok(_) => {}
+                Err(e) => self.findings.problems.push(
+                    Problem::new(format!("cannot read: {e}"))
+                        .in_file(e.path().unwrap_or(root).to_path_buf()),
+                ),
+            }
+        }
+    }
+
+    fn read_file(&mut self, path: &Path, is_index: bool) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.read_text(path, &text, is_index),
+            Err(e) => self.findings.problems.push(Problem::new(format!("cannot read: {e}")).in_file(path)),
+        }
+    }
+
+    /// Reads one file's text. A file named on the command line or called
+    /// `_index.yaml` must be a registry file; others are skipped unless they
+    /// are Dapr components.
+    fn read_text(&mut self, path: &Path, text: &str, is_index: bool) {
+        let mut documents = Vec::new();
+        for document in serde_norway::Deserializer::from_str(text) {
+            match Value::deserialize(document) {
+                Ok(Value::Null) => {}
+                Ok(value) => documents.push(value),
+                Err(e) if is_index => {
+                    self.findings.problems.push(Problem::new(format!("not valid YAML: {e}")).in_file(path));
+                    return;
+                }
+                Err(e) => {
+                    self.skip(path, format!("not valid YAML: {e}"));
+                    return;
+                }
+            }
+        }
+        for document in documents {
+            if dapr::is_dapr_component(&document) {
+                match dapr::component_type(&document) {
+                    Some(dapr::WASM_BINDING) => {
+                        let entry = dapr::parse_binding(path, &document, &mut self.findings);
+                        self.entries.extend(entry);
+                    }
+                    other => self.skip(path, format!("Dapr component of type {}", other.unwrap_or("(none)"))),
+                }
+            } else if is_index || document.get("entries").is_some() || document.get("namespace").is_some() {
+                let entries = index_file::parse_index_file(path, &document, &mut self.findings);
+                self.entries.extend(entries);
+            } else {
+                self.skip(path, "neither a registry file nor a Dapr component".into());
+            }
+        }
+    }
+
+    fn skip(&mut self, path: &Path, reason: String) {
+        self.skipped.push(SkippedFile { path: path.to_path_buf(), reason });
+    }
+
+    /// Cross-entry checks: duplicate ids and references to missing entries.
+    /// A duplicate is reported and dropped; the first declaration stays.
+    fn finish(mut self) -> Registry {
+        let mut by_id: BTreeMap<String, Entry> = BTreeMap::new();
+        for entry in self.entries {
+            if let Some(first) = by_id.get(&entry.id) {
+                let message = format!("duplicate id, first declared in {}", first.file.display());
+                let problem = Problem::new(message).in_file(&entry.file).in_entry(&entry.id).at_field("name");
+                self.findings.problems.push(problem);
+            } else {
+                by_id.insert(entry.id.clone(), entry);
+            }
+        }
+        let mut refused: BTreeMap<String, Vec<Problem>> = BTreeMap::new();
+        // Entries with problems of their own never reached `by_id`.
+        for problem in &self.findings.problems {
+            if let Some(id) = problem.entry.as_ref().filter(|id| !by_id.contains_key(*id)) {
+                refused.entry(id.clone()).or_default().push(problem.clone());
+            }
+        }
+        for entry in by_id.values() {
+            let problems = dangling_references(entry, &by_id);
+            if !problems.is_empty() {
+                self.findings.problems.extend(problems.iter().cloned());
+                refused.insert(entry.id.clone(), problems);
+            }
+        }
+        let mut registry = Registry { skipped: self.skipped, findings: self.findings, ..Registry::default() };
+        for (id, entry) in by_id {
+            if !refused.contains_key(&id) {
+                registry.index.insert(id, registry.entries.len());
+                registry.entries.push(entry);
+            }
+        }
+        registry.refused = refused;
+        registry
+    }
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// Every reference from `entry` to an entry that is missing or of the
+/// wrong kind.
+fn dangling_references(entry: &Entry, by_id: &BTreeMap<String, Entry>) -> Vec<Problem> {
+    let mut references: Vec<(String, &str, &str)> = Vec::new();
+    match &entry.kind {
+        EntryKind::Function(function) => {
+            if let ModuleSource::FsPath { fs, .. } = &function.source {
+                references.push(("fs".into(), fs, "fs.directory"));
+            }
+            for (i, env) in function.wasi.env.iter().enumerate() {
+                references.push((format!("wasi.env[{i}].id"), &env.id, "env.variable"));
+            }
+            for (i, mount) in function.wasi.mounts.iter().enumerate() {
+                references.push((format!("wasi.mounts[{i}].fs"), &mount.fs, "fs.directory"));
+            }
+        }
+        EntryKind::HttpEndpoint { func } => references.push(("func".into(), func, "function")),
+        _ => {}
+    }
+    references
+        .into_iter()
+        .filter_map(|(field, target, wanted)| {
+            let message = match by_id.get(target) {
+                None => format!("refers to {target}, which is not in the registry"),
+                Some(found) if !found.kind_name().starts_with(wanted) => {
+                    format!("refers to {target}, a {} entry; expected {wanted}", found.kind_name())
+                }
+                Some(_) => return None,
+            };
+            Some(Problem::new(message).in_file(&entry.file).in_entry(&entry.id).at_field(field))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dangling_and_duplicate_entries_are_refused_with_reasons() {
+        let registry = Registry::from_yaml(
+            "r.yaml",
+            r#"
+version: "1.0"
+namespace: app
+entries:
+  - name: f
+    kind: function.wasm
+    fs: app:nowhere
+    path: /f.wasm
+    hash: sha256:0000000000000000000000000000000000000000000000000000000000000000
+    method: run
+  - name: dir
+    kind: fs.directory
+    directory: .
+  - name: dir
+    kind: fs.directory
+    directory: ./other
+"#,
+        );
+        let fields: Vec<_> = registry.problems().iter().map(|p| p.field.clone().unwrap()).collect();
+        assert_eq!(fields, ["name", "fs"]);
+        assert!(registry.get("app:f").is_none());
+        assert!(registry.refusal("app:f").unwrap()[0].message.contains("app:nowhere"));
+        assert!(registry.get("app:dir").is_some());
+    }
+}
