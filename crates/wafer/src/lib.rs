@@ -1,11 +1,56 @@
 //! wafer runs WebAssembly functions declared in a YAML registry.
+//!
+//! The main types, in the order a call meets them:
+//!
+//! * [`Registry`]: entries loaded from Wippy `_index.yaml` files and Dapr
+//!   component files, with every problem located by file, entry and field.
+//! * [`Runtime`]: the registry plus the one [`engine::WaferEngine`]; the
+//!   single entry point ([`Runtime::call`]) for every surface.
+//! * [`Function`]: one compiled function with its warm instances.
+//! * [`values`]: how JSON arguments and results map onto WIT types.
+//!
+//! Wiring it up:
+//!
+//! 1. load a registry with [`Registry::load`] (or [`Registry::from_yaml`]);
+//! 2. build a [`Runtime`] over it;
+//! 3. call functions by id with JSON arguments.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = wafer::Registry::from_yaml("inline.yaml", r#"
+//! version: "1.0"
+//! namespace: demo
+//! entries:
+//!   - name: add
+//!     kind: function.wat
+//!     source: |
+//!       (module (func (export "add") (param i32 i32) (result i32)
+//!         local.get 0 local.get 1 i32.add))
+//!     method: add
+//! "#);
+//! let runtime = wafer::Runtime::new(registry)?;
+//! let sum = runtime.call("demo:add", &[2.into(), 40.into()]).await?;
+//! assert_eq!(sum, 42);
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
+mod abi;
+pub mod engine;
 pub mod error;
+mod function;
+mod guest_log;
 pub mod hash;
+mod host;
+pub mod inspect;
+pub mod limits;
 pub mod registry;
+mod runtime;
 pub mod values;
 
 pub use error::{Error, Problem, Result};
+pub use function::Function;
 pub use hash::Sha256Hash;
 pub use registry::Registry;
+pub use runtime::Runtime;

@@ -133,7 +133,7 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
                 Some(path) => ModuleSource::WatFile(site.base_dir.join(path)),
                 None => ModuleSource::WatInline(s),
             });
-            parse_function(fields, site, source, None)
+            parse_function(fields, site, source, Some(None))
         }
         "function.wasm" => {
             fields.reject_unknown(kind, &known(&["fs", "path", "hash", "url"], true));

@@ -1,0 +1,160 @@
+//! `abi: wit`, the typed call.
+//!
+//! Guest contract:
+//!
+//! * a **component** exports the function `method` names (`func`,
+//!   `iface#func` or `pkg:ns/iface#func`); its signature is the component's
+//!   own. WASI imports (wasi:cli, wasi:io, …) are linked against an empty
+//!   context; what the guest prints goes to the log.
+//! * a **core module** exports functions following the canonical ABI, with
+//!   the signature from the entry's `wit` (or, for a numeric export without
+//!   `wit`, from its core type). It is wrapped into a component once, at
+//!   load (see `core_module`).
+//!
+//! Arguments and results cross as JSON ([`crate::values`]). A guest's
+//! `result` error is data in the answer, not a failed call. Functions that
+//! take or return resources, futures or streams are refused at load.
+
+mod core_module;
+mod export;
+
+use serde_json::Value;
+use wasmtime::component::types::{ComponentFunc, Type};
+use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, Linker, Val};
+use wasmtime::{Engine, Store};
+
+use crate::host::HostState;
+use crate::registry::FunctionConfig;
+use crate::values::{self, ValueError, wit_signature, wit_type};
+
+pub(crate) use export::list_functions;
+
+/// Why a function could not be loaded, and which entry field is at fault.
+#[derive(Debug)]
+pub(crate) struct LoadError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl LoadError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        LoadError { field, message: message.into() }
+    }
+}
+
+/// A typed function, compiled and pre-linked.
+pub(crate) struct WitFunction {
+    pre: InstancePre<HostState>,
+    export: ComponentExportIndex,
+    params: Vec<(String, Type)>,
+    has_result: bool,
+    signature: String,
+}
+
+impl WitFunction {
+    /// Compiles `module` (a component, or a core module wrapped into one)
+    /// and resolves its imports and the export `method` ahead of any call.
+    pub fn load(
+        engine: &Engine,
+        linker: &Linker<HostState>,
+        module: &[u8],
+        config: &FunctionConfig,
+        source_field: &'static str,
+    ) -> Result<Self, LoadError> {
+        let method = config.method.as_deref().ok_or_else(|| LoadError::new("method", "missing"))?;
+        let component_bytes;
+        let bytes = if wasmparser::Parser::is_core_wasm(module) {
+            let field = if config.wit.is_some() { "wit" } else { "method" };
+            component_bytes = core_module::wrap_core_module(module, config.wit.as_deref(), method)
+                .map_err(|m| LoadError::new(field, m))?;
+            &component_bytes[..]
+        } else {
+            if config.wit.is_some() {
+                tracing::debug!("`wit` is ignored for a component: it carries its own");
+            }
+            module
+        };
+        let component = Component::new(engine, bytes)
+            .map_err(|e| LoadError::new(source_field, format!("not a loadable WebAssembly binary: {e:#}")))?;
+        let (export, func_ty) =
+            export::find_function(engine, &component, method).map_err(|m| LoadError::new("method", m))?;
+        refuse_resources(&func_ty).map_err(|m| LoadError::new("method", m))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::new(source_field, format!("cannot link its imports: {e:#}")))?;
+        Ok(WitFunction {
+            pre,
+            export,
+            params: func_ty.params().map(|(name, ty)| (name.to_string(), ty)).collect(),
+            has_result: func_ty.results().len() > 0,
+            signature: wit_signature(&func_ty),
+        })
+    }
+
+    /// The engine the function was compiled for.
+    pub fn engine(&self) -> &Engine {
+        self.pre.component().engine()
+    }
+
+    /// The function's WIT signature: `func(a: s32, b: s32) -> s32`.
+    pub fn signature(&self) -> &str {
+        &self.signature
+    }
+
+    /// Converts JSON arguments to values of the parameters' types.
+    pub fn args(&self, args: &[Value]) -> Result<Vec<Val>, ValueError> {
+        values::args_from_json(&self.params, args)
+    }
+
+    /// A new instance in `store`, and the function to call in it.
+    pub async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Func> {
+        let instance = self.pre.instantiate_async(&mut *store).await?;
+        instance
+            .get_func(&mut *store, self.export)
+            .ok_or_else(|| wasmtime::Error::msg("the export vanished after instantiation"))
+    }
+
+    /// Calls `func` with `args`; the result as JSON (`null` when the
+    /// function returns nothing).
+    pub async fn call(&self, store: &mut Store<HostState>, func: Func, args: &[Val]) -> wasmtime::Result<Value> {
+        let mut results = [Val::Bool(false)];
+        let results = &mut results[..usize::from(self.has_result)];
+        func.call_async(&mut *store, args, results).await?;
+        Ok(results.first().map_or(Value::Null, values::to_json))
+    }
+}
+
+/// Refuses functions whose values cannot cross as JSON.
+fn refuse_resources(func: &ComponentFunc) -> Result<(), String> {
+    let params = func.params().map(|(name, ty)| (format!("parameter {name}"), ty));
+    let results = func.results().map(|ty| ("result".to_string(), ty));
+    for (what, ty) in params.chain(results) {
+        if let Some(found) = find_unrepresentable(&ty) {
+            return Err(format!(
+                "{what} has type {}, which holds a {found}; resources, futures and streams cannot cross as JSON",
+                wit_type(&ty)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn find_unrepresentable(ty: &Type) -> Option<&'static str> {
+    match ty {
+        Type::Own(_) | Type::Borrow(_) => Some("resource"),
+        Type::Future(_) => Some("future"),
+        Type::Stream(_) => Some("stream"),
+        Type::ErrorContext => Some("error-context"),
+        Type::List(l) => find_unrepresentable(&l.ty()),
+        Type::FixedLengthList(l) => find_unrepresentable(&l.ty()),
+        Type::Map(m) => find_unrepresentable(&m.key()).or_else(|| find_unrepresentable(&m.value())),
+        Type::Option(o) => find_unrepresentable(&o.ty()),
+        Type::Result(r) => {
+            r.ok().and_then(|t| find_unrepresentable(&t)).or_else(|| r.err().and_then(|t| find_unrepresentable(&t)))
+        }
+        Type::Tuple(t) => t.types().find_map(|t| find_unrepresentable(&t)),
+        Type::Record(r) => r.fields().find_map(|f| find_unrepresentable(&f.ty)),
+        Type::Variant(v) => v.cases().find_map(|c| c.ty.and_then(|t| find_unrepresentable(&t))),
+        _ => None,
+    }
+}

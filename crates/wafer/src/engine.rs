@@ -1,0 +1,142 @@
+//! The one wasmtime [`Engine`] of a process.
+//!
+//! Everything that shapes compiled code is fixed here and does not depend on
+//! the registry: memory reservation and guard sizes, epoch interruption, the
+//! component model. So code compiled once stays valid while the registry
+//! changes; only instance counts ([`EngineSettings::max_instances`]) may be
+//! sized from it.
+//!
+//! Instances come from wasmtime's pooling allocator (slots reserved up
+//! front, copy-on-write memory images) when the host's address space allows
+//! it, and from the on-demand allocator otherwise; [`WaferEngine::allocator`]
+//! says which and why.
+//!
+//! A ticker thread advances the engine's epoch every [`EPOCH_TICK`]; a
+//! running guest checks its deadline at each tick (see [`crate::limits`]).
+
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the resolution of `max_execution_ms`.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Virtual address space reserved for each linear memory: 4 GiB, so that
+/// 32-bit memories need no bounds checks.
+pub const MEMORY_RESERVATION: u64 = 4 << 30;
+
+/// Guard region after each linear memory.
+pub const MEMORY_GUARD: u64 = 32 << 20;
+
+/// Settings that may vary between processes without invalidating compiled
+/// code.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Most component instances alive at once across all functions (the
+    /// pooling allocator's slot count). Default 1000.
+    pub max_instances: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings { max_instances: 1000 }
+    }
+}
+
+/// Which instance allocator the engine uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allocator {
+    /// wasmtime's pooling allocator with this many instance slots.
+    Pooling {
+        /// Component instance slots.
+        slots: u32,
+    },
+    /// The on-demand allocator, and why pooling was not possible.
+    OnDemand {
+        /// Why the pooling allocator could not be set up.
+        reason: String,
+    },
+}
+
+/// The process's engine, with its epoch ticker running.
+#[derive(Clone)]
+pub struct WaferEngine {
+    engine: Engine,
+    allocator: Allocator,
+}
+
+impl WaferEngine {
+    /// Builds the engine and starts its epoch ticker.
+    ///
+    /// # Errors
+    ///
+    /// When wasmtime cannot build an engine even with the on-demand
+    /// allocator (an unsupported host).
+    pub fn new(settings: &EngineSettings) -> wasmtime::Result<WaferEngine> {
+        let (engine, allocator) = match Engine::new(&config(Some(settings))) {
+            Ok(engine) => (engine, Allocator::Pooling { slots: settings.max_instances }),
+            Err(e) => {
+                let reason = format!("{e:#}");
+                (Engine::new(&config(None))?, Allocator::OnDemand { reason })
+            }
+        };
+        match &allocator {
+            Allocator::Pooling { slots } => {
+                tracing::debug!(slots, "Using the pooling instance allocator.")
+            }
+            Allocator::OnDemand { reason } => {
+                tracing::warn!(%reason, "Pooling allocator unavailable; allocating instances on demand.")
+            }
+        }
+        start_epoch_ticker(&engine)?;
+        Ok(WaferEngine { engine, allocator })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Which allocator is in use.
+    pub fn allocator(&self) -> &Allocator {
+        &self.allocator
+    }
+}
+
+fn config(pooling: Option<&EngineSettings>) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .parallel_compilation(true)
+        .memory_reservation(MEMORY_RESERVATION)
+        .memory_guard_size(MEMORY_GUARD)
+        .memory_init_cow(true);
+    if let Some(settings) = pooling {
+        let slots = settings.max_instances;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            // A Rust wasm32-wasip2 component instantiates several core
+            // modules (its code plus adapter shims).
+            .total_core_instances(slots.saturating_mul(4))
+            .total_memories(slots)
+            .total_tables(slots.saturating_mul(2))
+            .total_stacks(slots)
+            .max_memory_size(MEMORY_RESERVATION as usize);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// Advances the epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new().name("wafer-epoch".into()).spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Describing a WebAssembly binary.

@@ -1,0 +1,149 @@
+//! [`Runtime`]: the single entry point every surface calls through.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::Value;
+use wasmtime::component::Linker;
+
+use crate::abi::wit::WitFunction;
+use crate::engine::{EngineSettings, WaferEngine};
+use crate::error::{Error, Problem, Result};
+use crate::function::Function;
+use crate::host::HostState;
+use crate::registry::{Abi, EntryKind, ModuleSource, Registry};
+
+type Loaded = std::result::Result<Arc<Function>, Vec<Problem>>;
+
+/// A registry, the engine, and the functions compiled so far.
+///
+/// Functions compile on first use (or all at once with
+/// [`Runtime::load_all`]); a compiled function is kept for the runtime's
+/// life. `Runtime` is `Send + Sync`: share it behind an `Arc` and call from
+/// many tasks at once.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let registry = wafer::Registry::load("examples/quickstart")?;
+/// let runtime = wafer::Runtime::new(registry)?;
+/// let sum = runtime.call("quickstart:add", &[2.into(), 40.into()]).await?;
+/// assert_eq!(sum, 42);
+/// # Ok(()) }
+/// ```
+pub struct Runtime {
+    engine: WaferEngine,
+    linker: Linker<HostState>,
+    registry: Registry,
+    functions: Mutex<HashMap<String, Arc<OnceLock<Loaded>>>>,
+}
+
+impl Runtime {
+    /// A runtime over `registry` with a new engine of default settings.
+    ///
+    /// # Errors
+    ///
+    /// When the engine cannot be built (an unsupported host).
+    pub fn new(registry: Registry) -> wasmtime::Result<Runtime> {
+        Runtime::with_engine(registry, WaferEngine::new(&EngineSettings::default())?)
+    }
+
+    /// A runtime over `registry` sharing an existing engine.
+    ///
+    /// # Errors
+    ///
+    /// When WASI cannot be added to the linker (a wasmtime bug).
+    pub fn with_engine(registry: Registry, engine: WaferEngine) -> wasmtime::Result<Runtime> {
+        let mut linker = Linker::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        Ok(Runtime { engine, linker, registry, functions: Mutex::new(HashMap::new()) })
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &WaferEngine {
+        &self.engine
+    }
+
+    /// Calls function `id` with JSON arguments and returns its result as
+    /// JSON. Every surface (CLI, HTTP, pipelines) calls through here.
+    ///
+    /// # Errors
+    ///
+    /// See [`Error`]: an unknown or refused function, bad arguments, a trap,
+    /// an exceeded limit.
+    pub async fn call(&self, id: &str, args: &[Value]) -> Result<Value> {
+        self.function(id)?.call_json(args).await
+    }
+
+    /// The function `id`, compiled on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownFunction`], [`Error::NotAFunction`], or
+    /// [`Error::Refused`] with every reason the entry cannot load.
+    pub fn function(&self, id: &str) -> Result<Arc<Function>> {
+        let slot = {
+            let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+            functions.entry(id.to_string()).or_default().clone()
+        };
+        match slot.get_or_init(|| self.load(id)) {
+            Ok(function) => Ok(function.clone()),
+            Err(problems) if problems.is_empty() => Err(self.not_loadable(id)),
+            Err(problems) => Err(Error::Refused { id: id.to_string(), problems: problems.clone() }),
+        }
+    }
+
+    /// Compiles every function of the registry, calling `progress` after
+    /// each with (done, total). Returns each function's outcome, by id.
+    pub fn load_all(&self, mut progress: impl FnMut(usize, usize)) -> Vec<(String, Result<Arc<Function>>)> {
+        let ids: Vec<String> =
+            self.registry.entries().iter().filter(|e| e.function().is_some()).map(|e| e.id.clone()).collect();
+        let total = ids.len();
+        ids.into_iter()
+            .enumerate()
+            .map(|(done, id)| {
+                let outcome = self.function(&id);
+                progress(done + 1, total);
+                (id, outcome)
+            })
+            .collect()
+    }
+
+    fn not_loadable(&self, id: &str) -> Error {
+        match self.registry.get(id) {
+            Some(entry) => Error::NotAFunction { id: id.to_string(), kind: entry.kind_name().to_string() },
+            None => Error::UnknownFunction { id: id.to_string() },
+        }
+    }
+
+    /// Reads, checks and compiles one function. An empty problem list means
+    /// the id is not a function at all.
+    fn load(&self, id: &str) -> Loaded {
+        if let Some(problems) = self.registry.refusal(id) {
+            return Err(problems.to_vec());
+        }
+        let Some(entry) = self.registry.get(id) else { return Err(Vec::new()) };
+        let EntryKind::Function(config) = &entry.kind else { return Err(Vec::new()) };
+        let locate = |field: &str, message: String| {
+            vec![Problem::new(message).in_file(&entry.file).in_entry(id).at_field(field)]
+        };
+        if config.abi != Abi::Wit {
+            return Err(locate("abi", format!("abi {} is not active yet", config.abi.as_str())));
+        }
+        let bytes = self.registry.module_bytes(id).map_err(|p| vec![p])?;
+        let source_field = match config.source {
+            ModuleSource::WatInline(_) | ModuleSource::WatFile(_) => "source",
+            ModuleSource::FsPath { .. } => "path",
+            ModuleSource::Url(_) => "url",
+        };
+        let started = std::time::Instant::now();
+        let abi = WitFunction::load(self.engine.engine(), &self.linker, &bytes, config, source_field)
+            .map_err(|e| locate(e.field, e.message))?;
+        tracing::debug!(function = id, elapsed = ?started.elapsed(), "Compiled.");
+        Ok(Arc::new(Function::new(id, config, abi)))
+    }
+}
