@@ -1,1 +1,78 @@
-fn main(){}
+//! The `wafer` command: a thin layer over the `wafer` library.
+//!
+//! `main` owns the exit policy: results go to stdout, logs and errors to
+//! stderr (one line, the cause chain joined with `: `), and a closed stdout
+//! pipe is not an error.
+
+mod commands;
+mod exit;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+
+/// Run WebAssembly functions declared in a YAML registry.
+///
+/// A registry is a folder of `_index.yaml` files (Wippy's format) and Dapr
+/// component files. Start with `wafer check` to see what a registry holds,
+/// then `wafer call ID ARGS...`.
+///
+/// Exit codes: 0 success; 1 a call failed or `check` found problems;
+/// 2 bad usage or input (unknown function, bad arguments, unreadable file);
+/// 130 interrupted.
+#[derive(Parser)]
+#[command(name = "wafer", version, max_term_width = 100)]
+struct Cli {
+    /// Log more (-v: info, -vv: debug). WAFER_LOG=<filter> sets the filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log only errors; guest output is not shown.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Call(commands::call::CallArgs),
+    Check(commands::check::CheckArgs),
+    Hash(commands::hash::HashArgs),
+    Inspect(commands::inspect::InspectArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let outcome = match cli.command {
+        Command::Call(args) => commands::call::run(args),
+        Command::Check(args) => commands::check::run(args),
+        Command::Hash(args) => commands::hash::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,wafer::guest=info",
+        (false, 1) => "info",
+        (false, _) => "debug,cranelift_codegen=info,wasmtime=info",
+    };
+    let filter = std::env::var("WAFER_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

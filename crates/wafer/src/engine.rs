@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use crate::error::EngineError;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances: the resolution of `max_execution_ms`.
@@ -72,7 +73,7 @@ impl WaferEngine {
     ///
     /// When wasmtime cannot build an engine even with the on-demand
     /// allocator (an unsupported host).
-    pub fn new(settings: &EngineSettings) -> wasmtime::Result<WaferEngine> {
+    pub fn new(settings: &EngineSettings) -> Result<WaferEngine, EngineError> {
         let (engine, allocator) = match Engine::new(&config(Some(settings))) {
             Ok(engine) => (engine, Allocator::Pooling { slots: settings.max_instances }),
             Err(e) => {
@@ -88,7 +89,8 @@ impl WaferEngine {
                 tracing::warn!(%reason, "Pooling allocator unavailable; allocating instances on demand.")
             }
         }
-        start_epoch_ticker(&engine)?;
+        start_epoch_ticker(&engine)
+            .map_err(|e| EngineError { message: format!("cannot start the epoch ticker: {e}") })?;
         Ok(WaferEngine { engine, allocator })
     }
 

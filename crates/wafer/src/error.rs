@@ -105,12 +105,12 @@ pub enum Error {
         problems: Vec<Problem>,
     },
     /// The arguments do not match the function's signature.
-    #[error("{id}: {source}")]
+    #[error("{id}: {detail}")]
     Arguments {
         /// The function's id.
         id: String,
         /// What is wrong and where, inside the arguments.
-        source: ValueError,
+        detail: ValueError,
     },
     /// The guest trapped (`unreachable`, out-of-bounds access, stack
     /// overflow...). The instance is discarded.
@@ -154,6 +154,21 @@ pub enum Error {
     },
 }
 
+/// The engine could not be built, or WASI could not be linked: the host
+/// cannot run wafer at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the engine: {message}")]
+pub struct EngineError {
+    /// What wasmtime reported.
+    pub message: String,
+}
+
+impl From<wasmtime::Error> for EngineError {
+    fn from(error: wasmtime::Error) -> Self {
+        EngineError { message: format!("{error:#}") }
+    }
+}
+
 fn join_problems(problems: &[Problem]) -> String {
     let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
     lines.join("; ")
@@ -175,12 +190,16 @@ impl Error {
         }
     }
 
-    /// Whether the caller's input was at fault (unknown id, bad arguments),
-    /// as opposed to the guest or the host.
-    pub fn is_caller_error(&self) -> bool {
+    /// Whether the call never started because of its input (an unknown or
+    /// refused function, bad arguments), as opposed to failing in the guest
+    /// or the host.
+    pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            Error::UnknownFunction { .. } | Error::NotAFunction { .. } | Error::Arguments { .. }
+            Error::UnknownFunction { .. }
+                | Error::NotAFunction { .. }
+                | Error::Refused { .. }
+                | Error::Arguments { .. }
         )
     }
 }

@@ -49,7 +49,7 @@ pub mod registry;
 mod runtime;
 pub mod values;
 
-pub use error::{Error, Problem, Result};
+pub use error::{EngineError, Error, Problem, Result};
 pub use function::Function;
 pub use hash::Sha256Hash;
 pub use registry::Registry;

@@ -8,7 +8,7 @@ use wasmtime::component::Linker;
 
 use crate::abi::wit::WitFunction;
 use crate::engine::{EngineSettings, WaferEngine};
-use crate::error::{Error, Problem, Result};
+use crate::error::{EngineError, Error, Problem, Result};
 use crate::function::Function;
 use crate::host::HostState;
 use crate::registry::{Abi, EntryKind, ModuleSource, Registry};
@@ -43,7 +43,7 @@ impl Runtime {
     /// # Errors
     ///
     /// When the engine cannot be built (an unsupported host).
-    pub fn new(registry: Registry) -> wasmtime::Result<Runtime> {
+    pub fn new(registry: Registry) -> std::result::Result<Runtime, EngineError> {
         Runtime::with_engine(registry, WaferEngine::new(&EngineSettings::default())?)
     }
 
@@ -52,7 +52,7 @@ impl Runtime {
     /// # Errors
     ///
     /// When WASI cannot be added to the linker (a wasmtime bug).
-    pub fn with_engine(registry: Registry, engine: WaferEngine) -> wasmtime::Result<Runtime> {
+    pub fn with_engine(registry: Registry, engine: WaferEngine) -> std::result::Result<Runtime, EngineError> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Ok(Runtime { engine, linker, registry, functions: Mutex::new(HashMap::new()) })

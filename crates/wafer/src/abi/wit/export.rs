@@ -62,7 +62,7 @@ fn interface_matches(name: &str, wanted: &str) -> bool {
 }
 
 /// Every callable export, written as a `method` would name it.
-pub(crate) fn list_functions(engine: &Engine, component: &Component) -> String {
+fn list_functions(engine: &Engine, component: &Component) -> String {
     let mut names = Vec::new();
     for (name, item) in component.component_type().exports(engine) {
         match item.ty {

@@ -27,8 +27,6 @@ use crate::host::HostState;
 use crate::registry::FunctionConfig;
 use crate::values::{self, ValueError, wit_signature, wit_type};
 
-pub(crate) use export::list_functions;
-
 /// Why a function could not be loaded, and which entry field is at fault.
 #[derive(Debug)]
 pub(crate) struct LoadError {

@@ -1,0 +1,133 @@
+//! `wafer check [DIR]`: load and compile a whole registry, list every entry,
+//! every skipped file and every problem.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use wafer::registry::{Entry, SkippedFile};
+use wafer::{Problem, Runtime};
+
+use super::{load_registry, print_line};
+use crate::exit::Failure;
+
+/// Check a registry: every entry, skipped file and problem.
+///
+/// Loads and compiles every function, then lists the entries with their
+/// signatures, the files skipped, the fields not active yet, and every
+/// problem with its file, entry and field. Exits 1 if there is any problem.
+/// Environment values are never printed.
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// The registry folder or file.
+    #[arg(default_value = ".")]
+    registry: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Listed<'a> {
+    entry: &'a Entry,
+    signature: Option<String>,
+}
+
+pub fn run(args: CheckArgs) -> Result<(), Failure> {
+    let registry = load_registry(&args.registry)?;
+    let runtime = Runtime::new(registry).map_err(Failure::failed)?;
+    let show_progress = std::io::stderr().is_terminal();
+    let loaded = runtime.load_all(|done, total| {
+        if show_progress {
+            eprint!("\rcompiling {done}/{total}");
+            if done == total {
+                eprint!("\r\x1b[K");
+            }
+        }
+    });
+    let registry = runtime.registry();
+    let mut problems: Vec<Problem> = registry.problems().to_vec();
+    let mut signatures = std::collections::HashMap::new();
+    for (id, outcome) in loaded {
+        match outcome {
+            Ok(function) => {
+                signatures.insert(id, function.signature().to_string());
+            }
+            Err(wafer::Error::Refused { problems: found, .. }) => problems.extend(found),
+            Err(other) => problems.push(Problem::new(other.to_string()).in_entry(id)),
+        }
+    }
+    let listed: Vec<Listed> = registry
+        .entries()
+        .iter()
+        .map(|entry| Listed { entry, signature: signatures.get(&entry.id).cloned() })
+        .collect();
+    let output = if args.json {
+        as_json(&listed, registry.skipped(), registry.inactive(), &problems).to_string()
+    } else {
+        as_text(&listed, registry.skipped(), registry.inactive(), &problems)
+    };
+    print_line(&output)?;
+    if problems.is_empty() { Ok(()) } else { Err(Failure::quiet()) }
+}
+
+fn abi_of(entry: &Entry) -> &'static str {
+    entry.function().map_or("-", |f| f.abi.as_str())
+}
+
+fn as_text(listed: &[Listed], skipped: &[SkippedFile], inactive: &[Problem], problems: &[Problem]) -> String {
+    let mut out = format!("entries ({}):\n", listed.len());
+    let width = listed.iter().map(|l| l.entry.id.len()).max().unwrap_or(0);
+    let kind_width = listed.iter().map(|l| l.entry.kind_name().len()).max().unwrap_or(0);
+    for Listed { entry, signature } in listed {
+        let line = format!(
+            "  {:width$}  {:kind_width$}  {:12}  {}",
+            entry.id,
+            entry.kind_name(),
+            abi_of(entry),
+            signature.as_deref().unwrap_or(""),
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    if !skipped.is_empty() {
+        out.push_str(&format!("\nskipped files ({}):\n", skipped.len()));
+        for file in skipped {
+            out.push_str(&format!("  {}: {}\n", file.path.display(), file.reason));
+        }
+    }
+    if !inactive.is_empty() {
+        out.push_str(&format!("\nnot active yet ({}):\n", inactive.len()));
+        for notice in inactive {
+            out.push_str(&format!("  {notice}\n"));
+        }
+    }
+    out.push_str(&format!("\nproblems ({}):\n", problems.len()));
+    for problem in problems {
+        out.push_str(&format!("  {problem}\n"));
+    }
+    out.trim_end().to_string()
+}
+
+fn problem_json(problem: &Problem) -> Value {
+    json!({
+        "file": problem.file.as_ref().map(|f| f.display().to_string()),
+        "entry": problem.entry,
+        "field": problem.field,
+        "message": problem.message,
+    })
+}
+
+fn as_json(listed: &[Listed], skipped: &[SkippedFile], inactive: &[Problem], problems: &[Problem]) -> Value {
+    json!({
+        "entries": listed.iter().map(|Listed { entry, signature }| json!({
+            "id": entry.id,
+            "kind": entry.kind_name(),
+            "abi": entry.function().map(|f| f.abi.as_str()),
+            "signature": signature,
+            "file": entry.file.display().to_string(),
+        })).collect::<Vec<_>>(),
+        "skipped": skipped.iter().map(|s| json!({"path": s.path.display().to_string(), "reason": s.reason})).collect::<Vec<_>>(),
+        "inactive": inactive.iter().map(problem_json).collect::<Vec<_>>(),
+        "problems": problems.iter().map(problem_json).collect::<Vec<_>>(),
+    })
+}
