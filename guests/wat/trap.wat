@@ -1,0 +1,4 @@
+;; Traps at once: `unreachable`.
+(module
+  (func (export "trap") (result i32)
+    unreachable))
