@@ -169,6 +169,17 @@ impl From<wasmtime::Error> for EngineError {
     }
 }
 
+/// Condenses a multi-line parser diagnostic (message, `--> file:line:col`,
+/// source snippet) to one line: the message and where.
+pub(crate) fn one_line(diagnostic: &str) -> String {
+    let mut lines = diagnostic.lines().map(str::trim).filter(|l| !l.is_empty());
+    let message = lines.next().unwrap_or_default().to_string();
+    match lines.find_map(|l| l.strip_prefix("--> ")) {
+        Some(location) => format!("{message} (at {location})"),
+        None => message,
+    }
+}
+
 fn join_problems(problems: &[Problem]) -> String {
     let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
     lines.join("; ")

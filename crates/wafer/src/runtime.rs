@@ -97,11 +97,18 @@ impl Runtime {
         }
     }
 
-    /// Compiles every function of the registry, calling `progress` after
-    /// each with (done, total). Returns each function's outcome, by id.
+    /// Compiles every active function of the registry (see
+    /// [`FunctionConfig::is_active`](crate::registry::FunctionConfig::is_active)),
+    /// calling `progress` after each with (done, total). Returns each
+    /// function's outcome, by id.
     pub fn load_all(&self, mut progress: impl FnMut(usize, usize)) -> Vec<(String, Result<Arc<Function>>)> {
-        let ids: Vec<String> =
-            self.registry.entries().iter().filter(|e| e.function().is_some()).map(|e| e.id.clone()).collect();
+        let ids: Vec<String> = self
+            .registry
+            .entries()
+            .iter()
+            .filter(|e| e.function().is_some_and(|f| f.is_active()))
+            .map(|e| e.id.clone())
+            .collect();
         let total = ids.len();
         ids.into_iter()
             .enumerate()

@@ -29,7 +29,10 @@ pub struct CheckArgs {
 
 struct Listed<'a> {
     entry: &'a Entry,
+    /// The signature of a function that compiled; `None` otherwise.
     signature: Option<String>,
+    /// A function that failed to compile.
+    refused: bool,
 }
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
@@ -50,16 +53,21 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     for (id, outcome) in loaded {
         match outcome {
             Ok(function) => {
-                signatures.insert(id, function.signature().to_string());
+                signatures.insert(id, Some(function.signature().to_string()));
+                continue;
             }
             Err(wafer::Error::Refused { problems: found, .. }) => problems.extend(found),
-            Err(other) => problems.push(Problem::new(other.to_string()).in_entry(id)),
+            Err(other) => problems.push(Problem::new(other.to_string()).in_entry(&id)),
         }
+        signatures.insert(id, None);
     }
     let listed: Vec<Listed> = registry
         .entries()
         .iter()
-        .map(|entry| Listed { entry, signature: signatures.get(&entry.id).cloned() })
+        .map(|entry| {
+            let outcome = signatures.get(&entry.id);
+            Listed { entry, signature: outcome.cloned().flatten(), refused: matches!(outcome, Some(None)) }
+        })
         .collect();
     let output = if args.json {
         as_json(&listed, registry.skipped(), registry.inactive(), &problems).to_string()
@@ -78,14 +86,9 @@ fn as_text(listed: &[Listed], skipped: &[SkippedFile], inactive: &[Problem], pro
     let mut out = format!("entries ({}):\n", listed.len());
     let width = listed.iter().map(|l| l.entry.id.len()).max().unwrap_or(0);
     let kind_width = listed.iter().map(|l| l.entry.kind_name().len()).max().unwrap_or(0);
-    for Listed { entry, signature } in listed {
-        let line = format!(
-            "  {:width$}  {:kind_width$}  {:12}  {}",
-            entry.id,
-            entry.kind_name(),
-            abi_of(entry),
-            signature.as_deref().unwrap_or(""),
-        );
+    for Listed { entry, signature, refused } in listed {
+        let detail = if *refused { "(refused: see problems)" } else { signature.as_deref().unwrap_or("") };
+        let line = format!("  {:width$}  {:kind_width$}  {:12}  {detail}", entry.id, entry.kind_name(), abi_of(entry));
         out.push_str(line.trim_end());
         out.push('\n');
     }
@@ -119,11 +122,12 @@ fn problem_json(problem: &Problem) -> Value {
 
 fn as_json(listed: &[Listed], skipped: &[SkippedFile], inactive: &[Problem], problems: &[Problem]) -> Value {
     json!({
-        "entries": listed.iter().map(|Listed { entry, signature }| json!({
+        "entries": listed.iter().map(|Listed { entry, signature, refused }| json!({
             "id": entry.id,
             "kind": entry.kind_name(),
             "abi": entry.function().map(|f| f.abi.as_str()),
             "signature": signature,
+            "refused": refused,
             "file": entry.file.display().to_string(),
         })).collect::<Vec<_>>(),
         "skipped": skipped.iter().map(|s| json!({"path": s.path.display().to_string(), "reason": s.reason})).collect::<Vec<_>>(),

@@ -195,6 +195,15 @@ pub struct FunctionConfig {
     pub strict_sandbox: bool,
 }
 
+impl FunctionConfig {
+    /// Whether everything this function needs to run is active: the `wit`
+    /// ABI and a module that is not fetched from a URL. Others are listed by
+    /// `wafer check` as not active yet.
+    pub fn is_active(&self) -> bool {
+        self.abi == Abi::Wit && !matches!(self.source, ModuleSource::Url(_))
+    }
+}
+
 /// An `fs.directory` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryConfig {

@@ -4,7 +4,7 @@
 use std::path::{Component, Path};
 
 use super::{EntryKind, ModuleSource, Registry};
-use crate::error::Problem;
+use crate::error::{Problem, one_line};
 use crate::hash::Sha256Hash;
 
 const WASM_MAGIC: &[u8] = b"\0asm";
@@ -27,16 +27,17 @@ impl Registry {
             Problem::new(message).in_file(&entry.file).in_entry(id).at_field(field)
         };
         let bytes = match &function.source {
-            ModuleSource::WatInline(text) => {
-                wat::parse_str(text).map_err(|e| locate("source", format!("WAT does not parse: {e}")))?
-            }
+            ModuleSource::WatInline(text) => wat::Parser::new()
+                .parse_bytes(Some(Path::new("<inline>")), text.as_bytes())
+                .map(|b| b.into_owned())
+                .map_err(|e| locate("source", format!("WAT does not parse: {}", one_line(&e.to_string()))))?,
             ModuleSource::WatFile(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| locate("source", format!("cannot read {}: {e}", path.display())))?;
                 wat::Parser::new()
                     .parse_bytes(Some(path), text.as_bytes())
                     .map(|b| b.into_owned())
-                    .map_err(|e| locate("source", format!("WAT does not parse: {e}")))?
+                    .map_err(|e| locate("source", format!("WAT does not parse: {}", one_line(&e.to_string()))))?
             }
             ModuleSource::FsPath { fs, path } => {
                 let Some(EntryKind::Directory(dir)) = self.get(fs).map(|e| &e.kind) else {

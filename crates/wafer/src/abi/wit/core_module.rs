@@ -13,6 +13,8 @@ use wasmparser::{Parser, Payload, TypeRef, ValType};
 use wit_component::{ComponentEncoder, StringEncoding, embed_component_metadata};
 use wit_parser::Resolve;
 
+use crate::error::one_line;
+
 /// Wraps a core module into a component exporting the functions of `wit`,
 /// or, without `wit`, the numeric export `method`.
 ///
@@ -29,8 +31,8 @@ pub(crate) fn wrap_core_module(module: &[u8], wit: Option<&str>, method: &str) -
     // Same line as the user's first line, so WIT errors point at their line.
     let document = format!("package wafer:entry; world entry {{ {body}\n}}\n");
     let mut resolve = Resolve::default();
-    let package = resolve.push_str("wit", &document).map_err(|e| format!("wit does not parse: {e:#}"))?;
-    let world = resolve.select_world(&[package], Some("entry")).map_err(|e| format!("wit: {e:#}"))?;
+    let package = resolve.push_str("wit", &document).map_err(|e| format!("wit does not parse: {}", one_line(&format!("{e:#}"))))?;
+    let world = resolve.select_world(&[package], Some("entry")).map_err(|e| format!("wit: {}", one_line(&format!("{e:#}"))))?;
     let mut bytes = module.to_vec();
     embed_component_metadata(&mut bytes, &resolve, world, StringEncoding::UTF8)
         .map_err(|e| format!("cannot attach the WIT to the module: {e:#}"))?;

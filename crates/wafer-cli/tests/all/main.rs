@@ -1,0 +1,6 @@
+//! Tests that run the real `wafer` binary the way a user does.
+
+mod call;
+mod check;
+mod tools;
+mod util;

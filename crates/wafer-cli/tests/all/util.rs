@@ -1,0 +1,119 @@
+//! A fresh temp folder per test, and the `wafer` binary run inside it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use wafer::Sha256Hash;
+
+/// A temporary folder holding a registry.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating folders) and returns its path.
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Copies a built guest into the workspace; returns its `sha256:` pin.
+    pub fn copy_guest(&self, guest: &str, relative: &str) -> String {
+        let bytes = std::fs::read(guest).unwrap_or_else(|e| panic!("guest {guest} was not built: {e}"));
+        self.write(relative, &bytes);
+        Sha256Hash::of(&bytes).to_string()
+    }
+
+    /// `wafer ARGS...` run in the workspace.
+    pub fn wafer(&self, args: &[&str]) -> Run {
+        self.wafer_with_stdin(args, "")
+    }
+
+    pub fn wafer_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = self.command(args).stdin(Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
+        Run::new(args, child.wait_with_output().unwrap())
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wafer"));
+        command.args(args).current_dir(self.path()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.env_remove("WAFER_LOG");
+        command
+    }
+}
+
+/// What one run of `wafer` printed, with assertions that show both streams.
+pub struct Run {
+    args: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn new(args: &[&str], output: Output) -> Self {
+        Run {
+            args: args.join(" "),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn context(&self) -> String {
+        format!(
+            "wafer {}\n--- exit code: {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// Asserts exit 0 and that stdout is exactly `expected` (plus newline).
+    pub fn prints(&self, expected: &str) -> &Self {
+        assert_eq!(self.code, Some(0), "expected success\n{}", self.context());
+        assert_eq!(self.stdout.trim_end(), expected, "stdout differs\n{}", self.context());
+        self
+    }
+
+    /// Asserts exit `code`, nothing on stdout, and `message` in stderr.
+    pub fn fails(&self, code: i32, message: &str) -> &Self {
+        assert_eq!(self.code, Some(code), "expected exit {code}\n{}", self.context());
+        assert!(self.stdout.is_empty(), "expected no stdout\n{}", self.context());
+        self.stderr_has(message)
+    }
+
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert!(self.stderr.contains(text), "expected in stderr: {text}\n{}", self.context());
+        self
+    }
+
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        assert!(self.stdout.contains(text), "expected in stdout: {text}\n{}", self.context());
+        self
+    }
+
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "expected exit {code}\n{}", self.context());
+        self
+    }
+}
+
+/// The registry header.
+pub fn header(namespace: &str) -> String {
+    format!("version: \"1.0\"\nnamespace: {namespace}\nentries:\n")
+}
+
+/// The repository root, for the examples.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().parent().unwrap().to_path_buf()
+}

@@ -1,0 +1,141 @@
+//! Instance life: reuse, discarding after a trap or a limit, concurrency.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use wafer::{Error, Registry, Runtime};
+
+use super::util::TYPES;
+
+fn counter_runtime() -> Runtime {
+    let yaml = format!(
+        r#"
+version: "1.0"
+namespace: t
+entries:
+  - name: reused
+    kind: function.wat
+    source: file://{path}
+    method: counter
+  - name: fresh
+    kind: function.wat
+    source: file://{path}
+    method: counter
+    pool:
+      type: inline
+"#,
+        path = wafer_guests::WAT_COUNTER
+    );
+    Runtime::new(Registry::from_yaml("/counter.yaml", &yaml)).unwrap()
+}
+
+#[tokio::test]
+async fn warm_instance_keeps_state_and_inline_never_does() {
+    let runtime = counter_runtime();
+    for expected in 1..=3 {
+        assert_eq!(runtime.call("t:reused", &[]).await.unwrap(), json!(expected));
+    }
+    for _ in 0..3 {
+        assert_eq!(runtime.call("t:fresh", &[]).await.unwrap(), json!(1));
+    }
+}
+
+#[tokio::test]
+async fn trap_discards_the_instance_and_the_next_call_succeeds() {
+    let err = TYPES.call("t:boom", &[]).await.unwrap_err();
+    assert!(matches!(err, Error::Trap { .. }), "{err}");
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    assert_eq!(TYPES.call("t:add", &[json!(1), json!(2)]).await.unwrap(), json!(3));
+    let err = TYPES.call("t:boom", &[]).await.unwrap_err();
+    assert!(matches!(err, Error::Trap { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn endless_loop_is_stopped_by_its_limit_and_the_function_recovers() {
+    let err = TYPES.call("t:spin", &[]).await.unwrap_err();
+    assert!(matches!(err, Error::DeadlineExceeded { limit_ms: 200, .. }), "{err}");
+    assert_eq!(TYPES.call("t:greet", &[json!("again")]).await.unwrap(), json!("hello, again"));
+}
+
+#[tokio::test]
+async fn stack_overflow_is_a_trap() {
+    let yaml = format!(
+        "version: \"1.0\"\nnamespace: t\nentries:\n  - name: overflow\n    kind: function.wat\n    source: file://{}\n    method: overflow\n",
+        wafer_guests::WAT_OVERFLOW
+    );
+    let runtime = Runtime::new(Registry::from_yaml("/o.yaml", &yaml)).unwrap();
+    let err = runtime.call("t:overflow", &[json!(0)]).await.unwrap_err();
+    assert!(matches!(err, Error::Trap { .. }), "{err}");
+    assert!(err.to_string().contains("call stack exhausted"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_get_their_own_answers() {
+    let runtime: Arc<Runtime> = TYPES.clone();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let runtime = runtime.clone();
+            tokio::spawn(async move {
+                let name = format!("caller-{i}");
+                let greeting = runtime.call("t:greet", &[Value::String(name.clone())]).await.unwrap();
+                let sum = runtime.call("t:add", &[json!(i), json!(1000)]).await.unwrap();
+                (greeting, sum, name, i)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (greeting, sum, name, i) = task.await.unwrap();
+        assert_eq!(greeting, json!(format!("hello, {name}")));
+        assert_eq!(sum, json!(i + 1000));
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_call_stops_the_guest_and_the_function_stays_usable() {
+    let call = TYPES.call("t:spin", &[]);
+    let outcome = tokio::time::timeout(std::time::Duration::from_millis(20), call).await;
+    assert!(outcome.is_err(), "the endless call cannot have finished");
+    assert_eq!(TYPES.call("t:add", &[json!(20), json!(22)]).await.unwrap(), json!(42));
+}
+
+#[tokio::test]
+async fn core_module_with_canonical_abi_strings_and_lists() {
+    let yaml = format!(
+        r#"
+version: "1.0"
+namespace: t
+entries:
+  - name: dir
+    kind: fs.directory
+    directory: {dir:?}
+  - name: greet
+    kind: function.wasm
+    fs: dir
+    path: /core_canonical.wasm
+    hash: {hash}
+    method: greet
+    wit: "greet: func(name: string) -> string;"
+  - name: sum
+    kind: function.wasm
+    fs: dir
+    path: core_canonical.wasm
+    hash: {hash}
+    method: sum
+    wit: |
+      sum: func(values: list<s32>) -> s64;
+  - name: add
+    kind: function.wasm
+    fs: dir
+    path: core_canonical.wasm
+    hash: {hash}
+    method: add
+"#,
+        dir = std::path::Path::new(wafer_guests::CORE_CANONICAL).parent().unwrap(),
+        hash = wafer::Sha256Hash::of(&std::fs::read(wafer_guests::CORE_CANONICAL).unwrap()),
+    );
+    let runtime = Runtime::new(Registry::from_yaml("/c.yaml", &yaml)).unwrap();
+    assert_eq!(runtime.call("t:greet", &[json!("Zoë")]).await.unwrap(), json!("hello, Zoë"));
+    assert_eq!(runtime.call("t:sum", &[json!([1, 2, 3, i32::MAX])]).await.unwrap(), json!(2147483653i64));
+    assert_eq!(runtime.call("t:add", &[json!(-2), json!(-3)]).await.unwrap(), json!(-5));
+    assert_eq!(runtime.function("t:add").unwrap().signature(), "func(p0: s32, p1: s32) -> s32");
+}

@@ -1,0 +1,5 @@
+//! Library tests against our own guests: one binary, one module per topic.
+
+mod instances;
+mod mapping;
+mod util;

@@ -1,0 +1,46 @@
+//! Shared set-up: registries over the built guests, one runtime per guest.
+
+use std::sync::{Arc, LazyLock};
+
+use wafer::{Registry, Runtime, Sha256Hash};
+
+/// A registry entry for `method` of the guest at `path`, under `name`.
+pub fn wasm_entry(name: &str, path: &str, method: &str, extra: &str) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("guest {path} was not built: {e}"));
+    let file = std::path::Path::new(path);
+    format!(
+        "  - name: {name}\n    kind: function.wasm\n    fs: guests\n    path: {}\n    hash: {}\n    method: {method:?}\n{extra}",
+        file.file_name().unwrap().to_string_lossy(),
+        Sha256Hash::of(&bytes),
+    )
+}
+
+/// A registry (namespace `t`) whose `guests` directory holds `dir`.
+pub fn registry(dir: &str, entries: &[String]) -> Registry {
+    let yaml = format!(
+        "version: \"1.0\"\nnamespace: t\nentries:\n  - name: guests\n    kind: fs.directory\n    directory: {dir:?}\n{}",
+        entries.concat()
+    );
+    let registry = Registry::from_yaml("test.yaml", &yaml);
+    assert!(registry.problems().is_empty(), "{:#?}", registry.problems());
+    registry
+}
+
+fn dir_of(path: &str) -> String {
+    std::path::Path::new(path).parent().unwrap().display().to_string()
+}
+
+/// Every `types` function of the P2_TYPES component as `t:<name>`, plus
+/// `t:add`, compiled once for all tests.
+pub static TYPES: LazyLock<Arc<Runtime>> = LazyLock::new(|| {
+    const FUNCTIONS: &[&str] = &[
+        "echo-user", "add-points", "echo-kebab", "nested-option", "divide", "check", "echo-shape",
+        "next-color", "invert", "swap", "echo-char", "echo-ints", "echo-floats", "reverse-bytes", "deep",
+        "greet", "nothing", "counter", "boom", "spin",
+    ];
+    let path = wafer_guests::P2_TYPES;
+    let mut entries: Vec<String> =
+        FUNCTIONS.iter().map(|f| wasm_entry(f, path, &format!("types#{f}"), "    limits:\n      max_execution_ms: 200\n")).collect();
+    entries.push(wasm_entry("add", path, "add", ""));
+    Arc::new(Runtime::new(registry(&dir_of(path), &entries)).unwrap())
+});
