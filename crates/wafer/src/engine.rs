@@ -83,7 +83,7 @@ impl WaferEngine {
         };
         match &allocator {
             Allocator::Pooling { slots } => {
-                tracing::debug!(slots, "Using the pooling instance allocator.")
+                tracing::info!(slots, "Using the pooling instance allocator.")
             }
             Allocator::OnDemand { reason } => {
                 tracing::warn!(%reason, "Pooling allocator unavailable; allocating instances on demand.")

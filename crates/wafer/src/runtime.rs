@@ -20,7 +20,9 @@ type Loaded = std::result::Result<Arc<Function>, Vec<Problem>>;
 /// Functions compile on first use (or all at once with
 /// [`Runtime::load_all`]); a compiled function is kept for the runtime's
 /// life. `Runtime` is `Send + Sync`: share it behind an `Arc` and call from
-/// many tasks at once.
+/// many tasks at once. Calls run on Tokio and need its timers (a runtime
+/// built with `enable_time` or `enable_all`), which bound calls that wait
+/// on the host.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -102,6 +102,15 @@ fn guest_output_goes_to_the_log_not_to_stdout() {
 }
 
 #[test]
+fn guest_output_over_the_cap_is_dropped_with_a_warning() {
+    let ws = types_workspace(&[("flood", "types#flood", "")]);
+    let run = ws.wafer(&["call", "t:flood", "2000"]);
+    run.prints("200000").stderr_has("dropped_bytes=134464").stderr_has("Guest output over the log cap");
+    let logged_lines = run.stderr.lines().filter(|l| l.contains("xxxxxxxxxx")).count();
+    assert_eq!(logged_lines, 656, "64 KiB: 655 whole 100-byte lines and the 36-byte start of the next");
+}
+
+#[test]
 fn bad_arguments_exit_2_naming_the_path_and_type() {
     let ws = types_workspace(&[("user", "types#echo-user", ""), ("add", "add", "")]);
     ws.wafer(&["call", "t:user", r#"{"id":1,"name":"A","tags":["x",3],"active":true}"#])

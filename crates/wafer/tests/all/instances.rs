@@ -139,3 +139,21 @@ entries:
     assert_eq!(runtime.call("t:add", &[json!(-2), json!(-3)]).await.unwrap(), json!(-5));
     assert_eq!(runtime.function("t:add").unwrap().signature(), "func(p0: s32, p1: s32) -> s32");
 }
+
+#[tokio::test]
+async fn linked_wasi_grants_nothing() {
+    // SAFETY: tests in this binary do not read this variable concurrently.
+    unsafe { std::env::set_var("WAFER_TEST_SECRET", "host-only") };
+    assert_eq!(TYPES.call("t:env-var", &[json!("WAFER_TEST_SECRET")]).await.unwrap(), json!(null));
+    assert_eq!(TYPES.call("t:env-var", &[json!("PATH")]).await.unwrap(), json!(null));
+    let read = TYPES.call("t:read-file", &[json!("/etc/passwd")]).await.unwrap();
+    assert!(read.get("err").is_some(), "a file was readable: {read}");
+}
+
+#[tokio::test]
+async fn a_flood_of_output_is_capped_and_the_call_still_succeeds() {
+    // 10 MB of stdout: logged up to the cap, the rest dropped, never a trap.
+    let written = TYPES.call("t:flood", &[json!(100_000)]).await.unwrap();
+    assert_eq!(written, json!(10_000_000));
+    assert_eq!(TYPES.call("t:add", &[json!(1), json!(1)]).await.unwrap(), json!(2));
+}

@@ -36,7 +36,7 @@ pub static TYPES: LazyLock<Arc<Runtime>> = LazyLock::new(|| {
     const FUNCTIONS: &[&str] = &[
         "echo-user", "add-points", "echo-kebab", "nested-option", "divide", "check", "echo-shape",
         "next-color", "invert", "swap", "echo-char", "echo-ints", "echo-floats", "reverse-bytes", "deep",
-        "greet", "nothing", "counter", "boom", "spin",
+        "greet", "nothing", "counter", "boom", "spin", "env-var", "read-file", "flood",
     ];
     let path = wafer_guests::P2_TYPES;
     let mut entries: Vec<String> =

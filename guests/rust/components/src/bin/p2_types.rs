@@ -85,6 +85,19 @@ impl Types for Component {
             n = std::hint::black_box(n.wrapping_add(1));
         }
     }
+    fn env_var(name: String) -> Option<String> {
+        std::env::var(name).ok()
+    }
+    fn read_file(path: String) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| e.to_string())
+    }
+    fn flood(lines: u32) -> u64 {
+        let line = format!("{}\n", "x".repeat(99));
+        for _ in 0..lines {
+            print!("{line}");
+        }
+        u64::from(lines) * 100
+    }
 }
 
 export!(Component);
