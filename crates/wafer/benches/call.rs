@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench -p wafer --bench call` (figures in BENCHMARKS.md).
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use wafer::{Registry, Runtime, Sha256Hash};
 use wasmtime::component::{Component, Func, Linker, ResourceTable, Val};
@@ -91,17 +91,17 @@ fn raw_func(rt: &tokio::runtime::Runtime, engine: &Engine, bytes: &[u8], path: &
 fn bench_calls(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let runtime = Runtime::new(registry()).unwrap();
-    let add_args = [json!(2), json!(40)];
-    let user_args = [user_1kib()];
+    let add_args = vec![json!(2), json!(40)];
+    let user_args = vec![user_1kib()];
     for id in ["b:wat-add", "b:p2-add", "b:p2-echo-user"] {
         runtime.function(id).unwrap();
     }
 
     let mut group = c.benchmark_group("json-call");
-    group.bench_function("wat add(s32, s32)", |b| b.iter(|| rt.block_on(runtime.call("b:wat-add", &add_args)).unwrap()));
-    group.bench_function("p2 add(s32, s32)", |b| b.iter(|| rt.block_on(runtime.call("b:p2-add", &add_args)).unwrap()));
+    group.bench_function("wat add(s32, s32)", |b| b.iter_batched(|| add_args.clone(), |args| rt.block_on(runtime.call("b:wat-add", args)).unwrap(), BatchSize::SmallInput));
+    group.bench_function("p2 add(s32, s32)", |b| b.iter_batched(|| add_args.clone(), |args| rt.block_on(runtime.call("b:p2-add", args)).unwrap(), BatchSize::SmallInput));
     group.bench_function("p2 echo-user(1 KiB record)", |b| {
-        b.iter(|| rt.block_on(runtime.call("b:p2-echo-user", &user_args)).unwrap())
+        b.iter_batched(|| user_args.clone(), |args| rt.block_on(runtime.call("b:p2-echo-user", args)).unwrap(), BatchSize::SmallInput)
     });
     group.finish();
 
@@ -121,7 +121,7 @@ fn bench_calls(c: &mut Criterion) {
     {
         let (mut store, func) = raw_func(&rt, &engine, &p2, &["wafer:test/types@0.1.0", "echo-user"]);
         let params: Vec<(String, _)> = func.ty(&store).params().map(|(n, t)| (n.to_string(), t)).collect();
-        let args = wafer::values::args_from_json(&params, &user_args).unwrap();
+        let args = wafer::values::args_from_json(&params, user_args.clone()).unwrap();
         let mut results = [Val::Bool(false)];
         group.bench_function("p2 echo-user(1 KiB record)", |b| {
             b.iter(|| rt.block_on(func.call_async(&mut store, &args, &mut results)).unwrap())
@@ -130,10 +130,14 @@ fn bench_calls(c: &mut Criterion) {
 
         let mut mapping = c.benchmark_group("json-mapping");
         mapping.bench_function("1 KiB record: JSON -> Val -> JSON", |b| {
-            b.iter(|| {
-                let vals = wafer::values::args_from_json(&params, &user_args).unwrap();
-                wafer::values::to_json(&vals[0])
-            })
+            b.iter_batched(
+                || user_args.clone(),
+                |args| {
+                    let mut vals = wafer::values::args_from_json(&params, args).unwrap();
+                    wafer::values::into_json(vals.pop().unwrap())
+                },
+                BatchSize::SmallInput,
+            )
         });
         mapping.finish();
     }

@@ -70,7 +70,7 @@ impl Function {
     ///
     /// Arguments that do not fit the signature, a trap, an exceeded limit, or
     /// a failure to instantiate. A guest `result` error is a successful call.
-    pub async fn call_json(&self, args: &[Value]) -> Result<Value> {
+    pub async fn call_json(&self, args: Vec<Value>) -> Result<Value> {
         let args = self.abi.args(args).map_err(|detail| Error::Arguments { id: self.id.to_string(), detail })?;
         let mut warm = match self.take_idle() {
             Some(warm) => warm,

@@ -30,7 +30,7 @@
 //!     method: add
 //! "#);
 //! let runtime = wafer::Runtime::new(registry)?;
-//! let sum = runtime.call("demo:add", &[2.into(), 40.into()]).await?;
+//! let sum = runtime.call("demo:add", vec![2.into(), 40.into()]).await?;
 //! assert_eq!(sum, 42);
 //! # Ok(()) }
 //! ```

@@ -28,7 +28,7 @@ type Loaded = std::result::Result<Arc<Function>, Vec<Problem>>;
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let registry = wafer::Registry::load("examples/quickstart")?;
 /// let runtime = wafer::Runtime::new(registry)?;
-/// let sum = runtime.call("quickstart:add", &[2.into(), 40.into()]).await?;
+/// let sum = runtime.call("quickstart:add", vec![2.into(), 40.into()]).await?;
 /// assert_eq!(sum, 42);
 /// # Ok(()) }
 /// ```
@@ -71,13 +71,15 @@ impl Runtime {
     }
 
     /// Calls function `id` with JSON arguments and returns its result as
-    /// JSON. Every surface (CLI, HTTP, pipelines) calls through here.
+    /// JSON. Every surface (CLI, HTTP, pipelines) calls through here. The
+    /// arguments are taken by value: their strings move into the guest call
+    /// instead of being copied.
     ///
     /// # Errors
     ///
     /// See [`Error`]: an unknown or refused function, bad arguments, a trap,
     /// an exceeded limit.
-    pub async fn call(&self, id: &str, args: &[Value]) -> Result<Value> {
+    pub async fn call(&self, id: &str, args: Vec<Value>) -> Result<Value> {
         self.function(id)?.call_json(args).await
     }
 

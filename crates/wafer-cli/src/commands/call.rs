@@ -42,7 +42,7 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
     let runtime = wafer::Runtime::new(registry).map_err(Failure::failed)?;
     let result = tokio_runtime()?.block_on(async {
         tokio::select! {
-            result = runtime.call(&args.id, &call_args) => result.map_err(call_failure),
+            result = runtime.call(&args.id, call_args) => result.map_err(call_failure),
             _ = tokio::signal::ctrl_c() => Err(Failure::interrupted(anyhow!("{}: interrupted", args.id))),
         }
     })?;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use wasmtime::component::Val;
 use wasmtime::component::types::{OptionType, Type};
 
@@ -50,28 +50,29 @@ fn describe(json: &Value) -> String {
     if text.len() > 40 { format!("{}…\"", &text[..text.floor_char_boundary(38)]) } else { text }
 }
 
-/// Converts `json` to a value of type `ty`.
-pub(crate) fn from_json(ty: &Type, json: &Value, path: Path) -> Converted {
+/// Converts `json` to a value of type `ty`, moving its strings and arrays
+/// rather than copying them.
+pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
     match (ty, json) {
-        (Type::Bool, Value::Bool(b)) => Ok(Val::Bool(*b)),
-        (Type::S8, Value::Number(n)) => integer(n, ty, json, path).map(Val::S8),
-        (Type::U8, Value::Number(n)) => integer(n, ty, json, path).map(Val::U8),
-        (Type::S16, Value::Number(n)) => integer(n, ty, json, path).map(Val::S16),
-        (Type::U16, Value::Number(n)) => integer(n, ty, json, path).map(Val::U16),
-        (Type::S32, Value::Number(n)) => integer(n, ty, json, path).map(Val::S32),
-        (Type::U32, Value::Number(n)) => integer(n, ty, json, path).map(Val::U32),
-        (Type::S64, Value::Number(n)) => integer(n, ty, json, path).map(Val::S64),
-        (Type::U64, Value::Number(n)) => integer(n, ty, json, path).map(Val::U64),
-        (Type::Float32, _) => float(json).map(|f| Val::Float32(f as f32)).ok_or_else(|| mismatch(path, ty, json)),
-        (Type::Float64, _) => float(json).map(Val::Float64).ok_or_else(|| mismatch(path, ty, json)),
+        (Type::Bool, Value::Bool(b)) => Ok(Val::Bool(b)),
+        (Type::S8, Value::Number(n)) => integer(&n, ty, path).map(Val::S8),
+        (Type::U8, Value::Number(n)) => integer(&n, ty, path).map(Val::U8),
+        (Type::S16, Value::Number(n)) => integer(&n, ty, path).map(Val::S16),
+        (Type::U16, Value::Number(n)) => integer(&n, ty, path).map(Val::U16),
+        (Type::S32, Value::Number(n)) => integer(&n, ty, path).map(Val::S32),
+        (Type::U32, Value::Number(n)) => integer(&n, ty, path).map(Val::U32),
+        (Type::S64, Value::Number(n)) => integer(&n, ty, path).map(Val::S64),
+        (Type::U64, Value::Number(n)) => integer(&n, ty, path).map(Val::U64),
+        (Type::Float32, json) => float(&json).map(|f| Val::Float32(f as f32)).ok_or_else(|| mismatch(path, ty, &json)),
+        (Type::Float64, json) => float(&json).map(Val::Float64).ok_or_else(|| mismatch(path, ty, &json)),
         (Type::Char, Value::String(s)) => {
             let mut chars = s.chars();
             match (chars.next(), chars.next()) {
                 (Some(c), None) => Ok(Val::Char(c)),
-                _ => Err(mismatch(path, ty, json)),
+                _ => Err(mismatch(path, ty, &Value::String(s))),
             }
         }
-        (Type::String, Value::String(s)) => Ok(Val::String(s.clone())),
+        (Type::String, Value::String(s)) => Ok(Val::String(s)),
         (Type::List(list), Value::Array(items)) => elements(&list.ty(), items, path).map(Val::List),
         (Type::FixedLengthList(list), Value::Array(items)) if items.len() == list.len() as usize => {
             elements(&list.ty(), items, path).map(Val::FixedLengthList)
@@ -83,28 +84,36 @@ pub(crate) fn from_json(ty: &Type, json: &Value, path: Path) -> Converted {
             .map(|(i, (ty, item))| from_json(&ty, item, Path::Index(&path, i)))
             .collect::<Result<_, _>>()
             .map(Val::Tuple),
-        (Type::Map(map), Value::Object(object)) if map.key() == Type::String => object
-            .iter()
-            .map(|(k, v)| Ok((Val::String(k.clone()), from_json(&map.value(), v, Path::Field(&path, k))?)))
-            .collect::<Result<_, _>>()
-            .map(Val::Map),
+        (Type::Map(map), Value::Object(object)) if map.key() == Type::String => {
+            let value_ty = map.value();
+            let mut pairs = Vec::with_capacity(object.len());
+            for (k, v) in object {
+                let value = from_json(&value_ty, v, Path::Field(&path, &k))?;
+                pairs.push((Val::String(k), value));
+            }
+            Ok(Val::Map(pairs))
+        }
         (Type::Map(map), Value::Array(pairs)) => pairs
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, pair)| {
                 let at = Path::Index(&path, i);
-                match pair.as_array().map(Vec::as_slice) {
-                    Some([k, v]) => Ok((from_json(&map.key(), k, at)?, from_json(&map.value(), v, at)?)),
-                    _ => Err(ValueError::at(at, format!("expected a [key, value] pair, found {}", describe(pair)))),
+                match pair {
+                    Value::Array(kv) if kv.len() == 2 => {
+                        let mut kv = kv.into_iter();
+                        let (k, v) = (kv.next().unwrap(), kv.next().unwrap());
+                        Ok((from_json(&map.key(), k, at)?, from_json(&map.value(), v, at)?))
+                    }
+                    other => Err(ValueError::at(at, format!("expected a [key, value] pair, found {}", describe(&other)))),
                 }
             })
             .collect::<Result<_, _>>()
             .map(Val::Map),
-        (Type::Record(record), Value::Object(object)) => {
+        (Type::Record(record), Value::Object(mut object)) => {
             let mut fields = Vec::with_capacity(record.fields().len());
             for field in record.fields() {
                 let at = Path::Field(&path, field.name);
-                let value = match (object.get(field.name), &field.ty) {
+                let value = match (object.remove(field.name), &field.ty) {
                     (Some(value), ty) => from_json(ty, value, at)?,
                     (None, Type::Option(_)) => Val::Option(None),
                     (None, ty) => {
@@ -113,42 +122,46 @@ pub(crate) fn from_json(ty: &Type, json: &Value, path: Path) -> Converted {
                 };
                 fields.push((field.name.to_string(), value));
             }
-            if object.len() > fields.len() || object.keys().any(|k| !fields.iter().any(|(n, _)| n == k)) {
-                return Err(unknown_field(object, &fields, ty, path));
+            if let Some(extra) = object.keys().next() {
+                let message = format!("unknown field (expected {})", short_wit_type(ty));
+                return Err(ValueError::at(Path::Field(&path, extra), message));
             }
             Ok(Val::Record(fields))
         }
         (Type::Variant(variant), Value::String(name)) => match variant.cases().find(|c| c.name == name) {
-            Some(case) if case.ty.is_none() => Ok(Val::Variant(name.clone(), None)),
+            Some(case) if case.ty.is_none() => Ok(Val::Variant(name, None)),
             Some(_) => Err(ValueError::at(path, format!("case `{name}` needs a payload: {{\"{name}\": …}}"))),
-            None => Err(mismatch(path, ty, json)),
+            None => Err(mismatch(path, ty, &Value::String(name))),
         },
         (Type::Variant(variant), Value::Object(object)) if object.len() == 1 => {
-            let (name, payload) = object.iter().next().unwrap();
-            let case = variant.cases().find(|c| c.name == name).ok_or_else(|| mismatch(path, ty, json))?;
+            let (name, payload) = object.into_iter().next().unwrap();
+            let Some(case) = variant.cases().find(|c| c.name == name) else {
+                return Err(ValueError::at(path, format!("expected {}, found case `{name}`", short_wit_type(ty))));
+            };
+            let at = Path::Payload(&path, &name);
             let payload = match (case.ty, payload) {
                 (None, Value::Null) => None,
-                (None, _) => return Err(ValueError::at(Path::Payload(&path, name), "this case has no payload; give null")),
-                (Some(ty), payload) => Some(Box::new(from_json(&ty, payload, Path::Payload(&path, name))?)),
+                (None, _) => return Err(ValueError::at(at, "this case has no payload; give null")),
+                (Some(ty), payload) => Some(Box::new(from_json(&ty, payload, at)?)),
             };
-            Ok(Val::Variant(name.clone(), payload))
+            Ok(Val::Variant(name, payload))
         }
-        (Type::Enum(e), Value::String(name)) if e.names().any(|n| n == name) => Ok(Val::Enum(name.clone())),
+        (Type::Enum(e), Value::String(name)) if e.names().any(|n| n == name) => Ok(Val::Enum(name)),
         (Type::Enum(e), Value::Number(n)) => n
             .as_u64()
             .and_then(|i| e.names().nth(usize::try_from(i).ok()?))
             .map(|name| Val::Enum(name.to_string()))
-            .ok_or_else(|| mismatch(path, ty, json)),
+            .ok_or_else(|| mismatch(path, ty, &Value::Number(n))),
         (Type::Option(_), Value::Null) => Ok(Val::Option(None)),
-        (Type::Option(option), _) => some(option, json, path),
+        (Type::Option(option), json) => some(option, json, path),
         (Type::Result(result), Value::Object(object)) if object.len() == 1 => {
-            let (key, payload) = object.iter().next().unwrap();
+            let (key, payload) = object.into_iter().next().unwrap();
             let (payload_ty, is_ok) = match key.as_str() {
                 "ok" => (result.ok(), true),
                 "err" => (result.err(), false),
-                _ => return Err(mismatch(path, ty, json)),
+                _ => return Err(ValueError::at(path, format!("expected {}, found case `{key}`", short_wit_type(ty)))),
             };
-            let at = Path::Payload(&path, key);
+            let at = Path::Payload(&path, &key);
             let payload = match (payload_ty, payload) {
                 (None, Value::Null) => None,
                 (None, _) => return Err(ValueError::at(at, "this result case has no payload; give null")),
@@ -157,13 +170,13 @@ pub(crate) fn from_json(ty: &Type, json: &Value, path: Path) -> Converted {
             Ok(Val::Result(if is_ok { Ok(payload) } else { Err(payload) }))
         }
         (Type::Flags(flags), Value::Array(items)) => items
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, item)| match item.as_str() {
-                Some(name) if flags.names().any(|n| n == name) => Ok(name.to_string()),
-                _ => Err(ValueError::at(
+            .map(|(i, item)| match item {
+                Value::String(name) if flags.names().any(|n| n == name) => Ok(name),
+                other => Err(ValueError::at(
                     Path::Index(&path, i),
-                    format!("expected a flag of {}, found {}", short_wit_type(ty), describe(item)),
+                    format!("expected a flag of {}, found {}", short_wit_type(ty), describe(&other)),
                 )),
             })
             .collect::<Result<_, _>>()
@@ -171,35 +184,30 @@ pub(crate) fn from_json(ty: &Type, json: &Value, path: Path) -> Converted {
         (Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext, _) => {
             Err(ValueError::at(path, format!("{} cannot be passed as JSON", short_wit_type(ty))))
         }
-        _ => Err(mismatch(path, ty, json)),
+        (ty, json) => Err(mismatch(path, ty, &json)),
     }
 }
 
-fn elements(ty: &Type, items: &[Value], path: Path) -> Result<Vec<Val>, ValueError> {
-    items.iter().enumerate().map(|(i, item)| from_json(ty, item, Path::Index(&path, i))).collect()
+fn elements(ty: &Type, items: Vec<Value>, path: Path) -> Result<Vec<Val>, ValueError> {
+    items.into_iter().enumerate().map(|(i, item)| from_json(ty, item, Path::Index(&path, i))).collect()
 }
 
 /// `option<T>`: a non-null value is the payload; when `T` is itself an
 /// option, `{"some": v}` spells a present value that may be `null`.
-fn some(option: &OptionType, json: &Value, path: Path) -> Converted {
+fn some(option: &OptionType, json: Value, path: Path) -> Converted {
     let inner = option.ty();
     let payload = match (&inner, json) {
-        (Type::Option(_), Value::Object(object)) if object.len() == 1 && object.contains_key("some") => {
-            &object["some"]
+        (Type::Option(_), Value::Object(mut object)) if object.len() == 1 && object.contains_key("some") => {
+            object.remove("some").unwrap()
         }
-        _ => json,
+        (_, json) => json,
     };
     Ok(Val::Option(Some(Box::new(from_json(&inner, payload, path)?))))
 }
 
-fn unknown_field(object: &Map<String, Value>, fields: &[(String, Val)], ty: &Type, path: Path) -> ValueError {
-    let extra = object.keys().find(|k| !fields.iter().any(|(n, _)| n == *k)).cloned().unwrap_or_default();
-    ValueError::at(Path::Field(&path, &extra), format!("unknown field (expected {})", short_wit_type(ty)))
-}
-
 /// An integer of type `T`, exact: out-of-range and fractional numbers are
 /// refused rather than wrapped or rounded.
-fn integer<T: TryFrom<i64> + TryFrom<u64>>(n: &Number, ty: &Type, json: &Value, path: Path) -> Result<T, ValueError> {
+fn integer<T: TryFrom<i64> + TryFrom<u64>>(n: &Number, ty: &Type, path: Path) -> Result<T, ValueError> {
     let converted = if let Some(u) = n.as_u64() {
         T::try_from(u).ok()
     } else if let Some(i) = n.as_i64() {
@@ -207,7 +215,7 @@ fn integer<T: TryFrom<i64> + TryFrom<u64>>(n: &Number, ty: &Type, json: &Value, 
     } else {
         n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).and_then(|f| T::try_from(f as i64).ok())
     };
-    converted.ok_or_else(|| mismatch(path, ty, json))
+    converted.ok_or_else(|| mismatch(path, ty, &Value::Number(n.clone())))
 }
 
 fn float(json: &Value) -> Option<f64> {

@@ -29,7 +29,7 @@ use serde_json::Value;
 use wasmtime::component::Val;
 use wasmtime::component::types::Type;
 
-pub use to_json::to_json;
+pub use to_json::into_json;
 pub use wit_type::{short_wit_type, wit_signature, wit_type};
 
 use from_json::Path;
@@ -52,7 +52,8 @@ impl ValueError {
     }
 }
 
-/// Converts JSON arguments to values for a function with `params`.
+/// Converts JSON arguments to values for a function with `params`, moving
+/// strings and arrays out of `args`.
 ///
 /// # Errors
 ///
@@ -63,12 +64,12 @@ impl ValueError {
 /// # use wasmtime::component::types::Type;
 /// # use serde_json::json;
 /// let params = [("a".to_string(), Type::S32), ("b".to_string(), Type::S32)];
-/// let vals = wafer::values::args_from_json(&params, &[json!(2), json!(40)]).unwrap();
+/// let vals = wafer::values::args_from_json(&params, vec![json!(2), json!(40)]).unwrap();
 /// assert_eq!(vals.len(), 2);
-/// let err = wafer::values::args_from_json(&params, &[json!(2), json!("x")]).unwrap_err();
+/// let err = wafer::values::args_from_json(&params, vec![json!(2), json!("x")]).unwrap_err();
 /// assert_eq!(err.to_string(), "args[1] (b): expected s32, found string \"x\"");
 /// ```
-pub fn args_from_json(params: &[(String, Type)], args: &[Value]) -> Result<Vec<Val>, ValueError> {
+pub fn args_from_json(params: &[(String, Type)], args: Vec<Value>) -> Result<Vec<Val>, ValueError> {
     if args.len() != params.len() {
         let expected: Vec<String> = params.iter().map(|(n, t)| format!("{n}: {}", short_wit_type(t))).collect();
         return Err(ValueError {
@@ -99,6 +100,6 @@ pub fn args_from_json(params: &[(String, Type)], args: &[Value]) -> Result<Vec<V
 /// # Errors
 ///
 /// The first place where `json` does not fit `ty`.
-pub fn from_json(ty: &Type, json: &Value) -> Result<Val, ValueError> {
+pub fn from_json(ty: &Type, json: Value) -> Result<Val, ValueError> {
     from_json::from_json(ty, json, Path::Arg(0))
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::util::TYPES;
 
 async fn call(name: &str, args: Value) -> Result<Value, wafer::Error> {
-    TYPES.call(&format!("t:{name}"), args.as_array().unwrap()).await
+    TYPES.call(&format!("t:{name}"), args.as_array().unwrap().clone()).await
 }
 
 /// Calls `name` and checks the result.

@@ -100,7 +100,7 @@ impl WitFunction {
     }
 
     /// Converts JSON arguments to values of the parameters' types.
-    pub fn args(&self, args: &[Value]) -> Result<Vec<Val>, ValueError> {
+    pub fn args(&self, args: Vec<Value>) -> Result<Vec<Val>, ValueError> {
         values::args_from_json(&self.params, args)
     }
 
@@ -118,7 +118,7 @@ impl WitFunction {
         let mut results = [Val::Bool(false)];
         let results = &mut results[..usize::from(self.has_result)];
         func.call_async(&mut *store, args, results).await?;
-        Ok(results.first().map_or(Value::Null, values::to_json))
+        Ok(results.first_mut().map_or(Value::Null, |r| values::into_json(std::mem::replace(r, Val::Bool(false)))))
     }
 }
 
