@@ -7,7 +7,9 @@
 //! cancelled is dropped, never reused. (Pool sizing arrives with the
 //! worker-pool work.)
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -79,10 +81,16 @@ impl Function {
         let deadline = Instant::now() + self.limits.max_execution;
         warm.store.data_mut().deadline = deadline;
         warm.store.set_epoch_deadline(1);
-        let call = self.abi.call(&mut warm.store, warm.func, &args);
-        // The epoch callback stops running guest code; the timer stops a
-        // guest that waits in a host call.
-        let outcome = tokio::time::timeout_at(deadline.into(), call).await;
+        let outcome = {
+            let mut call = std::pin::pin!(self.abi.call(&mut warm.store, warm.func, &args));
+            // The epoch callback stops running guest code; a timer stops a
+            // guest that waits in a host call. Most calls finish on their
+            // first poll, so the timer is armed only for those that do not.
+            match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
+                Poll::Ready(result) => Ok(result),
+                Poll::Pending => tokio::time::timeout_at(deadline.into(), call).await,
+            }
+        };
         warm.store.data().end_call();
         match outcome {
             Ok(Ok(result)) => {

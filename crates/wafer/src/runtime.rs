@@ -1,7 +1,7 @@
 //! [`Runtime`]: the single entry point every surface calls through.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::Value;
 use wasmtime::component::Linker;
@@ -36,7 +36,7 @@ pub struct Runtime {
     engine: WaferEngine,
     linker: Linker<HostState>,
     registry: Registry,
-    functions: Mutex<HashMap<String, Arc<OnceLock<Loaded>>>>,
+    functions: RwLock<HashMap<String, Arc<OnceLock<Loaded>>>>,
 }
 
 impl Runtime {
@@ -57,7 +57,7 @@ impl Runtime {
     pub fn with_engine(registry: Registry, engine: WaferEngine) -> std::result::Result<Runtime, EngineError> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Ok(Runtime { engine, linker, registry, functions: Mutex::new(HashMap::new()) })
+        Ok(Runtime { engine, linker, registry, functions: RwLock::new(HashMap::new()) })
     }
 
     /// The registry.
@@ -90,9 +90,13 @@ impl Runtime {
     /// [`Error::UnknownFunction`], [`Error::NotAFunction`], or
     /// [`Error::Refused`] with every reason the entry cannot load.
     pub fn function(&self, id: &str) -> Result<Arc<Function>> {
-        let slot = {
-            let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
-            functions.entry(id.to_string()).or_default().clone()
+        let known = self.functions.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        let slot = match known {
+            Some(slot) => slot,
+            None => {
+                let mut functions = self.functions.write().unwrap_or_else(|p| p.into_inner());
+                functions.entry(id.to_string()).or_default().clone()
+            }
         };
         match slot.get_or_init(|| self.load(id)) {
             Ok(function) => Ok(function.clone()),
