@@ -202,6 +202,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: store\nspec:\n  type: state.redis\n  version: v1\n",
     );
     ws.write("notes.yaml", "title: not a registry\n");
+    ws.write("more/functions.yaml", "version: \"1.0\"\nnamespace: extra\nentries: []\n");
     let run = ws.wafer(&["check"]);
     run.code(0)
         .stdout_has("problems (0):")
@@ -210,6 +211,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         .stdout_has("lf:flow      pipeline")
         .stdout_has("components/state.yaml: Dapr component of type state.redis")
         .stdout_has("notes.yaml: neither a registry file nor a Dapr component")
+        .stdout_has("more/functions.yaml: looks like a registry file, but only files named _index.yaml are read")
         .stdout_has("entry lf:counter: field pool: pool sizing is not active yet")
         .stdout_has("entry lf:counter: field transport: transport wasi-http is not active yet")
         .stdout_has("entry lf:counter: field imports: imports are not active yet")

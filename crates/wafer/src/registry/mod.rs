@@ -190,9 +190,11 @@ impl Loader {
                     }
                     other => self.skip(path, format!("Dapr component of type {}", other.unwrap_or("(none)"))),
                 }
-            } else if is_index || document.get("entries").is_some() || document.get("namespace").is_some() {
+            } else if is_index {
                 let entries = index_file::parse_index_file(path, &document, &mut self.findings);
                 self.entries.extend(entries);
+            } else if document.get("entries").is_some() || document.get("namespace").is_some() {
+                self.skip(path, "looks like a registry file, but only files named _index.yaml are read".into());
             } else {
                 self.skip(path, "neither a registry file nor a Dapr component".into());
             }
