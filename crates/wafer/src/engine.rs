@@ -17,6 +17,8 @@
 use std::time::Duration;
 
 use crate::error::EngineError;
+use crate::pools::PoolPolicy;
+use crate::registry::Registry;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances: the resolution of `max_execution_ms`.
@@ -36,6 +38,27 @@ pub struct EngineSettings {
     /// Most component instances alive at once across all functions (the
     /// pooling allocator's slot count). Default 1000.
     pub max_instances: u32,
+}
+
+/// Fewest instance slots an engine gets.
+pub const MIN_INSTANCE_SLOTS: u32 = 100;
+/// Most instance slots an engine gets: each reserves 4 GiB of address space.
+pub const MAX_INSTANCE_SLOTS: u32 = 4000;
+
+impl EngineSettings {
+    /// Slots for every active function's pool at its fullest, between
+    /// [`MIN_INSTANCE_SLOTS`] and [`MAX_INSTANCE_SLOTS`].
+    pub fn for_registry(registry: &Registry) -> EngineSettings {
+        let wanted: usize = registry
+            .entries()
+            .iter()
+            .filter_map(|entry| entry.function())
+            .filter(|function| function.is_active())
+            .map(|function| PoolPolicy::from_config(function.pool.as_ref()).max_instances())
+            .sum();
+        let slots = u32::try_from(wanted).unwrap_or(u32::MAX).clamp(MIN_INSTANCE_SLOTS, MAX_INSTANCE_SLOTS);
+        EngineSettings { max_instances: slots }
+    }
 }
 
 impl Default for EngineSettings {

@@ -135,6 +135,15 @@ pub enum Error {
         /// The function's id.
         id: String,
     },
+    /// The function's pool is full: its queue of waiting calls, or the
+    /// engine's instance slots. Retry later; nothing ran.
+    #[error("{id}: pool full: {reason}")]
+    PoolFull {
+        /// The function's id.
+        id: String,
+        /// Which bound was reached.
+        reason: String,
+    },
     /// The guest broke its side of the ABI: a result that does not fit its
     /// declared type, a missing export.
     #[error("{id}: {message}")]
@@ -196,6 +205,7 @@ impl Error {
             | Error::Trap { id, .. }
             | Error::DeadlineExceeded { id, .. }
             | Error::Interrupted { id }
+            | Error::PoolFull { id, .. }
             | Error::Abi { id, .. }
             | Error::Host { id, .. } => id,
         }

@@ -1,40 +1,43 @@
 //! A loaded function: compiled once, instantiated from its `InstancePre`,
-//! warm instances kept for the next call.
-//!
-//! Instances: with `pool.type: inline` every call gets a new instance and
-//! nothing is kept; otherwise an instance that finished its call cleanly is
-//! kept and reused. An instance whose call trapped, hit a limit or was
-//! cancelled is dropped, never reused. (Pool sizing arrives with the
-//! worker-pool work.)
+//! its instances managed by its pool ([`crate::pools`]).
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wasmtime::Store;
-use wasmtime::component::Func;
+use wasmtime::component::types::Type;
+use wasmtime::component::{Func, Val};
 
 use crate::abi::wit::WitFunction;
 use crate::error::{Error, Result};
 use crate::host::HostState;
 use crate::limits::{DeadlineReached, Limits, on_epoch_tick};
-use crate::registry::{FunctionConfig, PoolKind};
+use crate::pools::{InstancePool, LiveToken, PoolPolicy, PoolStats, QueueFull};
+use crate::registry::FunctionConfig;
 
 /// An instance with its store, ready for a call.
 struct Warm {
     store: Store<HostState>,
     func: Func,
+    _live: LiveToken,
 }
 
 /// A callable function of the registry.
+///
+/// Calls go through the function's pool: at most `max_active` run at once,
+/// a bounded number wait, and the rest are refused with
+/// [`Error::PoolFull`]. Reused instances keep their state between calls
+/// (except in `inline` pools, where every call gets a new instance).
 pub struct Function {
     id: Arc<str>,
     limits: Limits,
-    reuse_instances: bool,
     abi: WitFunction,
-    idle: Mutex<Vec<Warm>>,
+    pool: Arc<InstancePool<Warm>>,
+    reaper_started: AtomicBool,
 }
 
 impl Function {
@@ -42,9 +45,9 @@ impl Function {
         Function {
             id: id.into(),
             limits: Limits::from_config(&config.limits),
-            reuse_instances: config.pool.as_ref().is_none_or(|p| p.kind != PoolKind::Inline),
             abi,
-            idle: Mutex::new(Vec::new()),
+            pool: Arc::new(InstancePool::new(PoolPolicy::from_config(config.pool.as_ref()))),
+            reaper_started: AtomicBool::new(false),
         }
     }
 
@@ -58,9 +61,25 @@ impl Function {
         self.abi.signature()
     }
 
+    /// The parameters' names and types, for building [`Val`] arguments.
+    pub fn params(&self) -> &[(String, Type)] {
+        self.abi.params()
+    }
+
     /// The limits calls run under.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The pool's sizes.
+    pub fn pool_policy(&self) -> &PoolPolicy {
+        self.pool.policy()
+    }
+
+    /// The pool's counters: instances created and alive, calls running and
+    /// waiting.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
     }
 
     /// Calls the function with JSON arguments; the result as JSON.
@@ -70,19 +89,55 @@ impl Function {
     ///
     /// # Errors
     ///
-    /// Arguments that do not fit the signature, a trap, an exceeded limit, or
-    /// a failure to instantiate. A guest `result` error is a successful call.
+    /// Arguments that do not fit the signature, a full pool, a trap, an
+    /// exceeded limit, or a failure to instantiate. A guest `result` error is
+    /// a successful call.
     pub async fn call_json(&self, args: Vec<Value>) -> Result<Value> {
         let args = self.abi.args(args).map_err(|detail| Error::Arguments { id: self.id.to_string(), detail })?;
-        let mut warm = match self.take_idle() {
-            Some(warm) => warm,
-            None => self.instantiate().await?,
+        let results = self.call_vals(&args).await?;
+        Ok(self.abi.result_json(results))
+    }
+
+    /// Calls the function with component values, no JSON involved: the
+    /// typed embedding API. The arguments must match [`Function::params`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use wasmtime::component::Val;
+    /// let registry = wafer::Registry::from_yaml("inline.yaml", r#"
+    /// version: "1.0"
+    /// namespace: demo
+    /// entries:
+    ///   - name: add
+    ///     kind: function.wat
+    ///     source: '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
+    ///     method: add
+    /// "#);
+    /// let runtime = wafer::Runtime::new(registry)?;
+    /// let add = runtime.function("demo:add")?;
+    /// let results = add.call_vals(&[Val::S32(2), Val::S32(40)]).await?;
+    /// assert_eq!(results, [Val::S32(42)]);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Function::call_json`]; arguments of the wrong types are
+    /// reported by wasmtime as [`Error::Abi`].
+    pub async fn call_vals(&self, args: &[Val]) -> Result<Vec<Val>> {
+        self.start_reaper();
+        let _slot = self.pool.acquire().await.map_err(|full| self.pool_full(full))?;
+        let (mut warm, calls) = match self.pool.take_idle() {
+            Some(idle) => idle,
+            None => (self.instantiate().await?, 0),
         };
         let deadline = Instant::now() + self.limits.max_execution;
         warm.store.data_mut().deadline = deadline;
         warm.store.set_epoch_deadline(1);
+        let mut results = vec![Val::Bool(false); self.abi.result_count()];
         let outcome = {
-            let mut call = std::pin::pin!(self.abi.call(&mut warm.store, warm.func, &args));
+            let mut call = std::pin::pin!(self.abi.call(&mut warm.store, warm.func, args, &mut results));
             // The epoch callback stops running guest code; a timer stops a
             // guest that waits in a host call. Most calls finish on their
             // first poll, so the timer is armed only for those that do not.
@@ -93,22 +148,29 @@ impl Function {
         };
         warm.store.data().end_call();
         match outcome {
-            Ok(Ok(result)) => {
-                if self.reuse_instances {
-                    self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(warm);
-                }
-                Ok(result)
+            Ok(Ok(())) => {
+                self.pool.give_back(warm, calls + 1);
+                Ok(results)
             }
             Ok(Err(e)) => Err(self.call_error(e)),
             Err(_elapsed) => Err(self.deadline_exceeded()),
         }
     }
 
-    fn take_idle(&self) -> Option<Warm> {
-        if !self.reuse_instances {
-            return None;
+    /// Creates the instances the pool keeps from the start (`static` pools,
+    /// `adaptive` with `warm_start`); returns how many were created.
+    ///
+    /// # Errors
+    ///
+    /// When an instance cannot be created.
+    pub async fn warm_up(&self) -> Result<usize> {
+        let mut created = 0;
+        while self.pool.stats().live < self.pool.policy().prewarm {
+            let warm = self.instantiate().await?;
+            self.pool.give_back(warm, 0);
+            created += 1;
         }
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        Ok(created)
     }
 
     async fn instantiate(&self) -> Result<Warm> {
@@ -118,9 +180,39 @@ impl Function {
         store.data_mut().deadline = Instant::now() + self.limits.max_execution;
         store.set_epoch_deadline(1);
         match self.abi.instantiate(&mut store).await {
-            Ok(func) => Ok(Warm { store, func }),
+            Ok(func) => Ok(Warm { store, func, _live: self.pool.created() }),
+            Err(e) if e.is::<wasmtime::PoolConcurrencyLimitError>() => Err(Error::PoolFull {
+                id: self.id.to_string(),
+                reason: format!("the engine's instance slots are all in use ({e})"),
+            }),
             Err(e) if e.is::<wasmtime::Trap>() || e.is::<DeadlineReached>() => Err(self.call_error(e)),
             Err(e) => Err(Error::Host { id: self.id.to_string(), message: format!("cannot instantiate: {e:#}") }),
+        }
+    }
+
+    /// Drops instances idle past the pool's timeout, in the background,
+    /// from the first call on (a call is when a Tokio runtime is at hand).
+    fn start_reaper(&self) {
+        let Some(timeout) = self.pool.policy().idle_timeout else { return };
+        if self.reaper_started.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let pool: Weak<InstancePool<Warm>> = Arc::downgrade(&self.pool);
+        let period = (timeout / 4).clamp(Duration::from_millis(5), Duration::from_secs(5));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            loop {
+                ticks.tick().await;
+                let Some(pool) = pool.upgrade() else { break };
+                pool.trim(Instant::now());
+            }
+        });
+    }
+
+    fn pool_full(&self, full: QueueFull) -> Error {
+        Error::PoolFull {
+            id: self.id.to_string(),
+            reason: format!("{} calls running and {} waiting", full.running, full.waiting),
         }
     }
 

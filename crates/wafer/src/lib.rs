@@ -45,6 +45,7 @@ pub mod hash;
 mod host;
 pub mod inspect;
 pub mod limits;
+pub mod pools;
 pub mod registry;
 mod runtime;
 pub mod values;

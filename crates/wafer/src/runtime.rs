@@ -40,13 +40,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// A runtime over `registry` with a new engine of default settings.
+    /// A runtime over `registry` with a new engine whose instance slots are
+    /// sized for the registry's pools ([`EngineSettings::for_registry`]).
     ///
     /// # Errors
     ///
     /// When the engine cannot be built (an unsupported host).
     pub fn new(registry: Registry) -> std::result::Result<Runtime, EngineError> {
-        Runtime::with_engine(registry, WaferEngine::new(&EngineSettings::default())?)
+        let engine = WaferEngine::new(&EngineSettings::for_registry(&registry))?;
+        Runtime::with_engine(registry, engine)
     }
 
     /// A runtime over `registry` sharing an existing engine.
@@ -126,6 +128,23 @@ impl Runtime {
                 (id, outcome)
             })
             .collect()
+    }
+
+    /// Compiles every active function and creates the instances their
+    /// pools keep from the start (`static`, `adaptive` with `warm_start`).
+    /// Returns the functions that failed, with why.
+    pub async fn warm_up(&self) -> Vec<(String, Error)> {
+        let mut failed = Vec::new();
+        for (id, outcome) in self.load_all(|_, _| {}) {
+            let warmed = match outcome {
+                Ok(function) => function.warm_up().await.map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = warmed {
+                failed.push((id, e));
+            }
+        }
+        failed
     }
 
     fn not_loadable(&self, id: &str) -> Error {

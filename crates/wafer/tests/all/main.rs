@@ -2,4 +2,5 @@
 
 mod instances;
 mod mapping;
+mod pools;
 mod util;

@@ -26,7 +26,7 @@ pub fn registry(dir: &str, entries: &[String]) -> Registry {
     registry
 }
 
-fn dir_of(path: &str) -> String {
+pub fn dir_of(path: &str) -> String {
     std::path::Path::new(path).parent().unwrap().display().to_string()
 }
 
@@ -36,7 +36,7 @@ pub static TYPES: LazyLock<Arc<Runtime>> = LazyLock::new(|| {
     const FUNCTIONS: &[&str] = &[
         "echo-user", "add-points", "echo-kebab", "nested-option", "divide", "check", "echo-shape",
         "next-color", "invert", "swap", "echo-char", "echo-ints", "echo-floats", "reverse-bytes", "deep",
-        "greet", "nothing", "counter", "boom", "spin", "env-var", "read-file", "flood",
+        "greet", "nothing", "counter", "boom", "spin", "env-var", "read-file", "flood", "sleep-ms",
     ];
     let path = wafer_guests::P2_TYPES;
     let mut entries: Vec<String> =
@@ -44,3 +44,20 @@ pub static TYPES: LazyLock<Arc<Runtime>> = LazyLock::new(|| {
     entries.push(wasm_entry("add", path, "add", ""));
     Arc::new(Runtime::new(registry(&dir_of(path), &entries)).unwrap())
 });
+
+/// A runtime over P2_TYPES functions: (name, method, extra YAML) each.
+pub fn types_runtime(functions: &[(&str, &str, &str)]) -> Runtime {
+    let path = wafer_guests::P2_TYPES;
+    let entries: Vec<String> = functions.iter().map(|(name, method, extra)| wasm_entry(name, path, method, extra)).collect();
+    Runtime::new(registry(&dir_of(path), &entries)).unwrap()
+}
+
+/// Waits until `condition` holds, checking every millisecond; panics with
+/// `what` after 10 seconds. For states that background work reaches.
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !condition() {
+        assert!(std::time::Instant::now() < give_up, "gave up waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}

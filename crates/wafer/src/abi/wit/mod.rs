@@ -104,6 +104,21 @@ impl WitFunction {
         values::args_from_json(&self.params, args)
     }
 
+    /// The parameters' names and types.
+    pub fn params(&self) -> &[(String, Type)] {
+        &self.params
+    }
+
+    /// How many values the function returns (0 or 1).
+    pub fn result_count(&self) -> usize {
+        usize::from(self.has_result)
+    }
+
+    /// The result as JSON: `null` when the function returns nothing.
+    pub fn result_json(&self, results: Vec<Val>) -> Value {
+        results.into_iter().next().map_or(Value::Null, values::into_json)
+    }
+
     /// A new instance in `store`, and the function to call in it.
     pub async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Func> {
         let instance = self.pre.instantiate_async(&mut *store).await?;
@@ -112,13 +127,16 @@ impl WitFunction {
             .ok_or_else(|| wasmtime::Error::msg("the export vanished after instantiation"))
     }
 
-    /// Calls `func` with `args`; the result as JSON (`null` when the
-    /// function returns nothing).
-    pub async fn call(&self, store: &mut Store<HostState>, func: Func, args: &[Val]) -> wasmtime::Result<Value> {
-        let mut results = [Val::Bool(false)];
-        let results = &mut results[..usize::from(self.has_result)];
-        func.call_async(&mut *store, args, results).await?;
-        Ok(results.first_mut().map_or(Value::Null, |r| values::into_json(std::mem::replace(r, Val::Bool(false)))))
+    /// Calls `func` with `args`, writing `results` (of [`Self::result_count`]
+    /// values).
+    pub async fn call(
+        &self,
+        store: &mut Store<HostState>,
+        func: Func,
+        args: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        func.call_async(&mut *store, args, results).await
     }
 }
 

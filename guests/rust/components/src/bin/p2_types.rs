@@ -85,6 +85,10 @@ impl Types for Component {
             n = std::hint::black_box(n.wrapping_add(1));
         }
     }
+    fn sleep_ms(ms: u32) -> u32 {
+        std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+        ms
+    }
     fn env_var(name: String) -> Option<String> {
         std::env::var(name).ok()
     }
