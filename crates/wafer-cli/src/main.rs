@@ -39,6 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Call(commands::call::CallArgs),
+    Bench(commands::bench::BenchArgs),
     Check(commands::check::CheckArgs),
     Hash(commands::hash::HashArgs),
     Inspect(commands::inspect::InspectArgs),
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     let outcome = match cli.command {
         Command::Call(args) => commands::call::run(args),
+        Command::Bench(args) => commands::bench::run(args),
         Command::Check(args) => commands::check::run(args),
         Command::Hash(args) => commands::hash::run(args),
         Command::Inspect(args) => commands::inspect::run(args),

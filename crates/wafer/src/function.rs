@@ -37,7 +37,16 @@ pub struct Function {
     limits: Limits,
     abi: WitFunction,
     pool: Arc<InstancePool<Warm>>,
-    reaper_started: AtomicBool,
+    reaper_started: Arc<AtomicBool>,
+}
+
+/// Clears the "reaper running" flag when the reaper task ends.
+struct ReaperRunning(Arc<AtomicBool>);
+
+impl Drop for ReaperRunning {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Function {
@@ -47,7 +56,7 @@ impl Function {
             limits: Limits::from_config(&config.limits),
             abi,
             pool: Arc::new(InstancePool::new(PoolPolicy::from_config(config.pool.as_ref()))),
-            reaper_started: AtomicBool::new(false),
+            reaper_started: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -94,7 +103,7 @@ impl Function {
     /// a successful call.
     pub async fn call_json(&self, args: Vec<Value>) -> Result<Value> {
         let args = self.abi.args(args).map_err(|detail| Error::Arguments { id: self.id.to_string(), detail })?;
-        let results = self.call_vals(&args).await?;
+        let results = self.call_checked(&args).await?;
         Ok(self.abi.result_json(results))
     }
 
@@ -123,9 +132,17 @@ impl Function {
     ///
     /// # Errors
     ///
-    /// As [`Function::call_json`]; arguments of the wrong types are
-    /// reported by wasmtime as [`Error::Abi`].
+    /// As [`Function::call_json`]: arguments that do not match the
+    /// parameters are [`Error::Arguments`], checked before any instance is
+    /// touched.
     pub async fn call_vals(&self, args: &[Val]) -> Result<Vec<Val>> {
+        crate::values::check_args(self.abi.params(), args)
+            .map_err(|detail| Error::Arguments { id: self.id.to_string(), detail })?;
+        self.call_checked(args).await
+    }
+
+    /// Calls with arguments already known to match the parameters.
+    async fn call_checked(&self, args: &[Val]) -> Result<Vec<Val>> {
         self.start_reaper();
         let _slot = self.pool.acquire().await.map_err(|full| self.pool_full(full))?;
         let (mut warm, calls) = match self.pool.take_idle() {
@@ -192,14 +209,18 @@ impl Function {
 
     /// Drops instances idle past the pool's timeout, in the background,
     /// from the first call on (a call is when a Tokio runtime is at hand).
+    /// If that runtime shuts down, the next call starts a new reaper.
     fn start_reaper(&self) {
         let Some(timeout) = self.pool.policy().idle_timeout else { return };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
         if self.reaper_started.swap(true, Ordering::Relaxed) {
             return;
         }
+        let started = ReaperRunning(self.reaper_started.clone());
         let pool: Weak<InstancePool<Warm>> = Arc::downgrade(&self.pool);
         let period = (timeout / 4).clamp(Duration::from_millis(5), Duration::from_secs(5));
-        tokio::spawn(async move {
+        handle.spawn(async move {
+            let _restart_if_dropped = started;
             let mut ticks = tokio::time::interval(period);
             loop {
                 ticks.tick().await;

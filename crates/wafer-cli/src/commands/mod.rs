@@ -1,13 +1,15 @@
 //! One module per subcommand: its arguments (clap) and its `run`.
 
+pub mod bench;
 pub mod call;
 pub mod check;
 pub mod hash;
 pub mod inspect;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
+use serde_json::Value;
 
 use crate::exit::Failure;
 
@@ -43,4 +45,56 @@ pub fn print_line(text: &str) -> Result<(), Failure> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").and_then(|()| out.flush()).context("cannot write to stdout").map_err(Failure::failed)
+}
+
+/// The function to run and its arguments: shared by `call` and `bench`.
+#[derive(clap::Args)]
+pub struct FunctionArgs {
+    /// The function's id: `namespace:name`, or a Dapr component's name.
+    pub id: String,
+    /// The arguments, one JSON value each.
+    #[arg(value_name = "ARG_JSON", allow_negative_numbers = true)]
+    args: Vec<String>,
+    /// Read the arguments from a file holding a JSON array (`-` for stdin).
+    #[arg(long, value_name = "FILE", conflicts_with = "args")]
+    args_file: Option<PathBuf>,
+    /// The registry: a folder walked for registry files, or one file.
+    #[arg(long, short, value_name = "DIR", default_value = ".")]
+    registry: PathBuf,
+}
+
+impl FunctionArgs {
+    /// The arguments, parsed.
+    pub fn json_args(&self) -> Result<Vec<Value>, Failure> {
+        if let Some(file) = &self.args_file {
+            let bytes = read_input(file)?;
+            return match serde_json::from_slice(&bytes) {
+                Ok(Value::Array(items)) => Ok(items),
+                Ok(_) => Err(Failure::input(anyhow!("{}: expected a JSON array of arguments", file.display()))),
+                Err(e) => Err(Failure::input(anyhow!("{}: not JSON: {e}", file.display()))),
+            };
+        }
+        self.args
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                serde_json::from_str(text).map_err(|e| {
+                    Failure::input(anyhow!(
+                        "args[{i}]: `{text}` is not JSON ({e}); write strings with quotes: '\"{text}\"'"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// A runtime over the registry; problems in other entries are a
+    /// warning, not a failure.
+    pub fn runtime(&self) -> Result<wafer::Runtime, Failure> {
+        let registry = load_registry(&self.registry)?;
+        let others = registry.problems().iter().filter(|p| p.entry.as_deref() != Some(&self.id)).count();
+        if others > 0 {
+            tracing::warn!(problems = others, "The registry has problems in other entries; `wafer check` lists them.");
+        }
+        wafer::Runtime::new(registry).map_err(Failure::failed)
+    }
 }

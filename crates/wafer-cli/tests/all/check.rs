@@ -212,7 +212,6 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         .stdout_has("components/state.yaml: Dapr component of type state.redis")
         .stdout_has("notes.yaml: neither a registry file nor a Dapr component")
         .stdout_has("more/functions.yaml: looks like a registry file, but only files named _index.yaml are read")
-        .stdout_has("entry lf:counter: field pool: pool sizing is not active yet")
         .stdout_has("entry lf:counter: field transport: transport wasi-http is not active yet")
         .stdout_has("entry lf:counter: field imports: imports are not active yet")
         .stdout_has("entry lf:counter: field wasi: wasi args, cwd, env and mounts are not active yet")
@@ -231,4 +230,23 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
 fn an_empty_folder_is_a_problem_not_a_silent_success() {
     let ws = Workspace::new();
     ws.wafer(&["check"]).code(1).stdout_has("no registry files here");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_registry_files_are_read_and_binary_yaml_is_skipped() {
+    // Kubernetes mounts ConfigMaps as symlinks into a `..data` folder.
+    let ws = Workspace::new();
+    ws.write("..data/_index.yaml", format!("{}  - name: answer\n    kind: function.wat\n    source: '(module (func (export \"answer\") (result i32) i32.const 42))'\n    method: answer\n", header("k")));
+    std::os::unix::fs::symlink("..data/_index.yaml", ws.path().join("_index.yaml")).unwrap();
+    ws.write("latin1.yaml", b"title: caf\xe9\n");
+    let run = ws.wafer(&["check"]);
+    run.code(0).stdout_has("k:answer").stdout_has("latin1.yaml: not UTF-8 text");
+}
+
+#[test]
+fn wit_errors_say_where() {
+    let ws = Workspace::new();
+    ws.write("_index.yaml", format!("{}  - name: f\n    kind: function.wat\n    source: '(module (func (export \"f\")))'\n    method: f\n    wit: |\n      f: func();\n      g: func(a: s32 b: s32);\n", header("w")));
+    ws.wafer(&["check"]).code(1).stdout_has("entry w:f: field wit: wit does not parse: expected ')', found an identifier (line 2)");
 }

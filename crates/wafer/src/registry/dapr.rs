@@ -66,8 +66,13 @@ pub(crate) fn parse_binding(path: &Path, document: &Value, findings: &mut Findin
     let label = name.unwrap_or("(unnamed Dapr component)");
     let mut fields = Fields::new(top, Problem::new("").in_file(path).in_entry(label), findings);
     fields.reject_unknown("a Dapr component", &["apiVersion", "kind", "metadata", "spec", "auth", "scopes"]);
-    if name.is_none() {
-        fields.problem("metadata.name", "missing required field");
+    match name {
+        None => fields.problem("metadata.name", "missing required field"),
+        Some(name) if !is_dns_label(name) => fields.problem(
+            "metadata.name",
+            format!("`{name}` is not a Kubernetes name (lowercase letters, digits and `-`, at most 63)"),
+        ),
+        Some(_) => {}
     }
     let spec: Spec = fields.required("spec")?;
     if spec.version.as_deref().is_some_and(|v| v != "v1") {
@@ -107,8 +112,10 @@ pub(crate) fn parse_binding(path: &Path, document: &Value, findings: &mut Findin
             ),
         }
     }
-    if url.is_none() {
-        fields.problem("spec.metadata", "missing required metadata `url`");
+    match url.as_deref() {
+        None => fields.problem("spec.metadata", "missing required metadata `url`"),
+        Some("") => fields.problem("spec.metadata", "metadata `url` is empty"),
+        Some(_) => {}
     }
     fields.inactive("spec.type", "bindings.wasm runs with abi wasi-command, which is not active yet");
     if fields.has_problems() {
@@ -133,6 +140,17 @@ pub(crate) fn parse_binding(path: &Path, document: &Value, findings: &mut Findin
         kind: EntryKind::Function(Box::new(function)),
         meta: None,
     })
+}
+
+/// Dapr names its components with Kubernetes' DNS labels, which never
+/// contain the `:` of Wippy ids, so the two never collide.
+fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
 }
 
 #[cfg(test)]
@@ -169,5 +187,17 @@ spec:
         let function = entry.function().unwrap();
         assert!(function.strict_sandbox);
         assert_eq!(function.abi, Abi::WasiCommand);
+    }
+
+    #[test]
+    fn names_with_a_colon_and_empty_urls_are_refused() {
+        let document: Value = serde_norway::from_str(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: \"app:f\"\nspec:\n  type: bindings.wasm\n  metadata:\n  - name: url\n    value: \"\"\n",
+        )
+        .unwrap();
+        let mut findings = Findings::default();
+        assert!(parse_binding(Path::new("c.yaml"), &document, &mut findings).is_none());
+        let fields: Vec<_> = findings.problems.iter().map(|p| p.field.clone().unwrap()).collect();
+        assert_eq!(fields, ["metadata.name", "spec.metadata"]);
     }
 }

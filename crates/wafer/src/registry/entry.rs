@@ -177,6 +177,9 @@ fn parse_wasm_source(
     let path: Option<String> = fields.optional("path");
     let source = match (url, fs, path) {
         (Some(url), None, None) => {
+            if hash.as_ref().is_some_and(Option::is_none) && !fields.has("hash") {
+                fields.problem("hash", "missing required field (sha256:<hex> of the module at `url`)");
+            }
             fields.inactive("url", "module URLs are not active yet");
             Some(ModuleSource::Url(url))
         }
@@ -237,9 +240,6 @@ fn parse_function(
     }
     let wit: Option<String> = fields.optional("wit");
     let pool: Option<PoolConfig> = fields.optional("pool");
-    if let Some(pool) = &pool {
-        note_pool(fields, pool);
-    }
     let transport: Transport = fields.optional("transport").unwrap_or_default();
     if transport != Transport::Payload {
         fields.inactive("transport", "transport wasi-http is not active yet");
@@ -283,13 +283,3 @@ fn parse_function(
     })))
 }
 
-fn note_pool(fields: &mut Fields, pool: &PoolConfig) {
-    if pool.kind != PoolKind::Inline {
-        fields.inactive(
-            "pool",
-            "pool sizing is not active yet: warm instances are reused, without a bound",
-        );
-    } else if pool.max_size.is_some() {
-        fields.inactive("pool.max_size", "pool sizing is not active yet");
-    }
-}

@@ -66,6 +66,7 @@ fn parse_entry(
     };
     let mut fields = Fields::new(map, Problem::new("").in_file(path).in_entry(&label), findings);
     match name {
+        None if map.contains_key("name") => fields.problem("name", "expected a string"),
         None => fields.problem("name", "missing required field"),
         Some(name) if !is_valid_name(name) => {
             fields.problem("name", format!("`{name}` may hold only letters, digits, `_`, `-` and `.`"))

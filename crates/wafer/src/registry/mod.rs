@@ -106,7 +106,8 @@ impl Registry {
         self.index.get(id).map(|&i| &self.entries[i])
     }
 
-    /// Every problem, in the order found: file by file, entry by entry.
+    /// Every problem: first those of each file, entry by entry, then those
+    /// found across entries (duplicate ids, references to missing entries).
     pub fn problems(&self) -> &[Problem] {
         &self.findings.problems
     }
@@ -137,7 +138,7 @@ struct Loader {
 
 impl Loader {
     fn walk(&mut self, root: &Path) {
-        let walk = walkdir::WalkDir::new(root).sort_by_file_name().into_iter().filter_entry(|e| {
+        let walk = walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name().into_iter().filter_entry(|e| {
             e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')
         });
         for item in walk {
@@ -158,6 +159,9 @@ impl Loader {
     fn read_file(&mut self, path: &Path, is_index: bool) {
         match std::fs::read_to_string(path) {
             Ok(text) => self.read_text(path, &text, is_index),
+            Err(e) if !is_index && e.kind() == std::io::ErrorKind::InvalidData => {
+                self.skip(path, "not UTF-8 text".into())
+            }
             Err(e) => self.findings.problems.push(Problem::new(format!("cannot read: {e}")).in_file(path)),
         }
     }

@@ -44,8 +44,8 @@ impl Registry {
                     return Err(locate("fs", format!("refers to {fs}, which is not an fs.directory")));
                 };
                 let relative = Path::new(path.trim_start_matches('/'));
-                if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
-                    return Err(locate("path", format!("`{path}` must stay inside {fs}")));
+                if relative.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+                    return Err(locate("path", format!("`{path}` must stay inside {fs}: no `..`")));
                 }
                 let file = dir.directory.join(relative);
                 let bytes = std::fs::read(&file)

@@ -17,7 +17,6 @@ pub(crate) enum Path<'a> {
     Arg(usize),
     Index(&'a Path<'a>, usize),
     Field(&'a Path<'a>, &'a str),
-    Payload(&'a Path<'a>, &'a str),
 }
 
 impl fmt::Display for Path<'_> {
@@ -26,7 +25,6 @@ impl fmt::Display for Path<'_> {
             Path::Arg(i) => write!(f, "args[{i}]"),
             Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
             Path::Field(parent, name) => write!(f, "{parent}.{name}"),
-            Path::Payload(parent, case) => write!(f, "{parent}.{case}"),
         }
     }
 }
@@ -63,7 +61,10 @@ pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
         (Type::U32, Value::Number(n)) => integer(&n, ty, path).map(Val::U32),
         (Type::S64, Value::Number(n)) => integer(&n, ty, path).map(Val::S64),
         (Type::U64, Value::Number(n)) => integer(&n, ty, path).map(Val::U64),
-        (Type::Float32, json) => float(&json).map(|f| Val::Float32(f as f32)).ok_or_else(|| mismatch(path, ty, &json)),
+        (Type::Float32, json) => float(&json)
+            .filter(|f| !f.is_finite() || f.abs() <= f64::from(f32::MAX))
+            .map(|f| Val::Float32(f as f32))
+            .ok_or_else(|| mismatch(path, ty, &json)),
         (Type::Float64, json) => float(&json).map(Val::Float64).ok_or_else(|| mismatch(path, ty, &json)),
         (Type::Char, Value::String(s)) => {
             let mut chars = s.chars();
@@ -138,7 +139,7 @@ pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
             let Some(case) = variant.cases().find(|c| c.name == name) else {
                 return Err(ValueError::at(path, format!("expected {}, found case `{name}`", short_wit_type(ty))));
             };
-            let at = Path::Payload(&path, &name);
+            let at = Path::Field(&path, &name);
             let payload = match (case.ty, payload) {
                 (None, Value::Null) => None,
                 (None, _) => return Err(ValueError::at(at, "this case has no payload; give null")),
@@ -161,7 +162,7 @@ pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
                 "err" => (result.err(), false),
                 _ => return Err(ValueError::at(path, format!("expected {}, found case `{key}`", short_wit_type(ty)))),
             };
-            let at = Path::Payload(&path, &key);
+            let at = Path::Field(&path, &key);
             let payload = match (payload_ty, payload) {
                 (None, Value::Null) => None,
                 (None, _) => return Err(ValueError::at(at, "this result case has no payload; give null")),

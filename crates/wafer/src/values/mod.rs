@@ -21,6 +21,7 @@
 //! Resources, futures and streams do not cross as JSON; functions that use
 //! them are refused when they are loaded.
 
+mod check;
 mod from_json;
 mod to_json;
 mod wit_type;
@@ -29,6 +30,7 @@ use serde_json::Value;
 use wasmtime::component::Val;
 use wasmtime::component::types::Type;
 
+pub use check::check_args;
 pub use to_json::into_json;
 pub use wit_type::{short_wit_type, wit_signature, wit_type};
 

@@ -130,5 +130,6 @@ async fn argument_errors_name_parameter_path_and_type() {
     expect_error("echo-shape", json!(["circle"]), "case `circle` needs a payload").await;
     expect_error("divide", json!([1, "x"]), "args[1] (b): expected s32, found string \"x\"").await;
     expect_error("swap", json!([["a"]]), "expected tuple<string, u32>").await;
+    expect_error("echo-floats", json!([1e39, 0]), "args[0] (a): expected f32, found number 1e+39").await;
     expect_error("deep", json!([[[{"ok": {"x": 1}}]]]), "args[0] (x)[0][0].ok.y: missing field").await;
 }

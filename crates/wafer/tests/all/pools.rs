@@ -144,3 +144,16 @@ async fn registry_pools_size_the_engine() {
     let settings = EngineSettings::for_registry(&Registry::from_yaml("/s.yaml", yaml));
     assert_eq!(settings.max_instances, 400, "300 for a, 100 for b's default lazy pool");
 }
+
+#[tokio::test]
+async fn wrong_vals_are_an_argument_error_and_leave_the_instance_alone() {
+    use wasmtime::component::Val;
+    let runtime = types_runtime(&[("add", "add", "")]);
+    let add = runtime.function("t:add").unwrap();
+    assert_eq!(add.call_vals(&[Val::S32(1), Val::S32(2)]).await.unwrap(), [Val::S32(3)]);
+    let err = add.call_vals(&[Val::S32(1), Val::String("2".into())]).await.unwrap_err();
+    assert!(matches!(err, Error::Arguments { .. }), "{err}");
+    assert_eq!(err.to_string(), "t:add: args[1]: expected s32, found string");
+    let stats = add.pool_stats();
+    assert_eq!((stats.created, stats.live), (1, 1), "the warm instance was kept: {stats:?}");
+}

@@ -31,7 +31,7 @@ pub(crate) fn wrap_core_module(module: &[u8], wit: Option<&str>, method: &str) -
     // Same line as the user's first line, so WIT errors point at their line.
     let document = format!("package wafer:entry; world entry {{ {body}\n}}\n");
     let mut resolve = Resolve::default();
-    let package = resolve.push_str("wit", &document).map_err(|e| format!("wit does not parse: {}", one_line(&format!("{e:#}"))))?;
+    let package = resolve.push_str("wit", &document).map_err(|e| format!("wit does not parse: {}", user_location(&one_line(&resolve.render_error(&e)))))?;
     let world = resolve.select_world(&[package], Some("entry")).map_err(|e| format!("wit: {}", one_line(&format!("{e:#}"))))?;
     let mut bytes = module.to_vec();
     embed_component_metadata(&mut bytes, &resolve, world, StringEncoding::UTF8)
@@ -41,6 +41,14 @@ pub(crate) fn wrap_core_module(module: &[u8], wit: Option<&str>, method: &str) -
         .module(&bytes)
         .and_then(|mut encoder| encoder.encode())
         .map_err(|e| format!("the core module does not match its wit: {e:#}"))
+}
+
+/// `… (at wit:2:23)` → `… (line 2)`: lines match the entry's `wit`, columns
+/// do not (`export ` was inserted before each function).
+fn user_location(message: &str) -> String {
+    let Some(start) = message.rfind(" (at wit:") else { return message.to_string() };
+    let line: String = message[start + 9..].chars().take_while(char::is_ascii_digit).collect();
+    format!("{} (line {line})", &message[..start])
 }
 
 /// Turns interface-body declarations into world items: each top-level

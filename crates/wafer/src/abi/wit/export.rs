@@ -53,12 +53,21 @@ pub(crate) fn find_function(
 /// Whether an exported instance `name` (`pkg:ns/iface@1.0`, or a plain
 /// `iface`) is what `wanted` names.
 fn interface_matches(name: &str, wanted: &str) -> bool {
-    let unversioned = name.split_once('@').map_or(name, |(n, _)| n);
     if wanted.contains('/') {
-        return name == wanted || unversioned == wanted;
+        return name == wanted || unversioned(name) == wanted;
     }
-    let short = unversioned.rsplit_once('/').map_or(unversioned, |(_, iface)| iface);
-    short == wanted
+    short_name(name) == wanted
+}
+
+/// `pkg:ns/iface@1.0` → `pkg:ns/iface`.
+fn unversioned(name: &str) -> &str {
+    name.split_once('@').map_or(name, |(n, _)| n)
+}
+
+/// `pkg:ns/iface@1.0` → `iface`; a plain `iface` stays as it is.
+fn short_name(name: &str) -> &str {
+    let unversioned = unversioned(name);
+    unversioned.rsplit_once('/').map_or(unversioned, |(_, iface)| iface)
 }
 
 /// Every callable export, written as a `method` would name it.
@@ -68,8 +77,7 @@ fn list_functions(engine: &Engine, component: &Component) -> String {
         match item.ty {
             ComponentItem::ComponentFunc(_) => names.push(name.to_string()),
             ComponentItem::ComponentInstance(instance) => {
-                let unversioned = name.split_once('@').map_or(name, |(n, _)| n);
-                let short = unversioned.rsplit_once('/').map_or(unversioned, |(_, iface)| iface);
+                let short = short_name(name);
                 for (func, item) in instance.exports(engine) {
                     if matches!(item.ty, ComponentItem::ComponentFunc(_)) {
                         names.push(format!("{short}#{func}"));

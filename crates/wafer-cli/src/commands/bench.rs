@@ -1,0 +1,269 @@
+//! `wafer bench ID [ARG_JSON...]`: call a function over and over and report
+//! its throughput and latency.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use super::call::call_failure;
+use super::{FunctionArgs, print_line};
+use crate::exit::Failure;
+
+/// Call a function repeatedly and print calls/s and latency percentiles.
+///
+/// Warms up first (instances created, code paths hot), then runs
+/// `--concurrency` callers until `--duration` or `--calls` is reached,
+/// showing progress on a terminal. Failed calls (a full pool, a trap) are
+/// counted and timed apart.
+///
+/// Example: wafer bench quickstart:add 2 40 -r examples/quickstart --duration 3s
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    target: FunctionArgs,
+    /// Callers running at once.
+    #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+    /// How long to measure, e.g. `10s`, `500ms`, `1m`.
+    #[arg(long, short, default_value = "10s", value_parser = parse_duration, conflicts_with = "calls")]
+    duration: Duration,
+    /// Stop after this many calls instead of after a duration.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    calls: Option<u64>,
+    /// How long to warm up before measuring.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 10s or 500ms"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" | "" => number,
+        "m" => number * 60.0,
+        _ => return Err(format!("`{text}`: the unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// What one caller measured.
+struct Tally {
+    ok: Histogram<u64>,
+    failed: Histogram<u64>,
+    first_error: Option<wafer::Error>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        let histogram = || Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
+        Tally { ok: histogram(), failed: histogram(), first_error: None }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.ok.add(&other.ok).expect("same bounds");
+        self.failed.add(&other.failed).expect("same bounds");
+        self.first_error = self.first_error.take().or(other.first_error);
+    }
+}
+
+pub fn run(args: BenchArgs) -> Result<(), Failure> {
+    let target = &args.target;
+    let call_args = target.json_args()?;
+    let runtime = target.runtime()?;
+    let workers = (args.concurrency as usize).min(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
+    let function = runtime.function(&target.id).map_err(call_failure)?;
+    let report = tokio.block_on(async {
+        function.warm_up().await.map_err(call_failure)?;
+        // The first call shows bad arguments at once, not after a run.
+        function.call_json(call_args.clone()).await.map_err(call_failure)?;
+        let warmup_end = Instant::now() + args.warmup;
+        measure(&function, &call_args, args.concurrency, Stop::At(warmup_end), false).await;
+        let stop = match args.calls {
+            Some(calls) => Stop::After(calls),
+            None => Stop::At(Instant::now() + args.duration),
+        };
+        let started = Instant::now();
+        let tally = measure(&function, &call_args, args.concurrency, stop, std::io::stderr().is_terminal()).await;
+        Ok::<_, Failure>(report(&function, &args, tally, started.elapsed()))
+    })?;
+    print_line(&if args.json { report.to_string() } else { as_text(&report) })
+}
+
+#[derive(Clone, Copy)]
+enum Stop {
+    At(Instant),
+    After(u64),
+}
+
+async fn measure(function: &Arc<wafer::Function>, args: &[Value], concurrency: u32, stop: Stop, progress: bool) -> Tally {
+    let issued = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (function, args, issued) = (function.clone(), args.to_vec(), issued.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::new();
+                // Counted locally and published in batches: a shared counter
+                // touched by every call would itself limit the scaling measured.
+                let mut unpublished = 0u64;
+                loop {
+                    let more = match stop {
+                        Stop::At(end) => Instant::now() < end,
+                        Stop::After(calls) => issued.fetch_add(1, Ordering::Relaxed) < calls,
+                    };
+                    if !more {
+                        issued.fetch_add(unpublished, Ordering::Relaxed);
+                        break tally;
+                    }
+                    if matches!(stop, Stop::At(_)) {
+                        unpublished += 1;
+                        if unpublished == 256 {
+                            issued.fetch_add(unpublished, Ordering::Relaxed);
+                            unpublished = 0;
+                        }
+                    }
+                    let start = Instant::now();
+                    let outcome = function.call_json(args.clone()).await;
+                    let nanos = start.elapsed().as_nanos().max(1) as u64;
+                    match outcome {
+                        Ok(_) => tally.ok.saturating_record(nanos),
+                        Err(e) => {
+                            tally.failed.saturating_record(nanos);
+                            tally.first_error.get_or_insert(e);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let ticker = progress.then(|| {
+        let (issued, done) = (issued.clone(), done.clone());
+        let started = Instant::now();
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let share = match stop {
+                    Stop::At(end) => started.elapsed().as_secs_f64() / (end - started).as_secs_f64().max(1e-9),
+                    Stop::After(calls) => issued.load(Ordering::Relaxed) as f64 / calls as f64,
+                };
+                let filled = (share.clamp(0.0, 1.0) * 30.0) as usize;
+                eprint!("\r[{}{}] {:.1}s {} calls", "=".repeat(filled), " ".repeat(30 - filled), started.elapsed().as_secs_f64(), issued.load(Ordering::Relaxed));
+            }
+            eprint!("\r\x1b[K");
+        })
+    });
+    let mut total = Tally::new();
+    for caller in callers {
+        total.merge(caller.await.expect("a bench caller never panics"));
+    }
+    done.store(true, Ordering::Relaxed);
+    if let Some(ticker) = ticker {
+        let _ = ticker.await;
+    }
+    total
+}
+
+fn latency(histogram: &Histogram<u64>) -> Value {
+    if histogram.is_empty() {
+        return Value::Null;
+    }
+    json!({
+        "p50_ns": histogram.value_at_quantile(0.50),
+        "p90_ns": histogram.value_at_quantile(0.90),
+        "p99_ns": histogram.value_at_quantile(0.99),
+        "max_ns": histogram.max(),
+    })
+}
+
+fn report(function: &wafer::Function, args: &BenchArgs, tally: Tally, elapsed: Duration) -> Value {
+    let calls = tally.ok.len() + tally.failed.len();
+    let stats = function.pool_stats();
+    json!({
+        "function": function.id(),
+        "concurrency": args.concurrency,
+        "seconds": elapsed.as_secs_f64(),
+        "calls": calls,
+        "calls_per_second": calls as f64 / elapsed.as_secs_f64(),
+        "ok": tally.ok.len(),
+        "latency": latency(&tally.ok),
+        "failed": tally.failed.len(),
+        "failed_latency": latency(&tally.failed),
+        "first_error": tally.first_error.map(|e| e.to_string()),
+        "instances_created": stats.created,
+        "instances_live": stats.live,
+    })
+}
+
+fn human(nanos: &Value) -> String {
+    let nanos = nanos.as_u64().unwrap_or(0) as f64;
+    match nanos {
+        n if n < 1e3 => format!("{n:.0} ns"),
+        n if n < 1e6 => format!("{:.1} µs", n / 1e3),
+        n if n < 1e9 => format!("{:.1} ms", n / 1e6),
+        n => format!("{:.2} s", n / 1e9),
+    }
+}
+
+fn latency_line(latency: &Value) -> String {
+    format!(
+        "p50 {}  p90 {}  p99 {}  max {}",
+        human(&latency["p50_ns"]),
+        human(&latency["p90_ns"]),
+        human(&latency["p99_ns"]),
+        human(&latency["max_ns"])
+    )
+}
+
+fn as_text(report: &Value) -> String {
+    let mut out = format!(
+        "function      {}\nconcurrency   {}\ncalls         {} in {:.2} s\nthroughput    {:.0} calls/s\n",
+        report["function"].as_str().unwrap_or_default(),
+        report["concurrency"],
+        report["calls"],
+        report["seconds"].as_f64().unwrap_or_default(),
+        report["calls_per_second"].as_f64().unwrap_or_default(),
+    );
+    if !report["latency"].is_null() {
+        out.push_str(&format!("latency       {}\n", latency_line(&report["latency"])));
+    }
+    if report["failed"].as_u64().unwrap_or(0) > 0 {
+        out.push_str(&format!(
+            "failed        {} ({})\nfailed in     {}\n",
+            report["failed"],
+            report["first_error"].as_str().unwrap_or_default(),
+            latency_line(&report["failed_latency"])
+        ));
+    }
+    out.push_str(&format!("instances     {} created, {} alive", report["instances_created"], report["instances_live"]));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}
