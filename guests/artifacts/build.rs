@@ -47,7 +47,12 @@ fn main() {
                 let _ = std::fs::remove_file(&path);
             }
             writeln!(constants, "/// `{file}`, built for {}.", target.triple).unwrap();
-            writeln!(constants, "pub const {name}: &str = {:?};", path.display().to_string()).unwrap();
+            writeln!(
+                constants,
+                "pub const {name}: &str = {:?};",
+                path.display().to_string()
+            )
+            .unwrap();
         }
     }
     let mut wat_files: Vec<PathBuf> = std::fs::read_dir(guests.join("wat"))
@@ -57,9 +62,24 @@ fn main() {
         .collect();
     wat_files.sort();
     for path in wat_files {
-        let stem = path.file_stem().unwrap().to_string_lossy().to_uppercase().replace('-', "_");
-        writeln!(constants, "/// `guests/wat/{}`.", path.file_name().unwrap().to_string_lossy()).unwrap();
-        writeln!(constants, "pub const WAT_{stem}: &str = {:?};", path.display().to_string()).unwrap();
+        let stem = path
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .to_uppercase()
+            .replace('-', "_");
+        writeln!(
+            constants,
+            "/// `guests/wat/{}`.",
+            path.file_name().unwrap().to_string_lossy()
+        )
+        .unwrap();
+        writeln!(
+            constants,
+            "pub const WAT_{stem}: &str = {:?};",
+            path.display().to_string()
+        )
+        .unwrap();
     }
     std::fs::write(out_dir.join("guests.rs"), constants).unwrap();
 }
@@ -68,7 +88,15 @@ fn main() {
 fn build(rust: &Path, target_dir: &Path, target: &Target) -> bool {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--release", "--target", target.triple, "-p", target.package, "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            target.triple,
+            "-p",
+            target.package,
+            "--manifest-path",
+        ])
         .arg(rust.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target_dir)
         // The outer build's flags are for the host, not for wasm.
@@ -80,7 +108,11 @@ fn build(rust: &Path, target_dir: &Path, target: &Target) -> bool {
         Ok(output) if output.status.success() => true,
         Ok(output) => {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("");
+            let last = stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .last()
+                .unwrap_or("");
             println!(
                 "cargo:warning=guests for {} did not build (is `rustup target add {}` done?): {last}",
                 target.triple, target.triple
@@ -88,7 +120,10 @@ fn build(rust: &Path, target_dir: &Path, target: &Target) -> bool {
             false
         }
         Err(e) => {
-            println!("cargo:warning=cannot run cargo to build guests for {}: {e}", target.triple);
+            println!(
+                "cargo:warning=cannot run cargo to build guests for {}: {e}",
+                target.triple
+            );
             false
         }
     }

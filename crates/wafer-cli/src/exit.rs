@@ -13,31 +13,47 @@ pub struct Failure {
 impl Failure {
     /// A call failed (trap, limit), or `check` found problems: exit 1.
     pub fn failed(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: 1, error: Some(error.into()) }
+        Failure {
+            code: 1,
+            error: Some(error.into()),
+        }
     }
 
     /// Exit 1 with nothing more to print (the output said it all).
     pub fn quiet() -> Self {
-        Failure { code: 1, error: None }
+        Failure {
+            code: 1,
+            error: None,
+        }
     }
 
     /// Bad usage or input: exit 2.
     pub fn input(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: 2, error: Some(error.into()) }
+        Failure {
+            code: 2,
+            error: Some(error.into()),
+        }
     }
 
     /// Interrupted by Ctrl-C: exit 130.
     pub fn interrupted(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: 130, error: Some(error.into()) }
+        Failure {
+            code: 130,
+            error: Some(error.into()),
+        }
     }
 
     /// Prints the error on one line and returns the exit code. A broken
     /// pipe (the reader went away) counts as success.
     pub fn report(self) -> ExitCode {
-        let Some(error) = self.error else { return ExitCode::from(self.code) };
-        let broken_pipe = error
-            .chain()
-            .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == ErrorKind::BrokenPipe));
+        let Some(error) = self.error else {
+            return ExitCode::from(self.code);
+        };
+        let broken_pipe = error.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
+        });
         if broken_pipe {
             return ExitCode::SUCCESS;
         }
@@ -49,5 +65,9 @@ impl Failure {
 /// The error and its causes on one line.
 fn one_line(error: &anyhow::Error) -> String {
     let text = format!("{error:#}");
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -13,7 +13,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-
 /// Run WebAssembly functions declared in a YAML registry.
 ///
 /// A registry is a folder of `_index.yaml` files (Wippy's format) and Dapr

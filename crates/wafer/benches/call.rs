@@ -17,7 +17,10 @@ fn registry() -> Registry {
     let types = wafer_guests::P2_TYPES;
     let dir = std::path::Path::new(types).parent().unwrap();
     let hash = Sha256Hash::of(&std::fs::read(types).expect("guests are built"));
-    let file = std::path::Path::new(types).file_name().unwrap().to_string_lossy();
+    let file = std::path::Path::new(types)
+        .file_name()
+        .unwrap()
+        .to_string_lossy();
     let yaml = format!(
         r#"
 version: "1.0"
@@ -52,9 +55,15 @@ entries:
 
 /// A user record whose JSON is about 1 KiB.
 fn user_1kib() -> Value {
-    let tags: Vec<String> = (0..16).map(|i| format!("tag-{i:02}-{}", "x".repeat(24))).collect();
+    let tags: Vec<String> = (0..16)
+        .map(|i| format!("tag-{i:02}-{}", "x".repeat(24)))
+        .collect();
     let user = json!({"id": 123456789, "name": "n".repeat(470), "tags": tags, "email": "someone@example.org", "active": true});
-    assert!((1000..1100).contains(&user.to_string().len()), "{}", user.to_string().len());
+    assert!(
+        (1000..1100).contains(&user.to_string().len()),
+        "{}",
+        user.to_string().len()
+    );
     user
 }
 
@@ -67,16 +76,30 @@ struct Host {
 
 impl WasiView for Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 /// A raw wasmtime component call: no registry, no JSON, arguments built once.
-fn raw_func(rt: &tokio::runtime::Runtime, engine: &Engine, bytes: &[u8], path: &[&str]) -> (Store<Host>, Func) {
+fn raw_func(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    bytes: &[u8],
+    path: &[&str],
+) -> (Store<Host>, Func) {
     let component = Component::new(engine, bytes).unwrap();
     let mut linker: Linker<Host> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-    let mut store = Store::new(engine, Host { table: ResourceTable::new(), wasi: WasiCtx::builder().build() });
+    let mut store = Store::new(
+        engine,
+        Host {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().build(),
+        },
+    );
     store.set_epoch_deadline(u64::MAX / 2);
     let pre = linker.instantiate_pre(&component).unwrap();
     let instance = rt.block_on(pre.instantiate_async(&mut store)).unwrap();
@@ -89,7 +112,10 @@ fn raw_func(rt: &tokio::runtime::Runtime, engine: &Engine, bytes: &[u8], path: &
 }
 
 fn bench_calls(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let runtime = Runtime::new(registry()).unwrap();
     let add_args = vec![json!(2), json!(40)];
     let user_args = vec![user_1kib()];
@@ -98,10 +124,26 @@ fn bench_calls(c: &mut Criterion) {
     }
 
     let mut group = c.benchmark_group("json-call");
-    group.bench_function("wat add(s32, s32)", |b| b.iter_batched(|| add_args.clone(), |args| rt.block_on(runtime.call("b:wat-add", args)).unwrap(), BatchSize::SmallInput));
-    group.bench_function("p2 add(s32, s32)", |b| b.iter_batched(|| add_args.clone(), |args| rt.block_on(runtime.call("b:p2-add", args)).unwrap(), BatchSize::SmallInput));
+    group.bench_function("wat add(s32, s32)", |b| {
+        b.iter_batched(
+            || add_args.clone(),
+            |args| rt.block_on(runtime.call("b:wat-add", args)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("p2 add(s32, s32)", |b| {
+        b.iter_batched(
+            || add_args.clone(),
+            |args| rt.block_on(runtime.call("b:p2-add", args)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
     group.bench_function("p2 echo-user(1 KiB record)", |b| {
-        b.iter_batched(|| user_args.clone(), |args| rt.block_on(runtime.call("b:p2-echo-user", args)).unwrap(), BatchSize::SmallInput)
+        b.iter_batched(
+            || user_args.clone(),
+            |args| rt.block_on(runtime.call("b:p2-echo-user", args)).unwrap(),
+            BatchSize::SmallInput,
+        )
     });
     group.finish();
 
@@ -115,16 +157,27 @@ fn bench_calls(c: &mut Criterion) {
         let args = [Val::S32(2), Val::S32(40)];
         let mut results = [Val::Bool(false)];
         group.bench_function("p2 add(s32, s32)", |b| {
-            b.iter(|| rt.block_on(func.call_async(&mut store, &args, &mut results)).unwrap())
+            b.iter(|| {
+                rt.block_on(func.call_async(&mut store, &args, &mut results))
+                    .unwrap()
+            })
         });
     }
     {
-        let (mut store, func) = raw_func(&rt, &engine, &p2, &["wafer:test/types@0.1.0", "echo-user"]);
-        let params: Vec<(String, _)> = func.ty(&store).params().map(|(n, t)| (n.to_string(), t)).collect();
+        let (mut store, func) =
+            raw_func(&rt, &engine, &p2, &["wafer:test/types@0.1.0", "echo-user"]);
+        let params: Vec<(String, _)> = func
+            .ty(&store)
+            .params()
+            .map(|(n, t)| (n.to_string(), t))
+            .collect();
         let args = wafer::values::args_from_json(&params, user_args.clone()).unwrap();
         let mut results = [Val::Bool(false)];
         group.bench_function("p2 echo-user(1 KiB record)", |b| {
-            b.iter(|| rt.block_on(func.call_async(&mut store, &args, &mut results)).unwrap())
+            b.iter(|| {
+                rt.block_on(func.call_async(&mut store, &args, &mut results))
+                    .unwrap()
+            })
         });
         group.finish();
 

@@ -56,14 +56,20 @@ impl EngineSettings {
             .filter(|function| function.is_active())
             .map(|function| PoolPolicy::from_config(function.pool.as_ref()).max_instances())
             .sum();
-        let slots = u32::try_from(wanted).unwrap_or(u32::MAX).clamp(MIN_INSTANCE_SLOTS, MAX_INSTANCE_SLOTS);
-        EngineSettings { max_instances: slots }
+        let slots = u32::try_from(wanted)
+            .unwrap_or(u32::MAX)
+            .clamp(MIN_INSTANCE_SLOTS, MAX_INSTANCE_SLOTS);
+        EngineSettings {
+            max_instances: slots,
+        }
     }
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { max_instances: 1000 }
+        EngineSettings {
+            max_instances: 1000,
+        }
     }
 }
 
@@ -98,7 +104,12 @@ impl WaferEngine {
     /// allocator (an unsupported host).
     pub fn new(settings: &EngineSettings) -> Result<WaferEngine, EngineError> {
         let (engine, allocator) = match Engine::new(&config(Some(settings))) {
-            Ok(engine) => (engine, Allocator::Pooling { slots: settings.max_instances }),
+            Ok(engine) => (
+                engine,
+                Allocator::Pooling {
+                    slots: settings.max_instances,
+                },
+            ),
             Err(e) => {
                 let reason = format!("{e:#}");
                 (Engine::new(&config(None))?, Allocator::OnDemand { reason })
@@ -112,8 +123,9 @@ impl WaferEngine {
                 tracing::warn!(%reason, "Pooling allocator unavailable; allocating instances on demand.")
             }
         }
-        start_epoch_ticker(&engine)
-            .map_err(|e| EngineError { message: format!("cannot start the epoch ticker: {e}") })?;
+        start_epoch_ticker(&engine).map_err(|e| EngineError {
+            message: format!("cannot start the epoch ticker: {e}"),
+        })?;
         Ok(WaferEngine { engine, allocator })
     }
 
@@ -156,12 +168,14 @@ fn config(pooling: Option<&EngineSettings>) -> Config {
 /// Advances the epoch every [`EPOCH_TICK`] until the engine is dropped.
 fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
     let weak = engine.weak();
-    std::thread::Builder::new().name("wafer-epoch".into()).spawn(move || {
-        while let Some(engine) = weak.upgrade() {
-            engine.increment_epoch();
-            drop(engine);
-            std::thread::sleep(EPOCH_TICK);
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("wafer-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
     Ok(())
 }

@@ -36,7 +36,12 @@ pub struct Problem {
 impl Problem {
     /// A problem with a message and no location yet.
     pub fn new(message: impl Into<String>) -> Self {
-        Problem { file: None, entry: None, field: None, message: message.into() }
+        Problem {
+            file: None,
+            entry: None,
+            field: None,
+            message: message.into(),
+        }
     }
 
     /// Sets the file.
@@ -174,7 +179,9 @@ pub struct EngineError {
 
 impl From<wasmtime::Error> for EngineError {
     fn from(error: wasmtime::Error) -> Self {
-        EngineError { message: format!("{error:#}") }
+        EngineError {
+            message: format!("{error:#}"),
+        }
     }
 }
 

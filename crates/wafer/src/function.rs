@@ -55,7 +55,9 @@ impl Function {
             id: id.into(),
             limits: Limits::from_config(&config.limits),
             abi,
-            pool: Arc::new(InstancePool::new(PoolPolicy::from_config(config.pool.as_ref()))),
+            pool: Arc::new(InstancePool::new(PoolPolicy::from_config(
+                config.pool.as_ref(),
+            ))),
             reaper_started: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -102,7 +104,10 @@ impl Function {
     /// exceeded limit, or a failure to instantiate. A guest `result` error is
     /// a successful call.
     pub async fn call_json(&self, args: Vec<Value>) -> Result<Value> {
-        let args = self.abi.args(args).map_err(|detail| Error::Arguments { id: self.id.to_string(), detail })?;
+        let args = self.abi.args(args).map_err(|detail| Error::Arguments {
+            id: self.id.to_string(),
+            detail,
+        })?;
         let results = self.call_checked(&args).await?;
         Ok(self.abi.result_json(results))
     }
@@ -136,15 +141,25 @@ impl Function {
     /// parameters are [`Error::Arguments`], checked before any instance is
     /// touched.
     pub async fn call_vals(&self, args: &[Val]) -> Result<Vec<Val>> {
-        crate::values::check_args(self.abi.params(), args)
-            .map_err(|detail| Error::Arguments { id: self.id.to_string(), detail })?;
+        crate::values::check_args(self.abi.params(), args).map_err(|detail| Error::Arguments {
+            id: self.id.to_string(),
+            detail,
+        })?;
         self.call_checked(args).await
     }
 
     /// Calls with arguments already known to match the parameters.
     async fn call_checked(&self, args: &[Val]) -> Result<Vec<Val>> {
+        // Most calls finish without ever returning `Pending`; spending Tokio's
+        // cooperative budget makes a task that calls in a loop yield now and
+        // then, so other tasks run and idle workers can take it over.
+        tokio::task::consume_budget().await;
         self.start_reaper();
-        let _slot = self.pool.acquire().await.map_err(|full| self.pool_full(full))?;
+        let _slot = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|full| self.pool_full(full))?;
         let (mut warm, calls) = match self.pool.take_idle() {
             Some(idle) => idle,
             None => (self.instantiate().await?, 0),
@@ -154,7 +169,11 @@ impl Function {
         warm.store.set_epoch_deadline(1);
         let mut results = vec![Val::Bool(false); self.abi.result_count()];
         let outcome = {
-            let mut call = std::pin::pin!(self.abi.call(&mut warm.store, warm.func, args, &mut results));
+            let mut call =
+                std::pin::pin!(
+                    self.abi
+                        .call(&mut warm.store, warm.func, args, &mut results)
+                );
             // The epoch callback stops running guest code; a timer stops a
             // guest that waits in a host call. Most calls finish on their
             // first poll, so the timer is armed only for those that do not.
@@ -197,13 +216,22 @@ impl Function {
         store.data_mut().deadline = Instant::now() + self.limits.max_execution;
         store.set_epoch_deadline(1);
         match self.abi.instantiate(&mut store).await {
-            Ok(func) => Ok(Warm { store, func, _live: self.pool.created() }),
+            Ok(func) => Ok(Warm {
+                store,
+                func,
+                _live: self.pool.created(),
+            }),
             Err(e) if e.is::<wasmtime::PoolConcurrencyLimitError>() => Err(Error::PoolFull {
                 id: self.id.to_string(),
                 reason: format!("the engine's instance slots are all in use ({e})"),
             }),
-            Err(e) if e.is::<wasmtime::Trap>() || e.is::<DeadlineReached>() => Err(self.call_error(e)),
-            Err(e) => Err(Error::Host { id: self.id.to_string(), message: format!("cannot instantiate: {e:#}") }),
+            Err(e) if e.is::<wasmtime::Trap>() || e.is::<DeadlineReached>() => {
+                Err(self.call_error(e))
+            }
+            Err(e) => Err(Error::Host {
+                id: self.id.to_string(),
+                message: format!("cannot instantiate: {e:#}"),
+            }),
         }
     }
 
@@ -211,8 +239,12 @@ impl Function {
     /// from the first call on (a call is when a Tokio runtime is at hand).
     /// If that runtime shuts down, the next call starts a new reaper.
     fn start_reaper(&self) {
-        let Some(timeout) = self.pool.policy().idle_timeout else { return };
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let Some(timeout) = self.pool.policy().idle_timeout else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if self.reaper_started.swap(true, Ordering::Relaxed) {
             return;
         }
@@ -233,12 +265,18 @@ impl Function {
     fn pool_full(&self, full: QueueFull) -> Error {
         Error::PoolFull {
             id: self.id.to_string(),
-            reason: format!("{} calls running and {} waiting", full.running, full.waiting),
+            reason: format!(
+                "{} calls running and {} waiting",
+                full.running, full.waiting
+            ),
         }
     }
 
     fn deadline_exceeded(&self) -> Error {
-        Error::DeadlineExceeded { id: self.id.to_string(), limit_ms: self.limits.max_execution_ms() }
+        Error::DeadlineExceeded {
+            id: self.id.to_string(),
+            limit_ms: self.limits.max_execution_ms(),
+        }
     }
 
     fn call_error(&self, e: wasmtime::Error) -> Error {
@@ -248,8 +286,14 @@ impl Function {
         let id = self.id.to_string();
         if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
             tracing::debug!(function = %id, error = ?e, "Guest trapped.");
-            return Error::Trap { id, message: trap.to_string() };
+            return Error::Trap {
+                id,
+                message: trap.to_string(),
+            };
         }
-        Error::Abi { id, message: format!("{e:#}") }
+        Error::Abi {
+            id,
+            message: format!("{e:#}"),
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -22,6 +23,9 @@ pub const LOG_CAP_PER_CALL: usize = 64 * 1024;
 #[derive(Clone)]
 pub(crate) struct GuestLog {
     state: Arc<Mutex<LogState>>,
+    /// Whether anything was written since the last `end_call`: most calls
+    /// print nothing, and then ending them takes no lock.
+    written: Arc<AtomicBool>,
 }
 
 struct LogState {
@@ -35,16 +39,28 @@ struct LogState {
 impl GuestLog {
     /// A log for `stream` (`stdout` or `stderr`) of `function`.
     pub fn new(function: Arc<str>, stream: &'static str) -> Self {
-        let state = LogState { function, stream, partial: Vec::new(), logged: 0, dropped: 0 };
-        GuestLog { state: Arc::new(Mutex::new(state)) }
+        let state = LogState {
+            function,
+            stream,
+            partial: Vec::new(),
+            logged: 0,
+            dropped: 0,
+        };
+        GuestLog {
+            state: Arc::new(Mutex::new(state)),
+            written: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, LogState> {
         // A panic while logging cannot leave the state inconsistent.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self, bytes: &[u8]) {
+        self.written.store(true, Ordering::Relaxed);
         let mut state = self.lock();
         let room = LOG_CAP_PER_CALL.saturating_sub(state.logged);
         let (kept, dropped) = bytes.split_at(bytes.len().min(room));
@@ -59,6 +75,9 @@ impl GuestLog {
 
     /// Logs what is left of the call's output and resets the cap.
     pub fn end_call(&self) {
+        if !self.written.swap(false, Ordering::Relaxed) {
+            return;
+        }
         let mut state = self.lock();
         if !state.partial.is_empty() {
             let rest = std::mem::take(&mut state.partial);
@@ -123,7 +142,11 @@ impl Pollable for GuestLog {
 }
 
 impl AsyncWrite for GuestLog {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         GuestLog::write(&self, buf);
         Poll::Ready(Ok(buf.len()))
     }

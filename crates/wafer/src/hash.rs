@@ -66,7 +66,11 @@ mod tests {
     fn rejects_wrong_prefix_and_length() {
         assert!("md5:00".parse::<Sha256Hash>().is_err());
         assert!("sha256:abcd".parse::<Sha256Hash>().is_err());
-        assert!(format!("sha256:{}", "zz".repeat(32)).parse::<Sha256Hash>().is_err());
+        assert!(
+            format!("sha256:{}", "zz".repeat(32))
+                .parse::<Sha256Hash>()
+                .is_err()
+        );
     }
 
     #[test]

@@ -48,8 +48,14 @@ impl WasiView for HostState {
         // Built on first use: seeding its random generators is a large share
         // of instantiation, and most typed functions never touch WASI.
         let ctx = self.wasi.get_or_insert_with(|| {
-            WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build()
+            WasiCtxBuilder::new()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .build()
         });
-        WasiCtxView { ctx, table: &mut self.table }
+        WasiCtxView {
+            ctx,
+            table: &mut self.table,
+        }
     }
 }

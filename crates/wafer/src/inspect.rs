@@ -58,11 +58,18 @@ fn describe_component(binary: &[u8]) -> Result<Description, String> {
     };
     let world = &resolve.worlds[world_id];
     let names = |items: &wit_parser::IndexMap<wit_parser::WorldKey, wit_parser::WorldItem>| {
-        items.keys().map(|key| resolve.name_world_key(key)).collect::<Vec<_>>()
+        items
+            .keys()
+            .map(|key| resolve.name_world_key(key))
+            .collect::<Vec<_>>()
     };
     let mut printer = WitPrinter::default();
-    let package = world.package.ok_or("the component's world has no package")?;
-    printer.print(&resolve, package, &[]).map_err(|e| format!("cannot print its WIT: {e:#}"))?;
+    let package = world
+        .package
+        .ok_or("the component's world has no package")?;
+    printer
+        .print(&resolve, package, &[])
+        .map_err(|e| format!("cannot print its WIT: {e:#}"))?;
     Ok(Description {
         kind: BinaryKind::Component,
         imports: names(&world.imports),
@@ -116,7 +123,9 @@ fn describe_core_module(binary: &[u8]) -> Result<Description, String> {
                     let export = export.map_err(invalid)?;
                     let what = match export.kind {
                         ExternalKind::Func => {
-                            let ty = funcs.get(export.index as usize).and_then(|&t| types.get(t as usize));
+                            let ty = funcs
+                                .get(export.index as usize)
+                                .and_then(|&t| types.get(t as usize));
                             signature(ty.and_then(Option::as_ref))
                         }
                         ExternalKind::Memory => "memory".into(),
@@ -130,12 +139,23 @@ fn describe_core_module(binary: &[u8]) -> Result<Description, String> {
             _ => {}
         }
     }
-    Ok(Description { kind: BinaryKind::CoreModule, imports, exports, wit: None })
+    Ok(Description {
+        kind: BinaryKind::CoreModule,
+        imports,
+        exports,
+        wit: None,
+    })
 }
 
 fn signature(ty: Option<&FuncType>) -> String {
     let Some(ty) = ty else { return "func".into() };
-    let list = |types: &[wasmparser::ValType]| types.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let list = |types: &[wasmparser::ValType]| {
+        types
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut out = format!("func({})", list(ty.params()));
     match ty.results() {
         [] => {}

@@ -32,8 +32,13 @@ pub struct Limits {
 impl Limits {
     /// Applies the defaults to an entry's `limits:`.
     pub fn from_config(config: &LimitsConfig) -> Limits {
-        let ms = config.max_execution_ms.unwrap_or(DEFAULT_MAX_EXECUTION_MS).max(1);
-        Limits { max_execution: Duration::from_millis(ms) }
+        let ms = config
+            .max_execution_ms
+            .unwrap_or(DEFAULT_MAX_EXECUTION_MS)
+            .max(1);
+        Limits {
+            max_execution: Duration::from_millis(ms),
+        }
     }
 
     /// `max_execution_ms`, as configured.

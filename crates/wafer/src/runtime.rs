@@ -56,10 +56,18 @@ impl Runtime {
     /// # Errors
     ///
     /// When WASI cannot be added to the linker (a wasmtime bug).
-    pub fn with_engine(registry: Registry, engine: WaferEngine) -> std::result::Result<Runtime, EngineError> {
+    pub fn with_engine(
+        registry: Registry,
+        engine: WaferEngine,
+    ) -> std::result::Result<Runtime, EngineError> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Ok(Runtime { engine, linker, registry, functions: RwLock::new(HashMap::new()) })
+        Ok(Runtime {
+            engine,
+            linker,
+            registry,
+            functions: RwLock::new(HashMap::new()),
+        })
     }
 
     /// The registry.
@@ -92,7 +100,12 @@ impl Runtime {
     /// [`Error::UnknownFunction`], [`Error::NotAFunction`], or
     /// [`Error::Refused`] with every reason the entry cannot load.
     pub fn function(&self, id: &str) -> Result<Arc<Function>> {
-        let known = self.functions.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        let known = self
+            .functions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
         let slot = match known {
             Some(slot) => slot,
             None => {
@@ -103,7 +116,10 @@ impl Runtime {
         match slot.get_or_init(|| self.load(id)) {
             Ok(function) => Ok(function.clone()),
             Err(problems) if problems.is_empty() => Err(self.not_loadable(id)),
-            Err(problems) => Err(Error::Refused { id: id.to_string(), problems: problems.clone() }),
+            Err(problems) => Err(Error::Refused {
+                id: id.to_string(),
+                problems: problems.clone(),
+            }),
         }
     }
 
@@ -111,7 +127,10 @@ impl Runtime {
     /// [`FunctionConfig::is_active`](crate::registry::FunctionConfig::is_active)),
     /// calling `progress` after each with (done, total). Returns each
     /// function's outcome, by id.
-    pub fn load_all(&self, mut progress: impl FnMut(usize, usize)) -> Vec<(String, Result<Arc<Function>>)> {
+    pub fn load_all(
+        &self,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Vec<(String, Result<Arc<Function>>)> {
         let ids: Vec<String> = self
             .registry
             .entries()
@@ -149,7 +168,10 @@ impl Runtime {
 
     fn not_loadable(&self, id: &str) -> Error {
         match self.registry.get(id) {
-            Some(entry) => Error::NotAFunction { id: id.to_string(), kind: entry.kind_name().to_string() },
+            Some(entry) => Error::NotAFunction {
+                id: id.to_string(),
+                kind: entry.kind_name().to_string(),
+            },
             None => Error::UnknownFunction { id: id.to_string() },
         }
     }
@@ -160,13 +182,25 @@ impl Runtime {
         if let Some(problems) = self.registry.refusal(id) {
             return Err(problems.to_vec());
         }
-        let Some(entry) = self.registry.get(id) else { return Err(Vec::new()) };
-        let EntryKind::Function(config) = &entry.kind else { return Err(Vec::new()) };
+        let Some(entry) = self.registry.get(id) else {
+            return Err(Vec::new());
+        };
+        let EntryKind::Function(config) = &entry.kind else {
+            return Err(Vec::new());
+        };
         let locate = |field: &str, message: String| {
-            vec![Problem::new(message).in_file(&entry.file).in_entry(id).at_field(field)]
+            vec![
+                Problem::new(message)
+                    .in_file(&entry.file)
+                    .in_entry(id)
+                    .at_field(field),
+            ]
         };
         if config.abi != Abi::Wit {
-            return Err(locate("abi", format!("abi {} is not active yet", config.abi.as_str())));
+            return Err(locate(
+                "abi",
+                format!("abi {} is not active yet", config.abi.as_str()),
+            ));
         }
         let bytes = self.registry.module_bytes(id).map_err(|p| vec![p])?;
         let source_field = match config.source {
@@ -175,8 +209,14 @@ impl Runtime {
             ModuleSource::Url(_) => "url",
         };
         let started = std::time::Instant::now();
-        let abi = WitFunction::load(self.engine.engine(), &self.linker, &bytes, config, source_field)
-            .map_err(|e| locate(e.field, e.message))?;
+        let abi = WitFunction::load(
+            self.engine.engine(),
+            &self.linker,
+            &bytes,
+            config,
+            source_field,
+        )
+        .map_err(|e| locate(e.field, e.message))?;
         tracing::debug!(function = id, elapsed = ?started.elapsed(), "Compiled.");
         Ok(Arc::new(Function::new(id, config, abi)))
     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
@@ -44,9 +43,13 @@ pub struct BenchArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 10s or 500ms"))?;
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 10s or 500ms"))?;
     let seconds = match unit {
         "ms" => number / 1000.0,
         "s" | "" => number,
@@ -65,8 +68,13 @@ struct Tally {
 
 impl Tally {
     fn new() -> Self {
-        let histogram = || Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
-        Tally { ok: histogram(), failed: histogram(), first_error: None }
+        let histogram =
+            || Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
+        Tally {
+            ok: histogram(),
+            failed: histogram(),
+            first_error: None,
+        }
     }
 
     fn merge(&mut self, other: Tally) {
@@ -80,28 +88,40 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let target = &args.target;
     let call_args = target.json_args()?;
     let runtime = target.runtime()?;
-    let workers = (args.concurrency as usize).min(std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     let function = runtime.function(&target.id).map_err(call_failure)?;
-    let report = tokio.block_on(async {
+    super::tokio_runtime()?.block_on(async {
         function.warm_up().await.map_err(call_failure)?;
         // The first call shows bad arguments at once, not after a run.
-        function.call_json(call_args.clone()).await.map_err(call_failure)?;
-        let warmup_end = Instant::now() + args.warmup;
-        measure(&function, &call_args, args.concurrency, Stop::At(warmup_end), false).await;
-        let stop = match args.calls {
-            Some(calls) => Stop::After(calls),
-            None => Stop::At(Instant::now() + args.duration),
-        };
-        let started = Instant::now();
-        let tally = measure(&function, &call_args, args.concurrency, stop, std::io::stderr().is_terminal()).await;
-        Ok::<_, Failure>(report(&function, &args, tally, started.elapsed()))
+        function
+            .call_json(call_args.clone())
+            .await
+            .map_err(call_failure)
     })?;
-    print_line(&if args.json { report.to_string() } else { as_text(&report) })
+    measure(
+        &function,
+        &call_args,
+        args.concurrency,
+        Stop::At(Instant::now() + args.warmup),
+        false,
+    )?;
+    let stop = match args.calls {
+        Some(calls) => Stop::After(calls),
+        None => Stop::At(Instant::now() + args.duration),
+    };
+    let started = Instant::now();
+    let tally = measure(
+        &function,
+        &call_args,
+        args.concurrency,
+        stop,
+        std::io::stderr().is_terminal(),
+    )?;
+    let report = report(&function, &args, tally, started.elapsed());
+    print_line(&if args.json {
+        report.to_string()
+    } else {
+        as_text(&report)
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -110,72 +130,134 @@ enum Stop {
     After(u64),
 }
 
-async fn measure(function: &Arc<wafer::Function>, args: &[Value], concurrency: u32, stop: Stop, progress: bool) -> Tally {
+/// Runs `concurrency` callers until `stop`: one OS thread per core (at
+/// most), each with its own single-threaded runtime running its share of
+/// the callers, so the load lands on every core the same way each run.
+fn measure(
+    function: &Arc<wafer::Function>,
+    args: &[Value],
+    concurrency: u32,
+    stop: Stop,
+    progress: bool,
+) -> Result<Tally, Failure> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (concurrency as usize).min(cores);
     let issued = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let callers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (function, args, issued) = (function.clone(), args.to_vec(), issued.clone());
-            tokio::spawn(async move {
-                let mut tally = Tally::new();
-                // Counted locally and published in batches: a shared counter
-                // touched by every call would itself limit the scaling measured.
-                let mut unpublished = 0u64;
-                loop {
-                    let more = match stop {
-                        Stop::At(end) => Instant::now() < end,
-                        Stop::After(calls) => issued.fetch_add(1, Ordering::Relaxed) < calls,
-                    };
-                    if !more {
-                        issued.fetch_add(unpublished, Ordering::Relaxed);
-                        break tally;
-                    }
-                    if matches!(stop, Stop::At(_)) {
-                        unpublished += 1;
-                        if unpublished == 256 {
-                            issued.fetch_add(unpublished, Ordering::Relaxed);
-                            unpublished = 0;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let callers = concurrency as usize / threads
+                    + usize::from(t < concurrency as usize % threads);
+                let issued = issued.clone();
+                scope.spawn(move || -> Result<Tally, Failure> {
+                    let runtime = super::tokio_runtime()?;
+                    let local = tokio::task::LocalSet::new();
+                    let tallies = local.block_on(&runtime, async {
+                        let tasks: Vec<_> = (0..callers)
+                            .map(|_| {
+                                tokio::task::spawn_local(caller(
+                                    function.clone(),
+                                    args.to_vec(),
+                                    stop,
+                                    issued.clone(),
+                                ))
+                            })
+                            .collect();
+                        let mut tallies = Vec::new();
+                        for task in tasks {
+                            tallies.push(task.await.expect("a bench caller never panics"));
                         }
-                    }
-                    let start = Instant::now();
-                    let outcome = function.call_json(args.clone()).await;
-                    let nanos = start.elapsed().as_nanos().max(1) as u64;
-                    match outcome {
-                        Ok(_) => tally.ok.saturating_record(nanos),
-                        Err(e) => {
-                            tally.failed.saturating_record(nanos);
-                            tally.first_error.get_or_insert(e);
-                        }
-                    }
-                }
+                        tallies
+                    });
+                    let mut total = Tally::new();
+                    tallies.into_iter().for_each(|t| total.merge(t));
+                    Ok(total)
+                })
             })
-        })
-        .collect();
-    let ticker = progress.then(|| {
-        let (issued, done) = (issued.clone(), done.clone());
-        let started = Instant::now();
-        tokio::spawn(async move {
-            while !done.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let share = match stop {
-                    Stop::At(end) => started.elapsed().as_secs_f64() / (end - started).as_secs_f64().max(1e-9),
-                    Stop::After(calls) => issued.load(Ordering::Relaxed) as f64 / calls as f64,
-                };
-                let filled = (share.clamp(0.0, 1.0) * 30.0) as usize;
-                eprint!("\r[{}{}] {:.1}s {} calls", "=".repeat(filled), " ".repeat(30 - filled), started.elapsed().as_secs_f64(), issued.load(Ordering::Relaxed));
+            .collect();
+        if progress {
+            show_progress(stop, &issued, &done, &workers);
+        }
+        let mut total = Tally::new();
+        for worker in workers {
+            total.merge(worker.join().expect("a bench thread never panics")?);
+        }
+        done.store(true, Ordering::Relaxed);
+        Ok(total)
+    })
+}
+
+/// One caller: calls in a loop until `stop`, timing each call.
+async fn caller(
+    function: Arc<wafer::Function>,
+    args: Vec<Value>,
+    stop: Stop,
+    issued: Arc<AtomicU64>,
+) -> Tally {
+    let mut tally = Tally::new();
+    // Counted locally and published in batches: a shared counter touched
+    // by every call would itself limit the scaling measured.
+    let mut unpublished = 0u64;
+    loop {
+        let more = match stop {
+            Stop::At(end) => Instant::now() < end,
+            Stop::After(calls) => issued.fetch_add(1, Ordering::Relaxed) < calls,
+        };
+        if !more {
+            issued.fetch_add(unpublished, Ordering::Relaxed);
+            return tally;
+        }
+        if matches!(stop, Stop::At(_)) {
+            unpublished += 1;
+            if unpublished == 256 {
+                issued.fetch_add(unpublished, Ordering::Relaxed);
+                unpublished = 0;
             }
-            eprint!("\r\x1b[K");
-        })
-    });
-    let mut total = Tally::new();
-    for caller in callers {
-        total.merge(caller.await.expect("a bench caller never panics"));
+        }
+        let start = Instant::now();
+        let outcome = function.call_json(args.clone()).await;
+        let nanos = start.elapsed().as_nanos().max(1) as u64;
+        match outcome {
+            Ok(_) => tally.ok.saturating_record(nanos),
+            Err(e) => {
+                tally.failed.saturating_record(nanos);
+                tally.first_error.get_or_insert(e);
+            }
+        }
     }
-    done.store(true, Ordering::Relaxed);
-    if let Some(ticker) = ticker {
-        let _ = ticker.await;
+}
+
+/// A progress bar on stderr until every worker thread has finished.
+fn show_progress<T>(
+    stop: Stop,
+    issued: &AtomicU64,
+    done: &AtomicBool,
+    workers: &[std::thread::ScopedJoinHandle<'_, T>],
+) {
+    let started = Instant::now();
+    while !done.load(Ordering::Relaxed) && !workers.iter().all(|w| w.is_finished()) {
+        std::thread::sleep(Duration::from_millis(200));
+        let share = match stop {
+            Stop::At(end) => {
+                started.elapsed().as_secs_f64()
+                    / end
+                        .saturating_duration_since(started)
+                        .as_secs_f64()
+                        .max(1e-9)
+            }
+            Stop::After(calls) => issued.load(Ordering::Relaxed) as f64 / calls as f64,
+        };
+        let filled = (share.clamp(0.0, 1.0) * 30.0) as usize;
+        eprint!(
+            "\r[{}{}] {:.1}s {} calls",
+            "=".repeat(filled),
+            " ".repeat(30 - filled),
+            started.elapsed().as_secs_f64(),
+            issued.load(Ordering::Relaxed)
+        );
     }
-    total
+    eprint!("\r\x1b[K");
 }
 
 fn latency(histogram: &Histogram<u64>) -> Value {
@@ -239,7 +321,10 @@ fn as_text(report: &Value) -> String {
         report["calls_per_second"].as_f64().unwrap_or_default(),
     );
     if !report["latency"].is_null() {
-        out.push_str(&format!("latency       {}\n", latency_line(&report["latency"])));
+        out.push_str(&format!(
+            "latency       {}\n",
+            latency_line(&report["latency"])
+        ));
     }
     if report["failed"].as_u64().unwrap_or(0) > 0 {
         out.push_str(&format!(
@@ -249,7 +334,10 @@ fn as_text(report: &Value) -> String {
             latency_line(&report["failed_latency"])
         ));
     }
-    out.push_str(&format!("instances     {} created, {} alive", report["instances_created"], report["instances_live"]));
+    out.push_str(&format!(
+        "instances     {} created, {} alive",
+        report["instances_created"], report["instances_live"]
+    ));
     out
 }
 

@@ -30,7 +30,11 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
             }
         }
     })?;
-    let text = if args.pretty { serde_json::to_string_pretty(&result) } else { serde_json::to_string(&result) };
+    let text = if args.pretty {
+        serde_json::to_string_pretty(&result)
+    } else {
+        serde_json::to_string(&result)
+    };
     print_line(&text.expect("a JSON value always serializes"))
 }
 
@@ -38,5 +42,9 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
 pub fn call_failure(error: wafer::Error) -> Failure {
     let input_error = error.is_input_error();
     let error = anyhow::Error::new(error);
-    if input_error { Failure::input(error) } else { Failure::failed(error) }
+    if input_error {
+        Failure::input(error)
+    } else {
+        Failure::failed(error)
+    }
 }

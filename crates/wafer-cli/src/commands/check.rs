@@ -56,7 +56,9 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
                 signatures.insert(id, Some(function.signature().to_string()));
                 continue;
             }
-            Err(wafer::Error::Refused { problems: found, .. }) => problems.extend(found),
+            Err(wafer::Error::Refused {
+                problems: found, ..
+            }) => problems.extend(found),
             Err(other) => problems.push(Problem::new(other.to_string()).in_entry(&id)),
         }
         signatures.insert(id, None);
@@ -66,7 +68,11 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         .iter()
         .map(|entry| {
             let outcome = signatures.get(&entry.id);
-            Listed { entry, signature: outcome.cloned().flatten(), refused: matches!(outcome, Some(None)) }
+            Listed {
+                entry,
+                signature: outcome.cloned().flatten(),
+                refused: matches!(outcome, Some(None)),
+            }
         })
         .collect();
     let output = if args.json {
@@ -75,20 +81,47 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         as_text(&listed, registry.skipped(), registry.inactive(), &problems)
     };
     print_line(&output)?;
-    if problems.is_empty() { Ok(()) } else { Err(Failure::quiet()) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::quiet())
+    }
 }
 
 fn abi_of(entry: &Entry) -> &'static str {
     entry.function().map_or("-", |f| f.abi.as_str())
 }
 
-fn as_text(listed: &[Listed], skipped: &[SkippedFile], inactive: &[Problem], problems: &[Problem]) -> String {
+fn as_text(
+    listed: &[Listed],
+    skipped: &[SkippedFile],
+    inactive: &[Problem],
+    problems: &[Problem],
+) -> String {
     let mut out = format!("entries ({}):\n", listed.len());
     let width = listed.iter().map(|l| l.entry.id.len()).max().unwrap_or(0);
-    let kind_width = listed.iter().map(|l| l.entry.kind_name().len()).max().unwrap_or(0);
-    for Listed { entry, signature, refused } in listed {
-        let detail = if *refused { "(refused: see problems)" } else { signature.as_deref().unwrap_or("") };
-        let line = format!("  {:width$}  {:kind_width$}  {:12}  {detail}", entry.id, entry.kind_name(), abi_of(entry));
+    let kind_width = listed
+        .iter()
+        .map(|l| l.entry.kind_name().len())
+        .max()
+        .unwrap_or(0);
+    for Listed {
+        entry,
+        signature,
+        refused,
+    } in listed
+    {
+        let detail = if *refused {
+            "(refused: see problems)"
+        } else {
+            signature.as_deref().unwrap_or("")
+        };
+        let line = format!(
+            "  {:width$}  {:kind_width$}  {:12}  {detail}",
+            entry.id,
+            entry.kind_name(),
+            abi_of(entry)
+        );
         out.push_str(line.trim_end());
         out.push('\n');
     }
@@ -120,7 +153,12 @@ fn problem_json(problem: &Problem) -> Value {
     })
 }
 
-fn as_json(listed: &[Listed], skipped: &[SkippedFile], inactive: &[Problem], problems: &[Problem]) -> Value {
+fn as_json(
+    listed: &[Listed],
+    skipped: &[SkippedFile],
+    inactive: &[Problem],
+    problems: &[Problem],
+) -> Value {
     json!({
         "entries": listed.iter().map(|Listed { entry, signature, refused }| json!({
             "id": entry.id,

@@ -37,7 +37,10 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
         return print_line(&value.to_string());
     }
     let mut out = format!("{}: {kind}\n", args.file.display());
-    for (title, items) in [("imports", &description.imports), ("exports", &description.exports)] {
+    for (title, items) in [
+        ("imports", &description.imports),
+        ("exports", &description.exports),
+    ] {
         out.push_str(&format!("\n{title} ({}):\n", items.len()));
         for item in items {
             out.push_str(&format!("  {item}\n"));

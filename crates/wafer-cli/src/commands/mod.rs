@@ -37,14 +37,19 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
     } else {
         std::fs::read(path)
     };
-    bytes.with_context(|| format!("cannot read {}", path.display())).map_err(Failure::input)
+    bytes
+        .with_context(|| format!("cannot read {}", path.display()))
+        .map_err(Failure::input)
 }
 
 /// Writes `text` and a newline to stdout.
 pub fn print_line(text: &str) -> Result<(), Failure> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").and_then(|()| out.flush()).context("cannot write to stdout").map_err(Failure::failed)
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")
+        .map_err(Failure::failed)
 }
 
 /// The function to run and its arguments: shared by `call` and `bench`.
@@ -70,7 +75,10 @@ impl FunctionArgs {
             let bytes = read_input(file)?;
             return match serde_json::from_slice(&bytes) {
                 Ok(Value::Array(items)) => Ok(items),
-                Ok(_) => Err(Failure::input(anyhow!("{}: expected a JSON array of arguments", file.display()))),
+                Ok(_) => Err(Failure::input(anyhow!(
+                    "{}: expected a JSON array of arguments",
+                    file.display()
+                ))),
                 Err(e) => Err(Failure::input(anyhow!("{}: not JSON: {e}", file.display()))),
             };
         }
@@ -91,9 +99,16 @@ impl FunctionArgs {
     /// warning, not a failure.
     pub fn runtime(&self) -> Result<wafer::Runtime, Failure> {
         let registry = load_registry(&self.registry)?;
-        let others = registry.problems().iter().filter(|p| p.entry.as_deref() != Some(&self.id)).count();
+        let others = registry
+            .problems()
+            .iter()
+            .filter(|p| p.entry.as_deref() != Some(&self.id))
+            .count();
         if others > 0 {
-            tracing::warn!(problems = others, "The registry has problems in other entries; `wafer check` lists them.");
+            tracing::warn!(
+                problems = others,
+                "The registry has problems in other entries; `wafer check` lists them."
+            );
         }
         wafer::Runtime::new(registry).map_err(Failure::failed)
     }

@@ -32,17 +32,27 @@ fn quickstart_runs_from_the_repository() {
     let ws = Workspace::new();
     let registry = repo_root().join("examples/quickstart");
     let registry = registry.to_str().unwrap();
-    ws.wafer(&["call", "quickstart:add", "2", "40", "--registry", registry]).prints("42");
-    ws.wafer(&["call", "quickstart:answer", "-r", registry]).prints("42");
+    ws.wafer(&["call", "quickstart:add", "2", "40", "--registry", registry])
+        .prints("42");
+    ws.wafer(&["call", "quickstart:answer", "-r", registry])
+        .prints("42");
 }
 
 #[test]
 fn seed_answer_entry_works_inline_and_from_a_file() {
     let ws = Workspace::new();
-    ws.write("reg/_index.yaml", format!("{}{SEED_ANSWER_INLINE}{SEED_ANSWER_FILE}", header("app")));
-    ws.write("reg/answer.wat", "(module\n(func (export \"answer\") (result i32)\ni32.const 42\n)\n)\n");
-    ws.wafer(&["call", "app:answer", "--registry", "reg"]).prints("42");
-    ws.wafer(&["call", "app:answer_file", "--registry", "reg"]).prints("42");
+    ws.write(
+        "reg/_index.yaml",
+        format!("{}{SEED_ANSWER_INLINE}{SEED_ANSWER_FILE}", header("app")),
+    );
+    ws.write(
+        "reg/answer.wat",
+        "(module\n(func (export \"answer\") (result i32)\ni32.const 42\n)\n)\n",
+    );
+    ws.wafer(&["call", "app:answer", "--registry", "reg"])
+        .prints("42");
+    ws.wafer(&["call", "app:answer_file", "--registry", "reg"])
+        .prints("42");
 }
 
 /// A registry with the P2_TYPES component under `t:<method>` names.
@@ -66,9 +76,15 @@ fn arguments_from_the_command_line_a_file_or_stdin() {
     let user = r#"{"id":7,"name":"Ann","tags":["a"],"email":null,"active":true}"#;
     ws.wafer(&["call", "t:user", user]).prints(user);
     ws.write("args.json", format!("[{user}]"));
-    ws.wafer(&["call", "t:user", "--args-file", "args.json"]).prints(user);
-    ws.wafer_with_stdin(&["call", "t:user", "--args-file", "-"], &format!("[{user}]")).prints(user);
-    ws.wafer(&["call", "t:user", user, "--pretty"]).stdout_has("\n  \"id\": 7");
+    ws.wafer(&["call", "t:user", "--args-file", "args.json"])
+        .prints(user);
+    ws.wafer_with_stdin(
+        &["call", "t:user", "--args-file", "-"],
+        &format!("[{user}]"),
+    )
+    .prints(user);
+    ws.wafer(&["call", "t:user", user, "--pretty"])
+        .stdout_has("\n  \"id\": 7");
 }
 
 #[test]
@@ -88,15 +104,20 @@ fn method_may_name_an_interface_short_or_fully_qualified() {
 #[test]
 fn guest_error_result_is_a_successful_call() {
     let ws = types_workspace(&[("divide", "types#divide", "")]);
-    ws.wafer(&["call", "t:divide", "1", "0"]).prints(r#"{"err":"division by zero"}"#);
-    ws.wafer(&["call", "t:divide", "9", "3"]).prints(r#"{"ok":3}"#);
+    ws.wafer(&["call", "t:divide", "1", "0"])
+        .prints(r#"{"err":"division by zero"}"#);
+    ws.wafer(&["call", "t:divide", "9", "3"])
+        .prints(r#"{"ok":3}"#);
 }
 
 #[test]
 fn guest_output_goes_to_the_log_not_to_stdout() {
     let ws = types_workspace(&[("greet", "types#greet", "")]);
     let run = ws.wafer(&["call", "t:greet", "\"bob\""]);
-    run.prints("\"hello, bob\"").stderr_has("greeting bob").stderr_has("t:greet").stderr_has("a line on stderr");
+    run.prints("\"hello, bob\"")
+        .stderr_has("greeting bob")
+        .stderr_has("t:greet")
+        .stderr_has("a line on stderr");
     let quiet = ws.wafer(&["-q", "call", "t:greet", "\"bob\""]);
     assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
 }
@@ -105,41 +126,74 @@ fn guest_output_goes_to_the_log_not_to_stdout() {
 fn guest_output_over_the_cap_is_dropped_with_a_warning() {
     let ws = types_workspace(&[("flood", "types#flood", "")]);
     let run = ws.wafer(&["call", "t:flood", "2000"]);
-    run.prints("200000").stderr_has("dropped_bytes=134464").stderr_has("Guest output over the log cap");
-    let logged_lines = run.stderr.lines().filter(|l| l.contains("xxxxxxxxxx")).count();
-    assert_eq!(logged_lines, 656, "64 KiB: 655 whole 100-byte lines and the 36-byte start of the next");
+    run.prints("200000")
+        .stderr_has("dropped_bytes=134464")
+        .stderr_has("Guest output over the log cap");
+    let logged_lines = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("xxxxxxxxxx"))
+        .count();
+    assert_eq!(
+        logged_lines, 656,
+        "64 KiB: 655 whole 100-byte lines and the 36-byte start of the next"
+    );
 }
 
 #[test]
 fn bad_arguments_exit_2_naming_the_path_and_type() {
     let ws = types_workspace(&[("user", "types#echo-user", ""), ("add", "add", "")]);
-    ws.wafer(&["call", "t:user", r#"{"id":1,"name":"A","tags":["x",3],"active":true}"#])
-        .fails(2, "t:user: args[0] (u).tags[1]: expected string, found number 3");
-    ws.wafer(&["call", "t:user", r#"{"id":1,"tags":[],"active":true}"#]).fails(2, "args[0] (u).name: missing field");
-    ws.wafer(&["call", "t:add", "1"]).fails(2, "expected 2 argument(s) (a: s32, b: s32), found 1");
-    ws.wafer(&["call", "t:add", "1", "hello"]).fails(2, "args[1]: `hello` is not JSON");
+    ws.wafer(&[
+        "call",
+        "t:user",
+        r#"{"id":1,"name":"A","tags":["x",3],"active":true}"#,
+    ])
+    .fails(
+        2,
+        "t:user: args[0] (u).tags[1]: expected string, found number 3",
+    );
+    ws.wafer(&["call", "t:user", r#"{"id":1,"tags":[],"active":true}"#])
+        .fails(2, "args[0] (u).name: missing field");
+    ws.wafer(&["call", "t:add", "1"])
+        .fails(2, "expected 2 argument(s) (a: s32, b: s32), found 1");
+    ws.wafer(&["call", "t:add", "1", "hello"])
+        .fails(2, "args[1]: `hello` is not JSON");
     ws.write("bad.json", "{\"not\": \"an array\"}");
-    ws.wafer(&["call", "t:add", "--args-file", "bad.json"]).fails(2, "expected a JSON array");
-    ws.wafer(&["call", "t:nope"]).fails(2, "no function t:nope in the registry");
-    ws.wafer(&["call", "t:wasm"]).fails(2, "t:wasm is a fs.directory entry, not a function");
-    ws.wafer(&["call", "t:add", "1", "2", "--registry", "missing"]).fails(2, "missing: cannot read registry");
+    ws.wafer(&["call", "t:add", "--args-file", "bad.json"])
+        .fails(2, "expected a JSON array");
+    ws.wafer(&["call", "t:nope"])
+        .fails(2, "no function t:nope in the registry");
+    ws.wafer(&["call", "t:wasm"])
+        .fails(2, "t:wasm is a fs.directory entry, not a function");
+    ws.wafer(&["call", "t:add", "1", "2", "--registry", "missing"])
+        .fails(2, "missing: cannot read registry");
 }
 
 #[test]
 fn traps_and_limits_fail_the_call_with_exit_1() {
     let ws = types_workspace(&[
         ("boom", "types#boom", ""),
-        ("spin", "types#spin", "    limits:\n      max_execution_ms: 50\n"),
+        (
+            "spin",
+            "types#spin",
+            "    limits:\n      max_execution_ms: 50\n",
+        ),
     ]);
-    ws.wafer(&["call", "t:boom"]).fails(1, "t:boom: guest trapped: wasm trap: wasm `unreachable` instruction executed");
-    ws.wafer(&["call", "t:spin"]).fails(1, "t:spin: stopped after limits.max_execution_ms = 50 ms");
+    ws.wafer(&["call", "t:boom"]).fails(
+        1,
+        "t:boom: guest trapped: wasm trap: wasm `unreachable` instruction executed",
+    );
+    ws.wafer(&["call", "t:spin"])
+        .fails(1, "t:spin: stopped after limits.max_execution_ms = 50 ms");
 }
 
 #[test]
 fn misbehaving_wat_guests_fail_clearly() {
     let ws = Workspace::new();
     let entry = |name: &str, file: &str, method: &str| {
-        format!("  - name: {name}\n    kind: function.wat\n    source: file://{file}\n    method: {method}\n    limits:\n      max_execution_ms: 30\n")
+        format!(
+            "  - name: {name}\n    kind: function.wat\n    source: file://{file}\n    method: {method}\n    limits:\n      max_execution_ms: 30\n"
+        )
     };
     let yaml = [
         header("w"),
@@ -149,9 +203,12 @@ fn misbehaving_wat_guests_fail_clearly() {
     ]
     .concat();
     ws.write("_index.yaml", yaml);
-    ws.wafer(&["call", "w:trap"]).fails(1, "w:trap: guest trapped");
-    ws.wafer(&["call", "w:spin"]).fails(1, "max_execution_ms = 30 ms");
-    ws.wafer(&["call", "w:overflow", "0"]).fails(1, "call stack exhausted");
+    ws.wafer(&["call", "w:trap"])
+        .fails(1, "w:trap: guest trapped");
+    ws.wafer(&["call", "w:spin"])
+        .fails(1, "max_execution_ms = 30 ms");
+    ws.wafer(&["call", "w:overflow", "0"])
+        .fails(1, "call stack exhausted");
 }
 
 #[test]
@@ -169,19 +226,30 @@ fn refused_entries_say_why_when_called() {
     ]
     .concat();
     ws.write("_index.yaml", yaml);
-    ws.wafer(&["call", "r:notwasm"]).fails(2, "entry r:notwasm: field path:").stderr_has("is not a WebAssembly binary");
-    ws.wafer(&["call", "r:pinned"]).fails(2, "entry r:pinned: field hash: sha256 mismatch");
-    ws.wafer(&["call", "r:badwat"]).fails(2, "entry r:badwat: field source: WAT does not parse");
+    ws.wafer(&["call", "r:notwasm"])
+        .fails(2, "entry r:notwasm: field path:")
+        .stderr_has("is not a WebAssembly binary");
+    ws.wafer(&["call", "r:pinned"])
+        .fails(2, "entry r:pinned: field hash: sha256 mismatch");
+    ws.wafer(&["call", "r:badwat"])
+        .fails(2, "entry r:badwat: field source: WAT does not parse");
 }
 
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_a_running_guest() {
-    let ws = types_workspace(&[("spin", "types#spin", "    limits:\n      max_execution_ms: 60000\n")]);
+    let ws = types_workspace(&[(
+        "spin",
+        "types#spin",
+        "    limits:\n      max_execution_ms: 60000\n",
+    )]);
     let child = ws.command(&["call", "t:spin"]).spawn().unwrap();
     // Let it compile and start spinning, then interrupt it as a terminal would.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
     let run = super::util::Run::new(&["call", "t:spin"], output);

@@ -96,7 +96,10 @@ fn every_mistake_in_a_registry_is_listed_together() {
         header = header("m")
     );
     ws.write("reg/_index.yaml", yaml);
-    ws.write("reg/broken/_index.yaml", "version: \"1.0\"\nnamespace: [unclosed\n");
+    ws.write(
+        "reg/broken/_index.yaml",
+        "version: \"1.0\"\nnamespace: [unclosed\n",
+    );
     let run = ws.wafer(&["check", "reg"]);
     run.code(1);
     let expected = [
@@ -120,12 +123,32 @@ fn every_mistake_in_a_registry_is_listed_together() {
         run.stdout_has(line);
     }
     run.stdout_has(&format!("problems ({}):", expected.len()));
-    let listed = |id: &str| run.stdout.lines().find(|l| l.trim_start().starts_with(id)).unwrap_or_default().to_string();
-    assert!(listed("m:good ").ends_with("function.wasm  wit           func(a: s32, b: s32) -> s32"), "{}", run.stdout);
-    assert!(listed("m:mismatch ").ends_with("(refused: see problems)"), "{}", run.stdout);
-    let json: serde_json::Value = serde_json::from_str(&ws.wafer(&["check", "reg", "--json"]).stdout).unwrap();
+    let listed = |id: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(id))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        listed("m:good ").ends_with("function.wasm  wit           func(a: s32, b: s32) -> s32"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        listed("m:mismatch ").ends_with("(refused: see problems)"),
+        "{}",
+        run.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ws.wafer(&["check", "reg", "--json"]).stdout).unwrap();
     assert_eq!(json["problems"].as_array().unwrap().len(), expected.len());
-    let good = json["entries"].as_array().unwrap().iter().find(|e| e["id"] == "m:good").unwrap();
+    let good = json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "m:good")
+        .unwrap();
     assert_eq!(good["signature"], "func(a: s32, b: s32) -> s32");
     assert_eq!(good["abi"], "wit");
 }
@@ -202,7 +225,10 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: store\nspec:\n  type: state.redis\n  version: v1\n",
     );
     ws.write("notes.yaml", "title: not a registry\n");
-    ws.write("more/functions.yaml", "version: \"1.0\"\nnamespace: extra\nentries: []\n");
+    ws.write(
+        "more/functions.yaml",
+        "version: \"1.0\"\nnamespace: extra\nentries: []\n",
+    );
     let run = ws.wafer(&["check"]);
     run.code(0)
         .stdout_has("problems (0):")
@@ -219,17 +245,30 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         .stdout_has("entry lf:fetched: field url: module URLs are not active yet")
         .stdout_has("entry lf:api: field kind: http.service entries are not active yet")
         .stdout_has("entry upper: field spec.type: bindings.wasm runs with abi wasi-command");
-    assert!(!run.stdout.contains("s3cr3t"), "an env value was printed:\n{}", run.stdout);
-    assert!(!run.stderr.contains("s3cr3t"), "an env value was logged:\n{}", run.stderr);
+    assert!(
+        !run.stdout.contains("s3cr3t"),
+        "an env value was printed:\n{}",
+        run.stdout
+    );
+    assert!(
+        !run.stderr.contains("s3cr3t"),
+        "an env value was logged:\n{}",
+        run.stderr
+    );
     // The function with all those fields still runs with what is active.
     ws.wafer(&["call", "lf:counter"]).prints("1");
-    ws.wafer(&["call", "lf:fetched"]).fails(2, "entry lf:fetched: field abi: abi wasi-command is not active yet");
+    ws.wafer(&["call", "lf:fetched"]).fails(
+        2,
+        "entry lf:fetched: field abi: abi wasi-command is not active yet",
+    );
 }
 
 #[test]
 fn an_empty_folder_is_a_problem_not_a_silent_success() {
     let ws = Workspace::new();
-    ws.wafer(&["check"]).code(1).stdout_has("no registry files here");
+    ws.wafer(&["check"])
+        .code(1)
+        .stdout_has("no registry files here");
 }
 
 #[cfg(unix)]
@@ -241,12 +280,16 @@ fn symlinked_registry_files_are_read_and_binary_yaml_is_skipped() {
     std::os::unix::fs::symlink("..data/_index.yaml", ws.path().join("_index.yaml")).unwrap();
     ws.write("latin1.yaml", b"title: caf\xe9\n");
     let run = ws.wafer(&["check"]);
-    run.code(0).stdout_has("k:answer").stdout_has("latin1.yaml: not UTF-8 text");
+    run.code(0)
+        .stdout_has("k:answer")
+        .stdout_has("latin1.yaml: not UTF-8 text");
 }
 
 #[test]
 fn wit_errors_say_where() {
     let ws = Workspace::new();
     ws.write("_index.yaml", format!("{}  - name: f\n    kind: function.wat\n    source: '(module (func (export \"f\")))'\n    method: f\n    wit: |\n      f: func();\n      g: func(a: s32 b: s32);\n", header("w")));
-    ws.wafer(&["check"]).code(1).stdout_has("entry w:f: field wit: wit does not parse: expected ')', found an identifier (line 2)");
+    ws.wafer(&["check"]).code(1).stdout_has(
+        "entry w:f: field wit: wit does not parse: expected ')', found an identifier (line 2)",
+    );
 }

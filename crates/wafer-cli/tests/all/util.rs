@@ -12,7 +12,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        Workspace { dir: tempfile::tempdir().unwrap() }
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -29,7 +31,8 @@ impl Workspace {
 
     /// Copies a built guest into the workspace; returns its `sha256:` pin.
     pub fn copy_guest(&self, guest: &str, relative: &str) -> String {
-        let bytes = std::fs::read(guest).unwrap_or_else(|e| panic!("guest {guest} was not built: {e}"));
+        let bytes =
+            std::fs::read(guest).unwrap_or_else(|e| panic!("guest {guest} was not built: {e}"));
         self.write(relative, &bytes);
         Sha256Hash::of(&bytes).to_string()
     }
@@ -47,7 +50,11 @@ impl Workspace {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wafer"));
-        command.args(args).current_dir(self.path()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .args(args)
+            .current_dir(self.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         command.env_remove("WAFER_LOG");
         command
     }
@@ -81,29 +88,56 @@ impl Run {
     /// Asserts exit 0 and that stdout is exactly `expected` (plus newline).
     pub fn prints(&self, expected: &str) -> &Self {
         assert_eq!(self.code, Some(0), "expected success\n{}", self.context());
-        assert_eq!(self.stdout.trim_end(), expected, "stdout differs\n{}", self.context());
+        assert_eq!(
+            self.stdout.trim_end(),
+            expected,
+            "stdout differs\n{}",
+            self.context()
+        );
         self
     }
 
     /// Asserts exit `code`, nothing on stdout, and `message` in stderr.
     pub fn fails(&self, code: i32, message: &str) -> &Self {
-        assert_eq!(self.code, Some(code), "expected exit {code}\n{}", self.context());
-        assert!(self.stdout.is_empty(), "expected no stdout\n{}", self.context());
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}\n{}",
+            self.context()
+        );
+        assert!(
+            self.stdout.is_empty(),
+            "expected no stdout\n{}",
+            self.context()
+        );
         self.stderr_has(message)
     }
 
     pub fn stderr_has(&self, text: &str) -> &Self {
-        assert!(self.stderr.contains(text), "expected in stderr: {text}\n{}", self.context());
+        assert!(
+            self.stderr.contains(text),
+            "expected in stderr: {text}\n{}",
+            self.context()
+        );
         self
     }
 
     pub fn stdout_has(&self, text: &str) -> &Self {
-        assert!(self.stdout.contains(text), "expected in stdout: {text}\n{}", self.context());
+        assert!(
+            self.stdout.contains(text),
+            "expected in stdout: {text}\n{}",
+            self.context()
+        );
         self
     }
 
     pub fn code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "expected exit {code}\n{}", self.context());
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}\n{}",
+            self.context()
+        );
         self
     }
 }
@@ -115,5 +149,10 @@ pub fn header(namespace: &str) -> String {
 
 /// The repository root, for the examples.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }

@@ -67,8 +67,14 @@ impl PoolPolicy {
         };
         let config = config.unwrap_or(&default);
         let n = |v: u32| v.max(1) as usize;
-        let queue = |active: usize| config.buffer.map_or(active * QUEUE_PER_WORKER as usize, |b| b as usize);
-        let idle_timeout = Some(Duration::from_millis(config.idle_timeout_ms.unwrap_or(DEFAULT_IDLE_TIMEOUT_MS)));
+        let queue = |active: usize| {
+            config
+                .buffer
+                .map_or(active * QUEUE_PER_WORKER as usize, |b| b as usize)
+        };
+        let idle_timeout = Some(Duration::from_millis(
+            config.idle_timeout_ms.unwrap_or(DEFAULT_IDLE_TIMEOUT_MS),
+        ));
         let max_calls = config.max_calls.filter(|&c| c > 0);
         match config.kind {
             PoolKind::Inline => {
@@ -121,7 +127,11 @@ impl PoolPolicy {
                     max_idle: active,
                     min_idle: floor,
                     idle_timeout,
-                    prewarm: if config.warm_start.unwrap_or(false) { floor } else { 0 },
+                    prewarm: if config.warm_start.unwrap_or(false) {
+                        floor
+                    } else {
+                        0
+                    },
                     max_calls,
                 }
             }
@@ -146,20 +156,49 @@ mod tests {
     #[test]
     fn defaults_follow_the_documented_table() {
         let none = PoolPolicy::from_config(None);
-        assert_eq!((none.kind, none.max_active, none.max_idle), (PoolKind::Lazy, 100, 100));
+        assert_eq!(
+            (none.kind, none.max_active, none.max_idle),
+            (PoolKind::Lazy, 100, 100)
+        );
         let inline = policy("type: inline");
-        assert_eq!((inline.max_active, inline.max_waiting, inline.max_idle), (100, 6400, 0));
+        assert_eq!(
+            (inline.max_active, inline.max_waiting, inline.max_idle),
+            (100, 6400, 0)
+        );
         let lazy = policy("type: lazy");
-        assert_eq!((lazy.max_active, lazy.idle_timeout), (16, Some(Duration::from_secs(30))));
+        assert_eq!(
+            (lazy.max_active, lazy.idle_timeout),
+            (16, Some(Duration::from_secs(30)))
+        );
         let fixed = policy("type: static");
-        assert_eq!((fixed.max_active, fixed.max_waiting, fixed.max_idle, fixed.min_idle, fixed.prewarm), (8, 512, 8, 8, 8));
+        assert_eq!(
+            (
+                fixed.max_active,
+                fixed.max_waiting,
+                fixed.max_idle,
+                fixed.min_idle,
+                fixed.prewarm
+            ),
+            (8, 512, 8, 8, 8)
+        );
         let adaptive = policy("type: adaptive\nwarm_start: true\nmin_size: 3\nmax_size: 10");
-        assert_eq!((adaptive.max_active, adaptive.min_idle, adaptive.prewarm), (10, 3, 3));
+        assert_eq!(
+            (adaptive.max_active, adaptive.min_idle, adaptive.prewarm),
+            (10, 3, 3)
+        );
     }
 
     #[test]
     fn seed_static_example() {
         let fixed = policy("type: static\nsize: 4\nworkers: 2\nbuffer: 16");
-        assert_eq!((fixed.max_active, fixed.max_waiting, fixed.max_idle, fixed.max_instances()), (2, 16, 4, 4));
+        assert_eq!(
+            (
+                fixed.max_active,
+                fixed.max_waiting,
+                fixed.max_idle,
+                fixed.max_instances()
+            ),
+            (2, 16, 4, 4)
+        );
     }
 }

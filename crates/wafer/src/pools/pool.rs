@@ -1,12 +1,19 @@
-//! The one pool mechanism every kind shares: a semaphore bounds the calls
-//! running at once, a counter bounds the calls waiting for it, and a list of
-//! idle instances is reused newest first and trimmed oldest first.
+//! The one pool mechanism every kind shares: a counter bounds the calls
+//! running at once, another bounds the calls waiting for a slot, and a list
+//! of idle instances is reused newest first and trimmed oldest first.
+//!
+//! The hot path shares as little as possible between threads: slots are an
+//! atomic counter (the waiters' `Notify` is touched only when someone
+//! waits), and idle instances sit in one list per thread shard, so a thread
+//! reuses the instances it ran last (their stores stay in its cache) and
+//! takes another shard's only when its own is empty.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use parking_lot::{Mutex, MutexGuard};
+use tokio::sync::Notify;
 
 use super::policy::PoolPolicy;
 
@@ -50,20 +57,66 @@ impl Drop for LiveToken {
 /// Instances of one function, and the slots to run them in.
 pub(crate) struct InstancePool<W> {
     policy: PoolPolicy,
-    slots: Semaphore,
+    /// Written by every call: alone on its cache line, so the fields every
+    /// call only reads are not evicted from other cores.
+    running: Padded<AtomicUsize>,
     waiting: AtomicUsize,
-    idle: Mutex<Vec<Idle<W>>>,
+    slot_freed: Notify,
+    shards: Box<[Shard<W>]>,
     created: AtomicU64,
     live: Arc<AtomicUsize>,
+}
+
+/// A value alone on its cache line.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One thread shard's idle instances, oldest first, on its own cache line.
+#[repr(align(128))]
+struct Shard<W>(Mutex<Vec<Idle<W>>>);
+
+/// This thread's shard among `count`: threads are numbered round-robin at
+/// first use.
+fn home_shard(count: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static THREAD: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    THREAD.with(|t| *t) % count
+}
+
+/// A running call's slot; dropping it frees the slot.
+pub(crate) struct Slot<'a, W>(&'a InstancePool<W>);
+
+impl<W> Drop for Slot<'_, W> {
+    fn drop(&mut self) {
+        let pool = self.0;
+        pool.running.fetch_sub(1, Ordering::SeqCst);
+        if pool.waiting.load(Ordering::SeqCst) > 0 {
+            pool.slot_freed.notify_one();
+        }
+    }
 }
 
 impl<W> InstancePool<W> {
     pub fn new(policy: PoolPolicy) -> Self {
         InstancePool {
-            slots: Semaphore::new(policy.max_active),
             policy,
+            running: Padded(AtomicUsize::new(0)),
             waiting: AtomicUsize::new(0),
-            idle: Mutex::new(Vec::new()),
+            slot_freed: Notify::new(),
+            shards: (0..std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(64))
+                .map(|_| Shard(Mutex::new(Vec::new())))
+                .collect(),
             created: AtomicU64::new(0),
             live: Arc::new(AtomicUsize::new(0)),
         }
@@ -73,22 +126,52 @@ impl<W> InstancePool<W> {
         &self.policy
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<Idle<W>>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    /// Every shard locked, in order (the only order any code locks two).
+    fn lock_all(&self) -> Vec<MutexGuard<'_, Vec<Idle<W>>>> {
+        self.shards.iter().map(|shard| shard.0.lock()).collect()
+    }
+
+    fn try_take_slot(&self) -> Option<Slot<'_, W>> {
+        let max = self.policy.max_active;
+        let mut running = self.running.load(Ordering::SeqCst);
+        while running < max {
+            match self.running.compare_exchange_weak(
+                running,
+                running + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return Some(Slot(self)),
+                Err(now) => running = now,
+            }
+        }
+        None
     }
 
     /// A slot to run one call in, waiting in the bounded queue if all are
-    /// busy. Dropping the permit frees the slot.
-    pub async fn acquire(&self) -> Result<SemaphorePermit<'_>, QueueFull> {
-        if let Ok(permit) = self.slots.try_acquire() {
-            return Ok(permit);
+    /// busy. Dropping the slot frees it.
+    pub async fn acquire(&self) -> Result<Slot<'_, W>, QueueFull> {
+        if let Some(slot) = self.try_take_slot() {
+            return Ok(slot);
         }
-        let queued = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
         let _leave = Leave(&self.waiting);
         if queued >= self.policy.max_waiting {
-            return Err(QueueFull { running: self.policy.max_active, waiting: queued });
+            return Err(QueueFull {
+                running: self.policy.max_active,
+                waiting: queued,
+            });
         }
-        Ok(self.slots.acquire().await.expect("the pool's semaphore is never closed"))
+        loop {
+            // Registered before looking, so a slot freed in between wakes us.
+            let freed = self.slot_freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(slot) = self.try_take_slot() {
+                return Ok(slot);
+            }
+            freed.await;
+        }
     }
 
     /// Marks a new instance as alive; keep the token with it.
@@ -98,33 +181,72 @@ impl<W> InstancePool<W> {
         LiveToken(self.live.clone())
     }
 
-    /// The most recently used idle instance and its call count.
+    /// The most recently used idle instance of this thread's shard, else
+    /// of another, and its call count.
     pub fn take_idle(&self) -> Option<(W, u64)> {
-        self.idle().pop().map(|idle| (idle.warm, idle.calls))
+        let home = home_shard(self.shards.len());
+        let order = (0..self.shards.len()).map(|i| (home + i) % self.shards.len());
+        order
+            .into_iter()
+            .find_map(|i| self.shards[i].0.lock().pop())
+            .map(|idle| (idle.warm, idle.calls))
     }
 
-    /// Returns an instance after a clean call. It is dropped instead when
-    /// it reached `max_calls` or the pool keeps enough idle instances.
+    /// Returns an instance after a clean call, to this thread's shard. It
+    /// is dropped instead when it reached `max_calls` or the pool already
+    /// keeps `max_idle` idle instances.
     pub fn give_back(&self, warm: W, calls: u64) {
-        if self.policy.max_calls.is_some_and(|max| calls >= max) {
+        if self.policy.max_calls.is_some_and(|max| calls >= max) || self.policy.max_idle == 0 {
             return;
         }
-        let mut idle = self.idle();
-        if idle.len() < self.policy.max_idle {
-            idle.push(Idle { warm, calls, since: Instant::now() });
+        let idle = Idle {
+            warm,
+            calls,
+            since: Instant::now(),
+        };
+        // Idle instances never outnumber live ones, so while the live count
+        // is within `max_idle` there is nothing to count.
+        if self.live.load(Ordering::Relaxed) <= self.policy.max_idle {
+            self.shards[home_shard(self.shards.len())]
+                .0
+                .lock()
+                .push(idle);
+            return;
+        }
+        let mut shards = self.lock_all();
+        if shards.iter().map(|s| s.len()).sum::<usize>() < self.policy.max_idle {
+            let home = home_shard(shards.len());
+            shards[home].push(idle);
         }
     }
 
     /// Drops idle instances above the floor that have been idle longer than
     /// the timeout; returns how many.
     pub fn trim(&self, now: Instant) -> usize {
-        let Some(timeout) = self.policy.idle_timeout else { return 0 };
+        let Some(timeout) = self.policy.idle_timeout else {
+            return 0;
+        };
         let expired: Vec<Idle<W>> = {
-            let mut idle = self.idle();
-            let removable = idle.len().saturating_sub(self.policy.min_idle);
-            // Oldest first: the list is in order of return.
-            let stale = idle.iter().take(removable).take_while(|i| now.duration_since(i.since) >= timeout).count();
-            idle.drain(..stale).collect()
+            let mut shards = self.lock_all();
+            let total: usize = shards.iter().map(|s| s.len()).sum();
+            let mut removable = total.saturating_sub(self.policy.min_idle);
+            let mut expired = Vec::new();
+            // Oldest first across shards; each shard is in order of return.
+            while removable > 0 {
+                let oldest = shards
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.first().map(|idle| (i, idle.since)))
+                    .min_by_key(|&(_, since)| since);
+                match oldest {
+                    Some((i, since)) if now.duration_since(since) >= timeout => {
+                        expired.push(shards[i].remove(0));
+                        removable -= 1;
+                    }
+                    _ => break,
+                }
+            }
+            expired
         };
         // Dropped outside the lock: tearing down a store takes a while.
         expired.len()
@@ -134,8 +256,8 @@ impl<W> InstancePool<W> {
         PoolStats {
             created: self.created.load(Ordering::Relaxed),
             live: self.live.load(Ordering::Relaxed),
-            idle: self.idle().len(),
-            running: self.policy.max_active - self.slots.available_permits(),
+            idle: self.shards.iter().map(|s| s.0.lock().len()).sum(),
+            running: self.running.load(Ordering::Relaxed),
             waiting: self.waiting.load(Ordering::Relaxed),
         }
     }
@@ -147,6 +269,6 @@ struct Leave<'a>(&'a AtomicUsize);
 
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

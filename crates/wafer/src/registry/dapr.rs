@@ -60,17 +60,33 @@ const METADATA_NAMES: &[&str] = &["url", "strictSandbox", "direction", "route", 
 
 /// Parses a `bindings.wasm` component, reporting every problem into
 /// `findings`.
-pub(crate) fn parse_binding(path: &Path, document: &Value, findings: &mut Findings) -> Option<Entry> {
+pub(crate) fn parse_binding(
+    path: &Path,
+    document: &Value,
+    findings: &mut Findings,
+) -> Option<Entry> {
     let top = document.as_object()?;
-    let name = document.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
+    let name = document
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str);
     let label = name.unwrap_or("(unnamed Dapr component)");
-    let mut fields = Fields::new(top, Problem::new("").in_file(path).in_entry(label), findings);
-    fields.reject_unknown("a Dapr component", &["apiVersion", "kind", "metadata", "spec", "auth", "scopes"]);
+    let mut fields = Fields::new(
+        top,
+        Problem::new("").in_file(path).in_entry(label),
+        findings,
+    );
+    fields.reject_unknown(
+        "a Dapr component",
+        &["apiVersion", "kind", "metadata", "spec", "auth", "scopes"],
+    );
     match name {
         None => fields.problem("metadata.name", "missing required field"),
         Some(name) if !is_dns_label(name) => fields.problem(
             "metadata.name",
-            format!("`{name}` is not a Kubernetes name (lowercase letters, digits and `-`, at most 63)"),
+            format!(
+                "`{name}` is not a Kubernetes name (lowercase letters, digits and `-`, at most 63)"
+            ),
         ),
         Some(_) => {}
     }
@@ -99,7 +115,10 @@ pub(crate) fn parse_binding(path: &Path, document: &Value, findings: &mut Findin
             "strictSandbox" => match value.as_str() {
                 "true" => strict_sandbox = true,
                 "false" | "" => strict_sandbox = false,
-                other => fields.problem(&field, format!("strictSandbox must be true or false, not `{other}`")),
+                other => fields.problem(
+                    &field,
+                    format!("strictSandbox must be true or false, not `{other}`"),
+                ),
             },
             "hash" => match value.parse::<Sha256Hash>() {
                 Ok(h) => hash = Some(h),
@@ -108,7 +127,10 @@ pub(crate) fn parse_binding(path: &Path, document: &Value, findings: &mut Findin
             "direction" | "route" => {}
             other => fields.problem(
                 &field,
-                format!("unknown metadata `{other}` for bindings.wasm (known: {})", METADATA_NAMES.join(", ")),
+                format!(
+                    "unknown metadata `{other}` for bindings.wasm (known: {})",
+                    METADATA_NAMES.join(", ")
+                ),
             ),
         }
     }
@@ -117,7 +139,10 @@ pub(crate) fn parse_binding(path: &Path, document: &Value, findings: &mut Findin
         Some("") => fields.problem("spec.metadata", "metadata `url` is empty"),
         Some(_) => {}
     }
-    fields.inactive("spec.type", "bindings.wasm runs with abi wasi-command, which is not active yet");
+    fields.inactive(
+        "spec.type",
+        "bindings.wasm runs with abi wasi-command, which is not active yet",
+    );
     if fields.has_problems() {
         return None;
     }
@@ -148,7 +173,9 @@ fn is_dns_label(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
 }
@@ -197,7 +224,11 @@ spec:
         .unwrap();
         let mut findings = Findings::default();
         assert!(parse_binding(Path::new("c.yaml"), &document, &mut findings).is_none());
-        let fields: Vec<_> = findings.problems.iter().map(|p| p.field.clone().unwrap()).collect();
+        let fields: Vec<_> = findings
+            .problems
+            .iter()
+            .map(|p| p.field.clone().unwrap())
+            .collect();
         assert_eq!(fields, ["metadata.name", "spec.metadata"]);
     }
 }

@@ -86,12 +86,24 @@ pub(crate) const KINDS: &[&str] = &[
 ];
 
 const COMMON: &[&str] = &["name", "kind", "meta"];
-const FUNCTION_COMMON: &[&str] =
-    &["method", "wit", "abi", "pool", "transport", "imports", "wasi", "limits"];
+const FUNCTION_COMMON: &[&str] = &[
+    "method",
+    "wit",
+    "abi",
+    "pool",
+    "transport",
+    "imports",
+    "wasi",
+    "limits",
+];
 
 /// Fully qualifies a reference: `name` means `namespace:name`.
 pub(crate) fn qualify(namespace: &str, reference: &str) -> String {
-    if reference.contains(':') { reference.to_string() } else { format!("{namespace}:{reference}") }
+    if reference.contains(':') {
+        reference.to_string()
+    } else {
+        format!("{namespace}:{reference}")
+    }
 }
 
 /// Everything needed to read one Wippy entry.
@@ -119,7 +131,11 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
         "fs.directory" => {
             fields.reject_unknown(kind, &known(&["directory"], false));
             let directory: Option<String> = fields.required("directory");
-            directory.map(|d| EntryKind::Directory(DirectoryConfig { directory: site.base_dir.join(d) }))
+            directory.map(|d| {
+                EntryKind::Directory(DirectoryConfig {
+                    directory: site.base_dir.join(d),
+                })
+            })
         }
         "env.variable" => {
             fields.reject_unknown(kind, &known(&["variable", "default"], false));
@@ -129,10 +145,13 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
         }
         "function.wat" => {
             fields.reject_unknown(kind, &known(&["source"], true));
-            let source = fields.required::<String>("source").map(|s| match s.strip_prefix("file://") {
-                Some(path) => ModuleSource::WatFile(site.base_dir.join(path)),
-                None => ModuleSource::WatInline(s),
-            });
+            let source =
+                fields
+                    .required::<String>("source")
+                    .map(|s| match s.strip_prefix("file://") {
+                        Some(path) => ModuleSource::WatFile(site.base_dir.join(path)),
+                        None => ModuleSource::WatInline(s),
+                    });
             parse_function(fields, site, source, Some(None))
         }
         "function.wasm" => {
@@ -149,7 +168,9 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
             fields.reject_unknown(kind, &known(&["method", "path", "func"], false));
             let _: Option<String> = fields.required("method");
             let _: Option<String> = fields.required("path");
-            let func = fields.required::<String>("func").map(|f| qualify(site.namespace, &f));
+            let func = fields
+                .required::<String>("func")
+                .map(|f| qualify(site.namespace, &f));
             fields.inactive("kind", "http.endpoint entries are not active yet");
             func.map(|func| EntryKind::HttpEndpoint { func })
         }
@@ -160,7 +181,10 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
             Some(EntryKind::Pipeline)
         }
         other => {
-            fields.problem("kind", format!("unknown kind `{other}` (known: {})", KINDS.join(", ")));
+            fields.problem(
+                "kind",
+                format!("unknown kind `{other}` (known: {})", KINDS.join(", ")),
+            );
             None
         }
     };
@@ -178,31 +202,49 @@ fn parse_wasm_source(
     let source = match (url, fs, path) {
         (Some(url), None, None) => {
             if hash.as_ref().is_some_and(Option::is_none) && !fields.has("hash") {
-                fields.problem("hash", "missing required field (sha256:<hex> of the module at `url`)");
+                fields.problem(
+                    "hash",
+                    "missing required field (sha256:<hex> of the module at `url`)",
+                );
             }
             fields.inactive("url", "module URLs are not active yet");
             Some(ModuleSource::Url(url))
         }
         (None, Some(fs), Some(path)) => {
             if hash.as_ref().is_some_and(Option::is_none) && !fields.has("hash") {
-                fields.problem("hash", "missing required field (sha256:<hex> of the module)");
+                fields.problem(
+                    "hash",
+                    "missing required field (sha256:<hex> of the module)",
+                );
             }
-            Some(ModuleSource::FsPath { fs: qualify(site.namespace, &fs), path })
+            Some(ModuleSource::FsPath {
+                fs: qualify(site.namespace, &fs),
+                path,
+            })
         }
         (Some(_), _, _) => {
             fields.problem("url", "give either `url` or `fs` + `path`, not both");
             None
         }
         (None, Some(_), None) => {
-            fields.problem("path", "missing required field (the module's file inside `fs`)");
+            fields.problem(
+                "path",
+                "missing required field (the module's file inside `fs`)",
+            );
             None
         }
         (None, None, Some(_)) => {
-            fields.problem("fs", "missing required field (the fs.directory entry holding `path`)");
+            fields.problem(
+                "fs",
+                "missing required field (the fs.directory entry holding `path`)",
+            );
             None
         }
         (None, None, None) => {
-            fields.problem("fs", "missing required field: give `fs` + `path` + `hash`, or `url`");
+            fields.problem(
+                "fs",
+                "missing required field: give `fs` + `path` + `hash`, or `url`",
+            );
             None
         }
     };
@@ -246,7 +288,10 @@ fn parse_function(
     }
     let imports: Vec<String> = fields.optional("imports").unwrap_or_default();
     if !imports.is_empty() {
-        fields.inactive("imports", "imports are not active yet: nothing beyond empty WASI is linked");
+        fields.inactive(
+            "imports",
+            "imports are not active yet: nothing beyond empty WASI is linked",
+        );
     }
     let mut wasi: WasiConfig = fields.optional("wasi").unwrap_or_default();
     if !wasi.is_empty() {
@@ -260,13 +305,22 @@ fn parse_function(
     }
     let limits: LimitsConfig = fields.optional("limits").unwrap_or_default();
     if limits.max_execution_ms == Some(0) {
-        fields.problem("limits.max_execution_ms", "must be at least 1 (0 would stop every call at once)");
+        fields.problem(
+            "limits.max_execution_ms",
+            "must be at least 1 (0 would stop every call at once)",
+        );
     }
     if limits.max_memory_bytes.is_some() {
-        fields.inactive("limits.max_memory_bytes", "memory limits are not active yet");
+        fields.inactive(
+            "limits.max_memory_bytes",
+            "memory limits are not active yet",
+        );
     }
     if limits.max_output_bytes.is_some() {
-        fields.inactive("limits.max_output_bytes", "output limits are not active yet");
+        fields.inactive(
+            "limits.max_output_bytes",
+            "output limits are not active yet",
+        );
     }
     Some(EntryKind::Function(Box::new(FunctionConfig {
         source: source?,
@@ -282,4 +336,3 @@ fn parse_function(
         strict_sandbox: false,
     })))
 }
-

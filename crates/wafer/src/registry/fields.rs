@@ -26,7 +26,12 @@ impl<'a> Fields<'a> {
     /// `context` carries the file and entry every problem is reported under.
     pub fn new(map: &'a Map<String, Value>, context: Problem, findings: &'a mut Findings) -> Self {
         let problems_before = findings.problems.len();
-        Fields { map, context, findings, problems_before }
+        Fields {
+            map,
+            context,
+            findings,
+            problems_before,
+        }
     }
 
     /// Whether any problem was reported through this reader.
@@ -55,10 +60,17 @@ impl<'a> Fields<'a> {
 
     /// Reports every key that is not in `known`.
     pub fn reject_unknown(&mut self, what: &str, known: &[&str]) {
-        let unknown: Vec<String> =
-            self.map.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
+        let unknown: Vec<String> = self
+            .map
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .cloned()
+            .collect();
         for key in unknown {
-            self.problem(&key, format!("unknown field for {what} (known: {})", known.join(", ")));
+            self.problem(
+                &key,
+                format!("unknown field for {what} (known: {})", known.join(", ")),
+            );
         }
     }
 
@@ -74,7 +86,11 @@ impl<'a> Fields<'a> {
             Ok(parsed) => Some(parsed),
             Err(err) => {
                 let inner = err.path().to_string();
-                let field = if inner == "." { field.to_string() } else { format!("{field}.{inner}") };
+                let field = if inner == "." {
+                    field.to_string()
+                } else {
+                    format!("{field}.{inner}")
+                };
                 let message = err.into_inner().to_string();
                 self.problem(&field, message);
                 None

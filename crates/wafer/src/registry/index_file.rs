@@ -13,10 +13,16 @@ const TOP_LEVEL: &[&str] = &["version", "namespace", "entries", "meta"];
 
 /// Parses a Wippy registry file, reporting every problem into `findings`.
 /// Entries with problems are left out of the returned list.
-pub(crate) fn parse_index_file(path: &Path, document: &Value, findings: &mut Findings) -> Vec<Entry> {
+pub(crate) fn parse_index_file(
+    path: &Path,
+    document: &Value,
+    findings: &mut Findings,
+) -> Vec<Entry> {
     let file_problem = |message: String| Problem::new(message).in_file(path);
     let Some(top) = document.as_object() else {
-        findings.problems.push(file_problem("expected a mapping with version, namespace and entries".into()));
+        findings.problems.push(file_problem(
+            "expected a mapping with version, namespace and entries".into(),
+        ));
         return Vec::new();
     };
     let mut fields = Fields::new(top, Problem::new("").in_file(path), findings);
@@ -24,14 +30,20 @@ pub(crate) fn parse_index_file(path: &Path, document: &Value, findings: &mut Fin
     match fields.required::<Value>("version") {
         Some(Value::String(v)) if v == "1.0" || v == "1" => {}
         Some(Value::Number(n)) if n.as_f64() == Some(1.0) => {}
-        Some(other) => fields.problem("version", format!("unsupported version {other} (expected \"1.0\")")),
+        Some(other) => fields.problem(
+            "version",
+            format!("unsupported version {other} (expected \"1.0\")"),
+        ),
         None => {}
     }
     let namespace: Option<String> = fields.required("namespace");
     if let Some(ns) = &namespace
         && !is_valid_namespace(ns)
     {
-        fields.problem("namespace", format!("`{ns}` is not a dotted name like app.api"));
+        fields.problem(
+            "namespace",
+            format!("`{ns}` is not a dotted name like app.api"),
+        );
     }
     let entries: Vec<Value> = fields.optional("entries").unwrap_or_default();
     let has_header_problems = fields.has_problems();
@@ -39,7 +51,10 @@ pub(crate) fn parse_index_file(path: &Path, document: &Value, findings: &mut Fin
         return Vec::new();
     };
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let site = EntrySite { namespace: &namespace, base_dir };
+    let site = EntrySite {
+        namespace: &namespace,
+        base_dir,
+    };
     entries
         .iter()
         .enumerate()
@@ -55,7 +70,9 @@ fn parse_entry(
     findings: &mut Findings,
 ) -> Option<Entry> {
     let Some(map) = value.as_object() else {
-        let problem = Problem::new("expected a mapping").in_file(path).in_entry(format!("#{}", index + 1));
+        let problem = Problem::new("expected a mapping")
+            .in_file(path)
+            .in_entry(format!("#{}", index + 1));
         findings.problems.push(problem);
         return None;
     };
@@ -64,29 +81,45 @@ fn parse_entry(
         Some(name) => format!("{}:{name}", site.namespace),
         None => format!("#{} in {}", index + 1, site.namespace),
     };
-    let mut fields = Fields::new(map, Problem::new("").in_file(path).in_entry(&label), findings);
+    let mut fields = Fields::new(
+        map,
+        Problem::new("").in_file(path).in_entry(&label),
+        findings,
+    );
     match name {
         None if map.contains_key("name") => fields.problem("name", "expected a string"),
         None => fields.problem("name", "missing required field"),
-        Some(name) if !is_valid_name(name) => {
-            fields.problem("name", format!("`{name}` may hold only letters, digits, `_`, `-` and `.`"))
-        }
+        Some(name) if !is_valid_name(name) => fields.problem(
+            "name",
+            format!("`{name}` may hold only letters, digits, `_`, `-` and `.`"),
+        ),
         Some(_) => {}
     }
     let kind: Option<String> = fields.required("kind");
     let parsed = parse_kind(kind.as_deref()?, &mut fields, site);
     let kind = parsed.filter(|_| !fields.has_problems())?;
-    Some(Entry { id: label, file: path.to_path_buf(), kind, meta: map.get("meta").cloned() })
+    Some(Entry {
+        id: label,
+        file: path.to_path_buf(),
+        kind,
+        meta: map.get("meta").cloned(),
+    })
 }
 
 fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn is_valid_namespace(namespace: &str) -> bool {
-    namespace
-        .split('.')
-        .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')))
+    namespace.split('.').all(|part| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    })
 }
 
 #[cfg(test)]
@@ -127,7 +160,11 @@ entries:
     fn header_problems_are_reported_together() {
         let (entries, findings) = parse("version: \"2.0\"\nnamespace: \"bad ns\"\nentrys: []\n");
         assert!(entries.is_empty());
-        let fields: Vec<_> = findings.problems.iter().map(|p| p.field.clone().unwrap()).collect();
+        let fields: Vec<_> = findings
+            .problems
+            .iter()
+            .map(|p| p.field.clone().unwrap())
+            .collect();
         assert_eq!(fields, ["entrys", "version", "namespace"]);
     }
 

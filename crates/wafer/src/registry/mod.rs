@@ -79,8 +79,12 @@ impl Registry {
         if metadata.is_dir() {
             loader.walk(path);
             if loader.entries.is_empty() && loader.findings.problems.is_empty() {
-                let message = "no registry files here (expected _index.yaml or Dapr component files)";
-                loader.findings.problems.push(Problem::new(message).in_file(path));
+                let message =
+                    "no registry files here (expected _index.yaml or Dapr component files)";
+                loader
+                    .findings
+                    .problems
+                    .push(Problem::new(message).in_file(path));
             }
         } else {
             loader.read_file(path, true);
@@ -138,13 +142,18 @@ struct Loader {
 
 impl Loader {
     fn walk(&mut self, root: &Path) {
-        let walk = walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name().into_iter().filter_entry(|e| {
-            e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')
-        });
+        let walk = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
         for item in walk {
             match item {
                 Ok(item) if item.file_type().is_file() && is_yaml(item.path()) => {
-                    let is_index = matches!(item.file_name().to_str(), Some("_index.yaml" | "_index.yml"));
+                    let is_index = matches!(
+                        item.file_name().to_str(),
+                        Some("_index.yaml" | "_index.yml")
+                    );
                     self.read_file(item.path(), is_index);
                 }
                 Ok(_) => {}
@@ -162,7 +171,10 @@ impl Loader {
             Err(e) if !is_index && e.kind() == std::io::ErrorKind::InvalidData => {
                 self.skip(path, "not UTF-8 text".into())
             }
-            Err(e) => self.findings.problems.push(Problem::new(format!("cannot read: {e}")).in_file(path)),
+            Err(e) => self
+                .findings
+                .problems
+                .push(Problem::new(format!("cannot read: {e}")).in_file(path)),
         }
     }
 
@@ -176,7 +188,9 @@ impl Loader {
                 Ok(Value::Null) => {}
                 Ok(value) => documents.push(value),
                 Err(e) if is_index => {
-                    self.findings.problems.push(Problem::new(format!("not valid YAML: {e}")).in_file(path));
+                    self.findings
+                        .problems
+                        .push(Problem::new(format!("not valid YAML: {e}")).in_file(path));
                     return;
                 }
                 Err(e) => {
@@ -192,13 +206,19 @@ impl Loader {
                         let entry = dapr::parse_binding(path, &document, &mut self.findings);
                         self.entries.extend(entry);
                     }
-                    other => self.skip(path, format!("Dapr component of type {}", other.unwrap_or("(none)"))),
+                    other => self.skip(
+                        path,
+                        format!("Dapr component of type {}", other.unwrap_or("(none)")),
+                    ),
                 }
             } else if is_index {
                 let entries = index_file::parse_index_file(path, &document, &mut self.findings);
                 self.entries.extend(entries);
             } else if document.get("entries").is_some() || document.get("namespace").is_some() {
-                self.skip(path, "looks like a registry file, but only files named _index.yaml are read".into());
+                self.skip(
+                    path,
+                    "looks like a registry file, but only files named _index.yaml are read".into(),
+                );
             } else {
                 self.skip(path, "neither a registry file nor a Dapr component".into());
             }
@@ -206,7 +226,10 @@ impl Loader {
     }
 
     fn skip(&mut self, path: &Path, reason: String) {
-        self.skipped.push(SkippedFile { path: path.to_path_buf(), reason });
+        self.skipped.push(SkippedFile {
+            path: path.to_path_buf(),
+            reason,
+        });
     }
 
     /// Cross-entry checks: duplicate ids and references to missing entries.
@@ -216,7 +239,10 @@ impl Loader {
         for entry in self.entries {
             if let Some(first) = by_id.get(&entry.id) {
                 let message = format!("duplicate id, first declared in {}", first.file.display());
-                let problem = Problem::new(message).in_file(&entry.file).in_entry(&entry.id).at_field("name");
+                let problem = Problem::new(message)
+                    .in_file(&entry.file)
+                    .in_entry(&entry.id)
+                    .at_field("name");
                 self.findings.problems.push(problem);
             } else {
                 by_id.insert(entry.id.clone(), entry);
@@ -236,7 +262,11 @@ impl Loader {
                 refused.insert(entry.id.clone(), problems);
             }
         }
-        let mut registry = Registry { skipped: self.skipped, findings: self.findings, ..Registry::default() };
+        let mut registry = Registry {
+            skipped: self.skipped,
+            findings: self.findings,
+            ..Registry::default()
+        };
         for (id, entry) in by_id {
             if !refused.contains_key(&id) {
                 registry.index.insert(id, registry.entries.len());
@@ -249,7 +279,10 @@ impl Loader {
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 /// Every reference from `entry` to an entry that is missing or of the
@@ -277,11 +310,19 @@ fn dangling_references(entry: &Entry, by_id: &BTreeMap<String, Entry>) -> Vec<Pr
             let message = match by_id.get(target) {
                 None => format!("refers to {target}, which is not in the registry"),
                 Some(found) if !found.kind_name().starts_with(wanted) => {
-                    format!("refers to {target}, a {} entry; expected {wanted}", found.kind_name())
+                    format!(
+                        "refers to {target}, a {} entry; expected {wanted}",
+                        found.kind_name()
+                    )
                 }
                 Some(_) => return None,
             };
-            Some(Problem::new(message).in_file(&entry.file).in_entry(&entry.id).at_field(field))
+            Some(
+                Problem::new(message)
+                    .in_file(&entry.file)
+                    .in_entry(&entry.id)
+                    .at_field(field),
+            )
         })
         .collect()
 }
@@ -312,10 +353,18 @@ entries:
     directory: ./other
 "#,
         );
-        let fields: Vec<_> = registry.problems().iter().map(|p| p.field.clone().unwrap()).collect();
+        let fields: Vec<_> = registry
+            .problems()
+            .iter()
+            .map(|p| p.field.clone().unwrap())
+            .collect();
         assert_eq!(fields, ["name", "fs"]);
         assert!(registry.get("app:f").is_none());
-        assert!(registry.refusal("app:f").unwrap()[0].message.contains("app:nowhere"));
+        assert!(
+            registry.refusal("app:f").unwrap()[0]
+                .message
+                .contains("app:nowhere")
+        );
         assert!(registry.get("app:dir").is_some());
     }
 }

@@ -19,16 +19,32 @@ pub fn check_args(params: &[(String, Type)], args: &[Val]) -> Result<(), ValueEr
     if args.len() != params.len() {
         return Err(ValueError {
             path: "args".into(),
-            message: format!("expected {} argument(s), found {}", params.len(), args.len()),
+            message: format!(
+                "expected {} argument(s), found {}",
+                params.len(),
+                args.len()
+            ),
         });
     }
-    params.iter().zip(args).enumerate().try_for_each(|(i, ((_, ty), val))| check(ty, val, Path::Arg(i)))
+    params
+        .iter()
+        .zip(args)
+        .enumerate()
+        .try_for_each(|(i, ((_, ty), val))| check(ty, val, Path::Arg(i)))
 }
 
 fn check(ty: &Type, val: &Val, path: Path) -> Result<(), ValueError> {
-    let mismatch = || ValueError::at(path, format!("expected {}, found {}", short_wit_type(ty), kind(val)));
+    let mismatch = || {
+        ValueError::at(
+            path,
+            format!("expected {}, found {}", short_wit_type(ty), kind(val)),
+        )
+    };
     let each = |ty: &Type, items: &[Val]| {
-        items.iter().enumerate().try_for_each(|(i, item)| check(ty, item, Path::Index(&path, i)))
+        items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check(ty, item, Path::Index(&path, i)))
     };
     let payload = |ty: Option<Type>, val: Option<&Val>, at: &str| match (ty, val) {
         (None, None) => Ok(()),
@@ -50,7 +66,9 @@ fn check(ty: &Type, val: &Val, path: Path) -> Result<(), ValueError> {
         | (Type::Char, Val::Char(_))
         | (Type::String, Val::String(_)) => Ok(()),
         (Type::List(list), Val::List(items)) => each(&list.ty(), items),
-        (Type::FixedLengthList(list), Val::FixedLengthList(items)) if items.len() == list.len() as usize => {
+        (Type::FixedLengthList(list), Val::FixedLengthList(items))
+            if items.len() == list.len() as usize =>
+        {
             each(&list.ty(), items)
         }
         (Type::Tuple(tuple), Val::Tuple(items)) if items.len() == tuple.types().len() => tuple
@@ -58,28 +76,44 @@ fn check(ty: &Type, val: &Val, path: Path) -> Result<(), ValueError> {
             .zip(items)
             .enumerate()
             .try_for_each(|(i, (ty, item))| check(&ty, item, Path::Index(&path, i))),
-        (Type::Map(map), Val::Map(pairs)) => pairs.iter().enumerate().try_for_each(|(i, (k, v))| {
-            check(&map.key(), k, Path::Index(&path, i))?;
-            check(&map.value(), v, Path::Index(&path, i))
-        }),
-        (Type::Record(record), Val::Record(fields)) if fields.len() == record.fields().len() => {
-            record.fields().zip(fields).try_for_each(|(field, (name, val))| {
-                if field.name != name {
-                    return Err(ValueError::at(path, format!("expected field `{}`, found `{name}`", field.name)));
-                }
-                check(&field.ty, val, Path::Field(&path, field.name))
+        (Type::Map(map), Val::Map(pairs)) => {
+            pairs.iter().enumerate().try_for_each(|(i, (k, v))| {
+                check(&map.key(), k, Path::Index(&path, i))?;
+                check(&map.value(), v, Path::Index(&path, i))
             })
         }
-        (Type::Variant(variant), Val::Variant(name, val)) => match variant.cases().find(|c| c.name == name) {
-            Some(case) => payload(case.ty, val.as_deref(), name),
-            None => Err(mismatch()),
-        },
+        (Type::Record(record), Val::Record(fields)) if fields.len() == record.fields().len() => {
+            record
+                .fields()
+                .zip(fields)
+                .try_for_each(|(field, (name, val))| {
+                    if field.name != name {
+                        return Err(ValueError::at(
+                            path,
+                            format!("expected field `{}`, found `{name}`", field.name),
+                        ));
+                    }
+                    check(&field.ty, val, Path::Field(&path, field.name))
+                })
+        }
+        (Type::Variant(variant), Val::Variant(name, val)) => {
+            match variant.cases().find(|c| c.name == name) {
+                Some(case) => payload(case.ty, val.as_deref(), name),
+                None => Err(mismatch()),
+            }
+        }
         (Type::Enum(e), Val::Enum(name)) if e.names().any(|n| n == name) => Ok(()),
         (Type::Option(_), Val::Option(None)) => Ok(()),
         (Type::Option(option), Val::Option(Some(val))) => check(&option.ty(), val, path),
         (Type::Result(result), Val::Result(Ok(val))) => payload(result.ok(), val.as_deref(), "ok"),
-        (Type::Result(result), Val::Result(Err(val))) => payload(result.err(), val.as_deref(), "err"),
-        (Type::Flags(flags), Val::Flags(names)) if names.iter().all(|n| flags.names().any(|f| f == n)) => Ok(()),
+        (Type::Result(result), Val::Result(Err(val))) => {
+            payload(result.err(), val.as_deref(), "err")
+        }
+        (Type::Flags(flags), Val::Flags(names))
+            if names.iter().all(|n| flags.names().any(|f| f == n)) =>
+        {
+            Ok(())
+        }
         _ => Err(mismatch()),
     }
 }

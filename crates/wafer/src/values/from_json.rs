@@ -32,7 +32,10 @@ impl fmt::Display for Path<'_> {
 type Converted = Result<Val, ValueError>;
 
 fn mismatch(path: Path, ty: &Type, json: &Value) -> ValueError {
-    ValueError::at(path, format!("expected {}, found {}", short_wit_type(ty), describe(json)))
+    ValueError::at(
+        path,
+        format!("expected {}, found {}", short_wit_type(ty), describe(json)),
+    )
 }
 
 /// A short description of a JSON value for error messages.
@@ -45,7 +48,11 @@ fn describe(json: &Value) -> String {
         Value::Array(a) => return format!("an array of {}", a.len()),
         Value::Object(_) => return "an object".into(),
     };
-    if text.len() > 40 { format!("{}…\"", &text[..text.floor_char_boundary(38)]) } else { text }
+    if text.len() > 40 {
+        format!("{}…\"", &text[..text.floor_char_boundary(38)])
+    } else {
+        text
+    }
 }
 
 /// Converts `json` to a value of type `ty`, moving its strings and arrays
@@ -65,7 +72,9 @@ pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
             .filter(|f| !f.is_finite() || f.abs() <= f64::from(f32::MAX))
             .map(|f| Val::Float32(f as f32))
             .ok_or_else(|| mismatch(path, ty, &json)),
-        (Type::Float64, json) => float(&json).map(Val::Float64).ok_or_else(|| mismatch(path, ty, &json)),
+        (Type::Float64, json) => float(&json)
+            .map(Val::Float64)
+            .ok_or_else(|| mismatch(path, ty, &json)),
         (Type::Char, Value::String(s)) => {
             let mut chars = s.chars();
             match (chars.next(), chars.next()) {
@@ -75,7 +84,9 @@ pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
         }
         (Type::String, Value::String(s)) => Ok(Val::String(s)),
         (Type::List(list), Value::Array(items)) => elements(&list.ty(), items, path).map(Val::List),
-        (Type::FixedLengthList(list), Value::Array(items)) if items.len() == list.len() as usize => {
+        (Type::FixedLengthList(list), Value::Array(items))
+            if items.len() == list.len() as usize =>
+        {
             elements(&list.ty(), items, path).map(Val::FixedLengthList)
         }
         (Type::Tuple(tuple), Value::Array(items)) if items.len() == tuple.types().len() => tuple
@@ -103,9 +114,15 @@ pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
                     Value::Array(kv) if kv.len() == 2 => {
                         let mut kv = kv.into_iter();
                         let (k, v) = (kv.next().unwrap(), kv.next().unwrap());
-                        Ok((from_json(&map.key(), k, at)?, from_json(&map.value(), v, at)?))
+                        Ok((
+                            from_json(&map.key(), k, at)?,
+                            from_json(&map.value(), v, at)?,
+                        ))
                     }
-                    other => Err(ValueError::at(at, format!("expected a [key, value] pair, found {}", describe(&other)))),
+                    other => Err(ValueError::at(
+                        at,
+                        format!("expected a [key, value] pair, found {}", describe(&other)),
+                    )),
                 }
             })
             .collect::<Result<_, _>>()
@@ -118,7 +135,10 @@ pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
                     (Some(value), ty) => from_json(ty, value, at)?,
                     (None, Type::Option(_)) => Val::Option(None),
                     (None, ty) => {
-                        return Err(ValueError::at(at, format!("missing field (expected {})", short_wit_type(ty))));
+                        return Err(ValueError::at(
+                            at,
+                            format!("missing field (expected {})", short_wit_type(ty)),
+                        ));
                     }
                 };
                 fields.push((field.name.to_string(), value));
@@ -129,15 +149,23 @@ pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
             }
             Ok(Val::Record(fields))
         }
-        (Type::Variant(variant), Value::String(name)) => match variant.cases().find(|c| c.name == name) {
-            Some(case) if case.ty.is_none() => Ok(Val::Variant(name, None)),
-            Some(_) => Err(ValueError::at(path, format!("case `{name}` needs a payload: {{\"{name}\": …}}"))),
-            None => Err(mismatch(path, ty, &Value::String(name))),
-        },
+        (Type::Variant(variant), Value::String(name)) => {
+            match variant.cases().find(|c| c.name == name) {
+                Some(case) if case.ty.is_none() => Ok(Val::Variant(name, None)),
+                Some(_) => Err(ValueError::at(
+                    path,
+                    format!("case `{name}` needs a payload: {{\"{name}\": …}}"),
+                )),
+                None => Err(mismatch(path, ty, &Value::String(name))),
+            }
+        }
         (Type::Variant(variant), Value::Object(object)) if object.len() == 1 => {
             let (name, payload) = object.into_iter().next().unwrap();
             let Some(case) = variant.cases().find(|c| c.name == name) else {
-                return Err(ValueError::at(path, format!("expected {}, found case `{name}`", short_wit_type(ty))));
+                return Err(ValueError::at(
+                    path,
+                    format!("expected {}, found case `{name}`", short_wit_type(ty)),
+                ));
             };
             let at = Path::Field(&path, &name);
             let payload = match (case.ty, payload) {
@@ -160,12 +188,22 @@ pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
             let (payload_ty, is_ok) = match key.as_str() {
                 "ok" => (result.ok(), true),
                 "err" => (result.err(), false),
-                _ => return Err(ValueError::at(path, format!("expected {}, found case `{key}`", short_wit_type(ty)))),
+                _ => {
+                    return Err(ValueError::at(
+                        path,
+                        format!("expected {}, found case `{key}`", short_wit_type(ty)),
+                    ));
+                }
             };
             let at = Path::Field(&path, &key);
             let payload = match (payload_ty, payload) {
                 (None, Value::Null) => None,
-                (None, _) => return Err(ValueError::at(at, "this result case has no payload; give null")),
+                (None, _) => {
+                    return Err(ValueError::at(
+                        at,
+                        "this result case has no payload; give null",
+                    ));
+                }
                 (Some(ty), payload) => Some(Box::new(from_json(&ty, payload, at)?)),
             };
             Ok(Val::Result(if is_ok { Ok(payload) } else { Err(payload) }))
@@ -177,20 +215,32 @@ pub(crate) fn from_json(ty: &Type, json: Value, path: Path) -> Converted {
                 Value::String(name) if flags.names().any(|n| n == name) => Ok(name),
                 other => Err(ValueError::at(
                     Path::Index(&path, i),
-                    format!("expected a flag of {}, found {}", short_wit_type(ty), describe(&other)),
+                    format!(
+                        "expected a flag of {}, found {}",
+                        short_wit_type(ty),
+                        describe(&other)
+                    ),
                 )),
             })
             .collect::<Result<_, _>>()
             .map(Val::Flags),
-        (Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext, _) => {
-            Err(ValueError::at(path, format!("{} cannot be passed as JSON", short_wit_type(ty))))
-        }
+        (
+            Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext,
+            _,
+        ) => Err(ValueError::at(
+            path,
+            format!("{} cannot be passed as JSON", short_wit_type(ty)),
+        )),
         (ty, json) => Err(mismatch(path, ty, &json)),
     }
 }
 
 fn elements(ty: &Type, items: Vec<Value>, path: Path) -> Result<Vec<Val>, ValueError> {
-    items.into_iter().enumerate().map(|(i, item)| from_json(ty, item, Path::Index(&path, i))).collect()
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| from_json(ty, item, Path::Index(&path, i)))
+        .collect()
 }
 
 /// `option<T>`: a non-null value is the payload; when `T` is itself an
@@ -198,23 +248,33 @@ fn elements(ty: &Type, items: Vec<Value>, path: Path) -> Result<Vec<Val>, ValueE
 fn some(option: &OptionType, json: Value, path: Path) -> Converted {
     let inner = option.ty();
     let payload = match (&inner, json) {
-        (Type::Option(_), Value::Object(mut object)) if object.len() == 1 && object.contains_key("some") => {
+        (Type::Option(_), Value::Object(mut object))
+            if object.len() == 1 && object.contains_key("some") =>
+        {
             object.remove("some").unwrap()
         }
         (_, json) => json,
     };
-    Ok(Val::Option(Some(Box::new(from_json(&inner, payload, path)?))))
+    Ok(Val::Option(Some(Box::new(from_json(
+        &inner, payload, path,
+    )?))))
 }
 
 /// An integer of type `T`, exact: out-of-range and fractional numbers are
 /// refused rather than wrapped or rounded.
-fn integer<T: TryFrom<i64> + TryFrom<u64>>(n: &Number, ty: &Type, path: Path) -> Result<T, ValueError> {
+fn integer<T: TryFrom<i64> + TryFrom<u64>>(
+    n: &Number,
+    ty: &Type,
+    path: Path,
+) -> Result<T, ValueError> {
     let converted = if let Some(u) = n.as_u64() {
         T::try_from(u).ok()
     } else if let Some(i) = n.as_i64() {
         T::try_from(i).ok()
     } else {
-        n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).and_then(|f| T::try_from(f as i64).ok())
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .and_then(|f| T::try_from(f as i64).ok())
     };
     converted.ok_or_else(|| mismatch(path, ty, &Value::Number(n.clone())))
 }

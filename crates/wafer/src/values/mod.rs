@@ -50,7 +50,10 @@ pub struct ValueError {
 
 impl ValueError {
     fn at(path: Path, message: impl Into<String>) -> Self {
-        ValueError { path: path.to_string(), message: message.into() }
+        ValueError {
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -73,10 +76,18 @@ impl ValueError {
 /// ```
 pub fn args_from_json(params: &[(String, Type)], args: Vec<Value>) -> Result<Vec<Val>, ValueError> {
     if args.len() != params.len() {
-        let expected: Vec<String> = params.iter().map(|(n, t)| format!("{n}: {}", short_wit_type(t))).collect();
+        let expected: Vec<String> = params
+            .iter()
+            .map(|(n, t)| format!("{n}: {}", short_wit_type(t)))
+            .collect();
         return Err(ValueError {
             path: "args".into(),
-            message: format!("expected {} argument(s) ({}), found {}", params.len(), expected.join(", "), args.len()),
+            message: format!(
+                "expected {} argument(s) ({}), found {}",
+                params.len(),
+                expected.join(", "),
+                args.len()
+            ),
         });
     }
     params

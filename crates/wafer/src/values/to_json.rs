@@ -34,17 +34,31 @@ pub fn into_json(val: Val) -> Value {
                 })
                 .collect(),
         ),
-        Val::Map(pairs) => {
-            Value::Array(pairs.into_iter().map(|(k, v)| Value::Array(vec![into_json(k), into_json(v)])).collect())
-        }
-        Val::Record(fields) => Value::Object(fields.into_iter().map(|(name, v)| (name, into_json(v))).collect()),
+        Val::Map(pairs) => Value::Array(
+            pairs
+                .into_iter()
+                .map(|(k, v)| Value::Array(vec![into_json(k), into_json(v)]))
+                .collect(),
+        ),
+        Val::Record(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(name, v)| (name, into_json(v)))
+                .collect(),
+        ),
         Val::Variant(case, None) | Val::Enum(case) => Value::String(case),
         Val::Variant(case, Some(payload)) => single(case, into_json(*payload)),
         Val::Option(None) => Value::Null,
-        Val::Option(Some(inner)) if matches!(*inner, Val::Option(_)) => single("some".into(), into_json(*inner)),
+        Val::Option(Some(inner)) if matches!(*inner, Val::Option(_)) => {
+            single("some".into(), into_json(*inner))
+        }
         Val::Option(Some(inner)) => into_json(*inner),
-        Val::Result(Ok(payload)) => single("ok".into(), payload.map_or(Value::Null, |p| into_json(*p))),
-        Val::Result(Err(payload)) => single("err".into(), payload.map_or(Value::Null, |p| into_json(*p))),
+        Val::Result(Ok(payload)) => {
+            single("ok".into(), payload.map_or(Value::Null, |p| into_json(*p)))
+        }
+        Val::Result(Err(payload)) => {
+            single("err".into(), payload.map_or(Value::Null, |p| into_json(*p)))
+        }
         Val::Flags(names) => Value::Array(names.into_iter().map(Value::String).collect()),
         // Functions that pass these are refused at load.
         Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => Value::Null,

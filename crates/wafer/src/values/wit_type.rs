@@ -24,7 +24,10 @@ pub fn short_wit_type(ty: &Type) -> String {
 
 /// Writes a function's signature: `func(a: s32, b: s32) -> s32`.
 pub fn wit_signature(func: &ComponentFunc) -> String {
-    let params: Vec<String> = func.params().map(|(name, ty)| format!("{name}: {}", wit_type(&ty))).collect();
+    let params: Vec<String> = func
+        .params()
+        .map(|(name, ty)| format!("{name}: {}", wit_type(&ty)))
+        .collect();
     let mut out = format!("func({})", params.join(", "));
     let results: Vec<Type> = func.results().collect();
     match results.as_slice() {
@@ -96,8 +99,20 @@ fn write_type(out: &mut String, ty: &Type, short: bool) {
             let cases = variant.cases().map(|c| (c.name.to_string(), c.ty));
             members(out, "variant", cases, "", short)
         }
-        Type::Enum(e) => members(out, "enum", e.names().map(|n| (n.to_string(), None)), "", true),
-        Type::Flags(f) => members(out, "flags", f.names().map(|n| (n.to_string(), None)), "", true),
+        Type::Enum(e) => members(
+            out,
+            "enum",
+            e.names().map(|n| (n.to_string(), None)),
+            "",
+            true,
+        ),
+        Type::Flags(f) => members(
+            out,
+            "flags",
+            f.names().map(|n| (n.to_string(), None)),
+            "",
+            true,
+        ),
         _ => out.push_str("unknown"),
     }
 }

@@ -33,7 +33,10 @@ entries:
 async fn warm_instance_keeps_state_and_inline_never_does() {
     let runtime = counter_runtime();
     for expected in 1..=3 {
-        assert_eq!(runtime.call("t:reused", vec![]).await.unwrap(), json!(expected));
+        assert_eq!(
+            runtime.call("t:reused", vec![]).await.unwrap(),
+            json!(expected)
+        );
     }
     for _ in 0..3 {
         assert_eq!(runtime.call("t:fresh", vec![]).await.unwrap(), json!(1));
@@ -45,7 +48,10 @@ async fn trap_discards_the_instance_and_the_next_call_succeeds() {
     let err = TYPES.call("t:boom", vec![]).await.unwrap_err();
     assert!(matches!(err, Error::Trap { .. }), "{err}");
     assert!(err.to_string().contains("unreachable"), "{err}");
-    assert_eq!(TYPES.call("t:add", vec![json!(1), json!(2)]).await.unwrap(), json!(3));
+    assert_eq!(
+        TYPES.call("t:add", vec![json!(1), json!(2)]).await.unwrap(),
+        json!(3)
+    );
     let err = TYPES.call("t:boom", vec![]).await.unwrap_err();
     assert!(matches!(err, Error::Trap { .. }), "{err}");
 }
@@ -53,8 +59,14 @@ async fn trap_discards_the_instance_and_the_next_call_succeeds() {
 #[tokio::test]
 async fn endless_loop_is_stopped_by_its_limit_and_the_function_recovers() {
     let err = TYPES.call("t:spin", vec![]).await.unwrap_err();
-    assert!(matches!(err, Error::DeadlineExceeded { limit_ms: 200, .. }), "{err}");
-    assert_eq!(TYPES.call("t:greet", vec![json!("again")]).await.unwrap(), json!("hello, again"));
+    assert!(
+        matches!(err, Error::DeadlineExceeded { limit_ms: 200, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        TYPES.call("t:greet", vec![json!("again")]).await.unwrap(),
+        json!("hello, again")
+    );
 }
 
 #[tokio::test]
@@ -64,7 +76,10 @@ async fn stack_overflow_is_a_trap() {
         wafer_guests::WAT_OVERFLOW
     );
     let runtime = Runtime::new(Registry::from_yaml("/o.yaml", &yaml)).unwrap();
-    let err = runtime.call("t:overflow", vec![json!(0)]).await.unwrap_err();
+    let err = runtime
+        .call("t:overflow", vec![json!(0)])
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Trap { .. }), "{err}");
     assert!(err.to_string().contains("call stack exhausted"), "{err}");
 }
@@ -77,8 +92,14 @@ async fn concurrent_callers_get_their_own_answers() {
             let runtime = runtime.clone();
             tokio::spawn(async move {
                 let name = format!("caller-{i}");
-                let greeting = runtime.call("t:greet", vec![Value::String(name.clone())]).await.unwrap();
-                let sum = runtime.call("t:add", vec![json!(i), json!(1000)]).await.unwrap();
+                let greeting = runtime
+                    .call("t:greet", vec![Value::String(name.clone())])
+                    .await
+                    .unwrap();
+                let sum = runtime
+                    .call("t:add", vec![json!(i), json!(1000)])
+                    .await
+                    .unwrap();
                 (greeting, sum, name, i)
             })
         })
@@ -95,7 +116,13 @@ async fn a_dropped_call_stops_the_guest_and_the_function_stays_usable() {
     let call = TYPES.call("t:spin", vec![]);
     let outcome = tokio::time::timeout(std::time::Duration::from_millis(20), call).await;
     assert!(outcome.is_err(), "the endless call cannot have finished");
-    assert_eq!(TYPES.call("t:add", vec![json!(20), json!(22)]).await.unwrap(), json!(42));
+    assert_eq!(
+        TYPES
+            .call("t:add", vec![json!(20), json!(22)])
+            .await
+            .unwrap(),
+        json!(42)
+    );
 }
 
 #[tokio::test]
@@ -130,23 +157,55 @@ entries:
     hash: {hash}
     method: add
 "#,
-        dir = std::path::Path::new(wafer_guests::CORE_CANONICAL).parent().unwrap(),
+        dir = std::path::Path::new(wafer_guests::CORE_CANONICAL)
+            .parent()
+            .unwrap(),
         hash = wafer::Sha256Hash::of(&std::fs::read(wafer_guests::CORE_CANONICAL).unwrap()),
     );
     let runtime = Runtime::new(Registry::from_yaml("/c.yaml", &yaml)).unwrap();
-    assert_eq!(runtime.call("t:greet", vec![json!("Zoë")]).await.unwrap(), json!("hello, Zoë"));
-    assert_eq!(runtime.call("t:sum", vec![json!([1, 2, 3, i32::MAX])]).await.unwrap(), json!(2147483653i64));
-    assert_eq!(runtime.call("t:add", vec![json!(-2), json!(-3)]).await.unwrap(), json!(-5));
-    assert_eq!(runtime.function("t:add").unwrap().signature(), "func(p0: s32, p1: s32) -> s32");
+    assert_eq!(
+        runtime.call("t:greet", vec![json!("Zoë")]).await.unwrap(),
+        json!("hello, Zoë")
+    );
+    assert_eq!(
+        runtime
+            .call("t:sum", vec![json!([1, 2, 3, i32::MAX])])
+            .await
+            .unwrap(),
+        json!(2147483653i64)
+    );
+    assert_eq!(
+        runtime
+            .call("t:add", vec![json!(-2), json!(-3)])
+            .await
+            .unwrap(),
+        json!(-5)
+    );
+    assert_eq!(
+        runtime.function("t:add").unwrap().signature(),
+        "func(p0: s32, p1: s32) -> s32"
+    );
 }
 
 #[tokio::test]
 async fn linked_wasi_grants_nothing() {
     // SAFETY: tests in this binary do not read this variable concurrently.
     unsafe { std::env::set_var("WAFER_TEST_SECRET", "host-only") };
-    assert_eq!(TYPES.call("t:env-var", vec![json!("WAFER_TEST_SECRET")]).await.unwrap(), json!(null));
-    assert_eq!(TYPES.call("t:env-var", vec![json!("PATH")]).await.unwrap(), json!(null));
-    let read = TYPES.call("t:read-file", vec![json!("/etc/passwd")]).await.unwrap();
+    assert_eq!(
+        TYPES
+            .call("t:env-var", vec![json!("WAFER_TEST_SECRET")])
+            .await
+            .unwrap(),
+        json!(null)
+    );
+    assert_eq!(
+        TYPES.call("t:env-var", vec![json!("PATH")]).await.unwrap(),
+        json!(null)
+    );
+    let read = TYPES
+        .call("t:read-file", vec![json!("/etc/passwd")])
+        .await
+        .unwrap();
     assert!(read.get("err").is_some(), "a file was readable: {read}");
 }
 
@@ -155,5 +214,8 @@ async fn a_flood_of_output_is_capped_and_the_call_still_succeeds() {
     // 10 MB of stdout: logged up to the cap, the rest dropped, never a trap.
     let written = TYPES.call("t:flood", vec![json!(100_000)]).await.unwrap();
     assert_eq!(written, json!(10_000_000));
-    assert_eq!(TYPES.call("t:add", vec![json!(1), json!(1)]).await.unwrap(), json!(2));
+    assert_eq!(
+        TYPES.call("t:add", vec![json!(1), json!(1)]).await.unwrap(),
+        json!(2)
+    );
 }

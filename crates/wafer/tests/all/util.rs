@@ -27,20 +27,54 @@ pub fn registry(dir: &str, entries: &[String]) -> Registry {
 }
 
 pub fn dir_of(path: &str) -> String {
-    std::path::Path::new(path).parent().unwrap().display().to_string()
+    std::path::Path::new(path)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string()
 }
 
 /// Every `types` function of the P2_TYPES component as `t:<name>`, plus
 /// `t:add`, compiled once for all tests.
 pub static TYPES: LazyLock<Arc<Runtime>> = LazyLock::new(|| {
     const FUNCTIONS: &[&str] = &[
-        "echo-user", "add-points", "echo-kebab", "nested-option", "divide", "check", "echo-shape",
-        "next-color", "invert", "swap", "echo-char", "echo-ints", "echo-floats", "reverse-bytes", "deep",
-        "greet", "nothing", "counter", "boom", "spin", "env-var", "read-file", "flood", "sleep-ms",
+        "echo-user",
+        "add-points",
+        "echo-kebab",
+        "nested-option",
+        "divide",
+        "check",
+        "echo-shape",
+        "next-color",
+        "invert",
+        "swap",
+        "echo-char",
+        "echo-ints",
+        "echo-floats",
+        "reverse-bytes",
+        "deep",
+        "greet",
+        "nothing",
+        "counter",
+        "boom",
+        "spin",
+        "env-var",
+        "read-file",
+        "flood",
+        "sleep-ms",
     ];
     let path = wafer_guests::P2_TYPES;
-    let mut entries: Vec<String> =
-        FUNCTIONS.iter().map(|f| wasm_entry(f, path, &format!("types#{f}"), "    limits:\n      max_execution_ms: 200\n")).collect();
+    let mut entries: Vec<String> = FUNCTIONS
+        .iter()
+        .map(|f| {
+            wasm_entry(
+                f,
+                path,
+                &format!("types#{f}"),
+                "    limits:\n      max_execution_ms: 200\n",
+            )
+        })
+        .collect();
     entries.push(wasm_entry("add", path, "add", ""));
     Arc::new(Runtime::new(registry(&dir_of(path), &entries)).unwrap())
 });
@@ -48,7 +82,10 @@ pub static TYPES: LazyLock<Arc<Runtime>> = LazyLock::new(|| {
 /// A runtime over P2_TYPES functions: (name, method, extra YAML) each.
 pub fn types_runtime(functions: &[(&str, &str, &str)]) -> Runtime {
     let path = wafer_guests::P2_TYPES;
-    let entries: Vec<String> = functions.iter().map(|(name, method, extra)| wasm_entry(name, path, method, extra)).collect();
+    let entries: Vec<String> = functions
+        .iter()
+        .map(|(name, method, extra)| wasm_entry(name, path, method, extra))
+        .collect();
     Runtime::new(registry(&dir_of(path), &entries)).unwrap()
 }
 
@@ -57,7 +94,10 @@ pub fn types_runtime(functions: &[(&str, &str, &str)]) -> Runtime {
 pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !condition() {
-        assert!(std::time::Instant::now() < give_up, "gave up waiting until {what}");
+        assert!(
+            std::time::Instant::now() < give_up,
+            "gave up waiting until {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }

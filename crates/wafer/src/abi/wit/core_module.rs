@@ -22,7 +22,11 @@ use crate::error::one_line;
 ///
 /// A message saying which part failed: the WIT does not parse, an export is
 /// missing or has another type, the module lacks `cabi_realloc`.
-pub(crate) fn wrap_core_module(module: &[u8], wit: Option<&str>, method: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn wrap_core_module(
+    module: &[u8],
+    wit: Option<&str>,
+    method: &str,
+) -> Result<Vec<u8>, String> {
     let declarations = match wit {
         Some(wit) => wit.to_string(),
         None => numeric_export_declaration(module, method)?,
@@ -31,8 +35,15 @@ pub(crate) fn wrap_core_module(module: &[u8], wit: Option<&str>, method: &str) -
     // Same line as the user's first line, so WIT errors point at their line.
     let document = format!("package wafer:entry; world entry {{ {body}\n}}\n");
     let mut resolve = Resolve::default();
-    let package = resolve.push_str("wit", &document).map_err(|e| format!("wit does not parse: {}", user_location(&one_line(&resolve.render_error(&e)))))?;
-    let world = resolve.select_world(&[package], Some("entry")).map_err(|e| format!("wit: {}", one_line(&format!("{e:#}"))))?;
+    let package = resolve.push_str("wit", &document).map_err(|e| {
+        format!(
+            "wit does not parse: {}",
+            user_location(&one_line(&resolve.render_error(&e)))
+        )
+    })?;
+    let world = resolve
+        .select_world(&[package], Some("entry"))
+        .map_err(|e| format!("wit: {}", one_line(&format!("{e:#}"))))?;
     let mut bytes = module.to_vec();
     embed_component_metadata(&mut bytes, &resolve, world, StringEncoding::UTF8)
         .map_err(|e| format!("cannot attach the WIT to the module: {e:#}"))?;
@@ -46,8 +57,13 @@ pub(crate) fn wrap_core_module(module: &[u8], wit: Option<&str>, method: &str) -
 /// `… (at wit:2:23)` → `… (line 2)`: lines match the entry's `wit`, columns
 /// do not (`export ` was inserted before each function).
 fn user_location(message: &str) -> String {
-    let Some(start) = message.rfind(" (at wit:") else { return message.to_string() };
-    let line: String = message[start + 9..].chars().take_while(char::is_ascii_digit).collect();
+    let Some(start) = message.rfind(" (at wit:") else {
+        return message.to_string();
+    };
+    let line: String = message[start + 9..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     format!("{} (line {line})", &message[..start])
 }
 
@@ -102,12 +118,16 @@ fn exports_from_declarations(wit: &str) -> String {
 
 /// Whether the text starts with `name: func` (or `name: async func`).
 fn is_function_item(text: &str) -> bool {
-    let name_end = text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '%')).unwrap_or(0);
+    let name_end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '%'))
+        .unwrap_or(0);
     if name_end == 0 {
         return false;
     }
     let after = text[name_end..].trim_start();
-    let Some(after) = after.strip_prefix(':') else { return false };
+    let Some(after) = after.strip_prefix(':') else {
+        return false;
+    };
     let after = after.trim_start();
     let after = after.strip_prefix("async").map_or(after, str::trim_start);
     after.starts_with("func")
@@ -158,14 +178,24 @@ fn numeric_export_declaration(module: &[u8], method: &str) -> Result<String, Str
         ValType::I64 => Ok("s64"),
         ValType::F32 => Ok("f32"),
         ValType::F64 => Ok("f64"),
-        other => Err(format!("export `{method}` uses {other}, which has no WIT form; give the entry a `wit`")),
+        other => Err(format!(
+            "export `{method}` uses {other}, which has no WIT form; give the entry a `wit`"
+        )),
     };
-    let params: Vec<String> =
-        ty.params().iter().enumerate().map(|(i, p)| Ok(format!("p{i}: {}", wit_of(p)?))).collect::<Result<_, String>>()?;
+    let params: Vec<String> = ty
+        .params()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Ok(format!("p{i}: {}", wit_of(p)?)))
+        .collect::<Result<_, String>>()?;
     let result = match ty.results() {
         [] => String::new(),
         [one] => format!(" -> {}", wit_of(one)?),
-        _ => return Err(format!("export `{method}` returns several values; give the entry a `wit`")),
+        _ => {
+            return Err(format!(
+                "export `{method}` returns several values; give the entry a `wit`"
+            ));
+        }
     };
     Ok(format!("{method}: func({}){result};", params.join(", ")))
 }
@@ -186,8 +216,11 @@ mod tests {
 
     #[test]
     fn seed_answer_module_wraps() {
-        let module = wat::parse_str(r#"(module (func (export "answer") (result i32) i32.const 42))"#).unwrap();
-        let component = wrap_core_module(&module, Some("answer: func() -> s32;"), "answer").unwrap();
+        let module =
+            wat::parse_str(r#"(module (func (export "answer") (result i32) i32.const 42))"#)
+                .unwrap();
+        let component =
+            wrap_core_module(&module, Some("answer: func() -> s32;"), "answer").unwrap();
         assert!(wasmparser::Parser::is_component(&component));
         let derived = wrap_core_module(&module, None, "answer").unwrap();
         assert!(wasmparser::Parser::is_component(&derived));
@@ -195,8 +228,11 @@ mod tests {
 
     #[test]
     fn mismatched_wit_is_explained() {
-        let module = wat::parse_str(r#"(module (func (export "answer") (result i32) i32.const 42))"#).unwrap();
-        let err = wrap_core_module(&module, Some("answer: func() -> string;"), "answer").unwrap_err();
+        let module =
+            wat::parse_str(r#"(module (func (export "answer") (result i32) i32.const 42))"#)
+                .unwrap();
+        let err =
+            wrap_core_module(&module, Some("answer: func() -> string;"), "answer").unwrap_err();
         assert!(err.contains("does not match"), "{err}");
     }
 }

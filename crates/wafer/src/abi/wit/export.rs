@@ -18,35 +18,56 @@ pub(crate) fn find_function(
 ) -> Result<(ComponentExportIndex, ComponentFunc), String> {
     let ty = component.component_type();
     let not_found = || {
-        format!("the component has no export `{method}` (it exports: {})", list_functions(engine, component))
+        format!(
+            "the component has no export `{method}` (it exports: {})",
+            list_functions(engine, component)
+        )
     };
     let Some((interface, func)) = method.split_once('#') else {
-        let Some(ComponentItem::ComponentFunc(func_ty)) = ty.get_export(engine, method).map(|e| e.ty) else {
+        let Some(ComponentItem::ComponentFunc(func_ty)) =
+            ty.get_export(engine, method).map(|e| e.ty)
+        else {
             return Err(not_found());
         };
-        let index = component.get_export_index(None, method).ok_or_else(not_found)?;
+        let index = component
+            .get_export_index(None, method)
+            .ok_or_else(not_found)?;
         return Ok((index, func_ty));
     };
     let matches: Vec<String> = ty
         .exports(engine)
         .filter(|(name, item)| {
-            matches!(item.ty, ComponentItem::ComponentInstance(_)) && interface_matches(name, interface)
+            matches!(item.ty, ComponentItem::ComponentInstance(_))
+                && interface_matches(name, interface)
         })
         .map(|(name, _)| name.to_string())
         .collect();
     let instance_name = match matches.as_slice() {
         [one] => one,
         [] => return Err(not_found()),
-        many => return Err(format!("`{interface}` is ambiguous: {}; write the full name", many.join(", "))),
+        many => {
+            return Err(format!(
+                "`{interface}` is ambiguous: {}; write the full name",
+                many.join(", ")
+            ));
+        }
     };
-    let Some(ComponentItem::ComponentInstance(instance_ty)) = ty.get_export(engine, instance_name).map(|e| e.ty) else {
+    let Some(ComponentItem::ComponentInstance(instance_ty)) =
+        ty.get_export(engine, instance_name).map(|e| e.ty)
+    else {
         return Err(not_found());
     };
-    let Some(ComponentItem::ComponentFunc(func_ty)) = instance_ty.get_export(engine, func).map(|e| e.ty) else {
+    let Some(ComponentItem::ComponentFunc(func_ty)) =
+        instance_ty.get_export(engine, func).map(|e| e.ty)
+    else {
         return Err(not_found());
     };
-    let instance_index = component.get_export_index(None, instance_name).ok_or_else(not_found)?;
-    let index = component.get_export_index(Some(&instance_index), func).ok_or_else(not_found)?;
+    let instance_index = component
+        .get_export_index(None, instance_name)
+        .ok_or_else(not_found)?;
+    let index = component
+        .get_export_index(Some(&instance_index), func)
+        .ok_or_else(not_found)?;
     Ok((index, func_ty))
 }
 
@@ -67,7 +88,9 @@ fn unversioned(name: &str) -> &str {
 /// `pkg:ns/iface@1.0` → `iface`; a plain `iface` stays as it is.
 fn short_name(name: &str) -> &str {
     let unversioned = unversioned(name);
-    unversioned.rsplit_once('/').map_or(unversioned, |(_, iface)| iface)
+    unversioned
+        .rsplit_once('/')
+        .map_or(unversioned, |(_, iface)| iface)
 }
 
 /// Every callable export, written as a `method` would name it.
@@ -87,7 +110,11 @@ fn list_functions(engine: &Engine, component: &Component) -> String {
             _ => {}
         }
     }
-    if names.is_empty() { "no functions".into() } else { names.join(", ") }
+    if names.is_empty() {
+        "no functions".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -98,7 +125,10 @@ mod tests {
     fn interface_names_match_short_and_full() {
         assert!(interface_matches("wafer:test/api@0.1.0", "api"));
         assert!(interface_matches("wafer:test/api@0.1.0", "wafer:test/api"));
-        assert!(interface_matches("wafer:test/api@0.1.0", "wafer:test/api@0.1.0"));
+        assert!(interface_matches(
+            "wafer:test/api@0.1.0",
+            "wafer:test/api@0.1.0"
+        ));
         assert!(interface_matches("test-sleep", "test-sleep"));
         assert!(!interface_matches("wafer:test/api", "other:test/api"));
     }

@@ -36,7 +36,10 @@ pub(crate) struct LoadError {
 
 impl LoadError {
     fn new(field: &'static str, message: impl Into<String>) -> Self {
-        LoadError { field, message: message.into() }
+        LoadError {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -59,10 +62,17 @@ impl WitFunction {
         config: &FunctionConfig,
         source_field: &'static str,
     ) -> Result<Self, LoadError> {
-        let method = config.method.as_deref().ok_or_else(|| LoadError::new("method", "missing"))?;
+        let method = config
+            .method
+            .as_deref()
+            .ok_or_else(|| LoadError::new("method", "missing"))?;
         let component_bytes;
         let bytes = if wasmparser::Parser::is_core_wasm(module) {
-            let field = if config.wit.is_some() { "wit" } else { "method" };
+            let field = if config.wit.is_some() {
+                "wit"
+            } else {
+                "method"
+            };
             component_bytes = core_module::wrap_core_module(module, config.wit.as_deref(), method)
                 .map_err(|m| LoadError::new(field, m))?;
             &component_bytes[..]
@@ -72,10 +82,14 @@ impl WitFunction {
             }
             module
         };
-        let component = Component::new(engine, bytes)
-            .map_err(|e| LoadError::new(source_field, format!("not a loadable WebAssembly binary: {e:#}")))?;
-        let (export, func_ty) =
-            export::find_function(engine, &component, method).map_err(|m| LoadError::new("method", m))?;
+        let component = Component::new(engine, bytes).map_err(|e| {
+            LoadError::new(
+                source_field,
+                format!("not a loadable WebAssembly binary: {e:#}"),
+            )
+        })?;
+        let (export, func_ty) = export::find_function(engine, &component, method)
+            .map_err(|m| LoadError::new("method", m))?;
         refuse_resources(&func_ty).map_err(|m| LoadError::new("method", m))?;
         let pre = linker
             .instantiate_pre(&component)
@@ -83,7 +97,10 @@ impl WitFunction {
         Ok(WitFunction {
             pre,
             export,
-            params: func_ty.params().map(|(name, ty)| (name.to_string(), ty)).collect(),
+            params: func_ty
+                .params()
+                .map(|(name, ty)| (name.to_string(), ty))
+                .collect(),
             has_result: func_ty.results().len() > 0,
             signature: wit_signature(&func_ty),
         })
@@ -116,7 +133,10 @@ impl WitFunction {
 
     /// The result as JSON: `null` when the function returns nothing.
     pub fn result_json(&self, results: Vec<Val>) -> Value {
-        results.into_iter().next().map_or(Value::Null, values::into_json)
+        results
+            .into_iter()
+            .next()
+            .map_or(Value::Null, values::into_json)
     }
 
     /// A new instance in `store`, and the function to call in it.
@@ -142,7 +162,9 @@ impl WitFunction {
 
 /// Refuses functions whose values cannot cross as JSON.
 fn refuse_resources(func: &ComponentFunc) -> Result<(), String> {
-    let params = func.params().map(|(name, ty)| (format!("parameter {name}"), ty));
+    let params = func
+        .params()
+        .map(|(name, ty)| (format!("parameter {name}"), ty));
     let results = func.results().map(|ty| ("result".to_string(), ty));
     for (what, ty) in params.chain(results) {
         if let Some(found) = find_unrepresentable(&ty) {
@@ -165,12 +187,15 @@ fn find_unrepresentable(ty: &Type) -> Option<&'static str> {
         Type::FixedLengthList(l) => find_unrepresentable(&l.ty()),
         Type::Map(m) => find_unrepresentable(&m.key()).or_else(|| find_unrepresentable(&m.value())),
         Type::Option(o) => find_unrepresentable(&o.ty()),
-        Type::Result(r) => {
-            r.ok().and_then(|t| find_unrepresentable(&t)).or_else(|| r.err().and_then(|t| find_unrepresentable(&t)))
-        }
+        Type::Result(r) => r
+            .ok()
+            .and_then(|t| find_unrepresentable(&t))
+            .or_else(|| r.err().and_then(|t| find_unrepresentable(&t))),
         Type::Tuple(t) => t.types().find_map(|t| find_unrepresentable(&t)),
         Type::Record(r) => r.fields().find_map(|f| find_unrepresentable(&f.ty)),
-        Type::Variant(v) => v.cases().find_map(|c| c.ty.and_then(|t| find_unrepresentable(&t))),
+        Type::Variant(v) => v
+            .cases()
+            .find_map(|c| c.ty.and_then(|t| find_unrepresentable(&t))),
         _ => None,
     }
 }
