@@ -14,6 +14,8 @@
 //! A ticker thread advances the engine's epoch every [`EPOCH_TICK`]; a
 //! running guest checks its deadline at each tick (see [`crate::limits`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::error::EngineError;
@@ -93,6 +95,7 @@ pub enum Allocator {
 pub struct WaferEngine {
     engine: Engine,
     allocator: Allocator,
+    interrupted: Arc<AtomicBool>,
 }
 
 impl WaferEngine {
@@ -126,7 +129,11 @@ impl WaferEngine {
         start_epoch_ticker(&engine).map_err(|e| EngineError {
             message: format!("cannot start the epoch ticker: {e}"),
         })?;
-        Ok(WaferEngine { engine, allocator })
+        Ok(WaferEngine {
+            engine,
+            allocator,
+            interrupted: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// The wasmtime engine.
@@ -137,6 +144,18 @@ impl WaferEngine {
     /// Which allocator is in use.
     pub fn allocator(&self) -> &Allocator {
         &self.allocator
+    }
+
+    /// Stops every running call at its next epoch tick, and every later
+    /// one at its first, with [`crate::Error::Interrupted`]: for Ctrl-C and
+    /// shutdown. It cannot be undone.
+    pub fn interrupt_all(&self) {
+        self.interrupted.store(true, Ordering::Relaxed);
+    }
+
+    /// The flag [`WaferEngine::interrupt_all`] sets, as stores read it.
+    pub(crate) fn interrupt_flag(&self) -> Arc<AtomicBool> {
+        self.interrupted.clone()
     }
 }
 

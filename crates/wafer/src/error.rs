@@ -134,7 +134,7 @@ pub enum Error {
         /// The limit that was hit.
         limit_ms: u64,
     },
-    /// The caller cancelled the call (Ctrl-C) while the guest ran.
+    /// The engine was interrupted (Ctrl-C, shutdown) while the guest ran.
     #[error("{id}: interrupted")]
     Interrupted {
         /// The function's id.

@@ -15,7 +15,7 @@ use wasmtime::component::{Func, Val};
 use crate::abi::wit::WitFunction;
 use crate::error::{Error, Result};
 use crate::host::HostState;
-use crate::limits::{DeadlineReached, Limits, on_epoch_tick};
+use crate::limits::{DeadlineReached, InterruptRaised, Limits, on_epoch_tick};
 use crate::pools::{InstancePool, LiveToken, PoolPolicy, PoolStats, QueueFull};
 use crate::registry::FunctionConfig;
 
@@ -32,12 +32,23 @@ struct Warm {
 /// a bounded number wait, and the rest are refused with
 /// [`Error::PoolFull`]. Reused instances keep their state between calls
 /// (except in `inline` pools, where every call gets a new instance).
+///
+/// A function whose component imports nothing (a core module, a pure
+/// component) runs synchronously on the calling thread: it cannot wait on
+/// anything, and a direct call costs a third of one on a fiber. Such a call
+/// holds its thread until it returns or reaches `max_execution_ms`; it is
+/// stopped by its deadline or [`WaferEngine::interrupt_all`], not by
+/// dropping its future. Functions with imports (WASI) run on a fiber and
+/// yield at every epoch tick.
+///
+/// [`WaferEngine::interrupt_all`]: crate::engine::WaferEngine::interrupt_all
 pub struct Function {
     id: Arc<str>,
     limits: Limits,
     abi: WitFunction,
     pool: Arc<InstancePool<Warm>>,
     reaper_started: Arc<AtomicBool>,
+    interrupted: Arc<AtomicBool>,
 }
 
 /// Clears the "reaper running" flag when the reaper task ends.
@@ -50,7 +61,12 @@ impl Drop for ReaperRunning {
 }
 
 impl Function {
-    pub(crate) fn new(id: &str, config: &FunctionConfig, abi: WitFunction) -> Function {
+    pub(crate) fn new(
+        id: &str,
+        config: &FunctionConfig,
+        abi: WitFunction,
+        interrupted: Arc<AtomicBool>,
+    ) -> Function {
         Function {
             id: id.into(),
             limits: Limits::from_config(&config.limits),
@@ -59,6 +75,7 @@ impl Function {
                 config.pool.as_ref(),
             ))),
             reaper_started: Arc::new(AtomicBool::new(false)),
+            interrupted,
         }
     }
 
@@ -168,7 +185,11 @@ impl Function {
         warm.store.data_mut().deadline = deadline;
         warm.store.set_epoch_deadline(1);
         let mut results = vec![Val::Bool(false); self.abi.result_count()];
-        let outcome = {
+        let outcome = if self.abi.is_sync() {
+            Ok(self
+                .abi
+                .call_sync(&mut warm.store, warm.func, args, &mut results))
+        } else {
             let mut call =
                 std::pin::pin!(
                     self.abi
@@ -211,8 +232,15 @@ impl Function {
 
     async fn instantiate(&self) -> Result<Warm> {
         let engine = self.abi.engine();
-        let mut store = Store::new(engine, HostState::new(self.id.clone()));
-        store.epoch_deadline_callback(|store| on_epoch_tick(store.data().deadline));
+        let mut store = Store::new(
+            engine,
+            HostState::new(self.id.clone(), self.interrupted.clone()),
+        );
+        let may_yield = !self.abi.is_sync();
+        store.epoch_deadline_callback(move |store| {
+            let host = store.data();
+            on_epoch_tick(host.deadline, host.is_interrupted(), may_yield)
+        });
         store.data_mut().deadline = Instant::now() + self.limits.max_execution;
         store.set_epoch_deadline(1);
         match self.abi.instantiate(&mut store).await {
@@ -242,6 +270,11 @@ impl Function {
         let Some(timeout) = self.pool.policy().idle_timeout else {
             return;
         };
+        // A plain load first: a swap on every call would be a write every
+        // thread makes to one shared cache line.
+        if self.reaper_started.load(Ordering::Relaxed) {
+            return;
+        }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -282,6 +315,11 @@ impl Function {
     fn call_error(&self, e: wasmtime::Error) -> Error {
         if e.is::<DeadlineReached>() {
             return self.deadline_exceeded();
+        }
+        if e.is::<InterruptRaised>() {
+            return Error::Interrupted {
+                id: self.id.to_string(),
+            };
         }
         let id = self.id.to_string();
         if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {

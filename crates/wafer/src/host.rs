@@ -6,6 +6,7 @@
 //! linked, but the context has no env, no args, no files and no network.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -21,18 +22,26 @@ pub(crate) struct HostState {
     stderr: GuestLog,
     /// When the running call must stop; read by the epoch callback.
     pub deadline: Instant,
+    /// Set when the engine is interrupted; read by the epoch callback.
+    pub interrupted: Arc<AtomicBool>,
 }
 
 impl HostState {
     /// A state for an instance of `function`.
-    pub fn new(function: Arc<str>) -> Self {
+    pub fn new(function: Arc<str>, interrupted: Arc<AtomicBool>) -> Self {
         HostState {
             table: ResourceTable::new(),
             wasi: None,
             stdout: GuestLog::new(function.clone(), "stdout"),
             stderr: GuestLog::new(function, "stderr"),
             deadline: Instant::now(),
+            interrupted,
         }
+    }
+
+    /// Whether the engine was interrupted.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
     }
 
     /// Logs the rest of the call's output.

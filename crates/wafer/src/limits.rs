@@ -5,10 +5,14 @@
 //!
 //! * while guest code runs, at every epoch tick ([`crate::engine::EPOCH_TICK`],
 //!   1 ms) a callback compares the clock with the call's deadline and traps
-//!   past it; before the deadline it yields to the async executor, so other
-//!   tasks on the thread (and cancellation, such as Ctrl-C) get their turn;
+//!   past it; before the deadline, an async call yields to the executor so
+//!   other tasks on the thread get their turn (a synchronous call, see
+//!   [`crate::Function`], just goes on);
 //! * while the guest waits in a host call, a timer around the whole call
 //!   fires at the same deadline.
+//!
+//! The same callback stops every call at once when the engine is
+//! interrupted ([`crate::engine::WaferEngine::interrupt_all`], Ctrl-C).
 //!
 //! A guest stopped either way fails its own call with
 //! [`crate::Error::DeadlineExceeded`]; its instance is discarded.
@@ -58,11 +62,26 @@ impl Default for Limits {
 #[error("deadline exceeded")]
 pub(crate) struct DeadlineReached;
 
-/// What the epoch callback does at a tick, given the call's deadline.
-pub(crate) fn on_epoch_tick(deadline: Instant) -> wasmtime::Result<UpdateDeadline> {
-    if Instant::now() >= deadline {
+/// The error an epoch callback raises when the engine was interrupted.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("interrupted")]
+pub(crate) struct InterruptRaised;
+
+/// What the epoch callback does at a tick: trap once the engine is
+/// interrupted or the call's deadline has passed, else carry on (yielding
+/// first when the call is async).
+pub(crate) fn on_epoch_tick(
+    deadline: Instant,
+    interrupted: bool,
+    may_yield: bool,
+) -> wasmtime::Result<UpdateDeadline> {
+    if interrupted {
+        Err(InterruptRaised.into())
+    } else if Instant::now() >= deadline {
         Err(DeadlineReached.into())
-    } else {
+    } else if may_yield {
         Ok(UpdateDeadline::Yield(1))
+    } else {
+        Ok(UpdateDeadline::Continue(1))
     }
 }

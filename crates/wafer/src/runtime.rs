@@ -218,6 +218,11 @@ impl Runtime {
         )
         .map_err(|e| locate(e.field, e.message))?;
         tracing::debug!(function = id, elapsed = ?started.elapsed(), "Compiled.");
-        Ok(Arc::new(Function::new(id, config, abi)))
+        Ok(Arc::new(Function::new(
+            id,
+            config,
+            abi,
+            self.engine.interrupt_flag(),
+        )))
     }
 }

@@ -1,6 +1,6 @@
 //! `wafer call ID [ARG_JSON...]`: call one function and print its result.
 
-use super::{FunctionArgs, print_line, tokio_runtime};
+use super::{FunctionArgs, print_line};
 use crate::exit::Failure;
 
 /// Call a function and print its result as JSON.
@@ -22,14 +22,10 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
     let target = &args.target;
     let call_args = target.json_args()?;
     let runtime = target.runtime()?;
-    let result = tokio_runtime()?.block_on(async {
-        tokio::select! {
-            result = runtime.call(&target.id, call_args) => result.map_err(call_failure),
-            _ = tokio::signal::ctrl_c() => {
-                Err(Failure::interrupted(wafer::Error::Interrupted { id: target.id.clone() }))
-            }
-        }
-    })?;
+    let tokio = interruptible_runtime(&runtime)?;
+    let result = tokio
+        .block_on(runtime.call(&target.id, call_args))
+        .map_err(call_failure)?;
     let text = if args.pretty {
         serde_json::to_string_pretty(&result)
     } else {
@@ -38,8 +34,30 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
     print_line(&text.expect("a JSON value always serializes"))
 }
 
-/// How a failed call ends the command: exit 2 when its input was at fault.
+/// A runtime whose worker thread watches for Ctrl-C and interrupts the
+/// engine, while `block_on` runs the call on this thread: a synchronous
+/// guest holds this thread, and is still stopped at its next epoch tick.
+pub fn interruptible_runtime(runtime: &wafer::Runtime) -> Result<tokio::runtime::Runtime, Failure> {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(anyhow::anyhow!("cannot start the async runtime: {e}")))?;
+    let engine = runtime.engine().clone();
+    tokio.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            engine.interrupt_all();
+        }
+    });
+    Ok(tokio)
+}
+
+/// How a failed call ends the command: exit 2 when its input was at fault,
+/// 130 when it was interrupted.
 pub fn call_failure(error: wafer::Error) -> Failure {
+    if matches!(error, wafer::Error::Interrupted { .. }) {
+        return Failure::interrupted(error);
+    }
     let input_error = error.is_input_error();
     let error = anyhow::Error::new(error);
     if input_error {

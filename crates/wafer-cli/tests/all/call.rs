@@ -235,15 +235,11 @@ fn refused_entries_say_why_when_called() {
         .fails(2, "entry r:badwat: field source: WAT does not parse");
 }
 
+/// Starts `wafer call ID` on a guest that never returns, interrupts it as
+/// a terminal would, and checks it stopped with exit 130.
 #[cfg(unix)]
-#[test]
-fn ctrl_c_stops_a_running_guest() {
-    let ws = types_workspace(&[(
-        "spin",
-        "types#spin",
-        "    limits:\n      max_execution_ms: 60000\n",
-    )]);
-    let child = ws.command(&["call", "t:spin"]).spawn().unwrap();
+fn interrupt(ws: &Workspace, id: &str) {
+    let child = ws.command(&["call", id]).spawn().unwrap();
     // Let it compile and start spinning, then interrupt it as a terminal would.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let status = std::process::Command::new("kill")
@@ -252,6 +248,32 @@ fn ctrl_c_stops_a_running_guest() {
         .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
-    let run = super::util::Run::new(&["call", "t:spin"], output);
-    run.fails(130, "t:spin: interrupted");
+    let run = super::util::Run::new(&["call", id], output);
+    run.fails(130, &format!("{id}: interrupted"));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_running_guest_on_a_fiber() {
+    let ws = types_workspace(&[(
+        "spin",
+        "types#spin",
+        "    limits:\n      max_execution_ms: 60000\n",
+    )]);
+    interrupt(&ws, "t:spin");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_running_synchronous_guest() {
+    let ws = Workspace::new();
+    ws.write(
+        "_index.yaml",
+        format!(
+            "{}  - name: spin\n    kind: function.wat\n    source: file://{}\n    method: spin\n    limits:\n      max_execution_ms: 60000\n",
+            header("w"),
+            wafer_guests::WAT_SPIN
+        ),
+    );
+    interrupt(&ws, "w:spin");
 }

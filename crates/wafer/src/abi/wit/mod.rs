@@ -50,6 +50,9 @@ pub(crate) struct WitFunction {
     params: Vec<(String, Type)>,
     has_result: bool,
     signature: String,
+    /// No imports: the component can be instantiated and called without a
+    /// fiber, synchronously.
+    sync: bool,
 }
 
 impl WitFunction {
@@ -103,6 +106,7 @@ impl WitFunction {
                 .collect(),
             has_result: func_ty.results().len() > 0,
             signature: wit_signature(&func_ty),
+            sync: component.component_type().imports(engine).len() == 0,
         })
     }
 
@@ -139,16 +143,27 @@ impl WitFunction {
             .map_or(Value::Null, values::into_json)
     }
 
+    /// Whether calls run synchronously: the component imports nothing, so
+    /// nothing in it can wait, and a direct call is three times cheaper
+    /// than one on a fiber and scales across cores (BENCHMARKS.md).
+    pub fn is_sync(&self) -> bool {
+        self.sync
+    }
+
     /// A new instance in `store`, and the function to call in it.
     pub async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Func> {
-        let instance = self.pre.instantiate_async(&mut *store).await?;
+        let instance = if self.sync {
+            self.pre.instantiate(&mut *store)?
+        } else {
+            self.pre.instantiate_async(&mut *store).await?
+        };
         instance
             .get_func(&mut *store, self.export)
             .ok_or_else(|| wasmtime::Error::msg("the export vanished after instantiation"))
     }
 
-    /// Calls `func` with `args`, writing `results` (of [`Self::result_count`]
-    /// values).
+    /// Calls `func` with `args` on a fiber, writing `results` (of
+    /// [`Self::result_count`] values).
     pub async fn call(
         &self,
         store: &mut Store<HostState>,
@@ -157,6 +172,18 @@ impl WitFunction {
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
         func.call_async(&mut *store, args, results).await
+    }
+
+    /// Calls `func` directly on this thread; only for [`Self::is_sync`]
+    /// functions.
+    pub fn call_sync(
+        &self,
+        store: &mut Store<HostState>,
+        func: Func,
+        args: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        func.call(&mut *store, args, results)
     }
 }
 
