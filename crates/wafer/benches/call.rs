@@ -147,6 +147,25 @@ fn bench_calls(c: &mut Criterion) {
     });
     group.finish();
 
+    let mut group = c.benchmark_group("val-call");
+    // What every iteration of the groups above pays to drive the future.
+    group.bench_function("harness: block_on(ready)", |b| {
+        b.iter(|| rt.block_on(std::future::ready(1)))
+    });
+    for id in ["b:wat-add", "b:p2-add"] {
+        let function = runtime.function(id).unwrap();
+        let args = [Val::S32(2), Val::S32(40)];
+        let name = if id == "b:wat-add" {
+            "wat add (sync path)"
+        } else {
+            "p2 add (async path, imports WASI)"
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| rt.block_on(function.call_vals(&args)).unwrap())
+        });
+    }
+    group.finish();
+
     let mut config = Config::new();
     config.epoch_interruption(true);
     let engine = Engine::new(&config).unwrap();
