@@ -62,3 +62,64 @@ fn inspect_refuses_what_is_not_wasm() {
     ws.wafer(&["inspect", "notes.txt"])
         .fails(2, "notes.txt: not WebAssembly");
 }
+
+#[test]
+fn bench_reports_calls_latency_and_instances() {
+    let ws = Workspace::new();
+    let registry = super::util::repo_root().join("examples/quickstart");
+    let registry = registry.to_str().unwrap();
+    let run = ws.wafer(&[
+        "bench",
+        "quickstart:add",
+        "2",
+        "40",
+        "-r",
+        registry,
+        "--calls",
+        "500",
+        "--warmup",
+        "0ms",
+        "-c",
+        "2",
+        "--json",
+    ]);
+    run.code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["calls"], 500, "{report}");
+    assert_eq!(report["ok"], 500, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(
+        report["latency"]["p50_ns"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        report["instances_created"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let text = ws.wafer(&[
+        "bench",
+        "quickstart:add",
+        "2",
+        "40",
+        "-r",
+        registry,
+        "--calls",
+        "100",
+        "--warmup",
+        "0ms",
+    ]);
+    text.code(0)
+        .stdout_has("throughput")
+        .stdout_has("latency       p50 ")
+        .stdout_has("instances");
+    ws.wafer(&[
+        "bench",
+        "quickstart:add",
+        "2",
+        "-r",
+        registry,
+        "--calls",
+        "10",
+    ])
+    .fails(2, "expected 2 argument(s)");
+}
