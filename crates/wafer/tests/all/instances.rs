@@ -219,3 +219,43 @@ async fn a_flood_of_output_is_capped_and_the_call_still_succeeds() {
         json!(2)
     );
 }
+
+#[tokio::test]
+async fn core_exports_named_in_the_source_language_are_callable() {
+    let yaml = r#"
+version: "1.0"
+namespace: t
+entries:
+  - name: snake
+    kind: function.wat
+    source: '(module (func (export "add_two") (param i32) (result i32) local.get 0 i32.const 2 i32.add))'
+    method: add_two
+  - name: camel
+    kind: function.wat
+    source: '(module (func (export "addThree") (param i32) (result i32) local.get 0 i32.const 3 i32.add))'
+    wit: "add-three: func(n: s32) -> s32;"
+    method: addThree
+  - name: kebab
+    kind: function.wat
+    source: '(module (func (export "add_two") (param i32) (result i32) local.get 0 i32.const 2 i32.add))'
+    wit: "add-two: func(n: s32) -> s32;"
+    method: add-two
+"#;
+    let runtime = Runtime::new(Registry::from_yaml("/n.yaml", yaml)).unwrap();
+    assert_eq!(
+        runtime.call("t:snake", vec![json!(40)]).await.unwrap(),
+        json!(42)
+    );
+    assert_eq!(
+        runtime.call("t:camel", vec![json!(39)]).await.unwrap(),
+        json!(42)
+    );
+    assert_eq!(
+        runtime.call("t:kebab", vec![json!(40)]).await.unwrap(),
+        json!(42)
+    );
+    assert_eq!(
+        runtime.function("t:camel").unwrap().signature(),
+        "func(n: s32) -> s32"
+    );
+}

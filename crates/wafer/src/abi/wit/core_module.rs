@@ -13,6 +13,7 @@ use wasmparser::{Parser, Payload, TypeRef, ValType};
 use wit_component::{ComponentEncoder, StringEncoding, embed_component_metadata};
 use wit_parser::Resolve;
 
+use super::core_exports::{kebab_name, with_kebab_aliases};
 use crate::error::one_line;
 
 /// Wraps a core module into a component exporting the functions of `wit`,
@@ -31,6 +32,7 @@ pub(crate) fn wrap_core_module(
         Some(wit) => wit.to_string(),
         None => numeric_export_declaration(module, method)?,
     };
+    let module = &with_kebab_aliases(module)?;
     let body = exports_from_declarations(&declarations);
     // Same line as the user's first line, so WIT errors point at their line.
     let document = format!("package wafer:entry; world entry {{ {body}\n}}\n");
@@ -197,7 +199,12 @@ fn numeric_export_declaration(module: &[u8], method: &str) -> Result<String, Str
             ));
         }
     };
-    Ok(format!("{method}: func({}){result};", params.join(", ")))
+    let name = kebab_name(method).ok_or_else(|| {
+        format!(
+            "export `{method}` has no WIT name (WIT names are like add-two); give the entry a `wit`"
+        )
+    })?;
+    Ok(format!("{name}: func({}){result};", params.join(", ")))
 }
 
 #[cfg(test)]

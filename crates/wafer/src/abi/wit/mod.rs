@@ -15,6 +15,7 @@
 //! `result` error is data in the answer, not a failed call. Functions that
 //! take or return resources, futures or streams are refused at load.
 
+mod core_exports;
 mod core_module;
 mod export;
 
@@ -26,6 +27,7 @@ use wasmtime::{Engine, Store};
 use crate::host::HostState;
 use crate::registry::FunctionConfig;
 use crate::values::{self, ValueError, wit_signature, wit_type};
+use core_exports::kebab_name;
 
 /// Why a function could not be loaded, and which entry field is at fault.
 #[derive(Debug)]
@@ -70,7 +72,8 @@ impl WitFunction {
             .as_deref()
             .ok_or_else(|| LoadError::new("method", "missing"))?;
         let component_bytes;
-        let bytes = if wasmparser::Parser::is_core_wasm(module) {
+        let is_core = wasmparser::Parser::is_core_wasm(module);
+        let bytes = if is_core {
             let field = if config.wit.is_some() {
                 "wit"
             } else {
@@ -91,7 +94,12 @@ impl WitFunction {
                 format!("not a loadable WebAssembly binary: {e:#}"),
             )
         })?;
-        let (export, func_ty) = export::find_function(engine, &component, method)
+        // A wrapped core module exports its functions under their WIT names.
+        let export_name = match kebab_name(method) {
+            Some(name) if is_core => name,
+            _ => method.to_string(),
+        };
+        let (export, func_ty) = export::find_function(engine, &component, &export_name)
             .map_err(|m| LoadError::new("method", m))?;
         refuse_resources(&func_ty).map_err(|m| LoadError::new("method", m))?;
         let pre = linker
