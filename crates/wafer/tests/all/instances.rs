@@ -259,3 +259,30 @@ entries:
         "func(n: s32) -> s32"
     );
 }
+
+#[tokio::test]
+async fn core_modules_that_import_wasi_preview1_run_through_the_adapter() {
+    // What a wasip1 toolchain emits: fd_write to stdout, then an answer.
+    let yaml = r#"
+version: "1.0"
+namespace: t
+entries:
+  - name: hello
+    kind: function.wat
+    source: |
+      (module
+        (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 16) "hello from wasip1\n")
+        (func (export "hello") (result i32)
+          (i32.store (i32.const 0) (i32.const 16))
+          (i32.store (i32.const 4) (i32.const 18))
+          (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+          (i32.const 42)))
+    wit: "hello: func() -> s32;"
+    method: hello
+"#;
+    let runtime = Runtime::new(Registry::from_yaml("/p1.yaml", yaml)).unwrap();
+    assert_eq!(runtime.call("t:hello", vec![]).await.unwrap(), json!(42));
+    assert_eq!(runtime.call("t:hello", vec![]).await.unwrap(), json!(42));
+}

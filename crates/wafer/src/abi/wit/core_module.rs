@@ -9,6 +9,9 @@
 //! signature is read from its core type (`i32` → `s32`, `i64` → `s64`,
 //! `f32`, `f64`).
 
+use wasi_preview1_component_adapter_provider::{
+    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+};
 use wasmparser::{Parser, Payload, TypeRef, ValType};
 use wit_component::{ComponentEncoder, StringEncoding, embed_component_metadata};
 use wit_parser::Resolve;
@@ -49,11 +52,41 @@ pub(crate) fn wrap_core_module(
     let mut bytes = module.to_vec();
     embed_component_metadata(&mut bytes, &resolve, world, StringEncoding::UTF8)
         .map_err(|e| format!("cannot attach the WIT to the module: {e:#}"))?;
+    let imports_preview1 = imports_module(module, WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME)?;
     ComponentEncoder::default()
         .validate(true)
         .module(&bytes)
+        .and_then(|encoder| {
+            // wasip1 toolchains (TinyGo, wasi-sdk, Rust's wasm32-wasip1)
+            // import `wasi_snapshot_preview1`: the reactor adapter turns those
+            // imports into WASI p2 ones, linked like any component's.
+            if imports_preview1 {
+                encoder.adapter(
+                    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+                    WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+                )
+            } else {
+                Ok(encoder)
+            }
+        })
         .and_then(|mut encoder| encoder.encode())
         .map_err(|e| format!("the core module does not match its wit: {e:#}"))
+}
+
+/// Whether the core module imports anything from module `name`.
+fn imports_module(module: &[u8], name: &str) -> Result<bool, String> {
+    for payload in Parser::new(0).parse_all(module) {
+        if let Payload::ImportSection(reader) =
+            payload.map_err(|e| format!("not a valid core module: {e}"))?
+        {
+            for import in reader.into_imports() {
+                if import.map_err(|e| e.to_string())?.module == name {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// `… (at wit:2:23)` → `… (line 2)`: lines match the entry's `wit`, columns
