@@ -1,5 +1,6 @@
 //! Builds every guest once, one cargo call per wasm target, and writes a
-//! path constant per guest (`P2_TYPES`, `CORE_CANONICAL`, `WAT_TRAP`...).
+//! path constant per guest (`P2_TYPES`, `CORE_CANONICAL`, `P1_ECHO`,
+//! `P2_ECHO`, `WAT_TRAP`...).
 //!
 //! A target that cannot be built (its rustup target missing, say) is a
 //! warning, not a build failure: its constants point at files that do not
@@ -11,21 +12,41 @@ use std::process::Command;
 
 struct Target {
     triple: &'static str,
-    package: &'static str,
-    /// (constant, file name) for each artifact.
+    /// The packages this target's one cargo call builds.
+    packages: &'static [&'static str],
+    /// (constant, file name) for each artifact, besides the commands.
     artifacts: &'static [(&'static str, &'static str)],
+    /// Prefix of the constants of the command programs, if this target
+    /// builds them: `P1` gives `P1_ECHO` for `commands/src/bin/echo.rs`.
+    commands: Option<&'static str>,
+}
+
+/// One built guest: its constant, its file and what it is.
+struct Artifact {
+    constant: String,
+    file: String,
+    /// Doc lines after "`file`, built for triple." (a command's `//!` lines).
+    doc: Vec<String>,
 }
 
 const TARGETS: &[Target] = &[
     Target {
+        triple: "wasm32-wasip1",
+        packages: &["wafer-guest-commands"],
+        artifacts: &[],
+        commands: Some("P1"),
+    },
+    Target {
         triple: "wasm32-wasip2",
-        package: "wafer-guest-components",
+        packages: &["wafer-guest-components", "wafer-guest-commands"],
         artifacts: &[("P2_TYPES", "p2_types.wasm")],
+        commands: Some("P2"),
     },
     Target {
         triple: "wasm32-unknown-unknown",
-        package: "core-canonical",
+        packages: &["core-canonical"],
         artifacts: &[("CORE_CANONICAL", "core_canonical.wasm")],
+        commands: None,
     },
 ];
 
@@ -38,18 +59,34 @@ fn main() {
     println!("cargo:rerun-if-changed={}", rust.display());
     println!("cargo:rerun-if-changed={}", guests.join("wat").display());
 
+    let commands = commands(&rust);
     let mut constants = String::new();
     for target in TARGETS {
         let built = build(&rust, &target_dir, target);
-        for (name, file) in target.artifacts {
-            let path = target_dir.join(target.triple).join("release").join(file);
+        for artifact in artifacts(target, &commands) {
+            let path = target_dir
+                .join(target.triple)
+                .join("release")
+                .join(&artifact.file);
             if !built {
                 let _ = std::fs::remove_file(&path);
             }
-            writeln!(constants, "/// `{file}`, built for {}.", target.triple).unwrap();
             writeln!(
                 constants,
-                "pub const {name}: &str = {:?};",
+                "/// `{}`, built for {}.",
+                artifact.file, target.triple
+            )
+            .unwrap();
+            if !artifact.doc.is_empty() {
+                writeln!(constants, "///").unwrap();
+            }
+            for line in &artifact.doc {
+                writeln!(constants, "///{line}").unwrap();
+            }
+            writeln!(
+                constants,
+                "pub const {}: &str = {:?};",
+                artifact.constant,
                 path.display().to_string()
             )
             .unwrap();
@@ -84,19 +121,60 @@ fn main() {
     std::fs::write(out_dir.join("guests.rs"), constants).unwrap();
 }
 
-/// Builds one target's package; `false` (with a warning) if it fails.
+/// The command programs, `commands/src/bin/<name>.rs`: each name, sorted,
+/// with the file's `//!` lines.
+fn commands(rust: &Path) -> Vec<(String, Vec<String>)> {
+    let mut commands: Vec<(String, Vec<String>)> =
+        std::fs::read_dir(rust.join("commands").join("src").join("bin"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .map(|p| {
+                let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+                let source = std::fs::read_to_string(&p).unwrap();
+                let doc = source
+                    .lines()
+                    .map_while(|l| l.strip_prefix("//!"))
+                    .map(str::to_owned)
+                    .collect();
+                (name, doc)
+            })
+            .collect();
+    commands.sort();
+    commands
+}
+
+/// The artifacts of one target: its own, then the commands if it builds them.
+fn artifacts(target: &Target, commands: &[(String, Vec<String>)]) -> Vec<Artifact> {
+    let mut artifacts: Vec<Artifact> = target
+        .artifacts
+        .iter()
+        .map(|(constant, file)| Artifact {
+            constant: constant.to_string(),
+            file: file.to_string(),
+            doc: Vec::new(),
+        })
+        .collect();
+    if let Some(prefix) = target.commands {
+        artifacts.extend(commands.iter().map(|(name, doc)| Artifact {
+            constant: format!("{prefix}_{}", name.to_uppercase()),
+            file: format!("{name}.wasm"),
+            doc: doc.clone(),
+        }));
+    }
+    artifacts
+}
+
+/// Builds one target's packages; `false` (with a warning) if it fails.
 fn build(rust: &Path, target_dir: &Path, target: &Target) -> bool {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            target.triple,
-            "-p",
-            target.package,
-            "--manifest-path",
-        ])
+    let mut command = Command::new(cargo);
+    command.args(["build", "--release", "--target", target.triple]);
+    for package in target.packages {
+        command.args(["-p", package]);
+    }
+    let output = command
+        .arg("--manifest-path")
         .arg(rust.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target_dir)
         // The outer build's flags are for the host, not for wasm.
@@ -108,11 +186,7 @@ fn build(rust: &Path, target_dir: &Path, target: &Target) -> bool {
         Ok(output) if output.status.success() => true,
         Ok(output) => {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .last()
-                .unwrap_or("");
+            let last = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
             println!(
                 "cargo:warning=guests for {} did not build (is `rustup target add {}` done?): {last}",
                 target.triple, target.triple

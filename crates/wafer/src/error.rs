@@ -12,7 +12,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::function::CommandOutput;
 use crate::values::ValueError;
+use crate::wasi::SandboxError;
 
 /// A `Result` whose error is a call [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -134,6 +136,56 @@ pub enum Error {
         /// The limit that was hit.
         limit_ms: u64,
     },
+    /// The guest asked for more linear memory than
+    /// `limits.max_memory_bytes` and failed for it. The instance is
+    /// discarded.
+    #[error(
+        "{id}: stopped at limits.max_memory_bytes = {limit_bytes} bytes (the guest asked for more memory)"
+    )]
+    MemoryLimit {
+        /// The function's id.
+        id: String,
+        /// The limit that was hit.
+        limit_bytes: u64,
+    },
+    /// A WASI program wrote more than `limits.max_output_bytes` to stdout
+    /// and stderr together and was stopped; `output` holds the first bytes.
+    #[error("{id}: stopped at limits.max_output_bytes = {limit_bytes} bytes of output")]
+    OutputLimit {
+        /// The function's id.
+        id: String,
+        /// The limit that was hit.
+        limit_bytes: u64,
+        /// What the program wrote up to the limit.
+        output: Box<CommandOutput>,
+    },
+    /// A WASI program ended with a non-zero exit status; `output` holds
+    /// everything it wrote.
+    #[error("{id}: exited with status {}", output.exit_code)]
+    Exit {
+        /// The function's id.
+        id: String,
+        /// What the program wrote, and its status.
+        output: Box<CommandOutput>,
+    },
+    /// The guest's WASI world could not be set up: a required environment
+    /// variable is missing, a mount cannot be opened. Nothing ran.
+    #[error("{id}: {detail}")]
+    Sandbox {
+        /// The function's id.
+        id: String,
+        /// What is missing.
+        detail: SandboxError,
+    },
+    /// The call does not fit the function's ABI: typed values for a WASI
+    /// program, or a program run for a typed function.
+    #[error("{id}: {message}")]
+    Unsupported {
+        /// The function's id.
+        id: String,
+        /// What was asked, and what to do instead.
+        message: String,
+    },
     /// The engine was interrupted (Ctrl-C, shutdown) while the guest ran.
     #[error("{id}: interrupted")]
     Interrupted {
@@ -211,6 +263,11 @@ impl Error {
             | Error::Arguments { id, .. }
             | Error::Trap { id, .. }
             | Error::DeadlineExceeded { id, .. }
+            | Error::MemoryLimit { id, .. }
+            | Error::OutputLimit { id, .. }
+            | Error::Exit { id, .. }
+            | Error::Sandbox { id, .. }
+            | Error::Unsupported { id, .. }
             | Error::Interrupted { id }
             | Error::PoolFull { id, .. }
             | Error::Abi { id, .. }
@@ -228,7 +285,17 @@ impl Error {
                 | Error::NotAFunction { .. }
                 | Error::Refused { .. }
                 | Error::Arguments { .. }
+                | Error::Unsupported { .. }
         )
+    }
+
+    /// What a WASI program wrote before it failed, when it failed after
+    /// running (a non-zero exit, the output limit).
+    pub fn command_output(&self) -> Option<&CommandOutput> {
+        match self {
+            Error::Exit { output, .. } | Error::OutputLimit { output, .. } => Some(output),
+            _ => None,
+        }
     }
 }
 

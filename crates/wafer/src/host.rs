@@ -1,42 +1,87 @@
-//! The state every store carries: an empty WASI context (built only when
-//! the guest first touches WASI), its resource table, the guest's log
-//! streams and the current call's deadline.
+//! The state every store carries: the guest's WASI context (preview 2, or
+//! preview 1 for core WASI programs), its resource table, the guest's log
+//! streams, its memory cap and the current call's deadline.
 //!
 //! Linking is not granting: the WASI interfaces toolchains import are always
-//! linked, but the context has no env, no args, no files and no network.
+//! linked, but the context has no env, no args, no files and no network
+//! unless the function's [`crate::wasi::Sandbox`] grants them. A typed
+//! function with an empty sandbox gets its context only when the guest
+//! first touches WASI.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::guest_log::GuestLog;
+use crate::limits::{Limits, MemoryCap, on_epoch_tick};
 
 /// Store data for one instance.
 pub(crate) struct HostState {
     table: ResourceTable,
     wasi: Option<WasiCtx>,
+    p1: Option<WasiP1Ctx>,
     stdout: GuestLog,
     stderr: GuestLog,
     /// When the running call must stop; read by the epoch callback.
     pub deadline: Instant,
     /// Set when the engine is interrupted; read by the epoch callback.
     pub interrupted: Arc<AtomicBool>,
+    /// The instance's linear memory cap.
+    pub memory: MemoryCap,
 }
 
 impl HostState {
     /// A state for an instance of `function`.
-    pub fn new(function: Arc<str>, interrupted: Arc<AtomicBool>) -> Self {
+    pub fn new(function: Arc<str>, interrupted: Arc<AtomicBool>, limits: &Limits) -> Self {
         HostState {
             table: ResourceTable::new(),
             wasi: None,
+            p1: None,
             stdout: GuestLog::new(function.clone(), "stdout"),
             stderr: GuestLog::new(function, "stderr"),
-            deadline: Instant::now(),
+            deadline: Instant::now() + limits.max_execution,
             interrupted,
+            memory: MemoryCap::new(limits.max_memory_bytes),
         }
+    }
+
+    /// A store for one instance: memory capped, deadline checked at every
+    /// epoch tick (yielding to the executor in between when `may_yield`).
+    pub fn into_store(self, engine: &Engine, may_yield: bool) -> Store<HostState> {
+        let mut store = Store::new(engine, self);
+        store.limiter(|host| &mut host.memory);
+        store.epoch_deadline_callback(move |store| {
+            let host = store.data();
+            on_epoch_tick(host.deadline, host.is_interrupted(), may_yield)
+        });
+        store.set_epoch_deadline(1);
+        store
+    }
+
+    /// The guest's stdout and stderr logs, for a context built ahead.
+    pub fn log_streams(&self) -> (GuestLog, GuestLog) {
+        (self.stdout.clone(), self.stderr.clone())
+    }
+
+    /// Gives the guest this preview 2 context instead of an empty one.
+    pub fn set_wasi(&mut self, builder: &mut WasiCtxBuilder) {
+        self.wasi = Some(builder.build());
+    }
+
+    /// Gives a preview 1 program this context.
+    pub fn set_wasi_p1(&mut self, builder: &mut WasiCtxBuilder) {
+        self.p1 = Some(builder.build_p1());
+    }
+
+    /// The preview 1 context; an empty one if none was set.
+    pub fn wasi_p1(&mut self) -> &mut WasiP1Ctx {
+        self.p1
+            .get_or_insert_with(|| WasiCtxBuilder::new().build_p1())
     }
 
     /// Whether the engine was interrupted.

@@ -6,8 +6,11 @@
 //!   component files, with every problem located by file, entry and field.
 //! * [`Runtime`]: the registry plus the one [`engine::WaferEngine`]; the
 //!   single entry point ([`Runtime::call`]) for every surface.
-//! * [`Function`]: one compiled function with its warm instances.
+//! * [`Function`]: one compiled function with its warm instances, or a
+//!   WASI program run per call ([`Function::run`]).
 //! * [`values`]: how JSON arguments and results map onto WIT types.
+//! * [`wasi`]: the sandbox a guest sees, and the grant model.
+//! * [`limits`]: execution time, memory and output caps.
 //!
 //! Wiring it up:
 //!
@@ -49,9 +52,10 @@ pub mod pools;
 pub mod registry;
 mod runtime;
 pub mod values;
+pub mod wasi;
 
 pub use error::{EngineError, Error, Problem, Result};
-pub use function::Function;
+pub use function::{CommandInput, CommandOutput, Function};
 pub use hash::Sha256Hash;
 pub use registry::Registry;
 pub use runtime::Runtime;

@@ -26,11 +26,26 @@ use crate::registry::LimitsConfig;
 /// `limits.max_execution_ms` when an entry gives none: 10 seconds.
 pub const DEFAULT_MAX_EXECUTION_MS: u64 = 10_000;
 
+/// `limits.max_memory_bytes` when an entry gives none: 256 MiB of linear
+/// memory per instance, enough for language runtimes (Python, Ruby) built
+/// for WASI.
+pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 256 << 20;
+
+/// `limits.max_output_bytes` when an entry gives none: 16 MiB of stdout and
+/// stderr together per call of a WASI program.
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 16 << 20;
+
 /// An entry's limits with defaults applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The longest a call may run.
     pub max_execution: Duration,
+    /// The most linear memory one instance may grow to, all its memories
+    /// together.
+    pub max_memory_bytes: u64,
+    /// The most bytes a WASI program's call may write to stdout and stderr
+    /// together; what comes after fails the call.
+    pub max_output_bytes: u64,
 }
 
 impl Limits {
@@ -42,6 +57,8 @@ impl Limits {
             .max(1);
         Limits {
             max_execution: Duration::from_millis(ms),
+            max_memory_bytes: config.max_memory_bytes.unwrap_or(DEFAULT_MAX_MEMORY_BYTES),
+            max_output_bytes: config.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
         }
     }
 
@@ -54,6 +71,63 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits::from_config(&LimitsConfig::default())
+    }
+}
+
+/// Refuses linear memory growth past [`Limits::max_memory_bytes`], and
+/// remembers that it did, so that the guest's failure (a trap, an abort
+/// after a failed allocation) is reported as the limit it hit.
+pub(crate) struct MemoryCap {
+    max_bytes: usize,
+    used_bytes: usize,
+    refused: bool,
+}
+
+impl MemoryCap {
+    pub fn new(max_bytes: u64) -> Self {
+        MemoryCap {
+            max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+            used_bytes: 0,
+            refused: false,
+        }
+    }
+
+    /// Whether a growth was refused since the last [`MemoryCap::reset`].
+    pub fn was_refused(&self) -> bool {
+        self.refused
+    }
+
+    /// Forgets a refusal; memory already held stays counted.
+    pub fn reset(&mut self) {
+        self.refused = false;
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Several memories of one instance (a component's adapter has its
+        // own) share the cap.
+        let others = self.used_bytes.saturating_sub(current);
+        if others.saturating_add(desired) > self.max_bytes {
+            self.refused = true;
+            return Ok(false);
+        }
+        self.used_bytes = others + desired;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
     }
 }
 

@@ -6,12 +6,16 @@ use std::sync::{Arc, OnceLock, RwLock};
 use serde_json::Value;
 use wasmtime::component::Linker;
 
+use crate::abi::LoadError;
+use crate::abi::wasi_command::{CommandLinkers, CommandProgram};
 use crate::abi::wit::WitFunction;
 use crate::engine::{EngineSettings, WaferEngine};
 use crate::error::{EngineError, Error, Problem, Result};
 use crate::function::Function;
 use crate::host::HostState;
-use crate::registry::{Abi, EntryKind, ModuleSource, Registry};
+use crate::limits::Limits;
+use crate::registry::{Abi, EntryKind, FunctionConfig, ModuleSource, Registry};
+use crate::wasi::Sandbox;
 
 type Loaded = std::result::Result<Arc<Function>, Vec<Problem>>;
 
@@ -35,6 +39,8 @@ type Loaded = std::result::Result<Arc<Function>, Vec<Problem>>;
 pub struct Runtime {
     engine: WaferEngine,
     linker: Linker<HostState>,
+    p1_linker: wasmtime::Linker<HostState>,
+    strict_p1_linker: wasmtime::Linker<HostState>,
     registry: Registry,
     functions: RwLock<HashMap<String, Arc<OnceLock<Loaded>>>>,
 }
@@ -62,9 +68,16 @@ impl Runtime {
     ) -> std::result::Result<Runtime, EngineError> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        let mut p1_linker = wasmtime::Linker::new(engine.engine());
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, HostState::wasi_p1)?;
+        let mut strict_p1_linker = p1_linker.clone();
+        strict_p1_linker.allow_shadowing(true);
+        crate::wasi::strict::add_instant_poll_oneoff(&mut strict_p1_linker)?;
         Ok(Runtime {
             engine,
             linker,
+            p1_linker,
+            strict_p1_linker,
             registry,
             functions: RwLock::new(HashMap::new()),
         })
@@ -196,33 +209,54 @@ impl Runtime {
                     .at_field(field),
             ]
         };
-        if config.abi != Abi::Wit {
-            return Err(locate(
-                "abi",
-                format!("abi {} is not active yet", config.abi.as_str()),
-            ));
+        if let Some((field, message)) = config.inactive_reason() {
+            return Err(locate(field, message));
         }
+        let sandbox = self.registry.sandbox(id).map_err(|p| vec![p])?;
         let bytes = self.registry.module_bytes(id).map_err(|p| vec![p])?;
+        let started = std::time::Instant::now();
+        let function = self
+            .compile(id, config, &bytes, sandbox)
+            .map_err(|e| locate(e.field, e.message))?;
+        tracing::debug!(function = id, elapsed = ?started.elapsed(), "Compiled.");
+        Ok(Arc::new(function))
+    }
+
+    /// Compiles and links one function's module for its ABI.
+    fn compile(
+        &self,
+        id: &str,
+        config: &FunctionConfig,
+        bytes: &[u8],
+        sandbox: Sandbox,
+    ) -> std::result::Result<Function, LoadError> {
         let source_field = match config.source {
             ModuleSource::WatInline(_) | ModuleSource::WatFile(_) => "source",
             ModuleSource::FsPath { .. } => "path",
             ModuleSource::Url(_) => "url",
         };
-        let started = std::time::Instant::now();
-        let abi = WitFunction::load(
-            self.engine.engine(),
-            &self.linker,
-            &bytes,
-            config,
-            source_field,
-        )
-        .map_err(|e| locate(e.field, e.message))?;
-        tracing::debug!(function = id, elapsed = ?started.elapsed(), "Compiled.");
-        Ok(Arc::new(Function::new(
-            id,
-            config,
-            abi,
-            self.engine.interrupt_flag(),
-        )))
+        let engine = self.engine.engine();
+        let limits = Limits::from_config(&config.limits);
+        let interrupted = self.engine.interrupt_flag();
+        let pool = config.pool.as_ref();
+        if config.abi == Abi::WasiCommand {
+            let linkers = CommandLinkers {
+                components: &self.linker,
+                modules: &self.p1_linker,
+                strict_modules: &self.strict_p1_linker,
+            };
+            let program =
+                CommandProgram::load(engine, &linkers, bytes, sandbox.strict, source_field)?;
+            return Ok(Function::command(
+                id,
+                program,
+                pool,
+                limits,
+                sandbox,
+                interrupted,
+            ));
+        }
+        let abi = WitFunction::load(engine, &self.linker, bytes, config, source_field)?;
+        Ok(Function::typed(id, abi, pool, limits, sandbox, interrupted))
     }
 }

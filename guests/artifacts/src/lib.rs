@@ -4,7 +4,13 @@
 //!   value (`guests/rust/components/wit/types.wit`), plus `add`.
 //! * `CORE_CANONICAL`: a Rust wasm32-unknown-unknown core module following
 //!   the canonical ABI by hand (`add`, `greet`, `sum`).
-//! * `WAT_*`: the WAT guests in `guests/wat`, several misbehaving on purpose.
+//! * `P1_*` and `P2_*` (`P1_ECHO`, `P2_EXIT_CODE`...): the WASI command
+//!   programs of `guests/rust/commands`, one per `src/bin/<name>.rs`, built
+//!   for wasm32-wasip1 (core modules exporting `_start`, importing
+//!   `wasi_snapshot_preview1`) and for wasm32-wasip2 (components exporting
+//!   `wasi:cli/run`). Each constant's doc says what its program does.
+//! * `WAT_*`: the WAT guests in `guests/wat`, several misbehaving on purpose;
+//!   `WAT_P1_EXIT` is a preview1 command writing "bye\n", then `proc_exit(3)`.
 #![deny(missing_docs)]
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

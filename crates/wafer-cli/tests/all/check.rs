@@ -216,6 +216,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         zeros = "0".repeat(64),
     );
     ws.write("_index.yaml", yaml);
+    ws.write("data/readme.txt", "mounted read-only");
     ws.write(
         "components/binding.yaml",
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: upper\nspec:\n  type: bindings.wasm\n  version: v1\n  metadata:\n  - name: url\n    value: file://upper.wasm\n  - name: direction\n    value: output\n",
@@ -239,12 +240,10 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         .stdout_has("notes.yaml: neither a registry file nor a Dapr component")
         .stdout_has("more/functions.yaml: looks like a registry file, but only files named _index.yaml are read")
         .stdout_has("entry lf:counter: field transport: transport wasi-http is not active yet")
-        .stdout_has("entry lf:counter: field imports: imports are not active yet")
-        .stdout_has("entry lf:counter: field wasi: wasi args, cwd, env and mounts are not active yet")
-        .stdout_has("entry lf:counter: field limits.max_memory_bytes: memory limits are not active yet")
+        .stdout_has("entry lf:counter: field imports[0]: wasi:http is not active yet")
         .stdout_has("entry lf:fetched: field url: module URLs are not active yet")
         .stdout_has("entry lf:api: field kind: http.service entries are not active yet")
-        .stdout_has("entry upper: field spec.type: bindings.wasm runs with abi wasi-command");
+        .stdout_has("entry upper: field spec.metadata: module URLs are not active yet");
     assert!(
         !run.stdout.contains("s3cr3t"),
         "an env value was printed:\n{}",
@@ -259,7 +258,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
     ws.wafer(&["call", "lf:counter"]).prints("1");
     ws.wafer(&["call", "lf:fetched"]).fails(
         2,
-        "entry lf:fetched: field abi: abi wasi-command is not active yet",
+        "entry lf:fetched: field url: module URLs are not active yet",
     );
 }
 

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::hash::Sha256Hash;
+use crate::wasi::AddressPattern;
 
 /// How a call crosses into the guest (`abi:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -150,6 +151,36 @@ pub struct Mount {
     pub read_only: bool,
 }
 
+/// One `imports` item as written: a name (`wasi:sockets`,
+/// `wasi:sockets/tcp@0.2.0`), or a name with the addresses it may use.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ImportItem {
+    /// `- wasi:sockets`
+    Name(String),
+    /// `- {name: wasi:sockets, allow: ["127.0.0.1:8080"]}`
+    Grant(ImportGrantItem),
+}
+
+/// The mapping form of an `imports` item.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportGrantItem {
+    pub name: String,
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// A capability an entry grants its guest (`imports:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportGrant {
+    /// The WASI package or interface, as written.
+    pub name: String,
+    /// For `wasi:sockets`: the addresses the guest may bind or connect to
+    /// (`IP:PORT`, either may be `*`). Empty denies every address.
+    pub allow: Vec<AddressPattern>,
+}
+
 /// Where a function's module comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModuleSource {
@@ -185,8 +216,8 @@ pub struct FunctionConfig {
     pub pool: Option<PoolConfig>,
     /// HTTP mapping. Default [`Transport::Payload`].
     pub transport: Transport,
-    /// Capabilities that reach outside (`wasi:sockets`, `wasi:http`).
-    pub imports: Vec<String>,
+    /// Capabilities that reach outside (`wasi:sockets`).
+    pub imports: Vec<ImportGrant>,
     /// What the guest sees of WASI.
     pub wasi: WasiConfig,
     /// Limits.
@@ -197,10 +228,24 @@ pub struct FunctionConfig {
 
 impl FunctionConfig {
     /// Whether everything this function needs to run is active: the `wit`
-    /// ABI and a module that is not fetched from a URL. Others are listed by
-    /// `wafer check` as not active yet.
+    /// or `wasi-command` ABI, and a module that is not fetched from a URL.
+    /// Others are listed by `wafer check` as not active yet.
     pub fn is_active(&self) -> bool {
-        self.abi == Abi::Wit && !matches!(self.source, ModuleSource::Url(_))
+        self.inactive_reason().is_none()
+    }
+
+    /// Why this function cannot run yet, and the field that says so.
+    pub fn inactive_reason(&self) -> Option<(&'static str, String)> {
+        if !matches!(self.abi, Abi::Wit | Abi::WasiCommand) {
+            return Some((
+                "abi",
+                format!("abi {} is not active yet", self.abi.as_str()),
+            ));
+        }
+        if let ModuleSource::Url(url) = &self.source {
+            return Some(("url", format!("module URLs are not active yet ({url})")));
+        }
+        None
     }
 }
 

@@ -139,10 +139,7 @@ pub(crate) fn parse_binding(
         Some("") => fields.problem("spec.metadata", "metadata `url` is empty"),
         Some(_) => {}
     }
-    fields.inactive(
-        "spec.type",
-        "bindings.wasm runs with abi wasi-command, which is not active yet",
-    );
+    fields.inactive("spec.metadata", "module URLs are not active yet");
     if fields.has_problems() {
         return None;
     }

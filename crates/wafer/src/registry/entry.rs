@@ -8,6 +8,8 @@ use serde_json::Value;
 use super::config::*;
 use super::fields::Fields;
 use crate::hash::Sha256Hash;
+use crate::wasi::AddressPattern;
+use crate::wasi::grants::{check_grant_name, split_import};
 
 /// A registry entry that loaded without problems.
 #[derive(Debug, Clone)]
@@ -251,6 +253,62 @@ fn parse_wasm_source(
     (source, hash)
 }
 
+/// Checks each `imports` item's name and address patterns.
+fn parse_imports(fields: &mut Fields, items: Vec<ImportItem>) -> Vec<ImportGrant> {
+    let mut grants = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let (name, allow) = match item {
+            ImportItem::Name(name) => (name, Vec::new()),
+            ImportItem::Grant(grant) => (grant.name, grant.allow),
+        };
+        let field = format!("imports[{i}]");
+        if split_import(&name).0 == "wasi:http" {
+            fields.inactive(&field, "wasi:http is not active yet: it is not linked");
+            continue;
+        }
+        if let Err(message) = check_grant_name(&name) {
+            fields.problem(&field, message);
+            continue;
+        }
+        let mut patterns = Vec::new();
+        for text in &allow {
+            match text.parse::<AddressPattern>() {
+                Ok(pattern) => patterns.push(pattern),
+                Err(message) => fields.problem(&format!("{field}.allow"), message),
+            }
+        }
+        grants.push(ImportGrant {
+            name,
+            allow: patterns,
+        });
+    }
+    grants
+}
+
+/// `wasi.cwd` and mount paths must be absolute; mount paths unique.
+fn check_guest_paths(fields: &mut Fields, wasi: &WasiConfig) {
+    if let Some(cwd) = &wasi.cwd
+        && !cwd.starts_with('/')
+    {
+        fields.problem(
+            "wasi.cwd",
+            format!("`{cwd}` must be an absolute guest path"),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, mount) in wasi.mounts.iter().enumerate() {
+        let field = format!("wasi.mounts[{i}].guest");
+        if !mount.guest.starts_with('/') {
+            fields.problem(
+                &field,
+                format!("`{}` must be an absolute guest path", mount.guest),
+            );
+        } else if !seen.insert(mount.guest.trim_end_matches('/')) {
+            fields.problem(&field, format!("`{}` is mounted twice", mount.guest));
+        }
+    }
+}
+
 /// `Some(None)` when there is no hash, `None` when the hash is malformed.
 fn parse_hash(fields: &mut Fields) -> Option<Option<Sha256Hash>> {
     match fields.optional::<String>("hash") {
@@ -277,7 +335,7 @@ fn parse_function(
     if abi == Abi::Wit && method.is_none() && !fields.has("method") {
         fields.problem("method", "missing required field (the export to call)");
     }
-    if abi != Abi::Wit {
+    if !matches!(abi, Abi::Wit | Abi::WasiCommand) {
         fields.inactive("abi", format!("abi {} is not active yet", abi.as_str()));
     }
     let wit: Option<String> = fields.optional("wit");
@@ -286,17 +344,10 @@ fn parse_function(
     if transport != Transport::Payload {
         fields.inactive("transport", "transport wasi-http is not active yet");
     }
-    let imports: Vec<String> = fields.optional("imports").unwrap_or_default();
-    if !imports.is_empty() {
-        fields.inactive(
-            "imports",
-            "imports are not active yet: nothing beyond empty WASI is linked",
-        );
-    }
+    let items: Vec<ImportItem> = fields.optional("imports").unwrap_or_default();
+    let imports = parse_imports(fields, items);
     let mut wasi: WasiConfig = fields.optional("wasi").unwrap_or_default();
-    if !wasi.is_empty() {
-        fields.inactive("wasi", "wasi args, cwd, env and mounts are not active yet");
-    }
+    check_guest_paths(fields, &wasi);
     for mapping in &mut wasi.env {
         mapping.id = qualify(site.namespace, &mapping.id);
     }
@@ -304,23 +355,14 @@ fn parse_function(
         mount.fs = qualify(site.namespace, &mount.fs);
     }
     let limits: LimitsConfig = fields.optional("limits").unwrap_or_default();
-    if limits.max_execution_ms == Some(0) {
-        fields.problem(
-            "limits.max_execution_ms",
-            "must be at least 1 (0 would stop every call at once)",
-        );
-    }
-    if limits.max_memory_bytes.is_some() {
-        fields.inactive(
-            "limits.max_memory_bytes",
-            "memory limits are not active yet",
-        );
-    }
-    if limits.max_output_bytes.is_some() {
-        fields.inactive(
-            "limits.max_output_bytes",
-            "output limits are not active yet",
-        );
+    for (field, value) in [
+        ("limits.max_execution_ms", limits.max_execution_ms),
+        ("limits.max_memory_bytes", limits.max_memory_bytes),
+        ("limits.max_output_bytes", limits.max_output_bytes),
+    ] {
+        if value == Some(0) {
+            fields.problem(field, "must be at least 1 (0 would fail every call)");
+        }
     }
     Some(EntryKind::Function(Box::new(FunctionConfig {
         source: source?,

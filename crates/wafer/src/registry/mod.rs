@@ -32,6 +32,7 @@ mod entry;
 mod fields;
 mod index_file;
 mod module;
+mod sandbox;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! Library tests against our own guests: one binary, one module per topic.
 
+mod commands;
 mod instances;
 mod mapping;
 mod pools;

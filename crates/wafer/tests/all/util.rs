@@ -6,10 +6,27 @@ use wafer::{Registry, Runtime, Sha256Hash};
 
 /// A registry entry for `method` of the guest at `path`, under `name`.
 pub fn wasm_entry(name: &str, path: &str, method: &str, extra: &str) -> String {
+    format!(
+        "{}    method: {method:?}\n{extra}",
+        module_entry(name, "guests", path)
+    )
+}
+
+/// A registry entry running the WASI program at `path` (in the
+/// `fs.directory` entry `fs`) as `name`.
+pub fn command_entry(name: &str, fs: &str, path: &str, extra: &str) -> String {
+    format!(
+        "{}    abi: wasi-command\n{extra}",
+        module_entry(name, fs, path)
+    )
+}
+
+/// The `function.wasm` fields locating the guest at `path` in `fs`.
+fn module_entry(name: &str, fs: &str, path: &str) -> String {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("guest {path} was not built: {e}"));
     let file = std::path::Path::new(path);
     format!(
-        "  - name: {name}\n    kind: function.wasm\n    fs: guests\n    path: {}\n    hash: {}\n    method: {method:?}\n{extra}",
+        "  - name: {name}\n    kind: function.wasm\n    fs: {fs}\n    path: {}\n    hash: {}\n",
         file.file_name().unwrap().to_string_lossy(),
         Sha256Hash::of(&bytes),
     )

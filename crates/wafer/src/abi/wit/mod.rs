@@ -24,26 +24,12 @@ use wasmtime::component::types::{ComponentFunc, Type};
 use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
+use super::LoadError;
+use super::wasi_command::check_imports;
 use crate::host::HostState;
 use crate::registry::FunctionConfig;
 use crate::values::{self, ValueError, wit_signature, wit_type};
 use core_exports::kebab_name;
-
-/// Why a function could not be loaded, and which entry field is at fault.
-#[derive(Debug)]
-pub(crate) struct LoadError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl LoadError {
-    fn new(field: &'static str, message: impl Into<String>) -> Self {
-        LoadError {
-            field,
-            message: message.into(),
-        }
-    }
-}
 
 /// A typed function, compiled and pre-linked.
 pub(crate) struct WitFunction {
@@ -102,6 +88,9 @@ impl WitFunction {
         let (export, func_ty) = export::find_function(engine, &component, &export_name)
             .map_err(|m| LoadError::new("method", m))?;
         refuse_resources(&func_ty).map_err(|m| LoadError::new("method", m))?;
+        if !is_core {
+            check_imports(engine, &component).map_err(|m| LoadError::new(source_field, m))?;
+        }
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::new(source_field, format!("cannot link its imports: {e:#}")))?;

@@ -1,0 +1,220 @@
+//! What a guest sees of WASI: one [`Sandbox`] per function, turned into a
+//! fresh WASI context for each instance.
+//!
+//! Nothing is granted unless the sandbox says so (see
+//! [`WasiCtxBuilder::new`]'s defaults): stdin is empty, there are no
+//! arguments beyond the program name, no environment, no files and no
+//! network. An entry fills it from `wasi.args`, `wasi.env` (resolved from
+//! `env.variable` entries each time an instance is created), `wasi.cwd`,
+//! `wasi.mounts` (`fs.directory` entries at absolute guest paths, with
+//! `read_only` enforced by WASI's own permissions) and the network grants
+//! of `imports` ([`grants`]). Dapr's `strictSandbox` swaps clocks and
+//! randomness for deterministic ones ([`strict`]).
+//!
+//! The same sandbox serves WASI preview 1 core modules and preview 2
+//! components: only the last step (`build_p1` or `build`) differs.
+
+pub mod grants;
+pub(crate) mod output;
+pub(crate) mod strict;
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+pub use grants::{AddressPattern, NetworkGrant};
+pub use output::OutputMode;
+use wasmtime_wasi::cli::StdoutStream;
+
+/// The world one function's guest runs in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sandbox {
+    /// The guest's argv\[0\].
+    pub program_name: String,
+    /// Arguments after the program name, before the call's own.
+    pub args: Vec<String>,
+    /// Environment variables.
+    pub env: Vec<EnvBinding>,
+    /// The guest's working directory: preview 2's `initial-cwd`, and `PWD`
+    /// in the environment (where Go's wasip1 runtime looks). wasi-libc
+    /// (Rust, C) reads neither yet and starts at `/`.
+    pub cwd: Option<String>,
+    /// Host folders the guest may open.
+    pub mounts: Vec<MountGrant>,
+    /// Deterministic clocks, randomness and sleeps (Dapr's `strictSandbox`).
+    pub strict: bool,
+    /// What the guest may reach over the network.
+    pub network: NetworkGrant,
+}
+
+/// One environment variable of the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvBinding {
+    /// Its name inside the guest.
+    pub name: String,
+    /// Where its value comes from.
+    pub source: EnvSource,
+}
+
+/// Where an environment variable's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvSource {
+    /// A fixed value (`wafer exec --env K=V`).
+    Value(String),
+    /// A host environment variable, read when an instance is created
+    /// (an `env.variable` entry).
+    Host {
+        /// The `env.variable` entry's id, for errors.
+        entry: String,
+        /// The host variable.
+        variable: String,
+        /// The value when the host variable is not set.
+        default: Option<String>,
+        /// Whether a missing value fails the call.
+        required: bool,
+    },
+}
+
+/// A host folder the guest may open at `guest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountGrant {
+    /// The host folder.
+    pub host: PathBuf,
+    /// The absolute path the guest opens it at.
+    pub guest: String,
+    /// Refuse every write, create and delete.
+    pub read_only: bool,
+}
+
+/// The guest's stdin.
+#[derive(Debug, Clone)]
+pub enum Stdin {
+    /// These bytes, then end of file.
+    Bytes(Bytes),
+    /// The host process's own stdin (`wafer exec`).
+    Inherit,
+}
+
+/// Why a sandbox could not be set up for a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SandboxError {
+    /// A `required` environment variable has no value. The value of other
+    /// variables is never part of an error.
+    #[error(
+        "required environment variable {name} (from {entry}: host variable {variable}) is not set"
+    )]
+    MissingEnv {
+        /// The name inside the guest.
+        name: String,
+        /// The `env.variable` entry.
+        entry: String,
+        /// The host variable.
+        variable: String,
+    },
+    /// A mounted folder cannot be opened.
+    #[error("cannot mount {host} at {guest}: {reason}")]
+    Mount {
+        /// The host folder.
+        host: PathBuf,
+        /// The guest path.
+        guest: String,
+        /// What the OS said.
+        reason: String,
+    },
+}
+
+impl Sandbox {
+    /// Whether the sandbox grants nothing: a guest needs no context of its
+    /// own until it first touches WASI.
+    pub fn is_empty(&self) -> bool {
+        self.args.is_empty()
+            && self.env.is_empty()
+            && self.cwd.is_none()
+            && self.mounts.is_empty()
+            && !self.strict
+            && self.network.is_none()
+    }
+
+    /// A WASI context builder for one instance: argv is the program name,
+    /// the sandbox's args, then `call_args`.
+    pub(crate) fn builder(
+        &self,
+        call_args: &[String],
+        stdin: &Stdin,
+        stdout: impl StdoutStream + 'static,
+        stderr: impl StdoutStream + 'static,
+    ) -> Result<WasiCtxBuilder, SandboxError> {
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .arg(&self.program_name)
+            .args(&self.args)
+            .args(call_args)
+            .stdout(stdout)
+            .stderr(stderr);
+        match stdin {
+            Stdin::Bytes(bytes) => {
+                builder.stdin(MemoryInputPipe::new(bytes.clone()));
+            }
+            Stdin::Inherit => {
+                builder.inherit_stdin();
+            }
+        }
+        for binding in &self.env {
+            if let Some(value) = binding.resolve()? {
+                builder.env(&binding.name, value);
+            }
+        }
+        if let Some(cwd) = &self.cwd {
+            // Preview 2 has `initial-cwd`; guests without it (Go's wasip1
+            // runtime) take their working directory from `PWD`.
+            builder.initial_cwd(cwd);
+            if !self.env.iter().any(|binding| binding.name == "PWD") {
+                builder.env("PWD", cwd);
+            }
+        }
+        for mount in &self.mounts {
+            let perms = if mount.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            builder
+                .preopened_dir(&mount.host, &mount.guest, perms)
+                .map_err(|e| SandboxError::Mount {
+                    host: mount.host.clone(),
+                    guest: mount.guest.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+        }
+        self.network.apply(&mut builder);
+        if self.strict {
+            strict::apply(&mut builder);
+        }
+        Ok(builder)
+    }
+}
+
+impl EnvBinding {
+    /// The value now; `None` when an optional variable is unset.
+    fn resolve(&self) -> Result<Option<String>, SandboxError> {
+        match &self.source {
+            EnvSource::Value(value) => Ok(Some(value.clone())),
+            EnvSource::Host {
+                entry,
+                variable,
+                default,
+                required,
+            } => match std::env::var(variable).ok().or_else(|| default.clone()) {
+                Some(value) => Ok(Some(value)),
+                None if *required => Err(SandboxError::MissingEnv {
+                    name: self.name.clone(),
+                    entry: entry.clone(),
+                    variable: variable.clone(),
+                }),
+                None => Ok(None),
+            },
+        }
+    }
+}
