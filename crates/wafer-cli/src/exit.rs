@@ -27,6 +27,15 @@ impl Failure {
         }
     }
 
+    /// A guest program's own non-zero exit status, passed on; its output
+    /// said it all. Statuses beyond 255 become 255.
+    pub fn exit(status: i32) -> Self {
+        Failure {
+            code: u8::try_from(status).unwrap_or(u8::MAX),
+            error: None,
+        }
+    }
+
     /// Bad usage or input: exit 2.
     pub fn input(error: impl Into<anyhow::Error>) -> Self {
         Failure {

@@ -21,7 +21,7 @@ use tracing_subscriber::EnvFilter;
 ///
 /// Exit codes: 0 success; 1 a call failed or `check` found problems;
 /// 2 bad usage or input (unknown function, bad arguments, unreadable file);
-/// 130 interrupted.
+/// 130 interrupted. A WASI program's own non-zero status is passed on.
 #[derive(Parser)]
 #[command(name = "wafer", version, max_term_width = 100)]
 struct Cli {
@@ -38,8 +38,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Call(commands::call::CallArgs),
+    Exec(commands::exec::ExecArgs),
     Bench(commands::bench::BenchArgs),
     Check(commands::check::CheckArgs),
+    Compile(commands::compile::CompileArgs),
+    Cache(commands::cache::CacheCommand),
     Hash(commands::hash::HashArgs),
     Inspect(commands::inspect::InspectArgs),
 }
@@ -49,8 +52,11 @@ fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     let outcome = match cli.command {
         Command::Call(args) => commands::call::run(args),
+        Command::Exec(args) => commands::exec::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Compile(args) => commands::compile::run(args),
+        Command::Cache(args) => commands::cache::run(args),
         Command::Hash(args) => commands::hash::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
     };

@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 
 mod abi;
+mod compiler;
 pub mod engine;
 pub mod error;
 mod function;
@@ -51,11 +52,13 @@ pub mod limits;
 pub mod pools;
 pub mod registry;
 mod runtime;
+pub mod sources;
 pub mod values;
 pub mod wasi;
 
+pub use compiler::CompileStats;
 pub use error::{EngineError, Error, Problem, Result};
 pub use function::{CommandInput, CommandOutput, Function};
 pub use hash::Sha256Hash;
 pub use registry::Registry;
-pub use runtime::Runtime;
+pub use runtime::{Runtime, RuntimeOptions};

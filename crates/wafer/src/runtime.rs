@@ -1,6 +1,7 @@
 //! [`Runtime`]: the single entry point every surface calls through.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::Value;
@@ -9,13 +10,28 @@ use wasmtime::component::Linker;
 use crate::abi::LoadError;
 use crate::abi::wasi_command::{CommandLinkers, CommandProgram};
 use crate::abi::wit::WitFunction;
+use crate::compiler::{CompileStats, Compiler};
 use crate::engine::{EngineSettings, WaferEngine};
 use crate::error::{EngineError, Error, Problem, Result};
 use crate::function::Function;
 use crate::host::HostState;
 use crate::limits::Limits;
 use crate::registry::{Abi, EntryKind, FunctionConfig, ModuleSource, Registry};
+use crate::sources::{DiskCache, FetchLimits, ModuleSources};
 use crate::wasi::Sandbox;
+
+/// Where a [`Runtime`] keeps what it fetched and compiled, and how it
+/// fetches.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// A private folder for fetched modules and compiled code, shared
+    /// safely by several processes. `None` (the default) keeps nothing on
+    /// disk: URL modules are downloaded and everything compiled at every
+    /// start.
+    pub cache_dir: Option<PathBuf>,
+    /// Timeout and size cap of module downloads.
+    pub fetch: FetchLimits,
+}
 
 type Loaded = std::result::Result<Arc<Function>, Vec<Problem>>;
 
@@ -41,6 +57,8 @@ pub struct Runtime {
     linker: Linker<HostState>,
     p1_linker: wasmtime::Linker<HostState>,
     strict_p1_linker: wasmtime::Linker<HostState>,
+    compiler: Compiler,
+    sources: ModuleSources,
     registry: Registry,
     functions: RwLock<HashMap<String, Arc<OnceLock<Loaded>>>>,
 }
@@ -53,8 +71,20 @@ impl Runtime {
     ///
     /// When the engine cannot be built (an unsupported host).
     pub fn new(registry: Registry) -> std::result::Result<Runtime, EngineError> {
+        Runtime::with_options(registry, RuntimeOptions::default())
+    }
+
+    /// [`Runtime::new`] with a disk cache and download limits.
+    ///
+    /// # Errors
+    ///
+    /// When the engine cannot be built (an unsupported host).
+    pub fn with_options(
+        registry: Registry,
+        options: RuntimeOptions,
+    ) -> std::result::Result<Runtime, EngineError> {
         let engine = WaferEngine::new(&EngineSettings::for_registry(&registry))?;
-        Runtime::with_engine(registry, engine)
+        Runtime::with_engine(registry, engine, options)
     }
 
     /// A runtime over `registry` sharing an existing engine.
@@ -65,6 +95,7 @@ impl Runtime {
     pub fn with_engine(
         registry: Registry,
         engine: WaferEngine,
+        options: RuntimeOptions,
     ) -> std::result::Result<Runtime, EngineError> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -73,7 +104,16 @@ impl Runtime {
         let mut strict_p1_linker = p1_linker.clone();
         strict_p1_linker.allow_shadowing(true);
         crate::wasi::strict::add_instant_poll_oneoff(&mut strict_p1_linker)?;
+        let cache = options.cache_dir.and_then(|dir| match DiskCache::open(&dir) {
+            Ok(cache) => Some(cache),
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "Cannot use the cache directory; nothing is cached.");
+                None
+            }
+        });
         Ok(Runtime {
+            compiler: Compiler::new(engine.engine(), cache.clone()),
+            sources: ModuleSources::new(cache, options.fetch),
             engine,
             linker,
             p1_linker,
@@ -91,6 +131,17 @@ impl Runtime {
     /// The engine.
     pub fn engine(&self) -> &WaferEngine {
         &self.engine
+    }
+
+    /// How many modules were compiled, and how many loaded compiled from
+    /// the disk cache, so far.
+    pub fn compile_stats(&self) -> CompileStats {
+        self.compiler.stats()
+    }
+
+    /// The disk cache, if the runtime has one.
+    pub fn cache(&self) -> Option<&DiskCache> {
+        self.sources.cache()
     }
 
     /// Calls function `id` with JSON arguments and returns its result as
@@ -133,6 +184,46 @@ impl Runtime {
                 id: id.to_string(),
                 problems: problems.clone(),
             }),
+        }
+    }
+
+    /// A WASI program outside the registry (`wafer exec`): `module` (a
+    /// preview 1 core module or a preview 2 component) run as `id`, in
+    /// `sandbox`, under `limits`, a fresh instance per run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Refused`] when the module does not compile or link (not
+    /// Wasm, an import wafer does not provide, no `_start` or `wasi:cli/run`).
+    pub fn program(
+        &self,
+        id: &str,
+        module: &[u8],
+        sandbox: Sandbox,
+        limits: Limits,
+    ) -> Result<Function> {
+        let linkers = self.command_linkers();
+        let program =
+            CommandProgram::load(&self.compiler, &linkers, module, sandbox.strict, "file")
+                .map_err(|e| Error::Refused {
+                    id: id.to_string(),
+                    problems: vec![Problem::new(e.message).in_entry(id)],
+                })?;
+        Ok(Function::command(
+            id,
+            program,
+            None,
+            limits,
+            sandbox,
+            self.engine.interrupt_flag(),
+        ))
+    }
+
+    fn command_linkers(&self) -> CommandLinkers<'_> {
+        CommandLinkers {
+            components: &self.linker,
+            modules: &self.p1_linker,
+            strict_modules: &self.strict_p1_linker,
         }
     }
 
@@ -213,7 +304,14 @@ impl Runtime {
             return Err(locate(field, message));
         }
         let sandbox = self.registry.sandbox(id).map_err(|p| vec![p])?;
-        let bytes = self.registry.module_bytes(id).map_err(|p| vec![p])?;
+        let bytes = match &config.source {
+            ModuleSource::Url(url) => self
+                .sources
+                .load(url, config.hash)
+                .map(|module| module.bytes)
+                .map_err(|e| locate(config.source_field(), e.to_string()))?,
+            _ => self.registry.module_bytes(id).map_err(|p| vec![p])?,
+        };
         let started = std::time::Instant::now();
         let function = self
             .compile(id, config, &bytes, sandbox)
@@ -230,23 +328,19 @@ impl Runtime {
         bytes: &[u8],
         sandbox: Sandbox,
     ) -> std::result::Result<Function, LoadError> {
-        let source_field = match config.source {
-            ModuleSource::WatInline(_) | ModuleSource::WatFile(_) => "source",
-            ModuleSource::FsPath { .. } => "path",
-            ModuleSource::Url(_) => "url",
-        };
-        let engine = self.engine.engine();
+        let source_field = config.source_field();
         let limits = Limits::from_config(&config.limits);
         let interrupted = self.engine.interrupt_flag();
         let pool = config.pool.as_ref();
         if config.abi == Abi::WasiCommand {
-            let linkers = CommandLinkers {
-                components: &self.linker,
-                modules: &self.p1_linker,
-                strict_modules: &self.strict_p1_linker,
-            };
-            let program =
-                CommandProgram::load(engine, &linkers, bytes, sandbox.strict, source_field)?;
+            let linkers = self.command_linkers();
+            let program = CommandProgram::load(
+                &self.compiler,
+                &linkers,
+                bytes,
+                sandbox.strict,
+                source_field,
+            )?;
             return Ok(Function::command(
                 id,
                 program,
@@ -256,7 +350,7 @@ impl Runtime {
                 interrupted,
             ));
         }
-        let abi = WitFunction::load(engine, &self.linker, bytes, config, source_field)?;
+        let abi = WitFunction::load(&self.compiler, &self.linker, bytes, config, source_field)?;
         Ok(Function::typed(id, abi, pool, limits, sandbox, interrupted))
     }
 }

@@ -1,14 +1,13 @@
 //! `wafer check [DIR]`: load and compile a whole registry, list every entry,
 //! every skipped file and every problem.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use wafer::registry::{Entry, SkippedFile};
 use wafer::{Problem, Runtime};
 
-use super::{load_registry, print_line};
+use super::{CacheArgs, compile_progress, load_registry, print_line};
 use crate::exit::Failure;
 
 /// Check a registry: every entry, skipped file and problem.
@@ -25,6 +24,8 @@ pub struct CheckArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 struct Listed<'a> {
@@ -37,16 +38,8 @@ struct Listed<'a> {
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
     let registry = load_registry(&args.registry)?;
-    let runtime = Runtime::new(registry).map_err(Failure::failed)?;
-    let show_progress = std::io::stderr().is_terminal();
-    let loaded = runtime.load_all(|done, total| {
-        if show_progress {
-            eprint!("\rcompiling {done}/{total}");
-            if done == total {
-                eprint!("\r\x1b[K");
-            }
-        }
-    });
+    let runtime = Runtime::with_options(registry, args.cache.options()).map_err(Failure::failed)?;
+    let loaded = runtime.load_all(compile_progress());
     let registry = runtime.registry();
     let mut problems: Vec<Problem> = registry.problems().to_vec();
     let mut signatures = std::collections::HashMap::new();

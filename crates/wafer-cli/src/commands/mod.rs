@@ -1,8 +1,11 @@
 //! One module per subcommand: its arguments (clap) and its `run`.
 
 pub mod bench;
+pub mod cache;
 pub mod call;
 pub mod check;
+pub mod compile;
+pub mod exec;
 pub mod hash;
 pub mod inspect;
 
@@ -52,20 +55,71 @@ pub fn print_line(text: &str) -> Result<(), Failure> {
         .map_err(Failure::failed)
 }
 
+/// Where fetched modules and compiled code are kept between runs.
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    /// The cache folder (created private, 0700) [default: $XDG_CACHE_HOME/wafer
+    /// or ~/.cache/wafer]
+    #[arg(long, env = "WAFER_CACHE_DIR", value_name = "DIR", global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Keep nothing on disk: fetch and compile everything again.
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache folder, unless `--no-cache`.
+    pub fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        Some(
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(wafer::sources::DiskCache::default_dir),
+        )
+    }
+
+    /// Runtime options using this cache.
+    pub fn options(&self) -> wafer::RuntimeOptions {
+        wafer::RuntimeOptions {
+            cache_dir: self.dir(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A progress line on stderr, `compiling done/total`, when stderr is a
+/// terminal; cleared at the end.
+pub fn compile_progress() -> impl FnMut(usize, usize) {
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    move |done, total| {
+        if show {
+            eprint!("\rcompiling {done}/{total}");
+            if done == total {
+                eprint!("\r\x1b[K");
+            }
+        }
+    }
+}
+
 /// The function to run and its arguments: shared by `call` and `bench`.
 #[derive(clap::Args)]
 pub struct FunctionArgs {
     /// The function's id: `namespace:name`, or a Dapr component's name.
     pub id: String,
-    /// The arguments, one JSON value each.
-    #[arg(value_name = "ARG_JSON", allow_negative_numbers = true)]
-    args: Vec<String>,
+    /// The arguments: one JSON value each for a typed function; for a WASI
+    /// program, each one argv entry as written.
+    #[arg(value_name = "ARG", allow_negative_numbers = true)]
+    pub args: Vec<String>,
     /// Read the arguments from a file holding a JSON array (`-` for stdin).
     #[arg(long, value_name = "FILE", conflicts_with = "args")]
     args_file: Option<PathBuf>,
     /// The registry: a folder walked for registry files, or one file.
     #[arg(long, short, value_name = "DIR", default_value = ".")]
     registry: PathBuf,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 impl FunctionArgs {
@@ -110,6 +164,6 @@ impl FunctionArgs {
                 "The registry has problems in other entries; `wafer check` lists them."
             );
         }
-        wafer::Runtime::new(registry).map_err(Failure::failed)
+        wafer::Runtime::with_options(registry, self.cache.options()).map_err(Failure::failed)
     }
 }

@@ -196,7 +196,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
     kind: function.wasm
     url: https://example.com/x.wasm
     hash: sha256:{zeros}
-    abi: wasi-command
+    abi: benthos
   - name: api
     kind: http.service
     addr: ":8080"
@@ -217,6 +217,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
     );
     ws.write("_index.yaml", yaml);
     ws.write("data/readme.txt", "mounted read-only");
+    ws.copy_guest(wafer_guests::P1_ECHO, "upper.wasm");
     ws.write(
         "components/binding.yaml",
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: upper\nspec:\n  type: bindings.wasm\n  version: v1\n  metadata:\n  - name: url\n    value: file://upper.wasm\n  - name: direction\n    value: output\n",
@@ -234,16 +235,15 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
     run.code(0)
         .stdout_has("problems (0):")
         .stdout_has("lf:counter   function.wat")
-        .stdout_has("upper        bindings.wasm  wasi-command")
+        .stdout_has("upper        bindings.wasm  wasi-command  command(args, stdin) -> stdout")
         .stdout_has("lf:flow      pipeline")
         .stdout_has("components/state.yaml: Dapr component of type state.redis")
         .stdout_has("notes.yaml: neither a registry file nor a Dapr component")
         .stdout_has("more/functions.yaml: looks like a registry file, but only files named _index.yaml are read")
         .stdout_has("entry lf:counter: field transport: transport wasi-http is not active yet")
         .stdout_has("entry lf:counter: field imports[0]: wasi:http is not active yet")
-        .stdout_has("entry lf:fetched: field url: module URLs are not active yet")
-        .stdout_has("entry lf:api: field kind: http.service entries are not active yet")
-        .stdout_has("entry upper: field spec.metadata: module URLs are not active yet");
+        .stdout_has("entry lf:fetched: field abi: abi benthos is not active yet")
+        .stdout_has("entry lf:api: field kind: http.service entries are not active yet");
     assert!(
         !run.stdout.contains("s3cr3t"),
         "an env value was printed:\n{}",
@@ -258,7 +258,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
     ws.wafer(&["call", "lf:counter"]).prints("1");
     ws.wafer(&["call", "lf:fetched"]).fails(
         2,
-        "entry lf:fetched: field url: module URLs are not active yet",
+        "entry lf:fetched: field abi: abi benthos is not active yet",
     );
 }
 

@@ -2,5 +2,6 @@
 
 mod call;
 mod check;
+mod programs;
 mod tools;
 mod util;

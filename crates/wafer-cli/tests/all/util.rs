@@ -56,7 +56,14 @@ impl Workspace {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command.env_remove("WAFER_LOG");
+        // Each test keeps its own cache, never the user's.
+        command.env("WAFER_CACHE_DIR", self.cache_dir());
         command
+    }
+
+    /// The cache folder `wafer` uses in this workspace.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.path().join(".cache")
     }
 }
 

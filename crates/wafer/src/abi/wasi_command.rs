@@ -16,11 +16,12 @@
 //! a fresh instance from the program's `InstancePre`.
 
 use wasmtime::component::{Component, Linker as ComponentLinker};
-use wasmtime::{Engine, InstancePre, Linker, Module, Store};
+use wasmtime::{Engine, InstancePre, Linker, Store};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::LoadError;
+use crate::compiler::Compiler;
 use crate::host::HostState;
 use crate::wasi::grants::check_component_import;
 
@@ -48,7 +49,7 @@ pub(crate) struct CommandLinkers<'a> {
 impl CommandProgram {
     /// Compiles `bytes` (a core module or a component) and links it.
     pub fn load(
-        engine: &Engine,
+        compiler: &Compiler,
         linkers: &CommandLinkers<'_>,
         bytes: &[u8],
         strict: bool,
@@ -61,7 +62,7 @@ impl CommandProgram {
             )
         };
         if wasmparser::Parser::is_core_wasm(bytes) {
-            let module = Module::new(engine, bytes).map_err(not_loadable)?;
+            let module = compiler.module(bytes).map_err(not_loadable)?;
             for import in module.imports() {
                 if import.module() != WASI_P1 {
                     return Err(LoadError::new(
@@ -90,8 +91,9 @@ impl CommandProgram {
             })?;
             Ok(CommandProgram::P1(pre))
         } else {
-            let component = Component::new(engine, bytes).map_err(not_loadable)?;
-            check_imports(engine, &component).map_err(|m| LoadError::new(source_field, m))?;
+            let component = compiler.component(bytes).map_err(not_loadable)?;
+            check_imports(compiler.engine(), &component)
+                .map_err(|m| LoadError::new(source_field, m))?;
             let pre = linkers
                 .components
                 .instantiate_pre(&component)

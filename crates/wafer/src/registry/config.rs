@@ -228,10 +228,19 @@ pub struct FunctionConfig {
 
 impl FunctionConfig {
     /// Whether everything this function needs to run is active: the `wit`
-    /// or `wasi-command` ABI, and a module that is not fetched from a URL.
+    /// or `wasi-command` ABI.
     /// Others are listed by `wafer check` as not active yet.
     pub fn is_active(&self) -> bool {
         self.inactive_reason().is_none()
+    }
+
+    /// The entry field that names the module: `source`, `path` or `url`.
+    pub fn source_field(&self) -> &'static str {
+        match self.source {
+            ModuleSource::WatInline(_) | ModuleSource::WatFile(_) => "source",
+            ModuleSource::FsPath { .. } => "path",
+            ModuleSource::Url(_) => "url",
+        }
     }
 
     /// Why this function cannot run yet, and the field that says so.
@@ -241,9 +250,6 @@ impl FunctionConfig {
                 "abi",
                 format!("abi {} is not active yet", self.abi.as_str()),
             ));
-        }
-        if let ModuleSource::Url(url) = &self.source {
-            return Some(("url", format!("module URLs are not active yet ({url})")));
         }
         None
     }

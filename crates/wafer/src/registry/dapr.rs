@@ -139,7 +139,6 @@ pub(crate) fn parse_binding(
         Some("") => fields.problem("spec.metadata", "metadata `url` is empty"),
         Some(_) => {}
     }
-    fields.inactive("spec.metadata", "module URLs are not active yet");
     if fields.has_problems() {
         return None;
     }

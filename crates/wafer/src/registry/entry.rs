@@ -209,7 +209,6 @@ fn parse_wasm_source(
                     "missing required field (sha256:<hex> of the module at `url`)",
                 );
             }
-            fields.inactive("url", "module URLs are not active yet");
             Some(ModuleSource::Url(url))
         }
         (None, Some(fs), Some(path)) => {

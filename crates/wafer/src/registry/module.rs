@@ -17,7 +17,7 @@ impl Registry {
     ///
     /// A [`Problem`] naming the file, entry and field: an unreadable file, a
     /// hash mismatch, WAT that does not parse, bytes that are not Wasm, or a
-    /// source kind that is not active yet.
+    /// module named by URL (see [`crate::sources`]).
     pub fn module_bytes(&self, id: &str) -> Result<Vec<u8>, Problem> {
         let entry = self
             .get(id)
@@ -100,7 +100,9 @@ impl Registry {
             ModuleSource::Url(url) => {
                 return Err(locate(
                     "url",
-                    format!("module URLs are not active yet ({url})"),
+                    format!(
+                        "{url} is fetched by the runtime (wafer::sources), not read from the registry"
+                    ),
                 ));
             }
         };

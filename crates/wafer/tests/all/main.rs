@@ -4,4 +4,5 @@ mod commands;
 mod instances;
 mod mapping;
 mod pools;
+mod sources;
 mod util;

@@ -175,7 +175,12 @@ async fn exhausting_the_engines_instance_slots_is_pool_full() {
         "    pool:\n      type: lazy\n      max_size: 8\n",
     );
     let engine = WaferEngine::new(&EngineSettings { max_instances: 2 }).unwrap();
-    let runtime = Runtime::with_engine(registry(&dir_of(path), &[entry]), engine).unwrap();
+    let runtime = Runtime::with_engine(
+        registry(&dir_of(path), &[entry]),
+        engine,
+        Default::default(),
+    )
+    .unwrap();
     let sleep = runtime.function("t:sleep").unwrap();
     let calls = (0..4)
         .map(|_| spawn_call(&sleep, vec![json!(300)]))

@@ -21,11 +21,12 @@ mod export;
 
 use serde_json::Value;
 use wasmtime::component::types::{ComponentFunc, Type};
-use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, Linker, Val};
+use wasmtime::component::{ComponentExportIndex, Func, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
 use super::LoadError;
 use super::wasi_command::check_imports;
+use crate::compiler::Compiler;
 use crate::host::HostState;
 use crate::registry::FunctionConfig;
 use crate::values::{self, ValueError, wit_signature, wit_type};
@@ -47,7 +48,7 @@ impl WitFunction {
     /// Compiles `module` (a component, or a core module wrapped into one)
     /// and resolves its imports and the export `method` ahead of any call.
     pub fn load(
-        engine: &Engine,
+        compiler: &Compiler,
         linker: &Linker<HostState>,
         module: &[u8],
         config: &FunctionConfig,
@@ -74,7 +75,8 @@ impl WitFunction {
             }
             module
         };
-        let component = Component::new(engine, bytes).map_err(|e| {
+        let engine = compiler.engine();
+        let component = compiler.component(bytes).map_err(|e| {
             LoadError::new(
                 source_field,
                 format!("not a loadable WebAssembly binary: {e:#}"),

@@ -1,0 +1,158 @@
+//! `wafer exec FILE.wasm [-- ARGS...]`: run a WASI program like
+//! `wasmtime run`, inside wafer's sandbox.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use bytesize::ByteSize;
+use wafer::limits::Limits;
+use wafer::wasi::{EnvBinding, EnvSource, MountGrant, OutputMode, Sandbox, Stdin};
+use wafer::{CommandInput, Registry, Runtime};
+
+use super::call::{call_failure, interruptible_runtime};
+use super::{CacheArgs, read_input};
+use crate::exit::Failure;
+
+/// Run a WASI program (a wasip1 core module or a wasip2 component).
+///
+/// stdin, stdout and stderr are passed through; wafer exits with the
+/// program's exit status. argv[0] is the file name without `.wasm`.
+/// Nothing of the host reaches the program unless a flag grants it: no
+/// environment, no files, no network. Limits default as for registry
+/// entries (10 s, 256 MiB of memory, 16 MiB of output).
+///
+/// Example: wafer exec hello.wasm --mount ./data:/data:ro -- --verbose
+#[derive(clap::Args)]
+pub struct ExecArgs {
+    /// The program.
+    file: PathBuf,
+    /// Arguments after argv[0] (write them after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+    /// Mount a host folder at an absolute guest path; `:ro` refuses writes.
+    #[arg(long, value_name = "HOST:GUEST[:ro]")]
+    mount: Vec<String>,
+    /// Set an environment variable in the guest.
+    #[arg(long, value_name = "K=V")]
+    env: Vec<String>,
+    /// The guest's working directory (wasip2's initial-cwd, and PWD).
+    #[arg(long, value_name = "GUEST_PATH")]
+    cwd: Option<String>,
+    /// Stop the program after this many milliseconds.
+    #[arg(long, value_name = "N", default_value_t = wafer::limits::DEFAULT_MAX_EXECUTION_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: u64,
+    /// Most linear memory the program may use (`64MiB`, `1GB`, bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(wafer::limits::DEFAULT_MAX_MEMORY_BYTES))]
+    max_memory: ByteSize,
+    /// Most bytes of stdout and stderr together.
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(wafer::limits::DEFAULT_MAX_OUTPUT_BYTES))]
+    max_output: ByteSize,
+    /// A deterministic world: fixed clocks, seeded randomness, instant
+    /// sleeps (Dapr's strictSandbox).
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+pub fn run(args: ExecArgs) -> Result<(), Failure> {
+    let module = read_input(&args.file)?;
+    let sandbox = sandbox(&args).map_err(Failure::input)?;
+    let limits = Limits {
+        max_execution: Duration::from_millis(args.timeout_ms),
+        max_memory_bytes: args.max_memory.as_u64(),
+        max_output_bytes: args.max_output.as_u64(),
+    };
+    let runtime = Runtime::with_options(Registry::default(), args.cache.options())
+        .map_err(Failure::failed)?;
+    let id = args.file.display().to_string();
+    let program = runtime
+        .program(&id, &module, sandbox, limits)
+        .map_err(call_failure)?;
+    let input = CommandInput {
+        args: args.args.clone(),
+        stdin: Stdin::Inherit,
+        output: OutputMode::PassThrough,
+    };
+    let tokio = interruptible_runtime(&runtime)?;
+    let outcome = tokio.block_on(program.run(input));
+    // The guest may still block on stdin; do not wait for it.
+    tokio.shutdown_background();
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(wafer::Error::Exit { output, .. }) => Err(Failure::exit(output.exit_code)),
+        Err(error) => Err(call_failure(error)),
+    }
+}
+
+fn sandbox(args: &ExecArgs) -> anyhow::Result<Sandbox> {
+    let name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let mut sandbox = Sandbox {
+        program_name: name.strip_suffix(".wasm").unwrap_or(&name).to_string(),
+        cwd: args.cwd.clone(),
+        strict: args.strict,
+        ..Sandbox::default()
+    };
+    for mount in &args.mount {
+        sandbox.mounts.push(parse_mount(mount)?);
+    }
+    for pair in &args.env {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--env {pair}: expected K=V"))?;
+        sandbox.env.push(EnvBinding {
+            name: name.to_string(),
+            source: EnvSource::Value(value.to_string()),
+        });
+    }
+    Ok(sandbox)
+}
+
+/// `HOST:GUEST[:ro]`.
+fn parse_mount(text: &str) -> anyhow::Result<MountGrant> {
+    let (rest, read_only) = match text.strip_suffix(":ro") {
+        Some(rest) => (rest, true),
+        None => (text, false),
+    };
+    let (host, guest) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("--mount {text}: expected HOST:GUEST[:ro]"))?;
+    if !guest.starts_with('/') {
+        return Err(anyhow!(
+            "--mount {text}: the guest path `{guest}` must be absolute"
+        ));
+    }
+    let host = std::fs::canonicalize(host)
+        .with_context(|| format!("--mount {text}: cannot open {host}"))?;
+    Ok(MountGrant {
+        host,
+        guest: guest.to_string(),
+        read_only,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_parse_with_and_without_ro() {
+        let dir = std::env::temp_dir();
+        let text = format!("{}:/data:ro", dir.display());
+        let mount = parse_mount(&text).unwrap();
+        assert!(mount.read_only);
+        assert_eq!(mount.guest, "/data");
+        assert!(
+            !parse_mount(&format!("{}:/out", dir.display()))
+                .unwrap()
+                .read_only
+        );
+        assert!(parse_mount(&format!("{}:relative", dir.display())).is_err());
+        assert!(parse_mount("no-separator").is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! WASI programs from the command line: `wafer call` on `wasi-command`
+//! entries, `wafer exec`, `wafer compile` and `wafer cache`.
+
+use super::util::{Workspace, header};
+
+/// A workspace whose registry runs `programs` (p1 builds) as
+/// `p:<name>`, each copied to `bin/<name>.wasm`.
+fn programs(programs: &[(&str, &str)]) -> Workspace {
+    let ws = Workspace::new();
+    let mut yaml = format!(
+        "{}  - name: bin\n    kind: fs.directory\n    directory: ./bin\n",
+        header("p")
+    );
+    for (name, guest) in programs {
+        let hash = ws.copy_guest(guest, &format!("bin/{name}.wasm"));
+        yaml.push_str(&format!(
+            "  - name: {name}\n    kind: function.wasm\n    fs: bin\n    path: {name}.wasm\n    hash: {hash}\n    abi: wasi-command\n"
+        ));
+    }
+    ws.write("_index.yaml", yaml);
+    ws
+}
+
+#[test]
+fn call_passes_args_and_stdin_and_prints_stdout_unchanged() {
+    let ws = programs(&[
+        ("args", wafer_guests::P1_ARGS),
+        ("echo", wafer_guests::P1_ECHO),
+    ]);
+    let run = ws.wafer(&["call", "p:args", "one two", "-3"]);
+    run.code(0);
+    assert_eq!(run.stdout, "args\none two\n-3");
+    let run = ws.wafer(&["call", "p:echo", "--stdin", "no newline added"]);
+    assert_eq!(run.stdout, "no newline added");
+    let run = ws.wafer_with_stdin(&["call", "p:echo", "--stdin-file", "-"], "piped\n");
+    assert_eq!(run.stdout, "piped\n");
+    ws.write("input.txt", "from a file");
+    let run = ws.wafer(&["call", "p:echo", "--stdin-file", "input.txt"]);
+    assert_eq!(run.stdout, "from a file");
+}
+
+#[test]
+fn call_exits_with_the_programs_status_and_keeps_its_output() {
+    let ws = programs(&[("exit_code", wafer_guests::P1_EXIT_CODE)]);
+    let run = ws.wafer(&["call", "p:exit_code", "7"]);
+    run.code(7).stderr_has("bye");
+    assert_eq!(run.stdout, "exiting\n");
+}
+
+#[test]
+fn call_refuses_stdin_for_typed_functions() {
+    let ws = Workspace::new();
+    ws.wafer(&[
+        "call",
+        "quickstart:add",
+        "1",
+        "2",
+        "--stdin",
+        "x",
+        "--registry",
+        &super::util::repo_root()
+            .join("examples/quickstart")
+            .display()
+            .to_string(),
+    ])
+    .fails(2, "--stdin and --stdin-file are for WASI programs");
+}
+
+#[test]
+fn exec_runs_a_program_with_stdio_passed_through() {
+    let ws = Workspace::new();
+    ws.copy_guest(wafer_guests::P1_HELLO, "hello.wasm");
+    ws.wafer(&["exec", "hello.wasm", "--", "salaboy"])
+        .prints("hello salaboy");
+    ws.copy_guest(wafer_guests::P2_ECHO, "echo.wasm");
+    let run = ws.wafer_with_stdin(&["exec", "echo.wasm"], "through stdin\n");
+    assert_eq!(run.stdout, "through stdin\n");
+    ws.copy_guest(wafer_guests::P1_EXIT_CODE, "exit.wasm");
+    ws.wafer(&["exec", "exit.wasm", "--", "5"]).code(5);
+}
+
+#[test]
+fn exec_grants_nothing_unless_a_flag_does() {
+    let ws = Workspace::new();
+    ws.copy_guest(wafer_guests::P1_ENV_VAR, "env.wasm");
+    ws.copy_guest(wafer_guests::P1_READ_FILE, "read.wasm");
+    ws.copy_guest(wafer_guests::P1_WRITE_FILE, "write.wasm");
+    ws.write("data/note.txt", "mounted\n");
+    // The host's own environment (HOME, PATH...) never reaches the guest.
+    let run = ws.wafer(&["exec", "env.wasm"]);
+    run.code(0);
+    assert_eq!(run.stdout, "");
+    ws.wafer(&["exec", "env.wasm", "--env", "GREETING=hi"])
+        .prints("GREETING=hi");
+    ws.wafer(&["exec", "read.wasm", "--", "/etc/passwd"])
+        .code(1);
+    ws.wafer(&[
+        "exec",
+        "read.wasm",
+        "--mount",
+        "data:/data:ro",
+        "--",
+        "/data/note.txt",
+    ])
+    .prints("mounted");
+    ws.wafer(&[
+        "exec",
+        "write.wasm",
+        "--mount",
+        "data:/data:ro",
+        "--",
+        "/data/note.txt",
+        "x",
+    ])
+    .code(1);
+    ws.wafer(&[
+        "exec",
+        "write.wasm",
+        "--mount",
+        "data:/data",
+        "--",
+        "/data/new.txt",
+        "x",
+    ])
+    .code(0);
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("data/new.txt")).unwrap(),
+        "x"
+    );
+}
+
+#[test]
+fn exec_limits_stop_misbehaving_programs() {
+    let ws = Workspace::new();
+    ws.copy_guest(wafer_guests::P1_LOOP_FOREVER, "loop.wasm");
+    ws.copy_guest(wafer_guests::P1_FLOOD, "flood.wasm");
+    ws.copy_guest(wafer_guests::P2_MEMORY_BOMB, "bomb.wasm");
+    ws.wafer(&["exec", "loop.wasm", "--timeout-ms", "50"])
+        .fails(1, "limits.max_execution_ms = 50 ms");
+    let run = ws.wafer(&["exec", "flood.wasm", "--max-output", "1KiB"]);
+    run.code(1)
+        .stderr_has("limits.max_output_bytes = 1024 bytes");
+    assert_eq!(run.stdout.len(), 1024);
+    ws.wafer(&["exec", "bomb.wasm", "--max-memory", "16MiB"])
+        .fails(1, "limits.max_memory_bytes = 16777216 bytes");
+    ws.write("not.wasm", "<html></html>");
+    ws.wafer(&["exec", "not.wasm"])
+        .fails(2, "not a loadable WebAssembly binary");
+}
+
+#[test]
+fn compile_fills_the_cache_and_a_second_start_compiles_nothing() {
+    let ws = programs(&[
+        ("args", wafer_guests::P1_ARGS),
+        ("echo", wafer_guests::P2_ECHO),
+    ]);
+    ws.wafer(&["compile"])
+        .stdout_has("2 functions: 2 compiled, 0 already in the cache");
+    ws.wafer(&["compile"])
+        .stdout_has("2 functions: 0 compiled, 2 already in the cache");
+    ws.wafer(&["-v", "call", "p:args"]).code(0);
+    ws.wafer(&["cache", "clean"]).stdout_has("removed 2 files");
+    ws.wafer(&["compile", "--no-cache"])
+        .fails(2, "compiling into no cache keeps nothing");
+    ws.wafer(&["compile"])
+        .stdout_has("2 functions: 2 compiled, 0 already in the cache");
+    let dir = ws.cache_dir().display().to_string();
+    ws.wafer(&["cache", "dir"]).prints(&dir);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(ws.cache_dir())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+}

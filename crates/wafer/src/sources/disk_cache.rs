@@ -1,0 +1,337 @@
+//! The on-disk cache that several wafer processes share: downloaded modules,
+//! compiled artifacts, and which module each URL served last.
+//!
+//! Every file is written to a temporary name in its final folder and renamed
+//! into place, so a reader (in any process) sees a whole file or none. Every
+//! read re-checks a SHA-256 digest: a corrupt or altered file is deleted and
+//! reported as missing, so the caller falls back to fetching or compiling.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::hash::Sha256Hash;
+
+/// Module binaries, named `<sha256 hex>.wasm` after their content.
+const MODULES: &str = "modules";
+/// Compiled artifacts, named `<key>.cwasm`, each behind a [`COMPILED_HEADER`].
+const COMPILED: &str = "compiled";
+/// One file per URL, named after the URL's SHA-256, holding `sha256:<hex>`.
+const URLS: &str = "urls";
+
+/// A compiled file is this, the payload's `sha256:<hex>`, a newline, then
+/// the payload. The version lets a later format be told apart (and discarded).
+const COMPILED_HEADER: &str = "wafer-compiled-v1 ";
+/// Longer than any valid header, to bound the search for its newline.
+const MAX_HEADER_LEN: usize = 128;
+/// Keeps `<key>.cwasm` under the usual 255-byte file-name limit.
+const MAX_KEY_LEN: usize = 200;
+
+/// A cache directory, safe to share between concurrent wafer processes.
+#[derive(Clone, Debug)]
+pub struct DiskCache {
+    dir: PathBuf,
+}
+
+/// What [`DiskCache::clean`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CleanReport {
+    /// Files removed (symbolic links count as files).
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
+impl DiskCache {
+    /// Opens the cache in `dir`, creating it and its parents if missing.
+    ///
+    /// On unix the directory ends up with mode 0700 even if it existed with
+    /// wider access: compiled artifacts are loaded as trusted machine code,
+    /// so no other user may be able to write them. Fails if the directory
+    /// cannot be created or its mode cannot be set (e.g. another user owns it).
+    pub fn open(dir: impl Into<PathBuf>) -> io::Result<DiskCache> {
+        let dir = dir.into();
+        make_private_dir(&dir)?;
+        Ok(DiskCache { dir })
+    }
+
+    /// The cache directory to use when none is configured: `$WAFER_CACHE_DIR`
+    /// if set, else `$XDG_CACHE_HOME/wafer`, else `$HOME/.cache/wafer`, else
+    /// `wafer-cache` in the system's temporary directory. Empty variables
+    /// count as unset, and so does a relative `XDG_CACHE_HOME` (as the XDG
+    /// specification says).
+    pub fn default_dir() -> PathBuf {
+        default_dir_from(|name| std::env::var_os(name))
+    }
+
+    /// The directory this cache lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The module whose content hashes to `hash`, if cached and intact.
+    pub fn read_module(&self, hash: &Sha256Hash) -> Option<Vec<u8>> {
+        let path = self.dir.join(MODULES).join(module_file_name(hash));
+        let bytes = read_if_present(&path)?;
+        if Sha256Hash::of(&bytes) != *hash {
+            discard(&path, "its content does not match the hash in its name");
+            return None;
+        }
+        Some(bytes)
+    }
+
+    /// Stores a module under its own hash, which is returned.
+    pub fn write_module(&self, bytes: &[u8]) -> io::Result<Sha256Hash> {
+        let hash = Sha256Hash::of(bytes);
+        write_atomically(&self.dir.join(MODULES), &module_file_name(&hash), &[bytes])?;
+        Ok(hash)
+    }
+
+    /// The compiled artifact stored under `key`, if present and intact.
+    ///
+    /// The check catches truncation and corruption, not a deliberate forgery
+    /// (a forger can rewrite the header too): that is what the directory's
+    /// 0700 mode is for. An invalid key is never stored, so it reads as absent.
+    pub fn read_compiled(&self, key: &str) -> Option<Vec<u8>> {
+        let path = self.dir.join(COMPILED).join(compiled_file_name(key).ok()?);
+        let mut bytes = read_if_present(&path)?;
+        match split_compiled(&bytes) {
+            Some((hash, header_len)) if Sha256Hash::of(&bytes[header_len..]) == hash => {
+                bytes.drain(..header_len);
+                Some(bytes)
+            }
+            Some(_) => {
+                discard(&path, "its payload does not match the hash in its header");
+                None
+            }
+            None => {
+                discard(&path, "it has no valid wafer-compiled header");
+                None
+            }
+        }
+    }
+
+    /// Stores `payload` under `key`, replacing what was there.
+    ///
+    /// A key is 1 to 200 characters of `A-Z a-z 0-9 . _ -`, not starting with
+    /// `.`; any other key fails with [`io::ErrorKind::InvalidInput`].
+    pub fn write_compiled(&self, key: &str, payload: &[u8]) -> io::Result<()> {
+        let name = compiled_file_name(key)?;
+        let header = format!("{COMPILED_HEADER}{}\n", Sha256Hash::of(payload));
+        write_atomically(
+            &self.dir.join(COMPILED),
+            &name,
+            &[header.as_bytes(), payload],
+        )
+    }
+
+    /// Records that `url` last served the module with hash `hash`.
+    pub fn remember_url(&self, url: &str, hash: &Sha256Hash) -> io::Result<()> {
+        let content = hash.to_string();
+        write_atomically(
+            &self.dir.join(URLS),
+            &url_file_name(url),
+            &[content.as_bytes()],
+        )
+    }
+
+    /// The hash of the module `url` last served, if recorded.
+    pub fn url_hash(&self, url: &str) -> Option<Sha256Hash> {
+        let path = self.dir.join(URLS).join(url_file_name(url));
+        let bytes = read_if_present(&path)?;
+        let hash = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        if hash.is_none() {
+            discard(&path, "it does not hold a sha256:<hex> hash");
+        }
+        hash
+    }
+
+    /// Removes everything the cache holds and says how much that was.
+    ///
+    /// Only the cache's own subfolders are touched, so a cache directory set
+    /// by mistake to a folder with other content (`$HOME`, say) loses nothing
+    /// else. Symbolic links are removed, never followed. A file another
+    /// process writes meanwhile may survive.
+    pub fn clean(&self) -> io::Result<CleanReport> {
+        let mut report = CleanReport::default();
+        for folder in [MODULES, COMPILED, URLS] {
+            remove_tree(&self.dir.join(folder), &mut report)?;
+        }
+        Ok(report)
+    }
+}
+
+fn default_dir_from(var: impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    let set = |name: &str| {
+        var(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = set("WAFER_CACHE_DIR") {
+        return dir;
+    }
+    if let Some(dir) = set("XDG_CACHE_HOME").filter(|dir| dir.is_absolute()) {
+        return dir.join("wafer");
+    }
+    if let Some(home) = set("HOME") {
+        return home.join(".cache").join("wafer");
+    }
+    std::env::temp_dir().join("wafer-cache")
+}
+
+fn module_file_name(hash: &Sha256Hash) -> String {
+    format!("{}.wasm", hash.hex())
+}
+
+/// Hashing the URL gives a fixed-length name that is safe on any file system
+/// whatever the URL contains.
+fn url_file_name(url: &str) -> String {
+    Sha256Hash::of(url.as_bytes()).hex()
+}
+
+fn compiled_file_name(key: &str) -> io::Result<String> {
+    let valid = !key.is_empty()
+        && key.len() <= MAX_KEY_LEN
+        // Also rules out `.` and `..`, and tempfile's `.tmp…` names.
+        && !key.starts_with('.')
+        && key
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(format!("{key}.cwasm"))
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "invalid compiled-cache key {key:?}: use 1 to {MAX_KEY_LEN} characters \
+                 of A-Z a-z 0-9 . _ -, not starting with `.`"
+            ),
+        ))
+    }
+}
+
+/// The payload hash and the header's length, if `bytes` starts with a
+/// well-formed header.
+fn split_compiled(bytes: &[u8]) -> Option<(Sha256Hash, usize)> {
+    let newline = bytes
+        .iter()
+        .take(MAX_HEADER_LEN)
+        .position(|&byte| byte == b'\n')?;
+    let header = std::str::from_utf8(&bytes[..newline]).ok()?;
+    let hash = header.strip_prefix(COMPILED_HEADER)?.parse().ok()?;
+    Some((hash, newline + 1))
+}
+
+/// Creates `dir` if needed and gives it mode 0700 on unix.
+fn make_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|error| at(dir, error))?;
+    restrict(dir).map_err(|error| at(dir, error))
+}
+
+#[cfg(unix)]
+fn restrict(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // The builder's mode applies only to folders it creates, and only after
+    // the umask; an existing folder keeps whatever mode it had.
+    if fs::metadata(dir)?.permissions().mode() & 0o777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Writes `parts` to `folder/name` so that no reader ever sees a partial
+/// file: concurrent writers of one name each rename a complete file into
+/// place, and the last rename wins.
+fn write_atomically(folder: &Path, name: &str, parts: &[&[u8]]) -> io::Result<()> {
+    // Made again on every write: `clean` (maybe in another process) removes it.
+    make_private_dir(folder)?;
+    // The temporary file is in the same folder so the rename cannot cross
+    // file systems; tempfile creates it with mode 0600 on unix.
+    let mut file = tempfile::NamedTempFile::new_in(folder).map_err(|error| at(folder, error))?;
+    for part in parts {
+        file.write_all(part)
+            .map_err(|error| at(file.path(), error))?;
+    }
+    let path = folder.join(name);
+    file.persist(&path)
+        .map_err(|error| at(&path, error.error))?;
+    Ok(())
+}
+
+/// The file's content, or `None` if it is absent or unreadable (the cache
+/// never fails a load: it only saves work).
+fn read_if_present(path: &Path) -> Option<Vec<u8>> {
+    match fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(error) => {
+            tracing::warn!(file = %path.display(), %error, "Cannot read cache file; ignoring it");
+            None
+        }
+    }
+}
+
+fn discard(path: &Path, reason: &str) {
+    tracing::warn!(file = %path.display(), reason, "Removing damaged cache file");
+    if let Err(error) = fs::remove_file(path)
+        && error.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %path.display(), %error, "Cannot remove damaged cache file");
+    }
+}
+
+fn remove_tree(path: &Path, report: &mut CleanReport) -> io::Result<()> {
+    let metadata = match fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(at(path, error)),
+    };
+    if metadata.is_dir() {
+        for entry in fs::read_dir(path).map_err(|error| at(path, error))? {
+            let entry = entry.map_err(|error| at(path, error))?;
+            remove_tree(&entry.path(), report)?;
+        }
+        match fs::remove_dir(path) {
+            // Another process just wrote into it, or removed it: both fine.
+            Err(error)
+                if !matches!(
+                    error.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
+                return Err(at(path, error));
+            }
+            _ => {}
+        }
+    } else {
+        match fs::remove_file(path) {
+            Ok(()) => {
+                report.files += 1;
+                report.bytes += metadata.len();
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(at(path, error)),
+        }
+    }
+    Ok(())
+}
+
+/// Adds the path to an I/O error, whose own message never names the file.
+fn at(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests;
