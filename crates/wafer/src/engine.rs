@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::error::EngineError;
 use crate::pools::PoolPolicy;
 use crate::registry::Registry;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances: the resolution of `max_execution_ms`.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -32,6 +32,13 @@ pub const MEMORY_RESERVATION: u64 = 4 << 30;
 
 /// Guard region after each linear memory.
 pub const MEMORY_GUARD: u64 = 32 << 20;
+
+/// Bytes of each freed linear memory slot kept resident and reset with
+/// memset: a Rust program's 1 MiB stack and a small heap.
+pub const KEEP_RESIDENT_MEMORY: usize = 2 << 20;
+
+/// Bytes of each freed table slot kept resident and reset with memset.
+pub const KEEP_RESIDENT_TABLE: usize = 64 << 10;
 
 /// Settings that may vary between processes without invalidating compiled
 /// code.
@@ -178,7 +185,15 @@ fn config(pooling: Option<&EngineSettings>) -> Config {
             .total_memories(slots)
             .total_tables(slots.saturating_mul(2))
             .total_stacks(slots)
-            .max_memory_size(MEMORY_RESERVATION as usize);
+            .max_memory_size(MEMORY_RESERVATION as usize)
+            // Reset a freed slot's dirty pages with memset, found with
+            // Linux's PAGEMAP_SCAN, instead of madvise: an madvise in a
+            // multithreaded process flushes the TLB of every other core
+            // (IPIs), which kept fresh-instance-per-call functions from
+            // scaling across cores (BENCHMARKS.md, issue 3).
+            .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
+            .table_keep_resident(KEEP_RESIDENT_TABLE)
+            .pagemap_scan(Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
