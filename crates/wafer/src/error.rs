@@ -127,6 +127,8 @@ pub enum Error {
         id: String,
         /// The trap and its backtrace, as wasmtime reports them.
         message: String,
+        /// For a WASI program, what it wrote before (a panic message, say).
+        output: Option<Box<CommandOutput>>,
     },
     /// The call ran longer than `limits.max_execution_ms` and was stopped.
     #[error("{id}: stopped after limits.max_execution_ms = {limit_ms} ms")]
@@ -135,6 +137,8 @@ pub enum Error {
         id: String,
         /// The limit that was hit.
         limit_ms: u64,
+        /// For a WASI program, what it wrote before it was stopped.
+        output: Option<Box<CommandOutput>>,
     },
     /// The guest asked for more linear memory than
     /// `limits.max_memory_bytes` and failed for it. The instance is
@@ -147,6 +151,8 @@ pub enum Error {
         id: String,
         /// The limit that was hit.
         limit_bytes: u64,
+        /// For a WASI program, what it wrote before it failed.
+        output: Option<Box<CommandOutput>>,
     },
     /// A WASI program wrote more than `limits.max_output_bytes` to stdout
     /// and stderr together and was stopped; `output` holds the first bytes.
@@ -290,12 +296,26 @@ impl Error {
     }
 
     /// What a WASI program wrote before it failed, when it failed after
-    /// running (a non-zero exit, the output limit).
+    /// running (a non-zero exit, a limit, a trap).
     pub fn command_output(&self) -> Option<&CommandOutput> {
         match self {
             Error::Exit { output, .. } | Error::OutputLimit { output, .. } => Some(output),
+            Error::Trap { output, .. }
+            | Error::DeadlineExceeded { output, .. }
+            | Error::MemoryLimit { output, .. } => output.as_deref(),
             _ => None,
         }
+    }
+
+    /// Attaches what a WASI program wrote to an error that can carry it.
+    pub(crate) fn with_output(mut self, written: CommandOutput) -> Self {
+        if let Error::Trap { output, .. }
+        | Error::DeadlineExceeded { output, .. }
+        | Error::MemoryLimit { output, .. } = &mut self
+        {
+            *output = Some(Box::new(written));
+        }
+        self
     }
 }
 

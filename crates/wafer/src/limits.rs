@@ -80,14 +80,20 @@ impl Default for Limits {
 pub(crate) struct MemoryCap {
     max_bytes: usize,
     used_bytes: usize,
+    /// The growth last allowed, undone if wasmtime then fails it.
+    last_growth: Option<(usize, usize)>,
     refused: bool,
 }
+
+/// Most elements a table may grow to (a funcref is 8 bytes of host memory).
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
 impl MemoryCap {
     pub fn new(max_bytes: u64) -> Self {
         MemoryCap {
             max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
             used_bytes: 0,
+            last_growth: None,
             refused: false,
         }
     }
@@ -118,15 +124,31 @@ impl wasmtime::ResourceLimiter for MemoryCap {
             return Ok(false);
         }
         self.used_bytes = others + desired;
+        self.last_growth = Some((current, desired));
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Allowed here but refused by wasmtime (past the memory's own
+        // maximum): the memory kept its old size.
+        if let Some((current, desired)) = self.last_growth.take() {
+            self.used_bytes = self.used_bytes.saturating_sub(desired - current);
+        }
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
         _current: usize,
-        _desired: usize,
+        desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        // Tables live outside linear memory; without a cap a guest could
+        // grow one toward 2^32 entries of host memory.
+        if desired > MAX_TABLE_ELEMENTS {
+            self.refused = true;
+            return Ok(false);
+        }
         Ok(true)
     }
 }

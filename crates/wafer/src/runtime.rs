@@ -180,11 +180,32 @@ impl Runtime {
         match slot.get_or_init(|| self.load(id)) {
             Ok(function) => Ok(function.clone()),
             Err(problems) if problems.is_empty() => Err(self.not_loadable(id)),
-            Err(problems) => Err(Error::Refused {
-                id: id.to_string(),
-                problems: problems.clone(),
-            }),
+            Err(problems) => {
+                if self.fetched_from_url(id) {
+                    // A download may fail for a while (a server restarting,
+                    // a network blip): forget the failure, so that a later
+                    // call tries again instead of failing until restart.
+                    let mut functions = self.functions.write().unwrap_or_else(|p| p.into_inner());
+                    if functions
+                        .get(id)
+                        .is_some_and(|known| Arc::ptr_eq(known, &slot))
+                    {
+                        functions.remove(id);
+                    }
+                }
+                Err(Error::Refused {
+                    id: id.to_string(),
+                    problems: problems.clone(),
+                })
+            }
         }
+    }
+
+    fn fetched_from_url(&self, id: &str) -> bool {
+        self.registry
+            .get(id)
+            .and_then(|entry| entry.function())
+            .is_some_and(|function| matches!(function.source, ModuleSource::Url(_)))
     }
 
     /// A WASI program outside the registry (`wafer exec`): `module` (a

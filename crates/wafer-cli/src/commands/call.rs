@@ -75,7 +75,7 @@ fn run_program(
         (None, None) => Vec::new(),
     };
     let input = CommandInput::new()
-        .args(args.target.args.iter().cloned())
+        .args(args.target.program_args()?)
         .stdin(stdin);
     let tokio = interruptible_runtime(runtime)?;
     match tokio.block_on(function.run(input)) {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use wafer::Runtime;
 
 use super::{CacheArgs, compile_progress, load_registry, print_line};
@@ -29,6 +29,10 @@ pub fn run(args: CompileArgs) -> Result<(), Failure> {
             "--no-cache: compiling into no cache keeps nothing"
         )));
     };
+    // Fail here rather than compile into a cache that is not used.
+    wafer::sources::DiskCache::open(&dir)
+        .with_context(|| format!("cannot use the cache {}", dir.display()))
+        .map_err(Failure::failed)?;
     let registry = load_registry(&args.registry)?;
     let runtime = Runtime::with_options(registry, args.cache.options()).map_err(Failure::failed)?;
     let loaded = runtime.load_all(compile_progress());

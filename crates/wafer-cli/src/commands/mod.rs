@@ -111,7 +111,7 @@ pub struct FunctionArgs {
     /// The arguments: one JSON value each for a typed function; for a WASI
     /// program, each one argv entry as written.
     #[arg(value_name = "ARG", allow_negative_numbers = true)]
-    pub args: Vec<String>,
+    args: Vec<String>,
     /// Read the arguments from a file holding a JSON array (`-` for stdin).
     #[arg(long, value_name = "FILE", conflicts_with = "args")]
     args_file: Option<PathBuf>,
@@ -147,6 +147,22 @@ impl FunctionArgs {
                 })
             })
             .collect()
+    }
+
+    /// A WASI program's argv after its name: the ARGs as written, or the
+    /// `--args-file` array (strings as they are, other values as JSON).
+    pub fn program_args(&self) -> Result<Vec<String>, Failure> {
+        if self.args_file.is_none() {
+            return Ok(self.args.clone());
+        }
+        Ok(self
+            .json_args()?
+            .into_iter()
+            .map(|arg| match arg {
+                Value::String(text) => text,
+                other => other.to_string(),
+            })
+            .collect())
     }
 
     /// A runtime over the registry; problems in other entries are a

@@ -148,6 +148,38 @@ fn exec_limits_stop_misbehaving_programs() {
         .fails(2, "not a loadable WebAssembly binary");
 }
 
+/// A program blocked reading stdin runs no guest code, so no epoch tick
+/// sees the interrupt; it is stopped all the same.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_program_waiting_for_stdin() {
+    let ws = Workspace::new();
+    ws.copy_guest(wafer_guests::P1_ECHO, "echo.wasm");
+    let args = ["exec", "echo.wasm", "--timeout-ms", "600000"];
+    let mut child = ws
+        .command(&args)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _open_stdin = child.stdin.take();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = super::util::Run::new(&args, child.wait_with_output().unwrap());
+    run.fails(130, "interrupted");
+}
+
+#[test]
+fn call_takes_a_programs_arguments_from_a_file_too() {
+    let ws = programs(&[("args", wafer_guests::P1_ARGS)]);
+    ws.write("args.json", r#"["a b", 7]"#);
+    let run = ws.wafer(&["call", "p:args", "--args-file", "args.json"]);
+    assert_eq!(run.stdout, "args\na b\n7");
+}
+
 #[test]
 fn compile_fills_the_cache_and_a_second_start_compiles_nothing() {
     let ws = programs(&[

@@ -1,6 +1,11 @@
 //! WASI programs (`abi: wasi-command`): a fresh instance per call, run to
 //! completion, its output captured under the entry's limits.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -75,7 +80,7 @@ pub struct CommandOutput {
     /// Everything written to stderr (sharing that cap).
     pub stderr: Vec<u8>,
     /// The exit status: `proc_exit`'s code for preview 1 programs, 0 or 1
-    /// for preview 2 ones.
+    /// for preview 2 ones; 1 for a program that trapped or was stopped.
     pub exit_code: i32,
 }
 
@@ -146,9 +151,22 @@ impl Command {
         let deadline = host.deadline;
         let mut store = host.into_store(self.program.engine(), true);
         let _live = self.pool.created();
-        // The epoch callback stops a busy guest; this timer one that waits
-        // in a host call (a sleep, a read).
-        let outcome = tokio::time::timeout_at(deadline.into(), self.program.run(&mut store)).await;
+        // The epoch callback stops a busy guest; a guest waiting in a host
+        // call (a sleep, a read of stdin) is stopped by its deadline or an
+        // engine interrupt. Most runs never wait, so the timers are armed
+        // only for those that do.
+        let outcome = {
+            let mut run = std::pin::pin!(self.program.run(&mut store));
+            match std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await {
+                Poll::Ready(result) => Ok(result),
+                Poll::Pending => tokio::select! {
+                    outcome = tokio::time::timeout_at(deadline.into(), run) => outcome,
+                    () = interrupt_raised(&shared.interrupted) => {
+                        return Err(Error::Interrupted { id: shared.id.to_string() });
+                    }
+                },
+            }
+        };
         let written = output.take();
         let memory_refused = store.data().memory.was_refused();
         let finished = |exit_code| CommandOutput {
@@ -157,9 +175,8 @@ impl Command {
             exit_code,
         };
         match outcome {
-            Err(_elapsed) => Err(shared.deadline_exceeded()),
+            Err(_elapsed) => Err(shared.deadline_exceeded().with_output(finished(1))),
             Ok(Ok(0)) => Ok(finished(0)),
-            Ok(Ok(_)) if memory_refused => Err(shared.memory_exceeded()),
             Ok(Ok(code)) => Err(Error::Exit {
                 id: shared.id.to_string(),
                 output: Box::new(finished(code)),
@@ -171,7 +188,21 @@ impl Command {
                     output: Box::new(finished(1)),
                 })
             }
-            Ok(Err(e)) => Err(shared.call_error(e, memory_refused)),
+            Ok(Err(e)) => Err(shared
+                .call_error(e, memory_refused)
+                .with_output(finished(1))),
         }
     }
 }
+
+/// Resolves once the engine is interrupted (Ctrl-C, shutdown), checking
+/// every [`INTERRUPT_CHECK`]: the epoch callback only sees it while guest
+/// code runs.
+async fn interrupt_raised(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(INTERRUPT_CHECK).await;
+    }
+}
+
+/// How often a waiting program checks for an engine interrupt.
+const INTERRUPT_CHECK: Duration = Duration::from_millis(10);

@@ -278,6 +278,7 @@ impl Shared {
         Error::DeadlineExceeded {
             id: self.id.to_string(),
             limit_ms: self.limits.max_execution_ms(),
+            output: None,
         }
     }
 
@@ -285,6 +286,7 @@ impl Shared {
         Error::MemoryLimit {
             id: self.id.to_string(),
             limit_bytes: self.limits.max_memory_bytes,
+            output: None,
         }
     }
 
@@ -315,6 +317,7 @@ impl Shared {
             return Error::Trap {
                 id,
                 message: trap.to_string(),
+                output: None,
             };
         }
         Error::Abi {

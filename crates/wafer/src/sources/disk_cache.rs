@@ -46,10 +46,11 @@ pub struct CleanReport {
 impl DiskCache {
     /// Opens the cache in `dir`, creating it and its parents if missing.
     ///
-    /// On unix the directory ends up with mode 0700 even if it existed with
-    /// wider access: compiled artifacts are loaded as trusted machine code,
-    /// so no other user may be able to write them. Fails if the directory
-    /// cannot be created or its mode cannot be set (e.g. another user owns it).
+    /// Compiled artifacts are loaded as trusted machine code, so no other
+    /// user may be able to write into the cache: on unix a directory it
+    /// creates gets mode 0700, and an existing one must belong to this user
+    /// and let no one else write into it, or it is refused (never changed:
+    /// files another user planted while it was open would stay).
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<DiskCache> {
         let dir = dir.into();
         make_private_dir(&dir)?;
@@ -225,29 +226,46 @@ fn split_compiled(bytes: &[u8]) -> Option<(Sha256Hash, usize)> {
     Some((hash, newline + 1))
 }
 
-/// Creates `dir` if needed and gives it mode 0700 on unix.
+/// Creates `dir` if needed (mode 0700 on unix) and checks that it is
+/// private.
 fn make_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir).map_err(|error| at(dir, error))?;
-    restrict(dir).map_err(|error| at(dir, error))
+    check_private(dir).map_err(|error| at(dir, error))
 }
 
+/// A real directory (not a link), owned by this user, that nobody else
+/// may write into.
 #[cfg(unix)]
-fn restrict(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    // The builder's mode applies only to folders it creates, and only after
-    // the umask; an existing folder keeps whatever mode it had.
-    if fs::metadata(dir)?.permissions().mode() & 0o777 != 0o700 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+fn check_private(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(dir)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let refuse = |why: String| Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+    if !meta.is_dir() {
+        return refuse("not a directory (a cache folder may not be a link)".to_owned());
+    }
+    if meta.uid() != me {
+        return refuse(format!(
+            "owned by user {}, not by this user ({me}): another user could plant compiled code",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "mode {:o} lets other users write into it; `chmod 700` it or choose another folder",
+            meta.mode() & 0o777
+        ));
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn restrict(_dir: &Path) -> io::Result<()> {
+fn check_private(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 

@@ -83,13 +83,24 @@ pub(super) fn locate(url: &str) -> Result<Location<'_>, SourceError> {
 /// wafer loads registries from inside its server.
 pub(super) fn download(url: &str, limits: FetchLimits) -> Result<Vec<u8>, SourceError> {
     let owned_url = url.to_owned();
-    let worker = std::thread::Builder::new()
+    let (done, outcome) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
         .name("wafer-fetch".to_owned())
-        .spawn(move || download_here(&owned_url, limits))
+        .spawn(move || {
+            let _ = done.send(download_here(&owned_url, limits));
+        })
         .map_err(|error| transfer(url, format!("cannot start a download thread: {error}")))?;
-    worker
-        .join()
-        .unwrap_or_else(|_| Err(transfer(url, "the HTTP client panicked".to_owned())))
+    // reqwest's timeout bounds each read, not the whole body: a server that
+    // trickles a byte now and then would never be stopped. The whole
+    // download gets `limits.timeout`; a worker still reading after that is
+    // left to finish on its own and its result dropped.
+    match outcome.recv_timeout(limits.timeout) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(timeout(url, limits)),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(transfer(url, "the HTTP client panicked".to_owned()))
+        }
+    }
 }
 
 fn download_here(url: &str, limits: FetchLimits) -> Result<Vec<u8>, SourceError> {

@@ -3,9 +3,11 @@
 //! As Dapr (wazero) does it: the wall clock starts at a fixed instant
 //! ([`STRICT_EPOCH`], 2022-01-01T00:00:00Z) and advances 1 ms per read; the
 //! monotonic clock starts at zero and advances 1 ms per read; randomness
-//! comes from a generator with a fixed seed; sleeps return at once (a
-//! preview 1 guest's `poll_oneoff` reports every subscription ready without
-//! waiting, see [`add_instant_poll_oneoff`]).
+//! comes from a generator with a fixed seed; a preview 1 guest's sleeps
+//! return at once (its `poll_oneoff` reports every subscription ready
+//! without waiting, see [`add_instant_poll_oneoff`]). A preview 2 guest's
+//! sleeps still take real time (wasmtime-wasi's pollables use Tokio
+//! timers); what it reads from its clocks is deterministic all the same.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -130,11 +130,19 @@ fn directories_are_0700_and_files_0600() {
         }
     }
 
+    // A folder others may write into is refused, not repaired: files
+    // planted in it before would stay.
     let open = dir.path().join("open");
     fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let error = DiskCache::open(&open).unwrap_err();
+    assert!(error.to_string().contains("mode 777"), "{error}");
+    assert_eq!(mode(&open), 0o777);
     fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
     DiskCache::open(&open).unwrap();
-    assert_eq!(mode(&open), 0o700);
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&nested, &link).unwrap();
+    assert!(DiskCache::open(&link).is_err());
 }
 
 #[test]
