@@ -63,6 +63,11 @@ impl HostState {
         store
     }
 
+    /// The guest's resource table.
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
     /// The guest's stdout and stderr logs, for a context built ahead.
     pub fn log_streams(&self) -> (GuestLog, GuestLog) {
         (self.stdout.clone(), self.stderr.clone())

@@ -55,6 +55,7 @@ type Loaded = std::result::Result<Arc<Function>, Vec<Problem>>;
 pub struct Runtime {
     engine: WaferEngine,
     linker: Linker<HostState>,
+    strict_linker: Linker<HostState>,
     p1_linker: wasmtime::Linker<HostState>,
     strict_p1_linker: wasmtime::Linker<HostState>,
     compiler: Compiler,
@@ -99,6 +100,8 @@ impl Runtime {
     ) -> std::result::Result<Runtime, EngineError> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        let mut strict_linker = linker.clone();
+        crate::wasi::strict::add_instant_clock_subscriptions(&mut strict_linker)?;
         let mut p1_linker = wasmtime::Linker::new(engine.engine());
         wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, HostState::wasi_p1)?;
         let mut strict_p1_linker = p1_linker.clone();
@@ -116,6 +119,7 @@ impl Runtime {
             sources: ModuleSources::new(cache, options.fetch),
             engine,
             linker,
+            strict_linker,
             p1_linker,
             strict_p1_linker,
             registry,
@@ -243,6 +247,7 @@ impl Runtime {
     fn command_linkers(&self) -> CommandLinkers<'_> {
         CommandLinkers {
             components: &self.linker,
+            strict_components: &self.strict_linker,
             modules: &self.p1_linker,
             strict_modules: &self.strict_p1_linker,
         }

@@ -48,8 +48,8 @@ pub struct ExecArgs {
     /// Most bytes of stdout and stderr together.
     #[arg(long, value_name = "BYTES", default_value_t = ByteSize(wafer::limits::DEFAULT_MAX_OUTPUT_BYTES))]
     max_output: ByteSize,
-    /// A deterministic world: fixed clocks, seeded randomness, and for
-    /// wasip1 programs instant sleeps (Dapr's strictSandbox).
+    /// A deterministic world: fixed clocks, seeded randomness, instant
+    /// sleeps (Dapr's strictSandbox).
     #[arg(long)]
     strict: bool,
     #[command(flatten)]

@@ -40,6 +40,8 @@ pub(crate) enum CommandProgram {
 pub(crate) struct CommandLinkers<'a> {
     /// Preview 2 (shared with typed functions).
     pub components: &'a ComponentLinker<HostState>,
+    /// Preview 2 with instant sleeps, for strict sandboxes.
+    pub strict_components: &'a ComponentLinker<HostState>,
     /// Preview 1.
     pub modules: &'a Linker<HostState>,
     /// Preview 1 with instant sleeps, for strict sandboxes.
@@ -94,12 +96,14 @@ impl CommandProgram {
             let component = compiler.component(bytes).map_err(not_loadable)?;
             check_imports(compiler.engine(), &component)
                 .map_err(|m| LoadError::new(source_field, m))?;
-            let pre = linkers
-                .components
-                .instantiate_pre(&component)
-                .map_err(|e| {
-                    LoadError::new(source_field, format!("cannot link its imports: {e:#}"))
-                })?;
+            let linker = if strict {
+                linkers.strict_components
+            } else {
+                linkers.components
+            };
+            let pre = linker.instantiate_pre(&component).map_err(|e| {
+                LoadError::new(source_field, format!("cannot link its imports: {e:#}"))
+            })?;
             let pre = CommandPre::new(pre).map_err(|e| {
                 LoadError::new(
                     source_field,

@@ -3,19 +3,26 @@
 //! As Dapr (wazero) does it: the wall clock starts at a fixed instant
 //! ([`STRICT_EPOCH`], 2022-01-01T00:00:00Z) and advances 1 ms per read; the
 //! monotonic clock starts at zero and advances 1 ms per read; randomness
-//! comes from a generator with a fixed seed; a preview 1 guest's sleeps
-//! return at once (its `poll_oneoff` reports every subscription ready
-//! without waiting, see [`add_instant_poll_oneoff`]). A preview 2 guest's
-//! sleeps still take real time (wasmtime-wasi's pollables use Tokio
-//! timers); what it reads from its clocks is deterministic all the same.
+//! comes from a generator with a fixed seed; sleeps return at once: a
+//! preview 1 guest's `poll_oneoff` reports every subscription ready without
+//! waiting ([`add_instant_poll_oneoff`]), and a preview 2 guest's clock
+//! subscriptions are ready when made ([`add_instant_clock_subscriptions`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use wasmtime::component::{Linker as ComponentLinker, Resource};
 use wasmtime::{Caller, Extern, Linker};
+use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
+
+use crate::host::HostState;
+
+/// The `wasi:clocks` version wasmtime-wasi 48 links; guests importing an
+/// older 0.2 version resolve to it.
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 
 /// Where the strict wall clock starts: 2022-01-01T00:00:00Z, Dapr's.
 pub const STRICT_EPOCH: Duration = Duration::from_secs(1_640_995_200);
@@ -68,6 +75,37 @@ impl HostMonotonicClock for SteppingMonotonicClock {
         let reads = self.reads.fetch_add(1, Ordering::Relaxed);
         reads.saturating_mul(TICK.as_nanos() as u64)
     }
+}
+
+/// Replaces `subscribe-duration` and `subscribe-instant` of
+/// `wasi:clocks/monotonic-clock` in `linker` with pollables that are ready
+/// at once, so a strict preview 2 guest's sleeps return immediately.
+pub(crate) fn add_instant_clock_subscriptions(
+    linker: &mut ComponentLinker<HostState>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |mut store, (_,): (u64,)| {
+        elapsed(store.data_mut())
+    })?;
+    clock.func_wrap("subscribe-instant", |mut store, (_,): (u64,)| {
+        elapsed(store.data_mut())
+    })?;
+    Ok(())
+}
+
+/// A pollable that is always ready.
+struct Elapsed;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Elapsed {
+    async fn ready(&mut self) {}
+}
+
+fn elapsed(host: &mut HostState) -> wasmtime::Result<(Resource<DynPollable>,)> {
+    let table = host.table();
+    let ready = table.push(Elapsed)?;
+    Ok((subscribe(table, ready)?,))
 }
 
 /// `wasi_snapshot_preview1` errno values used below.

@@ -79,6 +79,10 @@ async fn strict_sandbox_makes_clocks_and_randomness_repeat() {
         assert_eq!(lines[1], "1000000", "{target}: {first}");
         let loose = stdout(&runtime, "loose", &[]).await;
         assert_ne!(loose, stdout(&runtime, "loose", &[]).await, "{target}");
+        // Sleeps return at once: an hour's sleep ends within the default
+        // 10 s limit.
+        let slept = stdout(&runtime, "strict", &["3600000"]).await;
+        assert_eq!(slept.lines().nth(1), Some("1000000"), "{target}");
     }
 }
 
