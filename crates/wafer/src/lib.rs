@@ -10,6 +10,8 @@
 //!   WASI program run per call ([`Function::run`]).
 //! * [`values`]: how JSON arguments and results map onto WIT types.
 //! * [`wasi`]: the sandbox a guest sees, and the grant model.
+//! * [`sources`]: modules named by URL, and the disk cache shared with
+//!   compiled code ([`RuntimeOptions::cache_dir`]).
 //! * [`limits`]: execution time, memory and output caps.
 //!
 //! Wiring it up:

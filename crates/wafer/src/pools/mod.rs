@@ -2,7 +2,7 @@
 //! once, and how many may wait.
 //!
 //! Every kind (`inline`, `lazy`, `static`, `adaptive`) is the same
-//! mechanism ([`pool`]) with different numbers ([`PoolPolicy`], which
+//! mechanism (`pool.rs`) with different numbers ([`PoolPolicy`], which
 //! documents each kind and its defaults). Instances come from the
 //! function's `InstancePre` on wasmtime's pooling allocator; an instance
 //! whose call trapped, hit a limit or was cancelled is dropped, never

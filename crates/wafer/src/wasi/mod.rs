@@ -9,7 +9,7 @@
 //! `wasi.mounts` (`fs.directory` entries at absolute guest paths, with
 //! `read_only` enforced by WASI's own permissions) and the network grants
 //! of `imports` ([`grants`]). Dapr's `strictSandbox` swaps clocks and
-//! randomness for deterministic ones ([`strict`]).
+//! randomness for deterministic ones (`strict.rs`).
 //!
 //! The same sandbox serves WASI preview 1 core modules and preview 2
 //! components: only the last step (`build_p1` or `build`) differs.
