@@ -9,14 +9,17 @@
 //!   other tasks on the thread get their turn (a synchronous call, see
 //!   [`crate::Function`], just goes on);
 //! * while the guest waits in a host call, a timer around the whole call
-//!   fires at the same deadline.
+//!   fires at the same deadline (`bounded`).
 //!
-//! The same callback stops every call at once when the engine is
-//! interrupted ([`crate::engine::WaferEngine::interrupt_all`], Ctrl-C).
+//! The same two paths stop every call when the engine is interrupted
+//! ([`crate::engine::WaferEngine::interrupt_all`], Ctrl-C).
 //!
 //! A guest stopped either way fails its own call with
 //! [`crate::Error::DeadlineExceeded`]; its instance is discarded.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use wasmtime::UpdateDeadline;
@@ -179,5 +182,45 @@ pub(crate) fn on_epoch_tick(
         Ok(UpdateDeadline::Yield(1))
     } else {
         Ok(UpdateDeadline::Continue(1))
+    }
+}
+
+/// Why [`bounded`] stopped a call that was waiting on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stopped {
+    /// The call's deadline passed.
+    Deadline,
+    /// The engine was interrupted.
+    Interrupted,
+}
+
+/// Runs a guest call to its end, unless it waits in a host call (a sleep,
+/// a read) past `deadline` or while the engine is `interrupted`: the epoch
+/// callback sees neither while no guest code runs. Most calls finish on
+/// their first poll, so the timers are armed only for those that do not.
+pub(crate) async fn bounded<T>(
+    call: impl Future<Output = T>,
+    deadline: Instant,
+    interrupted: &AtomicBool,
+) -> Result<T, Stopped> {
+    let mut call = std::pin::pin!(call);
+    if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await
+    {
+        return Ok(done);
+    }
+    tokio::select! {
+        done = tokio::time::timeout_at(deadline.into(), call) => done.map_err(|_| Stopped::Deadline),
+        () = interrupt_raised(interrupted) => Err(Stopped::Interrupted),
+    }
+}
+
+/// How often a call waiting on the host checks for an engine interrupt.
+const INTERRUPT_CHECK: Duration = Duration::from_millis(10);
+
+/// Resolves once the engine is interrupted, checking every
+/// [`INTERRUPT_CHECK`].
+async fn interrupt_raised(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(INTERRUPT_CHECK).await;
     }
 }

@@ -318,14 +318,7 @@ impl Runtime {
         let EntryKind::Function(config) = &entry.kind else {
             return Err(Vec::new());
         };
-        let locate = |field: &str, message: String| {
-            vec![
-                Problem::new(message)
-                    .in_file(&entry.file)
-                    .in_entry(id)
-                    .at_field(field),
-            ]
-        };
+        let locate = |field: &str, message: String| vec![entry.problem(field, message)];
         if let Some((field, message)) = config.inactive_reason() {
             return Err(locate(field, message));
         }

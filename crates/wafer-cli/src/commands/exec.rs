@@ -87,13 +87,8 @@ pub fn run(args: ExecArgs) -> Result<(), Failure> {
 }
 
 fn sandbox(args: &ExecArgs) -> anyhow::Result<Sandbox> {
-    let name = args
-        .file
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
     let mut sandbox = Sandbox {
-        program_name: name.strip_suffix(".wasm").unwrap_or(&name).to_string(),
+        program_name: wafer::wasi::program_name(&args.file.to_string_lossy()).unwrap_or_default(),
         cwd: args.cwd.clone(),
         strict: args.strict,
         ..Sandbox::default()

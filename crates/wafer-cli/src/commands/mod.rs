@@ -155,14 +155,7 @@ impl FunctionArgs {
         if self.args_file.is_none() {
             return Ok(self.args.clone());
         }
-        Ok(self
-            .json_args()?
-            .into_iter()
-            .map(|arg| match arg {
-                Value::String(text) => text,
-                other => other.to_string(),
-            })
-            .collect())
+        Ok(wafer::CommandInput::from_json_args(self.json_args()?).args)
     }
 
     /// A runtime over the registry; problems in other entries are a

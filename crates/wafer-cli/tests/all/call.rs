@@ -238,8 +238,9 @@ fn refused_entries_say_why_when_called() {
 /// Starts `wafer call ID` on a guest that never returns, interrupts it as
 /// a terminal would, and checks it stopped with exit 130.
 #[cfg(unix)]
-fn interrupt(ws: &Workspace, id: &str) {
-    let child = ws.command(&["call", id]).spawn().unwrap();
+fn interrupt(ws: &Workspace, id: &str, args: &[&str]) {
+    let call: Vec<&str> = ["call", id].iter().chain(args).copied().collect();
+    let child = ws.command(&call).spawn().unwrap();
     // Let it compile and start spinning, then interrupt it as a terminal would.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let status = std::process::Command::new("kill")
@@ -248,7 +249,7 @@ fn interrupt(ws: &Workspace, id: &str) {
         .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
-    let run = super::util::Run::new(&["call", id], output);
+    let run = super::util::Run::new(&call, output);
     run.fails(130, &format!("{id}: interrupted"));
 }
 
@@ -260,7 +261,19 @@ fn ctrl_c_stops_a_running_guest_on_a_fiber() {
         "types#spin",
         "    limits:\n      max_execution_ms: 60000\n",
     )]);
-    interrupt(&ws, "t:spin");
+    interrupt(&ws, "t:spin", &[]);
+}
+
+/// A guest asleep in a host call runs no code for an epoch tick to stop.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_guest_waiting_in_a_host_call() {
+    let ws = types_workspace(&[(
+        "sleep",
+        "types#sleep-ms",
+        "    limits:\n      max_execution_ms: 600000\n",
+    )]);
+    interrupt(&ws, "t:sleep", &["500000"]);
 }
 
 #[cfg(unix)]
@@ -275,5 +288,5 @@ fn ctrl_c_stops_a_running_synchronous_guest() {
             wafer_guests::WAT_SPIN
         ),
     );
-    interrupt(&ws, "w:spin");
+    interrupt(&ws, "w:spin", &[]);
 }

@@ -1,11 +1,6 @@
 //! WASI programs (`abi: wasi-command`): a fresh instance per call, run to
 //! completion, its output captured under the entry's limits.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Poll;
-use std::time::Duration;
-
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -13,6 +8,7 @@ use super::Shared;
 use crate::abi::wasi_command::CommandProgram;
 use crate::error::{Error, Result};
 use crate::host::HostState;
+use crate::limits::{Stopped, bounded};
 use crate::pools::{InstancePool, PoolPolicy};
 use crate::wasi::output::{Output, OutputLimitReached, Stream};
 use crate::wasi::{OutputMode, Stdin};
@@ -63,7 +59,7 @@ impl CommandInput {
 
     /// The JSON form of a call: strings are arguments as they are, other
     /// values their JSON text.
-    pub(crate) fn from_json_args(args: Vec<Value>) -> Self {
+    pub fn from_json_args(args: Vec<Value>) -> Self {
         let args = args.into_iter().map(|arg| match arg {
             Value::String(text) => text,
             other => other.to_string(),
@@ -151,22 +147,7 @@ impl Command {
         let deadline = host.deadline;
         let mut store = host.into_store(self.program.engine(), true);
         let _live = self.pool.created();
-        // The epoch callback stops a busy guest; a guest waiting in a host
-        // call (a sleep, a read of stdin) is stopped by its deadline or an
-        // engine interrupt. Most runs never wait, so the timers are armed
-        // only for those that do.
-        let outcome = {
-            let mut run = std::pin::pin!(self.program.run(&mut store));
-            match std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await {
-                Poll::Ready(result) => Ok(result),
-                Poll::Pending => tokio::select! {
-                    outcome = tokio::time::timeout_at(deadline.into(), run) => outcome,
-                    () = interrupt_raised(&shared.interrupted) => {
-                        return Err(Error::Interrupted { id: shared.id.to_string() });
-                    }
-                },
-            }
-        };
+        let outcome = bounded(self.program.run(&mut store), deadline, &shared.interrupted).await;
         let written = output.take();
         let memory_refused = store.data().memory.was_refused();
         let finished = |exit_code| CommandOutput {
@@ -175,7 +156,8 @@ impl Command {
             exit_code,
         };
         match outcome {
-            Err(_elapsed) => Err(shared.deadline_exceeded().with_output(finished(1))),
+            Err(Stopped::Interrupted) => Err(shared.interrupted_error()),
+            Err(Stopped::Deadline) => Err(shared.deadline_exceeded().with_output(finished(1))),
             Ok(Ok(0)) => Ok(finished(0)),
             Ok(Ok(code)) => Err(Error::Exit {
                 id: shared.id.to_string(),
@@ -194,15 +176,3 @@ impl Command {
         }
     }
 }
-
-/// Resolves once the engine is interrupted (Ctrl-C, shutdown), checking
-/// every [`INTERRUPT_CHECK`]: the epoch callback only sees it while guest
-/// code runs.
-async fn interrupt_raised(flag: &AtomicBool) {
-    while !flag.load(Ordering::Relaxed) {
-        tokio::time::sleep(INTERRUPT_CHECK).await;
-    }
-}
-
-/// How often a waiting program checks for an engine interrupt.
-const INTERRUPT_CHECK: Duration = Duration::from_millis(10);

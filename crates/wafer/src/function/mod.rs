@@ -282,6 +282,12 @@ impl Shared {
         }
     }
 
+    fn interrupted_error(&self) -> Error {
+        Error::Interrupted {
+            id: self.id.to_string(),
+        }
+    }
+
     fn memory_exceeded(&self) -> Error {
         Error::MemoryLimit {
             id: self.id.to_string(),
@@ -298,9 +304,7 @@ impl Shared {
             return self.deadline_exceeded();
         }
         if e.is::<InterruptRaised>() {
-            return Error::Interrupted {
-                id: self.id.to_string(),
-            };
+            return self.interrupted_error();
         }
         if memory_refused {
             return self.memory_exceeded();

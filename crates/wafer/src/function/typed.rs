@@ -1,9 +1,7 @@
 //! Typed calls (`abi: wit`) on pooled, reused instances.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -14,6 +12,7 @@ use super::Shared;
 use crate::abi::wit::WitFunction;
 use crate::error::{Error, Result};
 use crate::host::HostState;
+use crate::limits::{Stopped, bounded};
 use crate::pools::{InstancePool, LiveToken, PoolPolicy};
 use crate::wasi::Stdin;
 
@@ -91,18 +90,10 @@ impl Typed {
                 .abi
                 .call_sync(&mut warm.store, warm.func, args, &mut results))
         } else {
-            let mut call =
-                std::pin::pin!(
-                    self.abi
-                        .call(&mut warm.store, warm.func, args, &mut results)
-                );
-            // The epoch callback stops running guest code; a timer stops a
-            // guest that waits in a host call. Most calls finish on their
-            // first poll, so the timer is armed only for those that do not.
-            match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
-                Poll::Ready(result) => Ok(result),
-                Poll::Pending => tokio::time::timeout_at(deadline.into(), call).await,
-            }
+            let call = self
+                .abi
+                .call(&mut warm.store, warm.func, args, &mut results);
+            bounded(call, deadline, &shared.interrupted).await
         };
         warm.store.data().end_call();
         match outcome {
@@ -112,7 +103,8 @@ impl Typed {
                 Ok(results)
             }
             Ok(Err(e)) => Err(shared.call_error(e, warm.store.data().memory.was_refused())),
-            Err(_elapsed) => Err(shared.deadline_exceeded()),
+            Err(Stopped::Deadline) => Err(shared.deadline_exceeded()),
+            Err(Stopped::Interrupted) => Err(shared.interrupted_error()),
         }
     }
 

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::config::*;
 use super::fields::Fields;
+use crate::error::Problem;
 use crate::hash::Sha256Hash;
 use crate::wasi::AddressPattern;
 use crate::wasi::grants::{check_grant_name, split_import};
@@ -65,6 +66,14 @@ impl Entry {
     /// Whether the entry came from a Dapr component file (its id has no `:`).
     pub fn is_dapr(&self) -> bool {
         !self.id.contains(':')
+    }
+
+    /// A problem with this entry's `field`, located by file and id.
+    pub fn problem(&self, field: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem::new(message)
+            .in_file(&self.file)
+            .in_entry(&self.id)
+            .at_field(field)
     }
 
     /// The function configuration, if this is a function.

@@ -240,11 +240,7 @@ impl Loader {
         for entry in self.entries {
             if let Some(first) = by_id.get(&entry.id) {
                 let message = format!("duplicate id, first declared in {}", first.file.display());
-                let problem = Problem::new(message)
-                    .in_file(&entry.file)
-                    .in_entry(&entry.id)
-                    .at_field("name");
-                self.findings.problems.push(problem);
+                self.findings.problems.push(entry.problem("name", message));
             } else {
                 by_id.insert(entry.id.clone(), entry);
             }
@@ -318,12 +314,7 @@ fn dangling_references(entry: &Entry, by_id: &BTreeMap<String, Entry>) -> Vec<Pr
                 }
                 Some(_) => return None,
             };
-            Some(
-                Problem::new(message)
-                    .in_file(&entry.file)
-                    .in_entry(&entry.id)
-                    .at_field(field),
-            )
+            Some(entry.problem(field, message))
         })
         .collect()
 }

@@ -27,12 +27,7 @@ impl Registry {
                 .in_file(&entry.file)
                 .in_entry(id));
         };
-        let locate = |field: &str, message: String| {
-            Problem::new(message)
-                .in_file(&entry.file)
-                .in_entry(id)
-                .at_field(field)
-        };
+        let locate = |field: &str, message: String| entry.problem(field, message);
         let bytes = match &function.source {
             ModuleSource::WatInline(text) => wat::Parser::new()
                 .parse_bytes(Some(Path::new("<inline>")), text.as_bytes())

@@ -25,12 +25,7 @@ impl Registry {
                 .in_file(&entry.file)
                 .in_entry(id));
         };
-        let locate = |field: String, message: String| {
-            Problem::new(message)
-                .in_file(&entry.file)
-                .in_entry(id)
-                .at_field(field)
-        };
+        let locate = |field: String, message: String| entry.problem(field, message);
         let mut env = Vec::new();
         for (i, mapping) in function.wasi.env.iter().enumerate() {
             let Some(EntryKind::EnvVariable(variable)) = self.get(&mapping.id).map(|e| &e.kind)
@@ -87,14 +82,8 @@ fn program_name(source: &ModuleSource, id: &str) -> String {
         ModuleSource::Url(url) => Some(url.split(['?', '#']).next().unwrap_or(url)),
         ModuleSource::WatFile(_) | ModuleSource::WatInline(_) => None,
     };
-    let stem = file
-        .and_then(|f| f.rsplit('/').next())
-        .map(|name| name.strip_suffix(".wasm").unwrap_or(name))
-        .filter(|name| !name.is_empty());
-    match stem {
-        Some(stem) => stem.to_string(),
-        None => id.rsplit(':').next().unwrap_or(id).to_string(),
-    }
+    file.and_then(crate::wasi::program_name)
+        .unwrap_or_else(|| id.rsplit(':').next().unwrap_or(id).to_string())
 }
 
 #[cfg(test)]

@@ -45,14 +45,16 @@ pub fn split_import(name: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// Whether wafer links the package `name` belongs to.
+fn is_provided(name: &str) -> bool {
+    let (package, _) = split_import(name);
+    ALWAYS_LINKED.contains(&package) || GRANTABLE.contains(&package)
+}
+
 /// Why an `imports` item is not accepted.
 pub fn check_grant_name(name: &str) -> Result<(), String> {
-    let (package, _) = split_import(name);
-    if ALWAYS_LINKED.contains(&package) || GRANTABLE.contains(&package) {
+    if is_provided(name) {
         return Ok(());
-    }
-    if package == "wasi:http" {
-        return Err("wasi:http is not provided yet".to_string());
     }
     Err(format!(
         "unknown import `{name}` (wafer provides {} and {})",
@@ -65,7 +67,7 @@ pub fn check_grant_name(name: &str) -> Result<(), String> {
 /// links; otherwise the reason it is refused.
 pub fn check_component_import(name: &str) -> Result<(), String> {
     let (package, _) = split_import(name);
-    if ALWAYS_LINKED.contains(&package) || GRANTABLE.contains(&package) {
+    if is_provided(name) {
         Ok(())
     } else if package == "wasi:http" {
         Err(format!("imports {name}, and wasi:http is not provided yet"))

@@ -125,6 +125,14 @@ pub enum SandboxError {
     },
 }
 
+/// A program's argv\[0\], as Dapr names it: the last segment of its file
+/// path or URL path, without `.wasm`. `None` when that is empty.
+pub fn program_name(path: &str) -> Option<String> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let name = name.strip_suffix(".wasm").unwrap_or(name);
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 impl Sandbox {
     /// Whether the sandbox grants nothing: a guest needs no context of its
     /// own until it first touches WASI.

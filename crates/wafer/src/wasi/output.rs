@@ -43,11 +43,11 @@ pub enum OutputMode {
 /// Both output streams of one call.
 #[derive(Clone)]
 pub(crate) struct Output {
+    mode: OutputMode,
     shared: Arc<Mutex<Captured>>,
 }
 
 struct Captured {
-    mode: OutputMode,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     written: u64,
@@ -66,8 +66,8 @@ impl Output {
     /// Empty streams sharing a cap of `cap` bytes.
     pub fn new(cap: u64, mode: OutputMode) -> Self {
         Output {
+            mode,
             shared: Arc::new(Mutex::new(Captured {
-                mode,
                 stdout: Vec::new(),
                 stderr: Vec::new(),
                 written: 0,
@@ -107,7 +107,7 @@ impl Output {
         let fits = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let kept = &bytes[..fits];
         captured.written += fits as u64;
-        match (captured.mode, stream) {
+        match (self.mode, stream) {
             (OutputMode::Capture, Stream::Stdout) => captured.stdout.extend_from_slice(kept),
             (OutputMode::Capture, Stream::Stderr) => captured.stderr.extend_from_slice(kept),
             // The host's own streams failing (a closed pipe) is the
@@ -127,7 +127,7 @@ impl Output {
     }
 
     fn flush(&self, stream: Stream) {
-        if self.lock().mode == OutputMode::PassThrough {
+        if self.mode == OutputMode::PassThrough {
             let _ = match stream {
                 Stream::Stdout => io::stdout().flush(),
                 Stream::Stderr => io::stderr().flush(),
