@@ -6,7 +6,7 @@
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use wafer::{Registry, Runtime, Sha256Hash};
+use wafer::{Input, Registry, Runtime, Sha256Hash};
 use wasmtime::component::{Component, Func, Linker, ResourceTable, Val};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -120,7 +120,7 @@ fn bench_calls(c: &mut Criterion) {
     let add_args = vec![json!(2), json!(40)];
     let user_args = vec![user_1kib()];
     for id in ["b:wat-add", "b:p2-add", "b:p2-echo-user"] {
-        runtime.function(id).unwrap();
+        runtime.function_blocking(id).unwrap();
     }
 
     let mut group = c.benchmark_group("json-call");
@@ -153,15 +153,17 @@ fn bench_calls(c: &mut Criterion) {
         b.iter(|| rt.block_on(std::future::ready(1)))
     });
     for id in ["b:wat-add", "b:p2-add"] {
-        let function = runtime.function(id).unwrap();
-        let args = [Val::S32(2), Val::S32(40)];
+        let function = runtime.function_blocking(id).unwrap();
         let name = if id == "b:wat-add" {
             "wat add (sync path)"
         } else {
             "p2 add (async path, imports WASI)"
         };
         group.bench_function(name, |b| {
-            b.iter(|| rt.block_on(function.call_vals(&args)).unwrap())
+            b.iter(|| {
+                let args = Input::Vals(vec![Val::S32(2), Val::S32(40)]);
+                rt.block_on(function.invoke(args)).unwrap()
+            })
         });
     }
     group.finish();

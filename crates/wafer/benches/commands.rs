@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wafer::{CommandInput, Registry, Runtime, Sha256Hash};
+use wafer::{CommandInput, Input, Registry, Runtime, Sha256Hash};
 
 const RUN_FOR: Duration = Duration::from_secs(3);
 
@@ -67,7 +67,7 @@ fn throughput(
     concurrency: usize,
 ) -> (f64, Duration) {
     let input: bytes::Bytes = vec![b'x'; 1024].into();
-    let function = runtime.function(id).unwrap();
+    let function = runtime.function_blocking(id).unwrap();
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -78,8 +78,10 @@ fn throughput(
                 while started.elapsed() < RUN_FOR {
                     let began = Instant::now();
                     let out = function
-                        .run(CommandInput::new().stdin(input.clone()))
+                        .invoke(Input::Program(CommandInput::new().stdin(input.clone())))
                         .await
+                        .unwrap()
+                        .into_program()
                         .unwrap();
                     latencies.push(began.elapsed());
                     assert_eq!(out.stdout.len(), 1024);
@@ -108,13 +110,13 @@ fn overshoot(
     id: &str,
     runs: usize,
 ) -> Vec<Duration> {
-    let function = runtime.function(id).unwrap();
+    let function = runtime.function_blocking(id).unwrap();
     let limit = Duration::from_millis(50);
     let mut over: Vec<Duration> = (0..runs)
         .map(|_| {
             let began = Instant::now();
             let err = tokio
-                .block_on(function.run(CommandInput::new()))
+                .block_on(function.invoke(Input::Program(CommandInput::new())))
                 .unwrap_err();
             assert!(
                 matches!(err, wafer::Error::DeadlineExceeded { .. }),

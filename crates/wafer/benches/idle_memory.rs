@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench -p wafer --bench idle_memory`
 
-use wafer::{Registry, Runtime};
+use wafer::{Input, Registry, Runtime};
 
 const INSTANCES: usize = 1000;
 
@@ -31,12 +31,12 @@ entries:
 "#
     );
     let runtime = Runtime::new(Registry::from_yaml("/m.yaml", &yaml)).unwrap();
-    let function = runtime.function("m:one-page").unwrap();
+    let function = runtime.function_blocking("m:one-page").unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(function.call_json(vec![])).unwrap();
+    rt.block_on(function.invoke(Input::Json(vec![]))).unwrap();
     let before = resident_bytes();
     let created = rt.block_on(function.warm_up()).unwrap();
     let after = resident_bytes();

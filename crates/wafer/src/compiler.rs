@@ -9,7 +9,8 @@
 //! keeps its directory private (0700), and writes atomically.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
@@ -27,6 +28,7 @@ pub(crate) struct Compiler {
     engine_key: String,
     compiled: AtomicUsize,
     cached: AtomicUsize,
+    compile_ns: AtomicU64,
 }
 
 /// How many modules a runtime compiled, and how many it loaded compiled
@@ -37,6 +39,8 @@ pub struct CompileStats {
     pub compiled: usize,
     /// Loaded from the disk cache, already compiled.
     pub from_cache: usize,
+    /// Time spent compiling.
+    pub compile_time: Duration,
 }
 
 /// What kind of artifact a cache key names.
@@ -56,6 +60,7 @@ impl Compiler {
             engine_key: format!("{:016x}", hasher.finish()),
             compiled: AtomicUsize::new(0),
             cached: AtomicUsize::new(0),
+            compile_ns: AtomicU64::new(0),
         }
     }
 
@@ -67,6 +72,7 @@ impl Compiler {
         CompileStats {
             compiled: self.compiled.load(Ordering::Relaxed),
             from_cache: self.cached.load(Ordering::Relaxed),
+            compile_time: Duration::from_nanos(self.compile_ns.load(Ordering::Relaxed)),
         }
     }
 
@@ -103,8 +109,15 @@ impl Compiler {
         compile: impl FnOnce() -> wasmtime::Result<T>,
         serialize: impl FnOnce(&T) -> wasmtime::Result<Vec<u8>>,
     ) -> wasmtime::Result<T> {
-        let Some(cache) = &self.cache else {
+        let compile = || {
+            let started = Instant::now();
+            let compiled = compile();
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.compile_ns.fetch_add(nanos, Ordering::Relaxed);
             self.compiled.fetch_add(1, Ordering::Relaxed);
+            compiled
+        };
+        let Some(cache) = &self.cache else {
             return compile();
         };
         let key = self.key(bytes, kind);
@@ -120,7 +133,6 @@ impl Compiler {
             }
         }
         let compiled = compile()?;
-        self.compiled.fetch_add(1, Ordering::Relaxed);
         match serialize(&compiled).map(|payload| cache.write_compiled(&key, &payload)) {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%key, %error, "Cannot cache compiled code."),

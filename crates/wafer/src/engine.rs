@@ -55,14 +55,13 @@ pub const MIN_INSTANCE_SLOTS: u32 = 100;
 pub const MAX_INSTANCE_SLOTS: u32 = 4000;
 
 impl EngineSettings {
-    /// Slots for every active function's pool at its fullest, between
+    /// Slots for every function's pool at its fullest, between
     /// [`MIN_INSTANCE_SLOTS`] and [`MAX_INSTANCE_SLOTS`].
     pub fn for_registry(registry: &Registry) -> EngineSettings {
         let wanted: usize = registry
             .entries()
             .iter()
             .filter_map(|entry| entry.function())
-            .filter(|function| function.is_active())
             .map(|function| PoolPolicy::from_config(function.pool.as_ref()).max_instances())
             .sum();
         let slots = u32::try_from(wanted)

@@ -12,19 +12,91 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::function::CommandOutput;
+use crate::call::CommandOutput;
 use crate::values::ValueError;
 use crate::wasi::SandboxError;
 
 /// A `Result` whose error is a call [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// One thing wrong in a registry: where it is and why.
+/// What kind of thing is wrong in a registry: what a caller branches on
+/// (`wafer check --json` prints it as `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// A file or folder cannot be read.
+    Unreadable,
+    /// A folder holds no registry files at all.
+    Empty,
+    /// Not valid YAML, or not shaped like a registry file.
+    Syntax,
+    /// An entry `kind` wafer does not know.
+    UnknownKind,
+    /// A field the entry's kind does not have (a typo, usually).
+    UnknownField,
+    /// A required field is missing.
+    MissingField,
+    /// A field's value has the wrong type or is out of range.
+    InvalidValue,
+    /// Two entries have the same id.
+    DuplicateId,
+    /// A reference to an entry that is missing or of the wrong kind.
+    Reference,
+    /// A module's bytes do not match the entry's `hash`.
+    HashMismatch,
+    /// A module named by URL could not be fetched.
+    Fetch,
+    /// Not WebAssembly: WAT that does not parse, bytes that do not compile.
+    InvalidModule,
+    /// The module imports something wafer does not provide or grant.
+    Import,
+    /// The export to call is missing, or is not what the ABI needs.
+    Export,
+    /// The function's signature (its WIT) is invalid or cannot cross as
+    /// JSON.
+    Signature,
+    /// The entry uses a feature that is accepted but not active yet.
+    Inactive,
+}
+
+impl ProblemKind {
+    /// The kind's name in `snake_case`, as `wafer check --json` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Unreadable => "unreadable",
+            ProblemKind::Empty => "empty",
+            ProblemKind::Syntax => "syntax",
+            ProblemKind::UnknownKind => "unknown_kind",
+            ProblemKind::UnknownField => "unknown_field",
+            ProblemKind::MissingField => "missing_field",
+            ProblemKind::InvalidValue => "invalid_value",
+            ProblemKind::DuplicateId => "duplicate_id",
+            ProblemKind::Reference => "reference",
+            ProblemKind::HashMismatch => "hash_mismatch",
+            ProblemKind::Fetch => "fetch",
+            ProblemKind::InvalidModule => "invalid_module",
+            ProblemKind::Import => "import",
+            ProblemKind::Export => "export",
+            ProblemKind::Signature => "signature",
+            ProblemKind::Inactive => "inactive",
+        }
+    }
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing wrong in a registry: its kind, where it is and why.
 ///
 /// `Display` puts the context first, one line:
 /// `registry/_index.yaml: entry app:hello: field hash: sha256 mismatch (...)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// What kind of problem it is.
+    pub kind: ProblemKind,
     /// The file that declares the faulty entry, if any.
     pub file: Option<PathBuf>,
     /// The entry's id (`namespace:name`), or its name when the id is unknown.
@@ -36,9 +108,10 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// A problem with a message and no location yet.
-    pub fn new(message: impl Into<String>) -> Self {
+    /// A problem of `kind` with a message and no location yet.
+    pub fn new(kind: ProblemKind, message: impl Into<String>) -> Self {
         Problem {
+            kind,
             file: None,
             entry: None,
             field: None,
@@ -165,15 +238,6 @@ pub enum Error {
         /// What the program wrote up to the limit.
         output: Box<CommandOutput>,
     },
-    /// A WASI program ended with a non-zero exit status; `output` holds
-    /// everything it wrote.
-    #[error("{id}: exited with status {}", output.exit_code)]
-    Exit {
-        /// The function's id.
-        id: String,
-        /// What the program wrote, and its status.
-        output: Box<CommandOutput>,
-    },
     /// The guest's WASI world could not be set up: a required environment
     /// variable is missing, a mount cannot be opened. Nothing ran.
     #[error("{id}: {detail}")]
@@ -183,8 +247,8 @@ pub enum Error {
         /// What is missing.
         detail: SandboxError,
     },
-    /// The call does not fit the function's ABI: typed values for a WASI
-    /// program, or a program run for a typed function.
+    /// The input's form does not fit the function's ABI: component values
+    /// for a WASI program, a program's stdin for a typed function.
     #[error("{id}: {message}")]
     Unsupported {
         /// The function's id.
@@ -271,7 +335,6 @@ impl Error {
             | Error::DeadlineExceeded { id, .. }
             | Error::MemoryLimit { id, .. }
             | Error::OutputLimit { id, .. }
-            | Error::Exit { id, .. }
             | Error::Sandbox { id, .. }
             | Error::Unsupported { id, .. }
             | Error::Interrupted { id }
@@ -281,25 +344,31 @@ impl Error {
         }
     }
 
-    /// Whether the call never started because of its input (an unknown or
-    /// refused function, bad arguments), as opposed to failing in the guest
-    /// or the host.
-    pub fn is_input_error(&self) -> bool {
-        matches!(
-            self,
-            Error::UnknownFunction { .. }
-                | Error::NotAFunction { .. }
-                | Error::Refused { .. }
-                | Error::Arguments { .. }
-                | Error::Unsupported { .. }
-        )
+    /// What kind of failure it is: what surfaces branch on (exit codes,
+    /// HTTP statuses) and what the metrics count.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::UnknownFunction { .. } => ErrorKind::UnknownFunction,
+            Error::NotAFunction { .. } => ErrorKind::NotAFunction,
+            Error::Refused { .. } => ErrorKind::Refused,
+            Error::Arguments { .. } | Error::Unsupported { .. } => ErrorKind::BadInput,
+            Error::Sandbox { .. } => ErrorKind::Sandbox,
+            Error::Trap { .. } => ErrorKind::Trap,
+            Error::DeadlineExceeded { .. } => ErrorKind::TimeLimit,
+            Error::MemoryLimit { .. } => ErrorKind::MemoryLimit,
+            Error::OutputLimit { .. } => ErrorKind::OutputLimit,
+            Error::Interrupted { .. } => ErrorKind::Interrupted,
+            Error::PoolFull { .. } => ErrorKind::PoolFull,
+            Error::Abi { .. } => ErrorKind::Abi,
+            Error::Host { .. } => ErrorKind::Host,
+        }
     }
 
     /// What a WASI program wrote before it failed, when it failed after
-    /// running (a non-zero exit, a limit, a trap).
+    /// running (a limit, a trap).
     pub fn command_output(&self) -> Option<&CommandOutput> {
         match self {
-            Error::Exit { output, .. } | Error::OutputLimit { output, .. } => Some(output),
+            Error::OutputLimit { output, .. } => Some(output),
             Error::Trap { output, .. }
             | Error::DeadlineExceeded { output, .. }
             | Error::MemoryLimit { output, .. } => output.as_deref(),
@@ -319,13 +388,97 @@ impl Error {
     }
 }
 
+/// What kind of failure a call [`Error`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No such entry.
+    UnknownFunction,
+    /// The entry is not a function.
+    NotAFunction,
+    /// The function was refused at load.
+    Refused,
+    /// The input does not fit: wrong arguments, or a form the ABI does not
+    /// take.
+    BadInput,
+    /// The sandbox could not be set up (a required variable is missing).
+    Sandbox,
+    /// The guest trapped.
+    Trap,
+    /// `limits.max_execution_ms` stopped the call.
+    TimeLimit,
+    /// `limits.max_memory_bytes` refused the guest memory it asked for.
+    MemoryLimit,
+    /// `limits.max_output_bytes` stopped the program.
+    OutputLimit,
+    /// The engine was interrupted.
+    Interrupted,
+    /// The pool's queue or the engine's instance slots were full.
+    PoolFull,
+    /// The guest broke its side of the ABI.
+    Abi,
+    /// Something failed on the host side.
+    Host,
+}
+
+impl ErrorKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::UnknownFunction,
+        ErrorKind::NotAFunction,
+        ErrorKind::Refused,
+        ErrorKind::BadInput,
+        ErrorKind::Sandbox,
+        ErrorKind::Trap,
+        ErrorKind::TimeLimit,
+        ErrorKind::MemoryLimit,
+        ErrorKind::OutputLimit,
+        ErrorKind::Interrupted,
+        ErrorKind::PoolFull,
+        ErrorKind::Abi,
+        ErrorKind::Host,
+    ];
+
+    /// The kind's name in `snake_case`: the `outcome` label of the call
+    /// metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::UnknownFunction => "unknown_function",
+            ErrorKind::NotAFunction => "not_a_function",
+            ErrorKind::Refused => "refused",
+            ErrorKind::BadInput => "bad_input",
+            ErrorKind::Sandbox => "sandbox",
+            ErrorKind::Trap => "trap",
+            ErrorKind::TimeLimit => "time_limit",
+            ErrorKind::MemoryLimit => "memory_limit",
+            ErrorKind::OutputLimit => "output_limit",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::PoolFull => "pool_full",
+            ErrorKind::Abi => "abi",
+            ErrorKind::Host => "host",
+        }
+    }
+
+    /// Whether the caller's input was at fault (the function or its
+    /// arguments), not the guest or the host.
+    pub fn is_input(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::UnknownFunction
+                | ErrorKind::NotAFunction
+                | ErrorKind::Refused
+                | ErrorKind::BadInput
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn problem_display_puts_context_first() {
-        let p = Problem::new("sha256 mismatch")
+        let p = Problem::new(ProblemKind::HashMismatch, "sha256 mismatch")
             .in_file("registry/_index.yaml")
             .in_entry("app:hello")
             .at_field("hash");

@@ -1,6 +1,7 @@
 //! The state every store carries: the guest's WASI context (preview 2, or
 //! preview 1 for core WASI programs), its resource table, the guest's log
-//! streams, its memory cap and the current call's deadline.
+//! streams or a program's captured output, its memory cap and the current
+//! call's deadline.
 //!
 //! Linking is not granting: the WASI interfaces toolchains import are always
 //! linked, but the context has no env, no args, no files and no network
@@ -19,6 +20,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::guest_log::GuestLog;
 use crate::limits::{Limits, MemoryCap, on_epoch_tick};
+use crate::wasi::output::{Output, Written};
+
+/// The epoch tick at which a synchronous call that is still running hands
+/// its Tokio worker over ([`crate::blocking::hand_off_worker`]): the
+/// second, so the call has run at least one full tick.
+const HAND_OFF_AT_TICK: u32 = 2;
 
 /// Store data for one instance.
 pub(crate) struct HostState {
@@ -27,8 +34,13 @@ pub(crate) struct HostState {
     p1: Option<WasiP1Ctx>,
     stdout: GuestLog,
     stderr: GuestLog,
+    /// A program's stdout and stderr, captured for its answer.
+    captured: Option<Output>,
     /// When the running call must stop; read by the epoch callback.
-    pub deadline: Instant,
+    deadline: Instant,
+    /// Epoch ticks the running call has seen, while it still holds an
+    /// async worker.
+    ticks_on_worker: u32,
     /// Set when the engine is interrupted; read by the epoch callback.
     pub interrupted: Arc<AtomicBool>,
     /// The instance's linear memory cap.
@@ -44,23 +56,52 @@ impl HostState {
             p1: None,
             stdout: GuestLog::new(function.clone(), "stdout"),
             stderr: GuestLog::new(function, "stderr"),
+            captured: None,
             deadline: Instant::now() + limits.max_execution,
+            ticks_on_worker: 0,
             interrupted,
             memory: MemoryCap::new(limits.max_memory_bytes),
         }
     }
 
     /// A store for one instance: memory capped, deadline checked at every
-    /// epoch tick (yielding to the executor in between when `may_yield`).
+    /// epoch tick. An async call (`may_yield`) yields to the executor at
+    /// each tick; a synchronous one that is still running at its second
+    /// tick hands its async worker over and runs on as a blocking thread.
     pub fn into_store(self, engine: &Engine, may_yield: bool) -> Store<HostState> {
         let mut store = Store::new(engine, self);
         store.limiter(|host| &mut host.memory);
-        store.epoch_deadline_callback(move |store| {
-            let host = store.data();
-            on_epoch_tick(host.deadline, host.is_interrupted(), may_yield)
+        store.epoch_deadline_callback(move |mut store| {
+            let host = store.data_mut();
+            let update = on_epoch_tick(host.deadline, host.is_interrupted(), may_yield)?;
+            if !may_yield && host.ticks_on_worker < HAND_OFF_AT_TICK {
+                host.ticks_on_worker += 1;
+                if host.ticks_on_worker == HAND_OFF_AT_TICK && !crate::blocking::hand_off_worker() {
+                    // Not handed over yet: try again at the next tick.
+                    host.ticks_on_worker -= 1;
+                }
+            }
+            Ok(update)
         });
         store.set_epoch_deadline(1);
         store
+    }
+
+    /// Starts a call that must end by `deadline`.
+    pub fn begin_call(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.ticks_on_worker = 0;
+    }
+
+    /// Keeps a program's captured output with the store, so that the call
+    /// path finds it however the run ends.
+    pub fn capture(&mut self, output: Output) {
+        self.captured = Some(output);
+    }
+
+    /// What the program wrote so far, if its output is captured.
+    pub fn take_written(&mut self) -> Option<Written> {
+        self.captured.as_ref().map(Output::take)
     }
 
     /// The guest's resource table.

@@ -5,14 +5,18 @@
 //! * [`Registry`]: entries loaded from Wippy `_index.yaml` files and Dapr
 //!   component files, with every problem located by file, entry and field.
 //! * [`Runtime`]: the registry plus the one [`engine::WaferEngine`]; the
-//!   single entry point ([`Runtime::call`]) for every surface.
-//! * [`Function`]: one compiled function with its warm instances, or a
-//!   WASI program run per call ([`Function::run`]).
+//!   single entry point ([`Runtime::invoke`], with the JSON adapter
+//!   [`Runtime::call`]) for every surface.
+//! * [`Function`]: one loaded function with its pool of instances, called
+//!   through [`Function::invoke`] whatever its ABI.
+//! * [`Input`] and [`Output`]: what goes into a call and comes out of it.
 //! * [`values`]: how JSON arguments and results map onto WIT types.
 //! * [`wasi`]: the sandbox a guest sees, and the grant model.
 //! * [`sources`]: modules named by URL, and the disk cache shared with
 //!   compiled code ([`RuntimeOptions::cache_dir`]).
 //! * [`limits`]: execution time, memory and output caps.
+//! * [`metrics`]: call counts by outcome, latency, instances; rendered in
+//!   the Prometheus text format by [`Runtime::metrics_text`].
 //!
 //! Wiring it up:
 //!
@@ -42,6 +46,8 @@
 #![deny(missing_docs)]
 
 mod abi;
+mod blocking;
+mod call;
 mod compiler;
 pub mod engine;
 pub mod error;
@@ -51,16 +57,19 @@ pub mod hash;
 mod host;
 pub mod inspect;
 pub mod limits;
+pub mod metrics;
 pub mod pools;
 pub mod registry;
 mod runtime;
+mod shards;
 pub mod sources;
 pub mod values;
 pub mod wasi;
 
+pub use call::{CommandInput, CommandOutput, Input, InputForm, Output};
 pub use compiler::CompileStats;
-pub use error::{EngineError, Error, Problem, Result};
-pub use function::{CommandInput, CommandOutput, Function};
+pub use error::{EngineError, Error, ErrorKind, Problem, ProblemKind, Result};
+pub use function::Function;
 pub use hash::Sha256Hash;
 pub use registry::Registry;
 pub use runtime::{Runtime, RuntimeOptions};

@@ -24,8 +24,6 @@ use std::time::{Duration, Instant};
 
 use wasmtime::UpdateDeadline;
 
-use crate::registry::LimitsConfig;
-
 /// `limits.max_execution_ms` when an entry gives none: 10 seconds.
 pub const DEFAULT_MAX_EXECUTION_MS: u64 = 10_000;
 
@@ -52,16 +50,18 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Applies the defaults to an entry's `limits:`.
-    pub fn from_config(config: &LimitsConfig) -> Limits {
-        let ms = config
-            .max_execution_ms
-            .unwrap_or(DEFAULT_MAX_EXECUTION_MS)
-            .max(1);
+    /// Limits from an entry's values, each `None` taking its default; a
+    /// time limit of 0 counts as 1 ms.
+    pub fn with_defaults(
+        max_execution_ms: Option<u64>,
+        max_memory_bytes: Option<u64>,
+        max_output_bytes: Option<u64>,
+    ) -> Limits {
+        let ms = max_execution_ms.unwrap_or(DEFAULT_MAX_EXECUTION_MS).max(1);
         Limits {
             max_execution: Duration::from_millis(ms),
-            max_memory_bytes: config.max_memory_bytes.unwrap_or(DEFAULT_MAX_MEMORY_BYTES),
-            max_output_bytes: config.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
+            max_memory_bytes: max_memory_bytes.unwrap_or(DEFAULT_MAX_MEMORY_BYTES),
+            max_output_bytes: max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
         }
     }
 
@@ -73,7 +73,7 @@ impl Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits::from_config(&LimitsConfig::default())
+        Limits::with_defaults(None, None, None)
     }
 }
 

@@ -1,24 +1,26 @@
-//! [`Runtime`]: the single entry point every surface calls through.
+//! [`Runtime`]: the registry, the engine, and the one entry point every
+//! surface calls through ([`Runtime::invoke`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
-use wasmtime::component::Linker;
+use tokio::sync::OnceCell;
 
-use crate::abi::LoadError;
-use crate::abi::wasi_command::{CommandLinkers, CommandProgram};
-use crate::abi::wit::WitFunction;
+use crate::abi::{self, LoadContext, LoadError};
+use crate::blocking::off_worker;
+use crate::call::{Input, Output};
 use crate::compiler::{CompileStats, Compiler};
 use crate::engine::{EngineSettings, WaferEngine};
-use crate::error::{EngineError, Error, Problem, Result};
+use crate::error::{EngineError, Error, Problem, ProblemKind, Result};
 use crate::function::Function;
-use crate::host::HostState;
 use crate::limits::Limits;
-use crate::registry::{Abi, EntryKind, FunctionConfig, ModuleSource, Registry};
+use crate::metrics::{FunctionMetrics, FunctionSnapshot, Snapshot};
+use crate::pools::PoolPolicy;
+use crate::registry::{Abi, Entry, EntryKind, FunctionConfig, ModuleSource, Registry};
 use crate::sources::{DiskCache, FetchLimits, ModuleSources};
-use crate::wasi::Sandbox;
+use crate::wasi::{Linkers, Sandbox};
 
 /// Where a [`Runtime`] keeps what it fetched and compiled, and how it
 /// fetches.
@@ -35,14 +37,22 @@ pub struct RuntimeOptions {
 
 type Loaded = std::result::Result<Arc<Function>, Vec<Problem>>;
 
-/// A registry, the engine, and the functions compiled so far.
+/// One registry function's place in the runtime: its load, shared by every
+/// first caller, and its call counters, kept across retried loads.
+struct Slot {
+    loaded: OnceCell<Loaded>,
+    metrics: Arc<FunctionMetrics>,
+}
+
+/// A registry, the engine, and the functions loaded so far.
 ///
-/// Functions compile on first use (or all at once with
-/// [`Runtime::load_all`]); a compiled function is kept for the runtime's
-/// life. `Runtime` is `Send + Sync`: share it behind an `Arc` and call from
-/// many tasks at once. Calls run on Tokio and need its timers (a runtime
-/// built with `enable_time` or `enable_all`), which bound calls that wait
-/// on the host.
+/// Functions load on first use (or all at once with
+/// [`Runtime::load_all`]); a loaded function is kept for the runtime's
+/// life. Loading (a download, compiling) runs off Tokio's async workers,
+/// and concurrent first callers wait for one shared load. `Runtime` is
+/// `Send + Sync`: share it behind an `Arc` and call from many tasks at
+/// once. Calls run on Tokio and need its timers (a runtime built with
+/// `enable_time` or `enable_all`), which bound calls that wait on the host.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -54,14 +64,11 @@ type Loaded = std::result::Result<Arc<Function>, Vec<Problem>>;
 /// ```
 pub struct Runtime {
     engine: WaferEngine,
-    linker: Linker<HostState>,
-    strict_linker: Linker<HostState>,
-    p1_linker: wasmtime::Linker<HostState>,
-    strict_p1_linker: wasmtime::Linker<HostState>,
+    linkers: Linkers,
     compiler: Compiler,
     sources: ModuleSources,
     registry: Registry,
-    functions: RwLock<HashMap<String, Arc<OnceLock<Loaded>>>>,
+    slots: RwLock<HashMap<String, Arc<Slot>>>,
 }
 
 impl Runtime {
@@ -98,15 +105,7 @@ impl Runtime {
         engine: WaferEngine,
         options: RuntimeOptions,
     ) -> std::result::Result<Runtime, EngineError> {
-        let mut linker = Linker::new(engine.engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        let mut strict_linker = linker.clone();
-        crate::wasi::strict::add_instant_clock_subscriptions(&mut strict_linker)?;
-        let mut p1_linker = wasmtime::Linker::new(engine.engine());
-        wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, HostState::wasi_p1)?;
-        let mut strict_p1_linker = p1_linker.clone();
-        strict_p1_linker.allow_shadowing(true);
-        crate::wasi::strict::add_instant_poll_oneoff(&mut strict_p1_linker)?;
+        let linkers = Linkers::new(engine.engine())?;
         let cache = options.cache_dir.and_then(|dir| match DiskCache::open(&dir) {
             Ok(cache) => Some(cache),
             Err(error) => {
@@ -118,12 +117,9 @@ impl Runtime {
             compiler: Compiler::new(engine.engine(), cache.clone()),
             sources: ModuleSources::new(cache, options.fetch),
             engine,
-            linker,
-            strict_linker,
-            p1_linker,
-            strict_p1_linker,
+            linkers,
             registry,
-            functions: RwLock::new(HashMap::new()),
+            slots: RwLock::new(HashMap::new()),
         })
     }
 
@@ -148,67 +144,131 @@ impl Runtime {
         self.sources.cache()
     }
 
-    /// Calls function `id` with JSON arguments and returns its result as
-    /// JSON. Every surface (CLI, HTTP, pipelines) calls through here. The
-    /// arguments are taken by value: their strings move into the guest call
-    /// instead of being copied.
+    /// Calls function `id`: the one entry point of every surface (the CLI,
+    /// HTTP, pipelines, brokers), so that pools, limits, metrics and error
+    /// kinds behave the same whichever surface the call came from. See
+    /// [`Function::invoke`] for the forms of input and output.
     ///
     /// # Errors
     ///
-    /// See [`Error`]: an unknown or refused function, bad arguments, a trap,
-    /// an exceeded limit.
-    pub async fn call(&self, id: &str, args: Vec<Value>) -> Result<Value> {
-        self.function(id)?.call_json(args).await
+    /// See [`Error::kind`]: an unknown or refused function, input that does
+    /// not fit, a full pool, a trap, an exceeded limit.
+    pub async fn invoke(&self, id: &str, input: Input) -> Result<Output> {
+        self.function(id).await?.invoke(input).await
     }
 
-    /// The function `id`, compiled on first use.
+    /// Calls function `id` with JSON arguments and returns its answer as
+    /// JSON ([`Output::into_json`]): the JSON adapter over
+    /// [`Runtime::invoke`]. The arguments are taken by value: their strings
+    /// move into the guest call instead of being copied.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::invoke`].
+    pub async fn call(&self, id: &str, args: Vec<Value>) -> Result<Value> {
+        self.invoke(id, Input::Json(args))
+            .await
+            .map(Output::into_json)
+    }
+
+    /// The function `id`, loaded on first use off the async workers;
+    /// concurrent first callers wait for the same load.
     ///
     /// # Errors
     ///
     /// [`Error::UnknownFunction`], [`Error::NotAFunction`], or
     /// [`Error::Refused`] with every reason the entry cannot load.
-    pub fn function(&self, id: &str) -> Result<Arc<Function>> {
+    pub async fn function(&self, id: &str) -> Result<Arc<Function>> {
+        let slot = self.slot(id)?;
+        let loaded = slot
+            .loaded
+            .get_or_init(|| async { off_worker(|| self.load(id)) })
+            .await;
+        self.loaded(id, &slot, loaded)
+    }
+
+    /// [`Runtime::function`] for callers outside async code (it blocks
+    /// while loading).
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::function`].
+    pub fn function_blocking(&self, id: &str) -> Result<Arc<Function>> {
+        let slot = self.slot(id)?;
+        let loaded = match slot.loaded.get() {
+            Some(loaded) => loaded.clone(),
+            None => {
+                let loaded = self.load(id);
+                // Should an async caller be loading too, its load is kept.
+                let _ = slot.loaded.set(loaded.clone());
+                loaded
+            }
+        };
+        self.loaded(id, &slot, &loaded)
+    }
+
+    /// The slot of function `id`, made on first use; only registry entries
+    /// get one, so unknown ids cannot grow the map (or the metrics).
+    fn slot(&self, id: &str) -> Result<Arc<Slot>> {
         let known = self
-            .functions
+            .slots
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned();
-        let slot = match known {
-            Some(slot) => slot,
-            None => {
-                let mut functions = self.functions.write().unwrap_or_else(|p| p.into_inner());
-                functions.entry(id.to_string()).or_default().clone()
-            }
+        if let Some(slot) = known {
+            return Ok(slot);
+        }
+        if self.registry.get(id).is_none() && self.registry.refusal(id).is_none() {
+            return Err(Error::UnknownFunction { id: id.to_string() });
+        }
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let slot = slots.entry(id.to_string()).or_insert_with(|| {
+            Arc::new(Slot {
+                loaded: OnceCell::new(),
+                metrics: Arc::new(FunctionMetrics::new()),
+            })
+        });
+        Ok(slot.clone())
+    }
+
+    /// The outcome of a load, counted as a refused call when it failed.
+    fn loaded(&self, id: &str, slot: &Arc<Slot>, loaded: &Loaded) -> Result<Arc<Function>> {
+        let problems = match loaded {
+            Ok(function) => return Ok(function.clone()),
+            Err(problems) => problems,
         };
-        match slot.get_or_init(|| self.load(id)) {
-            Ok(function) => Ok(function.clone()),
-            Err(problems) if problems.is_empty() => Err(self.not_loadable(id)),
-            Err(problems) => {
-                if self.fetched_from_url(id) {
-                    // A download may fail for a while (a server restarting,
-                    // a network blip): forget the failure, so that a later
-                    // call tries again instead of failing until restart.
-                    let mut functions = self.functions.write().unwrap_or_else(|p| p.into_inner());
-                    if functions
-                        .get(id)
-                        .is_some_and(|known| Arc::ptr_eq(known, &slot))
-                    {
-                        functions.remove(id);
-                    }
-                }
-                Err(Error::Refused {
-                    id: id.to_string(),
-                    problems: problems.clone(),
-                })
+        let error = match self.registry.get(id) {
+            Some(entry) if problems.is_empty() => Error::NotAFunction {
+                id: id.to_string(),
+                kind: entry.kind_name().to_string(),
+            },
+            _ => Error::Refused {
+                id: id.to_string(),
+                problems: problems.clone(),
+            },
+        };
+        slot.metrics.record_refused(&error);
+        if self.fetched_from_url(id) {
+            // A download may fail for a while (a server restarting, a
+            // network blip): forget the failure, so that a later call tries
+            // again instead of failing until restart.
+            let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+            if slots.get(id).is_some_and(|known| Arc::ptr_eq(known, slot)) {
+                let retry = Slot {
+                    loaded: OnceCell::new(),
+                    metrics: slot.metrics.clone(),
+                };
+                slots.insert(id.to_string(), Arc::new(retry));
             }
         }
+        Err(error)
     }
 
     fn fetched_from_url(&self, id: &str) -> bool {
         self.registry
             .get(id)
-            .and_then(|entry| entry.function())
+            .and_then(Entry::function)
             .is_some_and(|function| matches!(function.source, ModuleSource::Url(_)))
     }
 
@@ -227,83 +287,128 @@ impl Runtime {
         sandbox: Sandbox,
         limits: Limits,
     ) -> Result<Function> {
-        let linkers = self.command_linkers();
-        let program =
-            CommandProgram::load(&self.compiler, &linkers, module, sandbox.strict, "file")
-                .map_err(|e| Error::Refused {
+        let cx = self.load_context(None, &sandbox, "file");
+        let prepared =
+            abi::Abi::load(&abi::wasi_command::WasiCommand, &cx, module).map_err(|e| {
+                Error::Refused {
                     id: id.to_string(),
-                    problems: vec![Problem::new(e.message).in_entry(id)],
-                })?;
-        Ok(Function::command(
+                    problems: vec![Problem::new(e.kind, e.message).in_entry(id)],
+                }
+            })?;
+        tracing::debug!(function = id, "Compiled.");
+        Ok(Function::new(
             id,
-            program,
-            None,
+            prepared,
+            PoolPolicy::from_config(None),
             limits,
             sandbox,
             self.engine.interrupt_flag(),
+            Arc::new(FunctionMetrics::new()),
         ))
     }
 
-    fn command_linkers(&self) -> CommandLinkers<'_> {
-        CommandLinkers {
-            components: &self.linker,
-            strict_components: &self.strict_linker,
-            modules: &self.p1_linker,
-            strict_modules: &self.strict_p1_linker,
+    fn load_context<'a>(
+        &'a self,
+        config: Option<&'a FunctionConfig>,
+        sandbox: &'a Sandbox,
+        source_field: &'static str,
+    ) -> LoadContext<'a> {
+        LoadContext {
+            compiler: &self.compiler,
+            linkers: &self.linkers,
+            method: config.and_then(|c| c.method.as_deref()),
+            wit: config.and_then(|c| c.wit.as_deref()),
+            sandbox,
+            source_field,
         }
     }
 
-    /// Compiles every active function of the registry (see
-    /// [`FunctionConfig::is_active`](crate::registry::FunctionConfig::is_active)),
-    /// calling `progress` after each with (done, total). Returns each
-    /// function's outcome, by id.
+    /// Fields and kinds that are accepted but not active yet: the
+    /// registry's own notices, and functions whose `abi` is not active.
+    pub fn inactive(&self) -> Vec<Problem> {
+        let mut notices = self.registry.inactive().to_vec();
+        for entry in self.registry.entries() {
+            if let Some(abi) = entry.function().map(|f| f.abi)
+                && abi::lookup(abi).is_none()
+            {
+                notices.push(inactive_abi(entry, abi));
+            }
+        }
+        notices
+    }
+
+    /// Loads every function of the registry whose ABI is active, calling
+    /// `progress` after each with (done, total). Returns each function's
+    /// outcome, by id. It blocks: call it outside async code.
     pub fn load_all(
         &self,
         mut progress: impl FnMut(usize, usize),
     ) -> Vec<(String, Result<Arc<Function>>)> {
-        let ids: Vec<String> = self
-            .registry
-            .entries()
-            .iter()
-            .filter(|e| e.function().is_some_and(|f| f.is_active()))
-            .map(|e| e.id.clone())
-            .collect();
+        let ids: Vec<String> = self.active_functions().map(|e| e.id.clone()).collect();
         let total = ids.len();
         ids.into_iter()
             .enumerate()
             .map(|(done, id)| {
-                let outcome = self.function(&id);
+                let outcome = self.function_blocking(&id);
                 progress(done + 1, total);
                 (id, outcome)
             })
             .collect()
     }
 
-    /// Compiles every active function and creates the instances their
-    /// pools keep from the start (`static`, `adaptive` with `warm_start`).
-    /// Returns the functions that failed, with why.
+    /// Loads every function whose ABI is active and creates the instances
+    /// their pools keep from the start (`static`, `adaptive` with
+    /// `warm_start`). Returns the functions that failed, with why.
     pub async fn warm_up(&self) -> Vec<(String, Error)> {
         let mut failed = Vec::new();
-        for (id, outcome) in self.load_all(|_, _| {}) {
-            let warmed = match outcome {
+        for entry in self.active_functions() {
+            let warmed = match self.function(&entry.id).await {
                 Ok(function) => function.warm_up().await.map(drop),
                 Err(e) => Err(e),
             };
             if let Err(e) = warmed {
-                failed.push((id, e));
+                failed.push((entry.id.clone(), e));
             }
         }
         failed
     }
 
-    fn not_loadable(&self, id: &str) -> Error {
-        match self.registry.get(id) {
-            Some(entry) => Error::NotAFunction {
-                id: id.to_string(),
-                kind: entry.kind_name().to_string(),
-            },
-            None => Error::UnknownFunction { id: id.to_string() },
+    /// The function entries whose ABI is active.
+    fn active_functions(&self) -> impl Iterator<Item = &Entry> {
+        self.registry
+            .entries()
+            .iter()
+            .filter(|e| e.function().is_some_and(|f| abi::lookup(f.abi).is_some()))
+    }
+
+    /// Every metric in the Prometheus text format: per function, calls by
+    /// outcome, their latency, instances and queue depth; per runtime,
+    /// compiling and the cache (see [`crate::metrics`]).
+    pub fn metrics_text(&self) -> String {
+        let slots: Vec<(String, Arc<Slot>)> = self
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, slot)| (id.clone(), slot.clone()))
+            .collect();
+        let mut functions: Vec<FunctionSnapshot> = slots
+            .into_iter()
+            .map(|(id, slot)| FunctionSnapshot {
+                calls: slot.metrics.snapshot(),
+                pool: match slot.loaded.get() {
+                    Some(Ok(function)) => function.pool_stats(),
+                    _ => Default::default(),
+                },
+                id,
+            })
+            .collect();
+        functions.sort_by(|a, b| a.id.cmp(&b.id));
+        Snapshot {
+            functions,
+            compile: self.compiler.stats(),
         }
+        .render()
     }
 
     /// Reads, checks and compiles one function. An empty problem list means
@@ -318,58 +423,51 @@ impl Runtime {
         let EntryKind::Function(config) = &entry.kind else {
             return Err(Vec::new());
         };
-        let locate = |field: &str, message: String| vec![entry.problem(field, message)];
-        if let Some((field, message)) = config.inactive_reason() {
-            return Err(locate(field, message));
-        }
-        let sandbox = self.registry.sandbox(id).map_err(|p| vec![p])?;
+        let Some(abi) = abi::lookup(config.abi) else {
+            return Err(vec![inactive_abi(entry, config.abi)]);
+        };
+        let locate = |kind, field: &str, message: String| vec![entry.problem(kind, field, message)];
+        let sandbox = self.registry.sandbox(entry).map_err(|p| vec![p])?;
         let bytes = match &config.source {
             ModuleSource::Url(url) => self
                 .sources
                 .load(url, config.hash)
                 .map(|module| module.bytes)
-                .map_err(|e| locate(config.source_field(), e.to_string()))?,
-            _ => self.registry.module_bytes(id).map_err(|p| vec![p])?,
+                .map_err(|e| locate(e.problem_kind(), config.source_field(), e.to_string()))?,
+            _ => self.registry.module_bytes(entry).map_err(|p| vec![p])?,
         };
         let started = std::time::Instant::now();
-        let function = self
-            .compile(id, config, &bytes, sandbox)
-            .map_err(|e| locate(e.field, e.message))?;
+        let cx = self.load_context(Some(config), &sandbox, config.source_field());
+        let prepared = abi.load(&cx, &bytes).map_err(
+            |LoadError {
+                 kind,
+                 field,
+                 message,
+             }| locate(kind, field, message),
+        )?;
         tracing::debug!(function = id, elapsed = ?started.elapsed(), "Compiled.");
-        Ok(Arc::new(function))
+        let metrics = self
+            .slot(id)
+            .map(|slot| slot.metrics.clone())
+            .map_err(|_| Vec::new())?;
+        Ok(Arc::new(Function::new(
+            id,
+            prepared,
+            PoolPolicy::from_config(config.pool.as_ref()),
+            config.limits.limits(),
+            sandbox,
+            self.engine.interrupt_flag(),
+            metrics,
+        )))
     }
+}
 
-    /// Compiles and links one function's module for its ABI.
-    fn compile(
-        &self,
-        id: &str,
-        config: &FunctionConfig,
-        bytes: &[u8],
-        sandbox: Sandbox,
-    ) -> std::result::Result<Function, LoadError> {
-        let source_field = config.source_field();
-        let limits = Limits::from_config(&config.limits);
-        let interrupted = self.engine.interrupt_flag();
-        let pool = config.pool.as_ref();
-        if config.abi == Abi::WasiCommand {
-            let linkers = self.command_linkers();
-            let program = CommandProgram::load(
-                &self.compiler,
-                &linkers,
-                bytes,
-                sandbox.strict,
-                source_field,
-            )?;
-            return Ok(Function::command(
-                id,
-                program,
-                pool,
-                limits,
-                sandbox,
-                interrupted,
-            ));
-        }
-        let abi = WitFunction::load(&self.compiler, &self.linker, bytes, config, source_field)?;
-        Ok(Function::typed(id, abi, pool, limits, sandbox, interrupted))
-    }
+/// The notice (or, when called, the refusal) of a function whose ABI is
+/// not active yet.
+fn inactive_abi(entry: &Entry, abi: Abi) -> Problem {
+    entry.problem(
+        ProblemKind::Inactive,
+        "abi",
+        format!("abi {} is not active yet", abi.as_str()),
+    )
 }

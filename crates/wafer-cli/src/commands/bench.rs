@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
+use wafer::{ErrorKind, Input};
 
 use super::call::call_failure;
 use super::{FunctionArgs, print_line};
@@ -17,8 +18,10 @@ use crate::exit::Failure;
 ///
 /// Warms up first (instances created, code paths hot), then runs
 /// `--concurrency` callers until `--duration` or `--calls` is reached,
-/// showing progress on a terminal. Failed calls (a full pool, a trap) are
-/// counted and timed apart.
+/// showing progress on a terminal. Calls go through the same call path as
+/// every other surface; the counts by outcome and the instances come from
+/// the function's metrics, the latency percentiles from each caller's
+/// clock. Failed calls (a full pool, a trap) are counted and timed apart.
 ///
 /// Example: wafer bench quickstart:add 2 40 -r examples/quickstart --duration 3s
 #[derive(clap::Args)]
@@ -86,20 +89,18 @@ impl Tally {
 
 pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let target = &args.target;
-    let call_args = target.json_args()?;
     let runtime = target.runtime()?;
-    let function = runtime.function(&target.id).map_err(call_failure)?;
-    super::tokio_runtime()?.block_on(async {
+    let (function, input) = super::tokio_runtime()?.block_on(async {
+        let function = runtime.function(&target.id).await.map_err(call_failure)?;
+        let input = target.input(&function, Vec::new())?;
         function.warm_up().await.map_err(call_failure)?;
         // The first call shows bad arguments at once, not after a run.
-        function
-            .call_json(call_args.clone())
-            .await
-            .map_err(call_failure)
+        function.invoke(input.clone()).await.map_err(call_failure)?;
+        Ok::<_, Failure>((function, input))
     })?;
     measure(
         &function,
-        &call_args,
+        &input,
         args.concurrency,
         Stop::At(Instant::now() + args.warmup),
         false,
@@ -108,15 +109,17 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         Some(calls) => Stop::After(calls),
         None => Stop::At(Instant::now() + args.duration),
     };
+    let before = function.call_stats();
     let started = Instant::now();
     let tally = measure(
         &function,
-        &call_args,
+        &input,
         args.concurrency,
         stop,
         std::io::stderr().is_terminal(),
     )?;
-    let report = report(&function, &args, tally, started.elapsed());
+    let elapsed = started.elapsed();
+    let report = report(&function, &args, tally, &before, elapsed);
     print_line(&if args.json {
         report.to_string()
     } else {
@@ -135,7 +138,7 @@ enum Stop {
 /// the callers, so the load lands on every core the same way each run.
 fn measure(
     function: &Arc<wafer::Function>,
-    args: &[Value],
+    input: &Input,
     concurrency: u32,
     stop: Stop,
     progress: bool,
@@ -158,7 +161,7 @@ fn measure(
                             .map(|_| {
                                 tokio::task::spawn_local(caller(
                                     function.clone(),
-                                    args.to_vec(),
+                                    input.clone(),
                                     stop,
                                     issued.clone(),
                                 ))
@@ -191,7 +194,7 @@ fn measure(
 /// One caller: calls in a loop until `stop`, timing each call.
 async fn caller(
     function: Arc<wafer::Function>,
-    args: Vec<Value>,
+    input: Input,
     stop: Stop,
     issued: Arc<AtomicU64>,
 ) -> Tally {
@@ -216,7 +219,7 @@ async fn caller(
             }
         }
         let start = Instant::now();
-        let outcome = function.call_json(args.clone()).await;
+        let outcome = function.invoke(input.clone()).await;
         let nanos = start.elapsed().as_nanos().max(1) as u64;
         match outcome {
             Ok(_) => tally.ok.saturating_record(nanos),
@@ -272,8 +275,24 @@ fn latency(histogram: &Histogram<u64>) -> Value {
     })
 }
 
-fn report(function: &wafer::Function, args: &BenchArgs, tally: Tally, elapsed: Duration) -> Value {
-    let calls = tally.ok.len() + tally.failed.len();
+/// The report: counts from the function's metrics (what the run added to
+/// them), latency percentiles from the callers.
+fn report(
+    function: &wafer::Function,
+    args: &BenchArgs,
+    tally: Tally,
+    before: &wafer::metrics::CallStats,
+    elapsed: Duration,
+) -> Value {
+    let after = function.call_stats();
+    let calls = after.calls() - before.calls();
+    let ok = after.succeeded() - before.succeeded();
+    let failed_by_kind: serde_json::Map<String, Value> = ErrorKind::ALL
+        .iter()
+        .map(|&kind| (kind, after.failed(kind) - before.failed(kind)))
+        .filter(|&(_, count)| count > 0)
+        .map(|(kind, count)| (kind.as_str().to_string(), json!(count)))
+        .collect();
     let stats = function.pool_stats();
     json!({
         "function": function.id(),
@@ -281,9 +300,11 @@ fn report(function: &wafer::Function, args: &BenchArgs, tally: Tally, elapsed: D
         "seconds": elapsed.as_secs_f64(),
         "calls": calls,
         "calls_per_second": calls as f64 / elapsed.as_secs_f64(),
-        "ok": tally.ok.len(),
+        "ok": ok,
+        "guest_errors": after.guest_errors() - before.guest_errors(),
         "latency": latency(&tally.ok),
-        "failed": tally.failed.len(),
+        "failed": calls - ok,
+        "failed_by_kind": failed_by_kind,
         "failed_latency": latency(&tally.failed),
         "first_error": tally.first_error.map(|e| e.to_string()),
         "instances_created": stats.created,

@@ -1,10 +1,12 @@
 //! `wafer call ID [ARG...]`: call one function and print its result.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
+use std::task::Poll;
 
 use anyhow::{Context, anyhow};
-use wafer::{CommandInput, CommandOutput, Function};
+use wafer::{CommandOutput, InputForm, Output};
 
 use super::{FunctionArgs, print_line, read_input};
 use crate::exit::Failure;
@@ -40,56 +42,51 @@ pub struct CallArgs {
 pub fn run(args: CallArgs) -> Result<(), Failure> {
     let target = &args.target;
     let runtime = target.runtime()?;
-    let function = runtime.function(&target.id).map_err(call_failure)?;
-    if function.is_command() {
-        return run_program(&runtime, &function, &args);
-    }
-    if args.stdin.is_some() || args.stdin_file.is_some() {
+    let tokio = interruptible_runtime(&runtime)?;
+    let function = tokio
+        .block_on(runtime.function(&target.id))
+        .map_err(call_failure)?;
+    let has_stdin = args.stdin.is_some() || args.stdin_file.is_some();
+    if has_stdin && function.input_form() != InputForm::Program {
         return Err(Failure::input(anyhow!(
             "{}: --stdin and --stdin-file are for WASI programs; this is a typed function ({})",
             target.id,
             function.signature()
         )));
     }
-    let call_args = target.json_args()?;
-    let tokio = interruptible_runtime(&runtime)?;
-    let result = tokio
-        .block_on(function.call_json(call_args))
-        .map_err(call_failure)?;
-    let text = if args.pretty {
-        serde_json::to_string_pretty(&result)
-    } else {
-        serde_json::to_string(&result)
-    };
-    print_line(&text.expect("a JSON value always serializes"))
+    let input = target.input(&function, stdin(&args)?)?;
+    match tokio.block_on(function.invoke(input)) {
+        Ok(Output::Program(output)) => {
+            write_output(&output)?;
+            match output.exit_code {
+                0 => Ok(()),
+                status => Err(Failure::exit(status)),
+            }
+        }
+        Ok(answer) => {
+            let result = answer.into_json();
+            let text = if args.pretty {
+                serde_json::to_string_pretty(&result)
+            } else {
+                serde_json::to_string(&result)
+            };
+            print_line(&text.expect("a JSON value always serializes"))
+        }
+        Err(error) => {
+            if let Some(output) = error.command_output() {
+                write_output(output)?;
+            }
+            Err(call_failure(error))
+        }
+    }
 }
 
-fn run_program(
-    runtime: &wafer::Runtime,
-    function: &Function,
-    args: &CallArgs,
-) -> Result<(), Failure> {
-    let stdin = match (&args.stdin, &args.stdin_file) {
-        (Some(text), _) => text.clone().into_bytes(),
-        (None, Some(file)) => read_input(file)?,
-        (None, None) => Vec::new(),
-    };
-    let input = CommandInput::new()
-        .args(args.target.program_args()?)
-        .stdin(stdin);
-    let tokio = interruptible_runtime(runtime)?;
-    match tokio.block_on(function.run(input)) {
-        Ok(output) => write_output(&output),
-        Err(error) => match error.command_output() {
-            Some(output) => {
-                write_output(output)?;
-                match error {
-                    wafer::Error::Exit { .. } => Err(Failure::exit(output.exit_code)),
-                    other => Err(Failure::failed(other)),
-                }
-            }
-            None => Err(call_failure(error)),
-        },
+/// A WASI program's stdin: --stdin, --stdin-file, or nothing.
+fn stdin(args: &CallArgs) -> Result<Vec<u8>, Failure> {
+    match (&args.stdin, &args.stdin_file) {
+        (Some(text), _) => Ok(text.clone().into_bytes()),
+        (None, Some(file)) => read_input(file),
+        (None, None) => Ok(Vec::new()),
     }
 }
 
@@ -108,6 +105,7 @@ pub fn write_output(output: &CommandOutput) -> Result<(), Failure> {
 /// A runtime whose worker thread watches for Ctrl-C and interrupts the
 /// engine, while `block_on` runs the call on this thread: a synchronous
 /// guest holds this thread, and is still stopped at its next epoch tick.
+/// Ctrl-C is watched from when this returns, before anything is loaded.
 pub fn interruptible_runtime(runtime: &wafer::Runtime) -> Result<tokio::runtime::Runtime, Failure> {
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -115,23 +113,33 @@ pub fn interruptible_runtime(runtime: &wafer::Runtime) -> Result<tokio::runtime:
         .build()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     let engine = runtime.engine().clone();
+    let (watching, watched) = std::sync::mpsc::channel();
     tokio.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+        // The first poll installs the handler: from then on Ctrl-C is ours.
+        let first = std::future::poll_fn(|cx| Poll::Ready(ctrl_c.as_mut().poll(cx))).await;
+        let _ = watching.send(());
+        let pressed = match first {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => ctrl_c.await,
+        };
+        if pressed.is_ok() {
             engine.interrupt_all();
         }
     });
+    watched
+        .recv()
+        .map_err(|_| Failure::failed(anyhow!("cannot watch for Ctrl-C")))?;
     Ok(tokio)
 }
 
-/// How a failed call ends the command: exit 2 when its input was at fault,
-/// 130 when it was interrupted.
+/// How a failed call ends the command, by its kind: exit 2 when its input
+/// was at fault, 130 when it was interrupted, else 1.
 pub fn call_failure(error: wafer::Error) -> Failure {
-    if matches!(error, wafer::Error::Interrupted { .. }) {
-        return Failure::interrupted(error);
-    }
-    let input_error = error.is_input_error();
-    let error = anyhow::Error::new(error);
-    if input_error {
+    let kind = error.kind();
+    if kind == wafer::ErrorKind::Interrupted {
+        Failure::interrupted(error)
+    } else if kind.is_input() {
         Failure::input(error)
     } else {
         Failure::failed(error)

@@ -41,6 +41,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     let runtime = Runtime::with_options(registry, args.cache.options()).map_err(Failure::failed)?;
     let loaded = runtime.load_all(compile_progress());
     let registry = runtime.registry();
+    let inactive = runtime.inactive();
     let mut problems: Vec<Problem> = registry.problems().to_vec();
     let mut signatures = std::collections::HashMap::new();
     for (id, outcome) in loaded {
@@ -52,7 +53,8 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
             Err(wafer::Error::Refused {
                 problems: found, ..
             }) => problems.extend(found),
-            Err(other) => problems.push(Problem::new(other.to_string()).in_entry(&id)),
+            Err(other) => problems
+                .push(Problem::new(wafer::ProblemKind::Reference, other.to_string()).in_entry(&id)),
         }
         signatures.insert(id, None);
     }
@@ -69,9 +71,9 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         })
         .collect();
     let output = if args.json {
-        as_json(&listed, registry.skipped(), registry.inactive(), &problems).to_string()
+        as_json(&listed, registry.skipped(), &inactive, &problems).to_string()
     } else {
-        as_text(&listed, registry.skipped(), registry.inactive(), &problems)
+        as_text(&listed, registry.skipped(), &inactive, &problems)
     };
     print_line(&output)?;
     if problems.is_empty() {
@@ -139,6 +141,7 @@ fn as_text(
 
 fn problem_json(problem: &Problem) -> Value {
     json!({
+        "kind": problem.kind.as_str(),
         "file": problem.file.as_ref().map(|f| f.display().to_string()),
         "entry": problem.entry,
         "field": problem.field,

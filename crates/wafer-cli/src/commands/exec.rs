@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow};
 use bytesize::ByteSize;
 use wafer::limits::Limits;
 use wafer::wasi::{EnvBinding, EnvSource, MountGrant, OutputMode, Sandbox, Stdin};
-use wafer::{CommandInput, Registry, Runtime};
+use wafer::{CommandInput, Input, Output, Registry, Runtime};
 
 use super::call::{call_failure, interruptible_runtime};
 use super::{CacheArgs, read_input};
@@ -76,12 +76,12 @@ pub fn run(args: ExecArgs) -> Result<(), Failure> {
         output: OutputMode::PassThrough,
     };
     let tokio = interruptible_runtime(&runtime)?;
-    let outcome = tokio.block_on(program.run(input));
+    let outcome = tokio.block_on(program.invoke(Input::Program(input)));
     // The guest may still block on stdin; do not wait for it.
     tokio.shutdown_background();
-    match outcome {
+    match outcome.map(Output::into_program) {
+        Ok(Some(output)) if output.exit_code != 0 => Err(Failure::exit(output.exit_code)),
         Ok(_) => Ok(()),
-        Err(wafer::Error::Exit { output, .. }) => Err(Failure::exit(output.exit_code)),
         Err(error) => Err(call_failure(error)),
     }
 }

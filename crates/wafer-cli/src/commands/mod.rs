@@ -151,11 +151,28 @@ impl FunctionArgs {
 
     /// A WASI program's argv after its name: the ARGs as written, or the
     /// `--args-file` array (strings as they are, other values as JSON).
-    pub fn program_args(&self) -> Result<Vec<String>, Failure> {
+    fn program_args(&self) -> Result<Vec<String>, Failure> {
         if self.args_file.is_none() {
             return Ok(self.args.clone());
         }
         Ok(wafer::CommandInput::from_json_args(self.json_args()?).args)
+    }
+
+    /// The call's input in the form `function` takes: JSON arguments for a
+    /// typed function, argv and `stdin` for a WASI program.
+    pub fn input(
+        &self,
+        function: &wafer::Function,
+        stdin: Vec<u8>,
+    ) -> Result<wafer::Input, Failure> {
+        Ok(match function.input_form() {
+            wafer::InputForm::Program => wafer::Input::Program(
+                wafer::CommandInput::new()
+                    .args(self.program_args()?)
+                    .stdin(stdin),
+            ),
+            _ => wafer::Input::Json(self.json_args()?),
+        })
     }
 
     /// A runtime over the registry; problems in other entries are a

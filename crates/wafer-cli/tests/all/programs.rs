@@ -156,19 +156,14 @@ fn ctrl_c_stops_a_program_waiting_for_stdin() {
     let ws = Workspace::new();
     ws.copy_guest(wafer_guests::P1_ECHO, "echo.wasm");
     let args = ["exec", "echo.wasm", "--timeout-ms", "600000"];
-    let mut child = ws
-        .command(&args)
+    let mut command = ws.command(&args);
+    // stdin stays open (a pipe nobody writes to): the program waits on it.
+    command
         .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _open_stdin = child.stdin.take();
-    std::thread::sleep(std::time::Duration::from_millis(1000));
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let run = super::util::Run::new(&args, child.wait_with_output().unwrap());
+        .env("WAFER_LOG", "warn,wafer=debug");
+    // Compiled means the program starts now; an interrupt from then on
+    // stops it, before or while it waits.
+    let run = super::util::interrupt_when(&args, command, "Compiled.");
     run.fails(130, "interrupted");
 }
 

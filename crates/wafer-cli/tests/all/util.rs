@@ -67,6 +67,40 @@ impl Workspace {
     }
 }
 
+/// Starts `command`, waits until a line of its stderr contains `ready` (a
+/// state it reached, never a guess at how long that takes), interrupts it
+/// as a terminal's Ctrl-C would, and returns how it ended. Panics when the
+/// line never comes (the process ended first).
+#[cfg(unix)]
+pub fn interrupt_when(args: &[&str], mut command: Command, ready: &str) -> Run {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = command.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let read = stderr.read_line(&mut line).unwrap();
+        assert!(
+            read > 0,
+            "`wafer {}` ended before printing {ready:?}:\n{seen}",
+            args.join(" ")
+        );
+        seen.push_str(&line);
+        if line.contains(ready) {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    stderr.read_to_string(&mut seen).unwrap();
+    let mut output = child.wait_with_output().unwrap();
+    output.stderr = seen.into_bytes();
+    Run::new(args, output)
+}
+
 /// What one run of `wafer` printed, with assertions that show both streams.
 pub struct Run {
     args: String,

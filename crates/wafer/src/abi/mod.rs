@@ -1,23 +1,208 @@
-//! How a call crosses into the guest: one module per ABI, each opening with
-//! the exact guest contract.
+//! How a call crosses into the guest: one module per ABI, each behind the
+//! same small contract, each opening with its exact guest contract.
 //!
-//! Active: [`wit`] (typed calls, the default) and [`wasi_command`] (WASI
-//! programs run to completion). `benthos` and `fluentbit` are accepted in
-//! the registry and arrive later.
+//! # The contract
+//!
+//! An ABI is a unit struct implementing [`Abi`] plus the type it loads,
+//! implementing [`Prepared`]:
+//!
+//! 1. **Loading** ([`Abi::load`]): validate an entry's module (compile it
+//!    through the [`Compiler`], check its imports and exports, link it
+//!    against the [`Linkers`] it needs) and return a [`Prepared`], or a
+//!    [`LoadError`] naming the field at fault and the problem's kind.
+//! 2. **Instances** ([`Prepared::instantiate`]): set up one instance's
+//!    host state (its WASI context, from the entry's sandbox) and
+//!    instantiate; what the ABI needs to reach the instance again (an
+//!    export's handle) is its own type, kept type-erased beside the store.
+//! 3. **One invocation** ([`Prepared::invoke`]): move the [`Input`] in,
+//!    run the guest, move the [`Output`] out. Input of a form the ABI does
+//!    not take is a [`Fault::WrongInput`].
+//!
+//! The call path ([`crate::Function`]) does everything else once for every
+//! ABI: pools, limits and deadlines, metrics, logging, and turning what
+//! wasmtime reported into an error kind.
+//!
+//! A step that can finish without waiting returns [`Step::Ready`]; that
+//! keeps synchronous calls (a component without imports) free of boxed
+//! futures and fibers. One that may wait returns a boxed future.
+//!
+//! # Adding an ABI
+//!
+//! One new file here and one line in [`lookup`]. The message ABIs of the
+//! pipeline engine fit as they are:
+//!
+//! * `benthos`: `load` compiles the core module and links a clone of the
+//!   preview 1 linker with the `benthos_wasm` / `bento_wasm` host module;
+//!   `instantiate` runs `_start`/`_initialize` once and keeps the guest's
+//!   `process`, `allocate`/`malloc` and `deallocate`/`free` exports;
+//!   `invoke` takes a message input (bytes plus metadata, a new variant of
+//!   the non-exhaustive [`Input`]), keeps it in the store's data for the
+//!   host functions, calls `process` and answers the rewritten message.
+//! * `fluentbit`: the same shape, with the record copied into guest memory
+//!   through the guest's allocator (or host-grown pages) before the call,
+//!   and the answer read from the returned pointer.
 
 pub(crate) mod wasi_command;
 pub(crate) mod wit;
 
-/// Why a function could not be loaded, and which entry field is at fault.
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use wasmtime::component::types::Type;
+use wasmtime::{Engine, Store};
+
+use crate::call::{Input, InputForm, Output};
+use crate::compiler::Compiler;
+use crate::error::ProblemKind;
+use crate::host::HostState;
+use crate::limits::Limits;
+use crate::registry;
+use crate::values::ValueError;
+use crate::wasi::{Linkers, Sandbox, SandboxError};
+
+/// The ABIs wafer runs, by the entry's `abi:`; `None` for those the
+/// registry accepts but that are not active yet.
+pub(crate) fn lookup(abi: registry::Abi) -> Option<&'static dyn Abi> {
+    match abi {
+        registry::Abi::Wit => Some(&wit::Wit),
+        registry::Abi::WasiCommand => Some(&wasi_command::WasiCommand),
+        registry::Abi::Benthos | registry::Abi::Fluentbit => None,
+    }
+}
+
+/// One ABI: how it loads a module for an entry.
+pub(crate) trait Abi: Sync {
+    /// Validates `module` (a core module or a component) for the entry in
+    /// `cx` and prepares it for instantiation.
+    fn load(&self, cx: &LoadContext<'_>, module: &[u8]) -> Result<Box<dyn Prepared>, LoadError>;
+}
+
+/// What an ABI needs to load a module.
+pub(crate) struct LoadContext<'a> {
+    /// Compiles through the disk cache.
+    pub compiler: &'a Compiler,
+    /// The WASI linkers every ABI may link against.
+    pub linkers: &'a Linkers,
+    /// The entry's `method`: the export to call.
+    pub method: Option<&'a str>,
+    /// The entry's `wit`: a core module's signature.
+    pub wit: Option<&'a str>,
+    /// The world the guest runs in (`strict` picks the linkers).
+    pub sandbox: &'a Sandbox,
+    /// The entry field that names the module, for problems with it.
+    pub source_field: &'static str,
+}
+
+/// What every call of one function shares: who it is and what it may do.
+pub(crate) struct Site {
+    /// The function's id.
+    pub id: Arc<str>,
+    /// Its limits.
+    pub limits: Limits,
+    /// Its WASI world.
+    pub sandbox: Sandbox,
+    /// The engine's interrupt flag (Ctrl-C, shutdown).
+    pub interrupted: Arc<AtomicBool>,
+}
+
+/// A module loaded by its ABI: compiled, linked, its export resolved.
+pub(crate) trait Prepared: Send + Sync + 'static {
+    /// The engine it was compiled for.
+    fn engine(&self) -> &Engine;
+
+    /// What a caller sees of it: `func(a: s32, b: s32) -> s32`.
+    fn signature(&self) -> &str;
+
+    /// The form of input it takes.
+    fn input_form(&self) -> InputForm;
+
+    /// Its parameters, for typed values; none for other ABIs.
+    fn params(&self) -> &[(String, Type)] {
+        &[]
+    }
+
+    /// Whether an instance may serve another call after a clean one.
+    fn reuses_instances(&self) -> bool;
+
+    /// Whether instantiation and calls finish without ever waiting (no
+    /// imports): they then run on the caller's thread, without a fiber.
+    fn is_sync(&self) -> bool;
+
+    /// A new instance in `store`, and what [`Prepared::invoke`] needs to
+    /// reach it again.
+    fn instantiate<'a>(
+        &'a self,
+        site: &'a Site,
+        store: &'a mut Store<HostState>,
+    ) -> Step<'a, Result<Instance, Fault>>;
+
+    /// One call on `instance`.
+    fn invoke<'a>(
+        &'a self,
+        site: &'a Site,
+        store: &'a mut Store<HostState>,
+        instance: &'a mut Instance,
+        input: Input,
+    ) -> Step<'a, Result<Answer, Fault>>;
+}
+
+/// What an ABI keeps of one instance (an export's handle), type-erased.
+pub(crate) type Instance = Box<dyn Any + Send>;
+
+/// A step that finished at once, or a future that finishes it.
+pub(crate) enum Step<'a, T> {
+    /// Done without waiting.
+    Ready(T),
+    /// Waits (on the host, or at epoch ticks to yield).
+    Pending(Pin<Box<dyn Future<Output = T> + Send + 'a>>),
+}
+
+/// A call's answer, and whether the guest reported a failure in it (a
+/// top-level `result` error, a non-zero exit status): still a successful
+/// call, counted apart in the metrics.
+pub(crate) struct Answer {
+    pub output: Output,
+    pub guest_error: bool,
+}
+
+/// Why an instantiation or a call failed, before it is an [`crate::Error`]
+/// (the call path adds the function's id, sorts wasmtime's errors into
+/// kinds and attaches what a program wrote).
+pub(crate) enum Fault {
+    /// What wasmtime reported: a trap, a limit, an interrupt, a guest that
+    /// broke the ABI.
+    Wasm(wasmtime::Error),
+    /// The arguments do not fit the signature; the guest did not run.
+    Arguments(ValueError),
+    /// The sandbox could not be set up; the guest did not run.
+    Sandbox(SandboxError),
+    /// The input's form is not one this ABI takes; the guest did not run.
+    WrongInput(String),
+}
+
+impl Fault {
+    /// Whether the guest never ran, so its instance is as good as before.
+    pub fn left_instance_untouched(&self) -> bool {
+        matches!(self, Fault::Arguments(_) | Fault::WrongInput(_))
+    }
+}
+
+/// Why a function could not be loaded: the field at fault, the kind of
+/// problem and what is wrong.
 #[derive(Debug)]
 pub(crate) struct LoadError {
+    pub kind: ProblemKind,
     pub field: &'static str,
     pub message: String,
 }
 
 impl LoadError {
-    pub(crate) fn new(field: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ProblemKind, field: &'static str, message: impl Into<String>) -> Self {
         LoadError {
+            kind,
             field,
             message: message.into(),
         }

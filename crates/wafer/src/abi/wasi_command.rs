@@ -15,18 +15,29 @@
 //! status kept. A `_start` that has run cannot run again, so every call gets
 //! a fresh instance from the program's `InstancePre`.
 
-use wasmtime::component::{Component, Linker as ComponentLinker};
-use wasmtime::{Engine, InstancePre, Linker, Store};
+use wasmtime::component::Component;
+use wasmtime::{Engine, InstancePre, Store};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::LoadError;
-use crate::compiler::Compiler;
+use super::{Abi, Answer, Fault, Instance, LoadContext, LoadError, Prepared, Site, Step};
+use crate::call::{CommandInput, CommandOutput, Input, InputForm, Output};
+use crate::error::ProblemKind;
 use crate::host::HostState;
 use crate::wasi::grants::check_component_import;
+use crate::wasi::output::{self, Stream};
 
 /// The preview 1 import module.
 const WASI_P1: &str = "wasi_snapshot_preview1";
+
+/// `abi: wasi-command`.
+pub(crate) struct WasiCommand;
+
+impl Abi for WasiCommand {
+    fn load(&self, cx: &LoadContext<'_>, module: &[u8]) -> Result<Box<dyn Prepared>, LoadError> {
+        Ok(Box::new(CommandProgram::load(cx, module)?))
+    }
+}
 
 /// A WASI program, compiled and pre-linked.
 pub(crate) enum CommandProgram {
@@ -36,38 +47,30 @@ pub(crate) enum CommandProgram {
     P2(CommandPre<HostState>),
 }
 
-/// The linkers programs are pre-linked with.
-pub(crate) struct CommandLinkers<'a> {
-    /// Preview 2 (shared with typed functions).
-    pub components: &'a ComponentLinker<HostState>,
-    /// Preview 2 with instant sleeps, for strict sandboxes.
-    pub strict_components: &'a ComponentLinker<HostState>,
-    /// Preview 1.
-    pub modules: &'a Linker<HostState>,
-    /// Preview 1 with instant sleeps, for strict sandboxes.
-    pub strict_modules: &'a Linker<HostState>,
-}
-
 impl CommandProgram {
     /// Compiles `bytes` (a core module or a component) and links it.
-    pub fn load(
-        compiler: &Compiler,
-        linkers: &CommandLinkers<'_>,
-        bytes: &[u8],
-        strict: bool,
-        source_field: &'static str,
-    ) -> Result<Self, LoadError> {
+    fn load(cx: &LoadContext<'_>, bytes: &[u8]) -> Result<Self, LoadError> {
+        let source_field = cx.source_field;
         let not_loadable = |e: wasmtime::Error| {
             LoadError::new(
+                ProblemKind::InvalidModule,
                 source_field,
                 format!("not a loadable WebAssembly binary: {e:#}"),
             )
         };
+        let not_linked = |e: wasmtime::Error| {
+            LoadError::new(
+                ProblemKind::Import,
+                source_field,
+                format!("cannot link its imports: {e:#}"),
+            )
+        };
         if wasmparser::Parser::is_core_wasm(bytes) {
-            let module = compiler.module(bytes).map_err(not_loadable)?;
+            let module = cx.compiler.module(bytes).map_err(not_loadable)?;
             for import in module.imports() {
                 if import.module() != WASI_P1 {
                     return Err(LoadError::new(
+                        ProblemKind::Import,
                         source_field,
                         format!(
                             "imports {}::{}, which wafer does not provide (a WASI program imports only {WASI_P1})",
@@ -79,33 +82,29 @@ impl CommandProgram {
             }
             if module.get_export("_start").is_none() {
                 return Err(LoadError::new(
+                    ProblemKind::Export,
                     source_field,
                     "not a WASI command: it exports no `_start`",
                 ));
             }
-            let linker = if strict {
-                linkers.strict_modules
-            } else {
-                linkers.modules
-            };
-            let pre = linker.instantiate_pre(&module).map_err(|e| {
-                LoadError::new(source_field, format!("cannot link its imports: {e:#}"))
-            })?;
+            let pre = cx
+                .linkers
+                .modules(cx.sandbox.strict)
+                .instantiate_pre(&module)
+                .map_err(not_linked)?;
             Ok(CommandProgram::P1(pre))
         } else {
-            let component = compiler.component(bytes).map_err(not_loadable)?;
-            check_imports(compiler.engine(), &component)
-                .map_err(|m| LoadError::new(source_field, m))?;
-            let linker = if strict {
-                linkers.strict_components
-            } else {
-                linkers.components
-            };
-            let pre = linker.instantiate_pre(&component).map_err(|e| {
-                LoadError::new(source_field, format!("cannot link its imports: {e:#}"))
-            })?;
+            let component = cx.compiler.component(bytes).map_err(not_loadable)?;
+            check_imports(cx.compiler.engine(), &component)
+                .map_err(|m| LoadError::new(ProblemKind::Import, source_field, m))?;
+            let pre = cx
+                .linkers
+                .components(cx.sandbox.strict)
+                .instantiate_pre(&component)
+                .map_err(not_linked)?;
             let pre = CommandPre::new(pre).map_err(|e| {
                 LoadError::new(
+                    ProblemKind::Export,
                     source_field,
                     format!("not a WASI command: it does not export wasi:cli/run ({e:#})"),
                 )
@@ -114,23 +113,48 @@ impl CommandProgram {
         }
     }
 
-    /// The engine the program was compiled for.
-    pub fn engine(&self) -> &Engine {
-        match self {
-            CommandProgram::P1(pre) => pre.module().engine(),
-            CommandProgram::P2(pre) => pre.instance_pre().component().engine(),
+    /// The program's input: its own form, or JSON arguments as argv.
+    fn command_input(input: Input) -> Result<CommandInput, Fault> {
+        match input {
+            Input::Program(input) => Ok(input),
+            Input::Json(args) => Ok(CommandInput::from_json_args(args)),
+            other => Err(Fault::WrongInput(format!(
+                "is a WASI program (abi: wasi-command): run it with arguments and stdin, not {}",
+                other.form()
+            ))),
         }
     }
 
-    /// Whether this is a preview 1 program (its store needs a preview 1
-    /// context).
-    pub fn is_p1(&self) -> bool {
-        matches!(self, CommandProgram::P1(_))
+    /// Gives the store a WASI context for this run: the sandbox, the run's
+    /// args and stdin, and output captured under `max_output_bytes` (kept
+    /// in the store, so that the call path finds it whatever happens).
+    fn set_up_wasi(
+        &self,
+        site: &Site,
+        host: &mut HostState,
+        input: CommandInput,
+    ) -> Result<output::Output, Fault> {
+        let output = output::Output::new(site.limits.max_output_bytes, input.output);
+        let mut builder = site
+            .sandbox
+            .builder(
+                &input.args,
+                &input.stdin,
+                output.stream(Stream::Stdout),
+                output.stream(Stream::Stderr),
+            )
+            .map_err(Fault::Sandbox)?;
+        match self {
+            CommandProgram::P1(_) => host.set_wasi_p1(&mut builder),
+            CommandProgram::P2(_) => host.set_wasi(&mut builder),
+        }
+        host.capture(output.clone());
+        Ok(output)
     }
 
     /// Instantiates the program in `store` and runs it to the end; its exit
     /// status. Traps and limits are errors.
-    pub async fn run(&self, store: &mut Store<HostState>) -> wasmtime::Result<i32> {
+    async fn run(&self, store: &mut Store<HostState>) -> wasmtime::Result<i32> {
         let outcome = match self {
             CommandProgram::P1(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
@@ -153,6 +177,68 @@ impl CommandProgram {
             },
             ok => ok,
         }
+    }
+}
+
+impl Prepared for CommandProgram {
+    fn engine(&self) -> &Engine {
+        match self {
+            CommandProgram::P1(pre) => pre.module().engine(),
+            CommandProgram::P2(pre) => pre.instance_pre().component().engine(),
+        }
+    }
+
+    fn signature(&self) -> &str {
+        "command(args, stdin) -> stdout"
+    }
+
+    fn input_form(&self) -> InputForm {
+        InputForm::Program
+    }
+
+    /// A `_start` that has run cannot run again.
+    fn reuses_instances(&self) -> bool {
+        false
+    }
+
+    fn is_sync(&self) -> bool {
+        false
+    }
+
+    /// The program is instantiated by each run, once its input is known.
+    fn instantiate<'a>(
+        &'a self,
+        _site: &'a Site,
+        _store: &'a mut Store<HostState>,
+    ) -> Step<'a, Result<Instance, Fault>> {
+        Step::Ready(Ok(Box::new(())))
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        site: &'a Site,
+        store: &'a mut Store<HostState>,
+        _instance: &'a mut Instance,
+        input: Input,
+    ) -> Step<'a, Result<Answer, Fault>> {
+        let output = match Self::command_input(input)
+            .and_then(|input| self.set_up_wasi(site, store.data_mut(), input))
+        {
+            Ok(output) => output,
+            Err(fault) => return Step::Ready(Err(fault)),
+        };
+        Step::Pending(Box::pin(async move {
+            let exit_code = self.run(store).await.map_err(Fault::Wasm)?;
+            let written = output.take();
+            Ok(Answer {
+                output: Output::Program(CommandOutput {
+                    stdout: written.stdout,
+                    stderr: written.stderr,
+                    exit_code,
+                }),
+                guest_error: exit_code != 0,
+            })
+        }))
     }
 }
 

@@ -1,189 +1,151 @@
-//! A loaded function: compiled once, instantiated from its `InstancePre`,
-//! called through its pool ([`crate::pools`]).
+//! A loaded function and the one call path every surface goes through.
 //!
-//! Two shapes share this type: typed functions (`abi: wit`, [`typed`]),
-//! whose instances are reused, and WASI programs (`abi: wasi-command`,
-//! [`command`]), which get a fresh instance per call.
+//! [`Function::invoke`] does, for every ABI and from every surface, the
+//! same steps once: take a slot in the function's pool (or be refused at
+//! once when its queue is full), reuse an idle instance or create one from
+//! the ABI's `InstancePre`, arm the call's deadline, let the ABI move the
+//! input in and the output out ([`crate::abi`]), sort whatever failed into
+//! an [`Error`] with its kind, give a clean instance back (or drop it), and
+//! count the outcome and its latency in the metrics.
 
-mod command;
-mod typed;
+mod reaper;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
-use serde_json::Value;
-use wasmtime::component::Val;
+use wasmtime::Store;
 use wasmtime::component::types::Type;
 
-use crate::abi::wasi_command::CommandProgram;
-use crate::abi::wit::WitFunction;
+use crate::abi::{Answer, Fault, Instance, Prepared, Site, Step};
+use crate::call::{CommandOutput, Input, InputForm, Output};
 use crate::error::{Error, Result};
-use crate::limits::{DeadlineReached, InterruptRaised, Limits};
-use crate::pools::{PoolPolicy, PoolStats, QueueFull};
-use crate::registry::PoolConfig;
+use crate::host::HostState;
+use crate::limits::{DeadlineReached, InterruptRaised, Limits, Stopped, bounded};
+use crate::metrics::{CallStats, FunctionMetrics};
+use crate::pools::{InstancePool, LiveToken, PoolPolicy, PoolStats, QueueFull};
 use crate::wasi::Sandbox;
+use crate::wasi::output::{OutputLimitReached, Written};
 
-pub use command::{CommandInput, CommandOutput};
-
-/// A callable function of the registry.
+/// A callable function of the registry, whatever its ABI.
 ///
 /// Calls go through the function's pool: at most `max_active` run at once,
 /// a bounded number wait, and the rest are refused with
 /// [`Error::PoolFull`]. Reused instances keep their state between calls
-/// (except in `inline` pools, where every call gets a new instance).
+/// (except in `inline` pools, where every call gets a new instance; a WASI
+/// program always gets a new one).
 ///
-/// A typed function whose component imports nothing (a core module, a pure
+/// A function whose component imports nothing (a core module, a pure
 /// component) runs synchronously on the calling thread: it cannot wait on
-/// anything, and a direct call costs a third of one on a fiber. Such a call
-/// holds its thread until it returns or reaches `max_execution_ms`; it is
+/// anything, and a direct call costs a third of one on a fiber. Should such
+/// a call outlive an epoch tick on a Tokio worker, the worker's other tasks
+/// move to another thread, so a long call never delays other calls. It is
 /// stopped by its deadline or [`WaferEngine::interrupt_all`], not by
 /// dropping its future. Functions with imports (WASI) run on a fiber and
 /// yield at every epoch tick.
 ///
-/// A WASI program (`abi: wasi-command`) runs with [`Function::run`]; its
-/// JSON form ([`Function::call_json`]) takes string arguments and answers
-/// `{"stdout", "stderr", "exit_code"}`.
-///
 /// [`WaferEngine::interrupt_all`]: crate::engine::WaferEngine::interrupt_all
 pub struct Function {
-    shared: Shared,
-    body: Body,
+    site: Site,
+    prepared: Box<dyn Prepared>,
+    pool: Arc<InstancePool<Warm>>,
+    reaper: reaper::Reaper,
+    metrics: Arc<FunctionMetrics>,
 }
 
-/// What both shapes need at a call.
-struct Shared {
-    id: Arc<str>,
-    limits: Limits,
-    sandbox: Sandbox,
-    interrupted: Arc<AtomicBool>,
-}
-
-enum Body {
-    Typed(typed::Typed),
-    /// Boxed: its pool's bookkeeping is large and kept inline.
-    Command(Box<command::Command>),
+/// An instance with its store, ready for a call.
+struct Warm {
+    store: Store<HostState>,
+    instance: Instance,
+    _live: LiveToken,
 }
 
 impl Function {
-    pub(crate) fn typed(
+    pub(crate) fn new(
         id: &str,
-        abi: WitFunction,
-        pool: Option<&PoolConfig>,
+        prepared: Box<dyn Prepared>,
+        policy: PoolPolicy,
         limits: Limits,
         sandbox: Sandbox,
         interrupted: Arc<AtomicBool>,
+        metrics: Arc<FunctionMetrics>,
     ) -> Function {
         Function {
-            shared: Shared::new(id, limits, sandbox, interrupted),
-            body: Body::Typed(typed::Typed::new(abi, PoolPolicy::from_config(pool))),
-        }
-    }
-
-    pub(crate) fn command(
-        id: &str,
-        program: CommandProgram,
-        pool: Option<&PoolConfig>,
-        limits: Limits,
-        sandbox: Sandbox,
-        interrupted: Arc<AtomicBool>,
-    ) -> Function {
-        Function {
-            shared: Shared::new(id, limits, sandbox, interrupted),
-            body: Body::Command(Box::new(command::Command::new(
-                program,
-                PoolPolicy::from_config(pool),
-            ))),
+            site: Site {
+                id: id.into(),
+                limits,
+                sandbox,
+                interrupted,
+            },
+            prepared,
+            pool: Arc::new(InstancePool::new(policy)),
+            reaper: reaper::Reaper::default(),
+            metrics,
         }
     }
 
     /// The function's id.
     pub fn id(&self) -> &str {
-        &self.shared.id
+        &self.site.id
     }
 
-    /// Whether this is a WASI program (`abi: wasi-command`).
-    pub fn is_command(&self) -> bool {
-        matches!(self.body, Body::Command(_))
-    }
-
-    /// The WIT signature (`func(a: s32, b: s32) -> s32`), or for a WASI
-    /// program `command(args, stdin) -> stdout`.
+    /// The signature callers see: `func(a: s32, b: s32) -> s32`, or for a
+    /// WASI program `command(args, stdin) -> stdout`.
     pub fn signature(&self) -> &str {
-        match &self.body {
-            Body::Typed(typed) => typed.abi.signature(),
-            Body::Command(_) => "command(args, stdin) -> stdout",
-        }
+        self.prepared.signature()
     }
 
-    /// The parameters' names and types, for building [`Val`] arguments;
-    /// none for a WASI program.
+    /// The form of input the function's ABI takes.
+    pub fn input_form(&self) -> InputForm {
+        self.prepared.input_form()
+    }
+
+    /// The parameters' names and types, for building [`Input::Vals`]
+    /// arguments; none for a WASI program.
     pub fn params(&self) -> &[(String, Type)] {
-        match &self.body {
-            Body::Typed(typed) => typed.abi.params(),
-            Body::Command(_) => &[],
-        }
+        self.prepared.params()
     }
 
     /// The limits calls run under.
     pub fn limits(&self) -> &Limits {
-        &self.shared.limits
+        &self.site.limits
     }
 
     /// The WASI world the guest sees.
     pub fn sandbox(&self) -> &Sandbox {
-        &self.shared.sandbox
+        &self.site.sandbox
     }
 
     /// The pool's sizes.
     pub fn pool_policy(&self) -> &PoolPolicy {
-        match &self.body {
-            Body::Typed(typed) => typed.pool.policy(),
-            Body::Command(command) => command.pool.policy(),
-        }
+        self.pool.policy()
     }
 
     /// The pool's counters: instances created and alive, calls running and
     /// waiting.
     pub fn pool_stats(&self) -> PoolStats {
-        match &self.body {
-            Body::Typed(typed) => typed.pool.stats(),
-            Body::Command(command) => command.pool.stats(),
-        }
+        self.pool.stats()
     }
 
-    /// Calls the function with JSON arguments; the result as JSON.
-    ///
-    /// For a WASI program, each argument is appended to argv (strings as
-    /// they are, other values as JSON text), stdin is empty, and the answer
-    /// is `{"stdout": …, "stderr": …, "exit_code": 0}` (each stream a
-    /// string, or an array of bytes when it is not UTF-8).
-    ///
-    /// Dropping the returned future stops the guest at its next epoch tick
-    /// at the latest, and discards its instance.
-    ///
-    /// # Errors
-    ///
-    /// Arguments that do not fit the signature, a full pool, a trap, an
-    /// exceeded limit, a failure to instantiate, or a program's non-zero
-    /// exit. A guest `result` error is a successful call.
-    pub async fn call_json(&self, args: Vec<Value>) -> Result<Value> {
-        match &self.body {
-            Body::Typed(typed) => typed.call_json(&self.shared, args).await,
-            Body::Command(command) => {
-                let input = CommandInput::from_json_args(args);
-                let output = command.run(&self.shared, input).await?;
-                Ok(output.to_json())
-            }
-        }
+    /// The function's call counters: calls by outcome and their latency
+    /// (the figures [`crate::Runtime::metrics_text`] renders).
+    pub fn call_stats(&self) -> CallStats {
+        self.metrics.snapshot()
     }
 
-    /// Calls the function with component values, no JSON involved: the
-    /// typed embedding API. The arguments must match [`Function::params`].
+    /// Calls the function: the one call path.
+    ///
+    /// `input` has the form the function's ABI takes, and the answer the
+    /// matching form ([`crate::call`]): JSON or component values for a
+    /// typed function, a program's args and stdin for a WASI program,
+    /// whose exit status, stdout and stderr come back as data (a non-zero
+    /// status is not an error).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use wasmtime::component::Val;
+    /// use wafer::{Input, Output};
     /// let registry = wafer::Registry::from_yaml("inline.yaml", r#"
     /// version: "1.0"
     /// namespace: demo
@@ -194,41 +156,95 @@ impl Function {
     ///     method: add
     /// "#);
     /// let runtime = wafer::Runtime::new(registry)?;
-    /// let add = runtime.function("demo:add")?;
-    /// let results = add.call_vals(&[Val::S32(2), Val::S32(40)]).await?;
-    /// assert_eq!(results, [Val::S32(42)]);
+    /// let add = runtime.function("demo:add").await?;
+    /// let answer = add.invoke(Input::vals(vec![Val::S32(2), Val::S32(40)])).await?;
+    /// assert_eq!(answer, Output::Vals(vec![Val::S32(42)]));
     /// # Ok(()) }
     /// ```
     ///
+    /// Dropping the returned future stops a guest that runs on a fiber at
+    /// its next epoch tick at the latest, and discards its instance.
+    ///
     /// # Errors
     ///
-    /// As [`Function::call_json`]: arguments that do not match the
-    /// parameters are [`Error::Arguments`], checked before any instance is
-    /// touched. A WASI program is [`Error::Unsupported`].
-    pub async fn call_vals(&self, args: &[Val]) -> Result<Vec<Val>> {
-        match &self.body {
-            Body::Typed(typed) => typed.call_vals(&self.shared, args).await,
-            Body::Command(_) => Err(self.shared.unsupported(
-                "is a WASI program (abi: wasi-command): run it with arguments and stdin, not typed values",
-            )),
+    /// See [`Error::kind`]: input of the wrong form or arguments that do
+    /// not fit ([`Error::Arguments`], checked before the guest runs), a
+    /// full pool, a trap, an exceeded limit (with what a program wrote), a
+    /// missing required environment variable, a failure to instantiate. A
+    /// guest `result` error is a successful call.
+    pub async fn invoke(&self, input: Input) -> Result<Output> {
+        // Most calls finish without ever returning `Pending`; spending Tokio's
+        // cooperative budget makes a task that calls in a loop yield now and
+        // then, so other tasks run and idle workers can take it over.
+        tokio::task::consume_budget().await;
+        let started = Instant::now();
+        let outcome = self.call(input, started).await;
+        self.metrics.record(&outcome, started);
+        outcome.map(|answer| answer.output)
+    }
+
+    async fn call(&self, input: Input, started: Instant) -> Result<Answer> {
+        self.reaper.start(&self.pool);
+        // The time limit counts from when the guest is ready to run: neither
+        // a wait in the queue nor instantiating eats into it.
+        let mut ready_at = started;
+        let _slot = match self.pool.try_acquire() {
+            Some(slot) => slot,
+            None => {
+                let slot = self
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(|full| self.pool_full(full))?;
+                ready_at = Instant::now();
+                slot
+            }
+        };
+        let (mut warm, calls) = match self.pool.take_idle() {
+            Some(idle) => idle,
+            None => {
+                let warm = self.instantiate().await?;
+                ready_at = Instant::now();
+                (warm, 0)
+            }
+        };
+        let deadline = ready_at + self.site.limits.max_execution;
+        warm.store.data_mut().begin_call(deadline);
+        warm.store.set_epoch_deadline(1);
+        let called =
+            match self
+                .prepared
+                .invoke(&self.site, &mut warm.store, &mut warm.instance, input)
+            {
+                Step::Ready(done) => Ok(done),
+                Step::Pending(call) => bounded(call, deadline, &self.site.interrupted).await,
+            };
+        warm.store.data().end_call();
+        match called {
+            Ok(Ok(answer)) => {
+                warm.store.data_mut().memory.reset();
+                self.give_back(warm, calls + 1);
+                Ok(answer)
+            }
+            Ok(Err(fault)) if fault.left_instance_untouched() => {
+                let error = self.error(fault, &mut warm.store);
+                self.give_back(warm, calls);
+                Err(error)
+            }
+            Ok(Err(fault)) => Err(self.error(fault, &mut warm.store)),
+            Err(stopped) => {
+                let error = match stopped {
+                    Stopped::Deadline => self.deadline_exceeded(),
+                    Stopped::Interrupted => self.interrupted(),
+                };
+                Err(self.with_written(error, &mut warm.store))
+            }
         }
     }
 
-    /// Runs a WASI program to completion with `input`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Exit`] for a non-zero exit status and
-    /// [`Error::OutputLimit`] past `max_output_bytes`, both with what the
-    /// program wrote; a trap, another exceeded limit, a missing required
-    /// environment variable ([`Error::Sandbox`]), a full pool. A typed
-    /// function is [`Error::Unsupported`].
-    pub async fn run(&self, input: CommandInput) -> Result<CommandOutput> {
-        match &self.body {
-            Body::Command(command) => command.run(&self.shared, input).await,
-            Body::Typed(_) => Err(self.shared.unsupported(
-                "is a typed function (abi: wit): call it with arguments, not as a program",
-            )),
+    fn give_back(&self, warm: Warm, calls: u64) {
+        if self.prepared.reuses_instances() {
+            self.pool.give_back(warm, calls);
         }
     }
 
@@ -240,33 +256,116 @@ impl Function {
     ///
     /// When an instance cannot be created.
     pub async fn warm_up(&self) -> Result<usize> {
-        match &self.body {
-            Body::Typed(typed) => typed.warm_up(&self.shared).await,
-            Body::Command(_) => Ok(0),
+        if !self.prepared.reuses_instances() {
+            return Ok(0);
         }
-    }
-}
-
-impl Shared {
-    fn new(id: &str, limits: Limits, sandbox: Sandbox, interrupted: Arc<AtomicBool>) -> Shared {
-        Shared {
-            id: id.into(),
-            limits,
-            sandbox,
-            interrupted,
+        let mut created = 0;
+        while self.pool.stats().live < self.pool.policy().prewarm {
+            let warm = self.instantiate().await?;
+            self.pool.give_back(warm, 0);
+            created += 1;
         }
+        Ok(created)
     }
 
-    fn unsupported(&self, message: &str) -> Error {
-        Error::Unsupported {
-            id: self.id.to_string(),
-            message: message.to_string(),
+    async fn instantiate(&self) -> Result<Warm> {
+        let host = HostState::new(
+            self.site.id.clone(),
+            self.site.interrupted.clone(),
+            &self.site.limits,
+        );
+        let mut store = host.into_store(self.prepared.engine(), !self.prepared.is_sync());
+        let instance = match self.prepared.instantiate(&self.site, &mut store) {
+            Step::Ready(done) => done,
+            Step::Pending(instantiate) => instantiate.await,
+        };
+        match instance {
+            Ok(instance) => Ok(Warm {
+                store,
+                instance,
+                _live: self.pool.created(),
+            }),
+            Err(Fault::Wasm(e)) if !self.is_known_failure(&e, store.data()) => Err(Error::Host {
+                id: self.site.id.to_string(),
+                message: format!("cannot instantiate: {e:#}"),
+            }),
+            Err(fault) => Err(self.error(fault, &mut store)),
+        }
+    }
+
+    /// Whether wasmtime's error is one the call path sorts into a kind of
+    /// its own (a limit, a trap, an interrupt, full instance slots).
+    fn is_known_failure(&self, e: &wasmtime::Error, host: &HostState) -> bool {
+        host.memory.was_refused()
+            || e.is::<DeadlineReached>()
+            || e.is::<InterruptRaised>()
+            || e.is::<wasmtime::PoolConcurrencyLimitError>()
+            || e.is::<wasmtime::Trap>()
+    }
+
+    /// The one place a fault becomes an [`Error`], with what a program
+    /// wrote attached.
+    fn error(&self, fault: Fault, store: &mut Store<HostState>) -> Error {
+        let id = self.site.id.to_string();
+        let e = match fault {
+            Fault::Arguments(detail) => return Error::Arguments { id, detail },
+            Fault::Sandbox(detail) => return Error::Sandbox { id, detail },
+            Fault::WrongInput(message) => return Error::Unsupported { id, message },
+            Fault::Wasm(e) => e,
+        };
+        let written = store.data_mut().take_written();
+        if written.as_ref().is_some_and(|w| w.exceeded) || e.is::<OutputLimitReached>() {
+            return Error::OutputLimit {
+                id,
+                limit_bytes: self.site.limits.max_output_bytes,
+                output: Box::new(program_output(written.unwrap_or_default())),
+            };
+        }
+        let error = if e.is::<DeadlineReached>() {
+            self.deadline_exceeded()
+        } else if e.is::<InterruptRaised>() {
+            self.interrupted()
+        } else if store.data().memory.was_refused() {
+            Error::MemoryLimit {
+                id,
+                limit_bytes: self.site.limits.max_memory_bytes,
+                output: None,
+            }
+        } else if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+            Error::PoolFull {
+                id,
+                reason: format!("the engine's instance slots are all in use ({e})"),
+            }
+        } else if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+            tracing::debug!(function = %id, error = ?e, "Guest trapped.");
+            Error::Trap {
+                id,
+                message: trap.to_string(),
+                output: None,
+            }
+        } else {
+            Error::Abi {
+                id,
+                message: format!("{e:#}"),
+            }
+        };
+        match written {
+            Some(written) => error.with_output(program_output(written)),
+            None => error,
+        }
+    }
+
+    /// `error` with what a program wrote before it was stopped.
+    fn with_written(&self, error: Error, store: &mut Store<HostState>) -> Error {
+        match store.data_mut().take_written() {
+            Some(written) => error.with_output(program_output(written)),
+            None => error,
         }
     }
 
     fn pool_full(&self, full: QueueFull) -> Error {
         Error::PoolFull {
-            id: self.id.to_string(),
+            id: self.site.id.to_string(),
             reason: format!(
                 "{} calls running and {} waiting",
                 full.running, full.waiting
@@ -276,57 +375,24 @@ impl Shared {
 
     fn deadline_exceeded(&self) -> Error {
         Error::DeadlineExceeded {
-            id: self.id.to_string(),
-            limit_ms: self.limits.max_execution_ms(),
+            id: self.site.id.to_string(),
+            limit_ms: self.site.limits.max_execution_ms(),
             output: None,
         }
     }
 
-    fn interrupted_error(&self) -> Error {
+    fn interrupted(&self) -> Error {
         Error::Interrupted {
-            id: self.id.to_string(),
+            id: self.site.id.to_string(),
         }
     }
+}
 
-    fn memory_exceeded(&self) -> Error {
-        Error::MemoryLimit {
-            id: self.id.to_string(),
-            limit_bytes: self.limits.max_memory_bytes,
-            output: None,
-        }
-    }
-
-    /// Maps what wasmtime reported for a failed instantiation or call.
-    /// `memory_refused`: the memory cap refused a growth during the call,
-    /// the likely cause of whatever failed.
-    fn call_error(&self, e: wasmtime::Error, memory_refused: bool) -> Error {
-        if e.is::<DeadlineReached>() {
-            return self.deadline_exceeded();
-        }
-        if e.is::<InterruptRaised>() {
-            return self.interrupted_error();
-        }
-        if memory_refused {
-            return self.memory_exceeded();
-        }
-        let id = self.id.to_string();
-        if e.is::<wasmtime::PoolConcurrencyLimitError>() {
-            return Error::PoolFull {
-                id,
-                reason: format!("the engine's instance slots are all in use ({e})"),
-            };
-        }
-        if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-            tracing::debug!(function = %id, error = ?e, "Guest trapped.");
-            return Error::Trap {
-                id,
-                message: trap.to_string(),
-                output: None,
-            };
-        }
-        Error::Abi {
-            id,
-            message: format!("{e:#}"),
-        }
+/// What a program wrote, as the output of a run that did not finish.
+fn program_output(written: Written) -> CommandOutput {
+    CommandOutput {
+        stdout: written.stdout,
+        stderr: written.stderr,
+        exit_code: 1,
     }
 }

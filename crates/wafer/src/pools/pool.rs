@@ -16,6 +16,7 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use super::policy::PoolPolicy;
+use crate::shards::{self, home_shard};
 
 /// The queue was full: the call was refused at once.
 #[derive(Debug, Clone, Copy)]
@@ -82,16 +83,6 @@ impl<T> std::ops::Deref for Padded<T> {
 #[repr(align(128))]
 struct Shard<W>(Mutex<Vec<Idle<W>>>);
 
-/// This thread's shard among `count`: threads are numbered round-robin at
-/// first use.
-fn home_shard(count: usize) -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static THREAD: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    THREAD.with(|t| *t) % count
-}
-
 /// A running call's slot; dropping it frees the slot.
 pub(crate) struct Slot<'a, W>(&'a InstancePool<W>);
 
@@ -112,9 +103,7 @@ impl<W> InstancePool<W> {
             running: Padded(AtomicUsize::new(0)),
             waiting: AtomicUsize::new(0),
             slot_freed: Notify::new(),
-            shards: (0..std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(64))
+            shards: (0..shards::count())
                 .map(|_| Shard(Mutex::new(Vec::new())))
                 .collect(),
             created: AtomicU64::new(0),
@@ -131,7 +120,8 @@ impl<W> InstancePool<W> {
         self.shards.iter().map(|shard| shard.0.lock()).collect()
     }
 
-    fn try_take_slot(&self) -> Option<Slot<'_, W>> {
+    /// A slot to run one call in, if one is free now.
+    pub fn try_acquire(&self) -> Option<Slot<'_, W>> {
         let max = self.policy.max_active;
         let mut running = self.running.load(Ordering::SeqCst);
         while running < max {
@@ -151,7 +141,7 @@ impl<W> InstancePool<W> {
     /// A slot to run one call in, waiting in the bounded queue if all are
     /// busy. Dropping the slot frees it.
     pub async fn acquire(&self) -> Result<Slot<'_, W>, QueueFull> {
-        if let Some(slot) = self.try_take_slot() {
+        if let Some(slot) = self.try_acquire() {
             return Ok(slot);
         }
         let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -167,7 +157,7 @@ impl<W> InstancePool<W> {
             let freed = self.slot_freed.notified();
             let mut freed = std::pin::pin!(freed);
             freed.as_mut().enable();
-            if let Some(slot) = self.try_take_slot() {
+            if let Some(slot) = self.try_acquire() {
                 return Ok(slot);
             }
             freed.await;
@@ -270,5 +260,39 @@ struct Leave<'a>(&'a AtomicUsize);
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::registry::{PoolConfig, PoolKind};
+
+    #[test]
+    fn trimming_drops_the_oldest_idle_instances_down_to_the_floor() {
+        let config = PoolConfig {
+            kind: PoolKind::Adaptive,
+            size: None,
+            workers: None,
+            buffer: None,
+            max_size: Some(3),
+            min_size: Some(1),
+            idle_timeout_ms: Some(200),
+            warm_start: None,
+            max_calls: None,
+        };
+        let pool = InstancePool::new(PoolPolicy::from_config(Some(&config)));
+        let _live: Vec<LiveToken> = (0..3).map(|_| pool.created()).collect();
+        for instance in 1..=3 {
+            pool.give_back(instance, 0);
+        }
+        let now = Instant::now();
+        assert_eq!(pool.trim(now), 0, "none idle for the timeout yet");
+        let later = now + Duration::from_secs(3600);
+        assert_eq!(pool.trim(later), 2);
+        assert_eq!(pool.trim(later), 0, "never below min_size");
+        assert_eq!(pool.take_idle().map(|(instance, _)| instance), Some(3));
     }
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::hash::Sha256Hash;
+use crate::limits::Limits;
 use crate::wasi::AddressPattern;
 
 /// How a call crosses into the guest (`abi:`).
@@ -99,6 +100,17 @@ pub struct LimitsConfig {
     pub max_memory_bytes: Option<u64>,
     /// Most bytes a call may write to stdout and stderr together.
     pub max_output_bytes: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// The limits calls run under: these values, defaults for the rest.
+    pub fn limits(&self) -> Limits {
+        Limits::with_defaults(
+            self.max_execution_ms,
+            self.max_memory_bytes,
+            self.max_output_bytes,
+        )
+    }
 }
 
 /// What a guest sees of WASI (`wasi:`). Empty unless filled.
@@ -227,13 +239,6 @@ pub struct FunctionConfig {
 }
 
 impl FunctionConfig {
-    /// Whether everything this function needs to run is active: the `wit`
-    /// or `wasi-command` ABI.
-    /// Others are listed by `wafer check` as not active yet.
-    pub fn is_active(&self) -> bool {
-        self.inactive_reason().is_none()
-    }
-
     /// The entry field that names the module: `source`, `path` or `url`.
     pub fn source_field(&self) -> &'static str {
         match self.source {
@@ -241,17 +246,6 @@ impl FunctionConfig {
             ModuleSource::FsPath { .. } => "path",
             ModuleSource::Url(_) => "url",
         }
-    }
-
-    /// Why this function cannot run yet, and the field that says so.
-    pub fn inactive_reason(&self) -> Option<(&'static str, String)> {
-        if !matches!(self.abi, Abi::Wit | Abi::WasiCommand) {
-            return Some((
-                "abi",
-                format!("abi {} is not active yet", self.abi.as_str()),
-            ));
-        }
-        None
     }
 }
 

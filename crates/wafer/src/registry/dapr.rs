@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::config::{Abi, FunctionConfig, LimitsConfig, ModuleSource, Transport, WasiConfig};
 use super::entry::{Entry, EntryKind};
 use super::fields::{Fields, Findings};
-use crate::error::Problem;
+use crate::error::{Problem, ProblemKind};
 use crate::hash::Sha256Hash;
 
 /// The one Dapr component type wafer runs.
@@ -73,7 +73,9 @@ pub(crate) fn parse_binding(
     let label = name.unwrap_or("(unnamed Dapr component)");
     let mut fields = Fields::new(
         top,
-        Problem::new("").in_file(path).in_entry(label),
+        Problem::new(ProblemKind::Syntax, "")
+            .in_file(path)
+            .in_entry(label),
         findings,
     );
     fields.reject_unknown(
@@ -81,7 +83,11 @@ pub(crate) fn parse_binding(
         &["apiVersion", "kind", "metadata", "spec", "auth", "scopes"],
     );
     match name {
-        None => fields.problem("metadata.name", "missing required field"),
+        None => fields.problem_of(
+            ProblemKind::MissingField,
+            "metadata.name",
+            "missing required field",
+        ),
         Some(name) if !is_dns_label(name) => fields.problem(
             "metadata.name",
             format!(
@@ -135,7 +141,11 @@ pub(crate) fn parse_binding(
         }
     }
     match url.as_deref() {
-        None => fields.problem("spec.metadata", "missing required metadata `url`"),
+        None => fields.problem_of(
+            ProblemKind::MissingField,
+            "spec.metadata",
+            "missing required metadata `url`",
+        ),
         Some("") => fields.problem("spec.metadata", "metadata `url` is empty"),
         Some(_) => {}
     }

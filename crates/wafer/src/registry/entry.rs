@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::config::*;
 use super::fields::Fields;
-use crate::error::Problem;
+use crate::error::{Problem, ProblemKind};
 use crate::hash::Sha256Hash;
 use crate::wasi::AddressPattern;
 use crate::wasi::grants::{check_grant_name, split_import};
@@ -68,9 +68,15 @@ impl Entry {
         !self.id.contains(':')
     }
 
-    /// A problem with this entry's `field`, located by file and id.
-    pub fn problem(&self, field: impl Into<String>, message: impl Into<String>) -> Problem {
-        Problem::new(message)
+    /// A problem of `kind` with this entry's `field`, located by file and
+    /// id.
+    pub fn problem(
+        &self,
+        kind: ProblemKind,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Problem {
+        Problem::new(kind, message)
             .in_file(&self.file)
             .in_entry(&self.id)
             .at_field(field)
@@ -192,7 +198,8 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
             Some(EntryKind::Pipeline)
         }
         other => {
-            fields.problem(
+            fields.problem_of(
+                ProblemKind::UnknownKind,
                 "kind",
                 format!("unknown kind `{other}` (known: {})", KINDS.join(", ")),
             );
@@ -213,7 +220,8 @@ fn parse_wasm_source(
     let source = match (url, fs, path) {
         (Some(url), None, None) => {
             if hash.as_ref().is_some_and(Option::is_none) && !fields.has("hash") {
-                fields.problem(
+                fields.problem_of(
+                    ProblemKind::MissingField,
                     "hash",
                     "missing required field (sha256:<hex> of the module at `url`)",
                 );
@@ -222,7 +230,8 @@ fn parse_wasm_source(
         }
         (None, Some(fs), Some(path)) => {
             if hash.as_ref().is_some_and(Option::is_none) && !fields.has("hash") {
-                fields.problem(
+                fields.problem_of(
+                    ProblemKind::MissingField,
                     "hash",
                     "missing required field (sha256:<hex> of the module)",
                 );
@@ -237,21 +246,24 @@ fn parse_wasm_source(
             None
         }
         (None, Some(_), None) => {
-            fields.problem(
+            fields.problem_of(
+                ProblemKind::MissingField,
                 "path",
                 "missing required field (the module's file inside `fs`)",
             );
             None
         }
         (None, None, Some(_)) => {
-            fields.problem(
+            fields.problem_of(
+                ProblemKind::MissingField,
                 "fs",
                 "missing required field (the fs.directory entry holding `path`)",
             );
             None
         }
         (None, None, None) => {
-            fields.problem(
+            fields.problem_of(
+                ProblemKind::MissingField,
                 "fs",
                 "missing required field: give `fs` + `path` + `hash`, or `url`",
             );
@@ -341,10 +353,11 @@ fn parse_function(
     let abi: Abi = fields.optional("abi").unwrap_or_default();
     let method: Option<String> = fields.optional("method");
     if abi == Abi::Wit && method.is_none() && !fields.has("method") {
-        fields.problem("method", "missing required field (the export to call)");
-    }
-    if !matches!(abi, Abi::Wit | Abi::WasiCommand) {
-        fields.inactive("abi", format!("abi {} is not active yet", abi.as_str()));
+        fields.problem_of(
+            ProblemKind::MissingField,
+            "method",
+            "missing required field (the export to call)",
+        );
     }
     let wit: Option<String> = fields.optional("wit");
     let pool: Option<PoolConfig> = fields.optional("pool");

@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::error::Problem;
+use crate::error::{Problem, ProblemKind};
 
 /// What loading found besides entries: problems (the entry is refused) and
 /// fields that are accepted but whose behaviour is not active yet.
@@ -39,20 +39,26 @@ impl<'a> Fields<'a> {
         self.findings.problems.len() > self.problems_before
     }
 
-    /// Records a problem with `field`.
+    /// Records a problem with `field`'s value.
     pub fn problem(&mut self, field: &str, message: impl Into<String>) {
-        let problem = self.located(field, message);
+        self.problem_of(ProblemKind::InvalidValue, field, message);
+    }
+
+    /// Records a problem of `kind` with `field`.
+    pub fn problem_of(&mut self, kind: ProblemKind, field: &str, message: impl Into<String>) {
+        let problem = self.located(kind, field, message);
         self.findings.problems.push(problem);
     }
 
     /// Records that `field` is accepted but does nothing yet.
     pub fn inactive(&mut self, field: &str, message: impl Into<String>) {
-        let notice = self.located(field, message);
+        let notice = self.located(ProblemKind::Inactive, field, message);
         self.findings.inactive.push(notice);
     }
 
-    fn located(&self, field: &str, message: impl Into<String>) -> Problem {
+    fn located(&self, kind: ProblemKind, field: &str, message: impl Into<String>) -> Problem {
         let mut problem = self.context.clone();
+        problem.kind = kind;
         problem.field = Some(field.to_string());
         problem.message = message.into();
         problem
@@ -67,7 +73,8 @@ impl<'a> Fields<'a> {
             .cloned()
             .collect();
         for key in unknown {
-            self.problem(
+            self.problem_of(
+                ProblemKind::UnknownField,
                 &key,
                 format!("unknown field for {what} (known: {})", known.join(", ")),
             );
@@ -101,7 +108,7 @@ impl<'a> Fields<'a> {
     /// Reads a required field; absence is a problem.
     pub fn required<T: DeserializeOwned>(&mut self, field: &str) -> Option<T> {
         if !self.has(field) {
-            self.problem(field, "missing required field");
+            self.problem_of(ProblemKind::MissingField, field, "missing required field");
             return None;
         }
         self.optional(field)
@@ -117,7 +124,11 @@ mod tests {
     fn nested_type_errors_name_the_inner_field() {
         let value = json!({"pool": {"type": "lazy", "max_size": "four"}});
         let mut findings = Findings::default();
-        let mut fields = Fields::new(value.as_object().unwrap(), Problem::new(""), &mut findings);
+        let mut fields = Fields::new(
+            value.as_object().unwrap(),
+            Problem::new(ProblemKind::Syntax, ""),
+            &mut findings,
+        );
         let pool: Option<crate::registry::PoolConfig> = fields.optional("pool");
         assert!(pool.is_none());
         assert_eq!(findings.problems[0].field.as_deref(), Some("pool.max_size"));
@@ -127,7 +138,11 @@ mod tests {
     fn unknown_and_missing_fields_are_all_reported() {
         let value = json!({"name": "x", "sorce": "oops", "methd": "y"});
         let mut findings = Findings::default();
-        let mut fields = Fields::new(value.as_object().unwrap(), Problem::new(""), &mut findings);
+        let mut fields = Fields::new(
+            value.as_object().unwrap(),
+            Problem::new(ProblemKind::Syntax, ""),
+            &mut findings,
+        );
         fields.reject_unknown("function.wat", &["name", "source", "method"]);
         let _: Option<String> = fields.required("source");
         assert_eq!(findings.problems.len(), 3);

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::entry::{Entry, EntrySite, parse_kind};
 use super::fields::{Fields, Findings};
-use crate::error::Problem;
+use crate::error::{Problem, ProblemKind};
 
 const TOP_LEVEL: &[&str] = &["version", "namespace", "entries", "meta"];
 
@@ -18,14 +18,18 @@ pub(crate) fn parse_index_file(
     document: &Value,
     findings: &mut Findings,
 ) -> Vec<Entry> {
-    let file_problem = |message: String| Problem::new(message).in_file(path);
+    let file_problem = |message: String| Problem::new(ProblemKind::Syntax, message).in_file(path);
     let Some(top) = document.as_object() else {
         findings.problems.push(file_problem(
             "expected a mapping with version, namespace and entries".into(),
         ));
         return Vec::new();
     };
-    let mut fields = Fields::new(top, Problem::new("").in_file(path), findings);
+    let mut fields = Fields::new(
+        top,
+        Problem::new(ProblemKind::Syntax, "").in_file(path),
+        findings,
+    );
     fields.reject_unknown("a registry file", TOP_LEVEL);
     match fields.required::<Value>("version") {
         Some(Value::String(v)) if v == "1.0" || v == "1" => {}
@@ -70,7 +74,7 @@ fn parse_entry(
     findings: &mut Findings,
 ) -> Option<Entry> {
     let Some(map) = value.as_object() else {
-        let problem = Problem::new("expected a mapping")
+        let problem = Problem::new(ProblemKind::Syntax, "expected a mapping")
             .in_file(path)
             .in_entry(format!("#{}", index + 1));
         findings.problems.push(problem);
@@ -83,12 +87,14 @@ fn parse_entry(
     };
     let mut fields = Fields::new(
         map,
-        Problem::new("").in_file(path).in_entry(&label),
+        Problem::new(ProblemKind::Syntax, "")
+            .in_file(path)
+            .in_entry(&label),
         findings,
     );
     match name {
         None if map.contains_key("name") => fields.problem("name", "expected a string"),
-        None => fields.problem("name", "missing required field"),
+        None => fields.problem_of(ProblemKind::MissingField, "name", "missing required field"),
         Some(name) if !is_valid_name(name) => fields.problem(
             "name",
             format!("`{name}` may hold only letters, digits, `_`, `-` and `.`"),

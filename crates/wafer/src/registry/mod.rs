@@ -43,7 +43,7 @@ use serde_json::Value;
 pub use config::*;
 pub use entry::{Entry, EntryKind};
 
-use crate::error::Problem;
+use crate::error::{Problem, ProblemKind};
 use fields::Findings;
 
 /// A file the walk read and left aside, and why.
@@ -74,8 +74,13 @@ impl Registry {
     /// registry is reported by [`Registry::problems`].
     pub fn load(path: impl AsRef<Path>) -> Result<Registry, Problem> {
         let path = path.as_ref();
-        let metadata = std::fs::metadata(path)
-            .map_err(|e| Problem::new(format!("cannot read registry: {e}")).in_file(path))?;
+        let metadata = std::fs::metadata(path).map_err(|e| {
+            Problem::new(
+                ProblemKind::Unreadable,
+                format!("cannot read registry: {e}"),
+            )
+            .in_file(path)
+        })?;
         let mut loader = Loader::default();
         if metadata.is_dir() {
             loader.walk(path);
@@ -85,7 +90,7 @@ impl Registry {
                 loader
                     .findings
                     .problems
-                    .push(Problem::new(message).in_file(path));
+                    .push(Problem::new(ProblemKind::Empty, message).in_file(path));
             }
         } else {
             loader.read_file(path, true);
@@ -159,7 +164,7 @@ impl Loader {
                 }
                 Ok(_) => {}
                 Err(e) => self.findings.problems.push(
-                    Problem::new(format!("cannot read: {e}"))
+                    Problem::new(ProblemKind::Unreadable, format!("cannot read: {e}"))
                         .in_file(e.path().unwrap_or(root).to_path_buf()),
                 ),
             }
@@ -172,10 +177,9 @@ impl Loader {
             Err(e) if !is_index && e.kind() == std::io::ErrorKind::InvalidData => {
                 self.skip(path, "not UTF-8 text".into())
             }
-            Err(e) => self
-                .findings
-                .problems
-                .push(Problem::new(format!("cannot read: {e}")).in_file(path)),
+            Err(e) => self.findings.problems.push(
+                Problem::new(ProblemKind::Unreadable, format!("cannot read: {e}")).in_file(path),
+            ),
         }
     }
 
@@ -189,9 +193,10 @@ impl Loader {
                 Ok(Value::Null) => {}
                 Ok(value) => documents.push(value),
                 Err(e) if is_index => {
-                    self.findings
-                        .problems
-                        .push(Problem::new(format!("not valid YAML: {e}")).in_file(path));
+                    self.findings.problems.push(
+                        Problem::new(ProblemKind::Syntax, format!("not valid YAML: {e}"))
+                            .in_file(path),
+                    );
                     return;
                 }
                 Err(e) => {
@@ -240,7 +245,11 @@ impl Loader {
         for entry in self.entries {
             if let Some(first) = by_id.get(&entry.id) {
                 let message = format!("duplicate id, first declared in {}", first.file.display());
-                self.findings.problems.push(entry.problem("name", message));
+                self.findings.problems.push(entry.problem(
+                    ProblemKind::DuplicateId,
+                    "name",
+                    message,
+                ));
             } else {
                 by_id.insert(entry.id.clone(), entry);
             }
@@ -314,7 +323,7 @@ fn dangling_references(entry: &Entry, by_id: &BTreeMap<String, Entry>) -> Vec<Pr
                 }
                 Some(_) => return None,
             };
-            Some(entry.problem(field, message))
+            Some(entry.problem(ProblemKind::Reference, field, message))
         })
         .collect()
 }

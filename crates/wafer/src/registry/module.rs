@@ -3,14 +3,14 @@
 
 use std::path::{Component, Path};
 
-use super::{EntryKind, ModuleSource, Registry};
-use crate::error::{Problem, one_line};
+use super::{Entry, EntryKind, ModuleSource, Registry};
+use crate::error::{Problem, ProblemKind, one_line};
 use crate::hash::Sha256Hash;
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 
 impl Registry {
-    /// The WebAssembly binary of function `id`: WAT encoded, a file read and
+    /// The WebAssembly binary of function `entry`: WAT encoded, a file read and
     /// checked against its `hash`.
     ///
     /// # Errors
@@ -18,35 +18,36 @@ impl Registry {
     /// A [`Problem`] naming the file, entry and field: an unreadable file, a
     /// hash mismatch, WAT that does not parse, bytes that are not Wasm, or a
     /// module named by URL (see [`crate::sources`]).
-    pub fn module_bytes(&self, id: &str) -> Result<Vec<u8>, Problem> {
-        let entry = self
-            .get(id)
-            .ok_or_else(|| Problem::new("no such entry").in_entry(id))?;
-        let EntryKind::Function(function) = &entry.kind else {
-            return Err(Problem::new("not a function")
-                .in_file(&entry.file)
-                .in_entry(id));
+    pub fn module_bytes(&self, entry: &Entry) -> Result<Vec<u8>, Problem> {
+        let Some(function) = entry.function() else {
+            return Err(entry.problem(ProblemKind::Reference, "kind", "not a function"));
         };
-        let locate = |field: &str, message: String| entry.problem(field, message);
+        let locate = |kind, field: &str, message: String| entry.problem(kind, field, message);
         let bytes = match &function.source {
             ModuleSource::WatInline(text) => wat::Parser::new()
                 .parse_bytes(Some(Path::new("<inline>")), text.as_bytes())
                 .map(|b| b.into_owned())
                 .map_err(|e| {
                     locate(
+                        ProblemKind::InvalidModule,
                         "source",
                         format!("WAT does not parse: {}", one_line(&e.to_string())),
                     )
                 })?,
             ModuleSource::WatFile(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    locate("source", format!("cannot read {}: {e}", path.display()))
+                    locate(
+                        ProblemKind::Unreadable,
+                        "source",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
                 })?;
                 wat::Parser::new()
                     .parse_bytes(Some(path), text.as_bytes())
                     .map(|b| b.into_owned())
                     .map_err(|e| {
                         locate(
+                            ProblemKind::InvalidModule,
                             "source",
                             format!("WAT does not parse: {}", one_line(&e.to_string())),
                         )
@@ -55,6 +56,7 @@ impl Registry {
             ModuleSource::FsPath { fs, path } => {
                 let Some(EntryKind::Directory(dir)) = self.get(fs).map(|e| &e.kind) else {
                     return Err(locate(
+                        ProblemKind::Reference,
                         "fs",
                         format!("refers to {fs}, which is not an fs.directory"),
                     ));
@@ -65,17 +67,24 @@ impl Registry {
                     .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
                 {
                     return Err(locate(
+                        ProblemKind::InvalidValue,
                         "path",
                         format!("`{path}` must stay inside {fs}: no `..`"),
                     ));
                 }
                 let file = dir.directory.join(relative);
-                let bytes = std::fs::read(&file)
-                    .map_err(|e| locate("path", format!("cannot read {}: {e}", file.display())))?;
+                let bytes = std::fs::read(&file).map_err(|e| {
+                    locate(
+                        ProblemKind::Unreadable,
+                        "path",
+                        format!("cannot read {}: {e}", file.display()),
+                    )
+                })?;
                 if let Some(pinned) = function.hash {
                     let actual = Sha256Hash::of(&bytes);
                     if actual != pinned {
                         return Err(locate(
+                            ProblemKind::HashMismatch,
                             "hash",
                             format!(
                                 "sha256 mismatch: {} has {actual}, the entry pins {pinned}",
@@ -86,6 +95,7 @@ impl Registry {
                 }
                 if !bytes.starts_with(WASM_MAGIC) {
                     return Err(locate(
+                        ProblemKind::InvalidModule,
                         "path",
                         format!("{} is not a WebAssembly binary", file.display()),
                     ));
@@ -94,6 +104,7 @@ impl Registry {
             }
             ModuleSource::Url(url) => {
                 return Err(locate(
+                    ProblemKind::InvalidValue,
                     "url",
                     format!(
                         "{url} is fetched by the runtime (wafer::sources), not read from the registry"

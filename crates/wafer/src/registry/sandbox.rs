@@ -1,12 +1,12 @@
 //! An entry's `wasi:` and `imports:` resolved into the [`Sandbox`] its
 //! guest runs in.
 
-use super::{EntryKind, ModuleSource, Registry};
-use crate::error::Problem;
+use super::{Entry, EntryKind, ModuleSource, Registry};
+use crate::error::{Problem, ProblemKind};
 use crate::wasi::{EnvBinding, EnvSource, MountGrant, NetworkGrant, Sandbox};
 
 impl Registry {
-    /// The WASI world of function `id`: argv\[0\] (the module's file name
+    /// The WASI world of function `entry`: argv\[0\] (the module's file name
     /// without `.wasm`, as Dapr names it, or the entry's name for WAT),
     /// `wasi.args`, `wasi.env` bound to its `env.variable` entries,
     /// `wasi.cwd`, `wasi.mounts` at their `fs.directory` folders, the
@@ -16,16 +16,12 @@ impl Registry {
     ///
     /// A [`Problem`] naming the field when a reference is not an entry of
     /// the right kind (the registry reports those at load already).
-    pub fn sandbox(&self, id: &str) -> Result<Sandbox, Problem> {
-        let entry = self
-            .get(id)
-            .ok_or_else(|| Problem::new("no such entry").in_entry(id))?;
+    pub fn sandbox(&self, entry: &Entry) -> Result<Sandbox, Problem> {
         let Some(function) = entry.function() else {
-            return Err(Problem::new("not a function")
-                .in_file(&entry.file)
-                .in_entry(id));
+            return Err(entry.problem(ProblemKind::Reference, "kind", "not a function"));
         };
-        let locate = |field: String, message: String| entry.problem(field, message);
+        let locate =
+            |field: String, message: String| entry.problem(ProblemKind::Reference, field, message);
         let mut env = Vec::new();
         for (i, mapping) in function.wasi.env.iter().enumerate() {
             let Some(EntryKind::EnvVariable(variable)) = self.get(&mapping.id).map(|e| &e.kind)
@@ -64,7 +60,7 @@ impl Registry {
             network.grant(&grant.name, &grant.allow);
         }
         Ok(Sandbox {
-            program_name: program_name(&function.source, id),
+            program_name: program_name(&function.source, &entry.id),
             args: function.wasi.args.clone(),
             env,
             cwd: function.wasi.cwd.clone(),

@@ -4,6 +4,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::ProblemKind;
 use crate::hash::Sha256Hash;
 
 /// Why a module could not be loaded from its URL.
@@ -107,6 +108,26 @@ pub enum SourceError {
         /// The underlying error chain, joined into one line.
         reason: String,
     },
+}
+
+impl SourceError {
+    /// The kind of registry problem it makes of the entry that named the
+    /// URL.
+    pub fn problem_kind(&self) -> ProblemKind {
+        match self {
+            SourceError::BadUrl { .. } => ProblemKind::InvalidValue,
+            SourceError::HtmlInsteadOfWasm { .. } | SourceError::NotWasm { .. } => {
+                ProblemKind::InvalidModule
+            }
+            SourceError::HashMismatch { .. } => ProblemKind::HashMismatch,
+            SourceError::File { .. } => ProblemKind::Unreadable,
+            SourceError::Unreachable { .. }
+            | SourceError::Timeout { .. }
+            | SourceError::Status { .. }
+            | SourceError::TooLarge { .. }
+            | SourceError::Transfer { .. } => ProblemKind::Fetch,
+        }
+    }
 }
 
 /// Joins an error and its sources into one line: reqwest's own message is

@@ -56,6 +56,7 @@ struct Captured {
 }
 
 /// What a program wrote, and whether it hit the cap.
+#[derive(Default)]
 pub(crate) struct Written {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use wafer::{Error, Registry, Runtime};
 
-use super::util::TYPES;
+use super::util::{TYPES, types_runtime, wait_until};
 
 fn counter_runtime() -> Runtime {
     let yaml = format!(
@@ -43,29 +43,39 @@ async fn warm_instance_keeps_state_and_inline_never_does() {
     }
 }
 
+/// Calls `t:misbehave` of `runtime` with `how`.
+async fn misbehave(runtime: &Runtime, how: &str) -> wafer::Result<Value> {
+    runtime.call("t:misbehave", vec![json!(how)]).await
+}
+
 #[tokio::test]
-async fn trap_discards_the_instance_and_the_next_call_succeeds() {
-    let err = TYPES.call("t:boom", vec![]).await.unwrap_err();
+async fn a_trap_discards_the_instance_and_the_function_recovers() {
+    let runtime = types_runtime(&[("misbehave", "types#misbehave", "")]);
+    assert_eq!(misbehave(&runtime, "count").await.unwrap(), json!(1));
+    let err = misbehave(&runtime, "trap").await.unwrap_err();
     assert!(matches!(err, Error::Trap { .. }), "{err}");
     assert!(err.to_string().contains("unreachable"), "{err}");
     assert_eq!(
-        TYPES.call("t:add", vec![json!(1), json!(2)]).await.unwrap(),
-        json!(3)
+        misbehave(&runtime, "count").await.unwrap(),
+        json!(1),
+        "the next call runs on a fresh instance"
     );
-    let err = TYPES.call("t:boom", vec![]).await.unwrap_err();
-    assert!(matches!(err, Error::Trap { .. }), "{err}");
+    let stats = runtime.function("t:misbehave").await.unwrap().pool_stats();
+    assert_eq!((stats.created, stats.live), (2, 1), "{stats:?}");
 }
 
 #[tokio::test]
 async fn endless_loop_is_stopped_by_its_limit_and_the_function_recovers() {
-    let err = TYPES.call("t:spin", vec![]).await.unwrap_err();
+    assert_eq!(misbehave(&TYPES, "count").await.unwrap(), json!(1));
+    let err = misbehave(&TYPES, "spin").await.unwrap_err();
     assert!(
-        matches!(err, Error::DeadlineExceeded { limit_ms: 200, .. }),
+        matches!(err, Error::DeadlineExceeded { limit_ms: 1000, .. }),
         "{err}"
     );
     assert_eq!(
-        TYPES.call("t:greet", vec![json!("again")]).await.unwrap(),
-        json!("hello, again")
+        misbehave(&TYPES, "count").await.unwrap(),
+        json!(1),
+        "the next call runs on a fresh instance"
     );
 }
 
@@ -111,18 +121,28 @@ async fn concurrent_callers_get_their_own_answers() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_call_stops_the_guest_and_the_function_stays_usable() {
-    let call = TYPES.call("t:spin", vec![]);
-    let outcome = tokio::time::timeout(std::time::Duration::from_millis(20), call).await;
-    assert!(outcome.is_err(), "the endless call cannot have finished");
-    assert_eq!(
-        TYPES
-            .call("t:add", vec![json!(20), json!(22)])
-            .await
-            .unwrap(),
-        json!(42)
-    );
+    // No limit that could end the call first: only the drop stops it.
+    let runtime = Arc::new(types_runtime(&[(
+        "misbehave",
+        "types#misbehave",
+        "    limits:\n      max_execution_ms: 3600000\n",
+    )]));
+    let function = runtime.function("t:misbehave").await.unwrap();
+    let spinning = {
+        let runtime = runtime.clone();
+        tokio::spawn(async move { misbehave(&runtime, "spin").await })
+    };
+    wait_until("the guest spins", || function.pool_stats().live == 1).await;
+    spinning.abort();
+    assert!(spinning.await.unwrap_err().is_cancelled());
+    wait_until("the spinning instance is gone", || {
+        let stats = function.pool_stats();
+        stats.running == 0 && stats.live == 0
+    })
+    .await;
+    assert_eq!(misbehave(&runtime, "count").await.unwrap(), json!(1));
 }
 
 #[tokio::test]
@@ -182,22 +202,15 @@ entries:
         json!(-5)
     );
     assert_eq!(
-        runtime.function("t:add").unwrap().signature(),
+        runtime.function("t:add").await.unwrap().signature(),
         "func(p0: s32, p1: s32) -> s32"
     );
 }
 
 #[tokio::test]
 async fn linked_wasi_grants_nothing() {
-    // SAFETY: tests in this binary do not read this variable concurrently.
-    unsafe { std::env::set_var("WAFER_TEST_SECRET", "host-only") };
-    assert_eq!(
-        TYPES
-            .call("t:env-var", vec![json!("WAFER_TEST_SECRET")])
-            .await
-            .unwrap(),
-        json!(null)
-    );
+    // PATH is set in every host environment the tests run in.
+    assert!(std::env::var_os("PATH").is_some());
     assert_eq!(
         TYPES.call("t:env-var", vec![json!("PATH")]).await.unwrap(),
         json!(null)
@@ -255,7 +268,7 @@ entries:
         json!(42)
     );
     assert_eq!(
-        runtime.function("t:camel").unwrap().signature(),
+        runtime.function("t:camel").await.unwrap().signature(),
         "func(n: s32) -> s32"
     );
 }

@@ -6,3 +6,4 @@ mod mapping;
 mod pools;
 mod sources;
 mod util;
+mod workers;

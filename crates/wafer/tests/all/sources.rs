@@ -6,9 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Router;
-use axum::routing::get;
-use wafer::{CommandInput, Error, Registry, Runtime, RuntimeOptions};
+use wafer::{CommandInput, Error, Input, Registry, Runtime, RuntimeOptions};
 
 /// A Dapr `bindings.wasm` component named `name` for `url`.
 fn dapr_component(name: &str, url: &str, strict: bool) -> String {
@@ -38,10 +36,13 @@ fn runtime(registry: &Path, cache: Option<&Path>) -> Runtime {
 
 async fn stdout(runtime: &Runtime, id: &str, args: &[&str]) -> String {
     let output = runtime
-        .function(id)
-        .unwrap()
-        .run(CommandInput::new().args(args.iter().copied()))
+        .invoke(
+            id,
+            Input::Program(CommandInput::new().args(args.iter().copied())),
+        )
         .await
+        .unwrap()
+        .into_program()
         .unwrap();
     String::from_utf8(output.stdout).unwrap()
 }
@@ -114,37 +115,26 @@ async fn a_warm_cache_compiles_nothing_and_a_tampered_artifact_is_recompiled() {
     assert_eq!((stats.compiled, stats.from_cache), (1, 0));
 }
 
+// The library's own test server, for `serve` (the rest is for its unit tests).
+#[allow(dead_code)]
+#[path = "../../src/sources/test_server.rs"]
+mod test_server;
+
 /// Serves `module` at `/hello.wasm` and HTML at `/page.wasm`, counting
 /// requests for the module.
-fn serve(module: Vec<u8>) -> (String, Arc<AtomicUsize>, tokio::runtime::Runtime) {
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = server
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    // The test itself runs outside any Tokio runtime, so this one can
-    // block here and be dropped at the end.
+fn serve(module: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+    use test_server::Response;
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = hits.clone();
-    let app = Router::new()
-        .route(
-            "/hello.wasm",
-            get(move || {
-                counted.fetch_add(1, Ordering::SeqCst);
-                let module = module.clone();
-                async move { module }
-            }),
-        )
-        .route(
-            "/page.wasm",
-            get(|| async { axum::response::Html("<html>login</html>") }),
-        );
-    server.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, hits, server)
+    let addr = test_server::serve(move |path| match path {
+        "/hello.wasm" => {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Response::ok("application/octet-stream", module.clone())
+        }
+        "/page.wasm" => Response::ok("text/html; charset=utf-8", "<html>login</html>"),
+        _ => Response::not_found(),
+    });
+    (format!("http://{addr}"), hits)
 }
 
 #[test]
@@ -153,7 +143,7 @@ fn http_modules_are_fetched_once_per_cache_and_html_is_refused() {
         .enable_all()
         .build()
         .unwrap();
-    let (base, hits, _server) = serve(std::fs::read(wafer_guests::P1_HELLO).unwrap());
+    let (base, hits) = serve(std::fs::read(wafer_guests::P1_HELLO).unwrap());
     let cache = tempfile::tempdir().unwrap();
     let dir = registry_dir(&[
         (
@@ -178,7 +168,7 @@ fn http_modules_are_fetched_once_per_cache_and_html_is_refused() {
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     assert_eq!(second.compile_stats().compiled, 0);
 
-    let err = first.function("page").err().unwrap();
+    let err = first.function_blocking("page").err().unwrap();
     assert!(matches!(err, Error::Refused { .. }), "{err}");
     assert!(err.to_string().contains("HTML"), "{err}");
 }
@@ -193,6 +183,6 @@ async fn an_unreachable_url_is_refused_naming_it() {
     let url = format!("http://127.0.0.1:{port}/gone.wasm");
     let dir = registry_dir(&[("gone.yaml", dapr_component("gone", &url, false))]);
     let runtime = runtime(dir.path(), None);
-    let err = runtime.function("gone").err().unwrap();
+    let err = runtime.function("gone").await.err().unwrap();
     assert!(err.to_string().contains(&url), "{err}");
 }

@@ -52,7 +52,8 @@ pub fn dir_of(path: &str) -> String {
 }
 
 /// Every `types` function of the P2_TYPES component as `t:<name>`, plus
-/// `t:add`, compiled once for all tests.
+/// `t:add`, compiled once for all tests. `t:misbehave` stops after 1 s,
+/// its spinning calls for the limit, its counting ones with time to spare.
 pub static TYPES: LazyLock<Arc<Runtime>> = LazyLock::new(|| {
     const FUNCTIONS: &[&str] = &[
         "echo-user",
@@ -74,7 +75,6 @@ pub static TYPES: LazyLock<Arc<Runtime>> = LazyLock::new(|| {
         "nothing",
         "counter",
         "boom",
-        "spin",
         "env-var",
         "read-file",
         "flood",
@@ -83,16 +83,15 @@ pub static TYPES: LazyLock<Arc<Runtime>> = LazyLock::new(|| {
     let path = wafer_guests::P2_TYPES;
     let mut entries: Vec<String> = FUNCTIONS
         .iter()
-        .map(|f| {
-            wasm_entry(
-                f,
-                path,
-                &format!("types#{f}"),
-                "    limits:\n      max_execution_ms: 200\n",
-            )
-        })
+        .map(|f| wasm_entry(f, path, &format!("types#{f}"), ""))
         .collect();
     entries.push(wasm_entry("add", path, "add", ""));
+    entries.push(wasm_entry(
+        "misbehave",
+        path,
+        "types#misbehave",
+        "    limits:\n      max_execution_ms: 1000\n",
+    ));
     Arc::new(Runtime::new(registry(&dir_of(path), &entries)).unwrap())
 });
 
@@ -116,5 +115,49 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
             "gave up waiting until {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// The `imports` of an entry whose guest may connect to loopback (the
+/// `hold` function).
+pub const LOOPBACK_GRANT: &str =
+    "    imports:\n      - name: wasi:sockets\n        allow: [\"127.0.0.1:*\"]\n";
+
+/// Where `types#hold` calls connect: each call stays inside the guest until
+/// [`Holder::release`], so a test knows how many calls run at once without
+/// counting on timing.
+pub struct Holder {
+    listener: tokio::net::TcpListener,
+    held: Vec<tokio::net::TcpStream>,
+}
+
+impl Holder {
+    pub async fn new() -> Holder {
+        Holder {
+            listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            held: Vec::new(),
+        }
+    }
+
+    /// The address to pass to `hold`.
+    pub fn addr(&self) -> serde_json::Value {
+        serde_json::Value::String(self.listener.local_addr().unwrap().to_string())
+    }
+
+    /// Waits until `calls` more calls are inside the guest (connected);
+    /// panics after 10 seconds.
+    pub async fn wait_for(&mut self, calls: usize) {
+        for _ in 0..calls {
+            let accepted =
+                tokio::time::timeout(std::time::Duration::from_secs(10), self.listener.accept())
+                    .await
+                    .expect("gave up waiting for a hold call to connect");
+            self.held.push(accepted.unwrap().0);
+        }
+    }
+
+    /// Lets every held call return.
+    pub fn release(&mut self) {
+        self.held.clear();
     }
 }

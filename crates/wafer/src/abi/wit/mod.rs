@@ -19,18 +19,27 @@ mod core_exports;
 mod core_module;
 mod export;
 
-use serde_json::Value;
 use wasmtime::component::types::{ComponentFunc, Type};
-use wasmtime::component::{ComponentExportIndex, Func, InstancePre, Linker, Val};
+use wasmtime::component::{ComponentExportIndex, Func, InstancePre, Val};
 use wasmtime::{Engine, Store};
 
-use super::LoadError;
 use super::wasi_command::check_imports;
-use crate::compiler::Compiler;
+use super::{Abi, Answer, Fault, Instance, LoadContext, LoadError, Prepared, Site, Step};
+use crate::call::{Input, InputForm, Output};
+use crate::error::ProblemKind;
 use crate::host::HostState;
-use crate::registry::FunctionConfig;
-use crate::values::{self, ValueError, wit_signature, wit_type};
+use crate::values::{self, wit_signature, wit_type};
+use crate::wasi::Stdin;
 use core_exports::kebab_name;
+
+/// `abi: wit`.
+pub(crate) struct Wit;
+
+impl Abi for Wit {
+    fn load(&self, cx: &LoadContext<'_>, module: &[u8]) -> Result<Box<dyn Prepared>, LoadError> {
+        Ok(Box::new(WitFunction::load(cx, module)?))
+    }
+}
 
 /// A typed function, compiled and pre-linked.
 pub(crate) struct WitFunction {
@@ -47,37 +56,36 @@ pub(crate) struct WitFunction {
 impl WitFunction {
     /// Compiles `module` (a component, or a core module wrapped into one)
     /// and resolves its imports and the export `method` ahead of any call.
-    pub fn load(
-        compiler: &Compiler,
-        linker: &Linker<HostState>,
-        module: &[u8],
-        config: &FunctionConfig,
-        source_field: &'static str,
-    ) -> Result<Self, LoadError> {
-        let method = config
-            .method
-            .as_deref()
-            .ok_or_else(|| LoadError::new("method", "missing"))?;
+    fn load(cx: &LoadContext<'_>, module: &[u8]) -> Result<Self, LoadError> {
+        let source_field = cx.source_field;
+        let method = cx.method.ok_or_else(|| {
+            LoadError::new(
+                ProblemKind::MissingField,
+                "method",
+                "missing required field (the export to call)",
+            )
+        })?;
         let component_bytes;
         let is_core = wasmparser::Parser::is_core_wasm(module);
         let bytes = if is_core {
-            let field = if config.wit.is_some() {
-                "wit"
+            let (kind, field) = if cx.wit.is_some() {
+                (ProblemKind::Signature, "wit")
             } else {
-                "method"
+                (ProblemKind::Export, "method")
             };
-            component_bytes = core_module::wrap_core_module(module, config.wit.as_deref(), method)
-                .map_err(|m| LoadError::new(field, m))?;
+            component_bytes = core_module::wrap_core_module(module, cx.wit, method)
+                .map_err(|m| LoadError::new(kind, field, m))?;
             &component_bytes[..]
         } else {
-            if config.wit.is_some() {
+            if cx.wit.is_some() {
                 tracing::debug!("`wit` is ignored for a component: it carries its own");
             }
             module
         };
-        let engine = compiler.engine();
-        let component = compiler.component(bytes).map_err(|e| {
+        let engine = cx.compiler.engine();
+        let component = cx.compiler.component(bytes).map_err(|e| {
             LoadError::new(
+                ProblemKind::InvalidModule,
                 source_field,
                 format!("not a loadable WebAssembly binary: {e:#}"),
             )
@@ -88,14 +96,24 @@ impl WitFunction {
             _ => method.to_string(),
         };
         let (export, func_ty) = export::find_function(engine, &component, &export_name)
-            .map_err(|m| LoadError::new("method", m))?;
-        refuse_resources(&func_ty).map_err(|m| LoadError::new("method", m))?;
+            .map_err(|m| LoadError::new(ProblemKind::Export, "method", m))?;
+        refuse_resources(&func_ty)
+            .map_err(|m| LoadError::new(ProblemKind::Signature, "method", m))?;
         if !is_core {
-            check_imports(engine, &component).map_err(|m| LoadError::new(source_field, m))?;
+            check_imports(engine, &component)
+                .map_err(|m| LoadError::new(ProblemKind::Import, source_field, m))?;
         }
-        let pre = linker
+        let pre = cx
+            .linkers
+            .components(cx.sandbox.strict)
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::new(source_field, format!("cannot link its imports: {e:#}")))?;
+            .map_err(|e| {
+                LoadError::new(
+                    ProblemKind::Import,
+                    source_field,
+                    format!("cannot link its imports: {e:#}"),
+                )
+            })?;
         Ok(WitFunction {
             pre,
             export,
@@ -109,80 +127,149 @@ impl WitFunction {
         })
     }
 
-    /// The engine the function was compiled for.
-    pub fn engine(&self) -> &Engine {
+    /// The arguments as values of the parameters' types, and whether the
+    /// answer goes back as JSON.
+    fn arguments(&self, input: Input) -> Result<(Vec<Val>, bool), Fault> {
+        match input {
+            Input::Json(args) => values::args_from_json(&self.params, args)
+                .map(|vals| (vals, true))
+                .map_err(Fault::Arguments),
+            Input::Vals(vals) => values::check_args(&self.params, &vals)
+                .map(|()| (vals, false))
+                .map_err(Fault::Arguments),
+            other => Err(Fault::WrongInput(format!(
+                "is a typed function (abi: wit): call it with arguments, not {}",
+                other.form()
+            ))),
+        }
+    }
+
+    /// The results as the answer, in the form the arguments came in.
+    fn answer(&self, results: Vec<Val>, as_json: bool) -> Answer {
+        let guest_error = matches!(results.first(), Some(Val::Result(Err(_))));
+        let output = Output::Vals(results);
+        let output = if as_json {
+            Output::Json(output.into_json())
+        } else {
+            output
+        };
+        Answer {
+            output,
+            guest_error,
+        }
+    }
+
+    /// Gives the instance its WASI context. An empty sandbox gets one on
+    /// first use (most typed functions never touch WASI); one that grants
+    /// something is set up now, so that a missing required variable fails
+    /// this call.
+    fn set_up_wasi(site: &Site, host: &mut HostState) -> Result<(), Fault> {
+        if site.sandbox.is_empty() {
+            return Ok(());
+        }
+        let (stdout, stderr) = host.log_streams();
+        let mut builder = site
+            .sandbox
+            .builder(&[], &Stdin::Bytes(Default::default()), stdout, stderr)
+            .map_err(Fault::Sandbox)?;
+        host.set_wasi(&mut builder);
+        Ok(())
+    }
+
+    fn func(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &wasmtime::component::Instance,
+    ) -> Result<Instance, Fault> {
+        instance
+            .get_func(&mut *store, self.export)
+            .map(|func| Box::new(func) as Instance)
+            .ok_or_else(|| {
+                Fault::Wasm(wasmtime::Error::msg(
+                    "the export vanished after instantiation",
+                ))
+            })
+    }
+}
+
+impl Prepared for WitFunction {
+    fn engine(&self) -> &Engine {
         self.pre.component().engine()
     }
 
-    /// The function's WIT signature: `func(a: s32, b: s32) -> s32`.
-    pub fn signature(&self) -> &str {
+    fn signature(&self) -> &str {
         &self.signature
     }
 
-    /// Converts JSON arguments to values of the parameters' types.
-    pub fn args(&self, args: Vec<Value>) -> Result<Vec<Val>, ValueError> {
-        values::args_from_json(&self.params, args)
+    fn input_form(&self) -> InputForm {
+        InputForm::Typed
     }
 
-    /// The parameters' names and types.
-    pub fn params(&self) -> &[(String, Type)] {
+    fn params(&self) -> &[(String, Type)] {
         &self.params
     }
 
-    /// How many values the function returns (0 or 1).
-    pub fn result_count(&self) -> usize {
-        usize::from(self.has_result)
+    fn reuses_instances(&self) -> bool {
+        true
     }
 
-    /// The result as JSON: `null` when the function returns nothing.
-    pub fn result_json(&self, results: Vec<Val>) -> Value {
-        results
-            .into_iter()
-            .next()
-            .map_or(Value::Null, values::into_json)
-    }
-
-    /// Whether calls run synchronously: the component imports nothing, so
-    /// nothing in it can wait, and a direct call is three times cheaper
-    /// than one on a fiber and scales across cores (BENCHMARKS.md).
-    pub fn is_sync(&self) -> bool {
+    /// A direct call is three times cheaper than one on a fiber and
+    /// scales across cores (BENCHMARKS.md).
+    fn is_sync(&self) -> bool {
         self.sync
     }
 
-    /// A new instance in `store`, and the function to call in it.
-    pub async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Func> {
-        let instance = if self.sync {
-            self.pre.instantiate(&mut *store)?
-        } else {
-            self.pre.instantiate_async(&mut *store).await?
+    fn instantiate<'a>(
+        &'a self,
+        site: &'a Site,
+        store: &'a mut Store<HostState>,
+    ) -> Step<'a, Result<Instance, Fault>> {
+        if let Err(fault) = Self::set_up_wasi(site, store.data_mut()) {
+            return Step::Ready(Err(fault));
+        }
+        if self.sync {
+            let instance = self.pre.instantiate(&mut *store).map_err(Fault::Wasm);
+            return Step::Ready(instance.and_then(|instance| self.func(store, &instance)));
+        }
+        Step::Pending(Box::pin(async move {
+            let instance = self
+                .pre
+                .instantiate_async(&mut *store)
+                .await
+                .map_err(Fault::Wasm)?;
+            self.func(store, &instance)
+        }))
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        _site: &'a Site,
+        store: &'a mut Store<HostState>,
+        instance: &'a mut Instance,
+        input: Input,
+    ) -> Step<'a, Result<Answer, Fault>> {
+        let func = *instance
+            .downcast_ref::<Func>()
+            .expect("a wit instance holds its export's Func");
+        let (args, as_json) = match self.arguments(input) {
+            Ok(arguments) => arguments,
+            Err(fault) => return Step::Ready(Err(fault)),
         };
-        instance
-            .get_func(&mut *store, self.export)
-            .ok_or_else(|| wasmtime::Error::msg("the export vanished after instantiation"))
-    }
-
-    /// Calls `func` with `args` on a fiber, writing `results` (of
-    /// [`Self::result_count`] values).
-    pub async fn call(
-        &self,
-        store: &mut Store<HostState>,
-        func: Func,
-        args: &[Val],
-        results: &mut [Val],
-    ) -> wasmtime::Result<()> {
-        func.call_async(&mut *store, args, results).await
-    }
-
-    /// Calls `func` directly on this thread; only for [`Self::is_sync`]
-    /// functions.
-    pub fn call_sync(
-        &self,
-        store: &mut Store<HostState>,
-        func: Func,
-        args: &[Val],
-        results: &mut [Val],
-    ) -> wasmtime::Result<()> {
-        func.call(&mut *store, args, results)
+        let mut results = vec![Val::Bool(false); usize::from(self.has_result)];
+        if self.sync {
+            let called = func.call(&mut *store, &args, &mut results);
+            return Step::Ready(
+                called
+                    .map(|()| self.answer(results, as_json))
+                    .map_err(Fault::Wasm),
+            );
+        }
+        Step::Pending(Box::pin(async move {
+            func.call_async(&mut *store, &args, &mut results)
+                .await
+                .map_err(Fault::Wasm)?;
+            Ok(self.answer(results, as_json))
+        }))
     }
 }
 

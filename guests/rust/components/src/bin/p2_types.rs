@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 struct Component;
 
 static CALLS: AtomicU32 = AtomicU32::new(0);
+static MISBEHAVE_CALLS: AtomicU32 = AtomicU32::new(0);
 
 impl Guest for Component {
     fn add(a: i32, b: i32) -> i32 {
@@ -86,6 +87,7 @@ impl Types for Component {
         }
     }
     fn sleep_ms(ms: u32) -> u32 {
+        println!("sleeping {ms} ms");
         std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
         ms
     }
@@ -101,6 +103,24 @@ impl Types for Component {
             print!("{line}");
         }
         u64::from(lines) * 100
+    }
+    fn misbehave(how: String) -> u32 {
+        match how.as_str() {
+            "trap" => panic!("misbehaving on purpose"),
+            "spin" => {
+                println!("spinning");
+                Self::spin();
+                unreachable!("spin never returns")
+            }
+            _ => MISBEHAVE_CALLS.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+    fn hold(addr: String) -> u32 {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).expect("read");
+        bytes.len() as u32
     }
 }
 

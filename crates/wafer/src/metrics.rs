@@ -1,0 +1,382 @@
+//! Call metrics, counted once on the call path and rendered in the
+//! Prometheus text format ([`crate::Runtime::metrics_text`]).
+//!
+//! Per function: calls by outcome, a latency histogram, instances created
+//! and alive, calls running and waiting. Per runtime: modules compiled,
+//! compiled code loaded from the disk cache, and the time spent compiling.
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `wafer_function_calls_total` | counter | `function`, `outcome` |
+//! | `wafer_function_call_duration_seconds` | histogram | `function` |
+//! | `wafer_function_instances_created_total` | counter | `function` |
+//! | `wafer_function_instances` | gauge | `function`, `state` (`alive`, `idle`) |
+//! | `wafer_function_calls_in_flight` | gauge | `function`, `state` (`running`, `waiting`) |
+//! | `wafer_modules_compiled_total` | counter | |
+//! | `wafer_compiled_cache_hits_total` | counter | |
+//! | `wafer_compile_duration_seconds_total` | counter | |
+//!
+//! `outcome` is `ok`, `guest_error` (a `result` error or a program's
+//! non-zero exit: the call succeeded) or an [`ErrorKind`] (`trap`,
+//! `time_limit`, `memory_limit`, `output_limit`, `pool_full`, `bad_input`,
+//! `refused`, ...).
+//!
+//! Recording costs a few uncontended atomic additions: each thread counts
+//! into its own shard, and shards are summed only when the metrics are
+//! rendered.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+use crate::abi::Answer;
+use crate::compiler::CompileStats;
+use crate::error::{Error, ErrorKind, Result};
+use crate::pools::PoolStats;
+use crate::shards::{self, home_shard};
+
+/// Upper bounds of the latency histogram's buckets, in nanoseconds: 1 µs
+/// to 10 s.
+const BUCKETS_NS: [u64; 22] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// `ok`, `guest_error`, then every [`ErrorKind`].
+const OUTCOMES: usize = 2 + ErrorKind::ALL.len();
+
+/// The name of outcome `i`.
+fn outcome_name(i: usize) -> &'static str {
+    match i {
+        0 => "ok",
+        1 => "guest_error",
+        _ => ErrorKind::ALL[i - 2].as_str(),
+    }
+}
+
+fn outcome_index(kind: ErrorKind) -> usize {
+    2 + ErrorKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .expect("ErrorKind::ALL lists every kind")
+}
+
+/// One function's call counters.
+pub(crate) struct FunctionMetrics {
+    shards: Box<[Shard]>,
+}
+
+/// One thread shard's counters, on cache lines of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard {
+    outcomes: [AtomicU64; OUTCOMES],
+    /// Calls per latency bucket; the last counts calls above every bound.
+    buckets: [AtomicU64; BUCKETS_NS.len() + 1],
+    total_ns: AtomicU64,
+}
+
+impl FunctionMetrics {
+    pub fn new() -> FunctionMetrics {
+        FunctionMetrics {
+            shards: (0..shards::count()).map(|_| Shard::default()).collect(),
+        }
+    }
+
+    /// Counts one call that started at `started` and ended now.
+    pub fn record(&self, outcome: &Result<Answer>, started: Instant) {
+        let index = match outcome {
+            Ok(answer) => usize::from(answer.guest_error),
+            Err(error) => outcome_index(error.kind()),
+        };
+        self.count(index, started.elapsed());
+    }
+
+    /// Counts a call refused before it reached the function's pool.
+    pub fn record_refused(&self, error: &Error) {
+        self.count(outcome_index(error.kind()), Duration::ZERO);
+    }
+
+    fn count(&self, outcome: usize, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = BUCKETS_NS.partition_point(|&bound| bound < nanos);
+        let shard = &self.shards[home_shard(self.shards.len())];
+        shard.outcomes[outcome].fetch_add(1, Ordering::Relaxed);
+        shard.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        shard.total_ns.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// The counters summed over every shard.
+    pub fn snapshot(&self) -> CallStats {
+        let mut stats = CallStats::default();
+        for shard in &self.shards {
+            for (sum, count) in stats.outcomes.iter_mut().zip(&shard.outcomes) {
+                *sum += count.load(Ordering::Relaxed);
+            }
+            for (sum, count) in stats.buckets.iter_mut().zip(&shard.buckets) {
+                *sum += count.load(Ordering::Relaxed);
+            }
+            stats.total += Duration::from_nanos(shard.total_ns.load(Ordering::Relaxed));
+        }
+        stats
+    }
+}
+
+/// A function's call counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallStats {
+    outcomes: [u64; OUTCOMES],
+    buckets: [u64; BUCKETS_NS.len() + 1],
+    /// The time all calls took together.
+    pub total: Duration,
+}
+
+impl CallStats {
+    /// Every call counted.
+    pub fn calls(&self) -> u64 {
+        self.outcomes.iter().sum()
+    }
+
+    /// Calls that succeeded (guest errors included).
+    pub fn succeeded(&self) -> u64 {
+        self.outcomes[0] + self.outcomes[1]
+    }
+
+    /// Calls whose answer carried a guest error.
+    pub fn guest_errors(&self) -> u64 {
+        self.outcomes[1]
+    }
+
+    /// Calls that failed with `kind`.
+    pub fn failed(&self, kind: ErrorKind) -> u64 {
+        self.outcomes[outcome_index(kind)]
+    }
+
+    /// Every outcome with its count: `("ok", n)`, `("guest_error", n)`,
+    /// then each [`ErrorKind`] by name.
+    pub fn by_outcome(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, &count)| (outcome_name(i), count))
+    }
+}
+
+/// One function's figures at render time.
+#[derive(Debug)]
+pub(crate) struct FunctionSnapshot {
+    pub id: String,
+    pub calls: CallStats,
+    pub pool: PoolStats,
+}
+
+/// Everything rendered at once: a consistent copy, so that rendering takes
+/// no lock the call path takes.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub functions: Vec<FunctionSnapshot>,
+    pub compile: CompileStats,
+}
+
+impl Snapshot {
+    /// The Prometheus text format (OpenMetrics flavour, ending in `# EOF`).
+    pub fn render(self) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let functions = &self.functions;
+        {
+            let mut family = encoder.encode_descriptor(
+                "wafer_function_calls",
+                "Calls by function and outcome.",
+                None,
+                MetricType::Counter,
+            )?;
+            for function in functions {
+                for (outcome, count) in function.calls.by_outcome() {
+                    let labels = [("function", function.id.as_str()), ("outcome", outcome)];
+                    family
+                        .encode_family(&labels)?
+                        .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "wafer_function_call_duration",
+                "How long calls took, from the call to its answer.",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
+            for function in functions {
+                let calls = &function.calls;
+                let buckets: Vec<(f64, u64)> = BUCKETS_NS
+                    .iter()
+                    .map(|&ns| ns as f64 / 1e9)
+                    .chain(std::iter::once(f64::INFINITY))
+                    .zip(calls.buckets.iter().copied())
+                    .collect();
+                family
+                    .encode_family(&[("function", function.id.as_str())])?
+                    .encode_histogram::<NoLabelSet>(
+                        calls.total.as_secs_f64(),
+                        calls.buckets.iter().sum(),
+                        &buckets,
+                        None,
+                    )?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "wafer_function_instances_created",
+                "Instances created since the function was loaded.",
+                None,
+                MetricType::Counter,
+            )?;
+            for function in functions {
+                family
+                    .encode_family(&[("function", function.id.as_str())])?
+                    .encode_counter::<NoLabelSet, _, u64>(&function.pool.created, None)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "wafer_function_instances",
+                "Instances alive now (running or idle), and idle.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for function in functions {
+                for (state, count) in [("alive", function.pool.live), ("idle", function.pool.idle)]
+                {
+                    family
+                        .encode_family(&[("function", function.id.as_str()), ("state", state)])?
+                        .encode_gauge(&(count as i64))?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "wafer_function_calls_in_flight",
+                "Calls running now, and calls waiting in the pool's queue.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for function in functions {
+                let states = [
+                    ("running", function.pool.running),
+                    ("waiting", function.pool.waiting),
+                ];
+                for (state, count) in states {
+                    family
+                        .encode_family(&[("function", function.id.as_str()), ("state", state)])?
+                        .encode_gauge(&(count as i64))?;
+                }
+            }
+        }
+        let compile = &self.compile;
+        let counters = [
+            (
+                "wafer_modules_compiled",
+                "Modules and components compiled by Cranelift.",
+                compile.compiled as f64,
+            ),
+            (
+                "wafer_compiled_cache_hits",
+                "Compiled code loaded from the disk cache instead of compiled.",
+                compile.from_cache as f64,
+            ),
+            (
+                "wafer_compile_duration_seconds",
+                "Time spent compiling.",
+                compile.compile_time.as_secs_f64(),
+            ),
+        ];
+        for (name, help, value) in counters {
+            encoder
+                .encode_descriptor(name, help, None, MetricType::Counter)?
+                .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_and_buckets_are_counted_and_rendered() {
+        let metrics = FunctionMetrics::new();
+        let started = Instant::now();
+        let ok = Ok(Answer {
+            output: crate::Output::Json(serde_json::Value::Null),
+            guest_error: false,
+        });
+        metrics.record(&ok, started);
+        metrics.record(&ok, started);
+        metrics.record_refused(&Error::PoolFull {
+            id: "t:f".into(),
+            reason: "full".into(),
+        });
+        let calls = metrics.snapshot();
+        assert_eq!(calls.calls(), 3);
+        assert_eq!(calls.succeeded(), 2);
+        assert_eq!(calls.failed(ErrorKind::PoolFull), 1);
+        let snapshot = Snapshot {
+            functions: vec![FunctionSnapshot {
+                id: "t:f".into(),
+                calls,
+                pool: PoolStats::default(),
+            }],
+            compile: CompileStats::default(),
+        };
+        let text = snapshot.render();
+        assert!(
+            text.contains(r#"wafer_function_calls_total{function="t:f",outcome="ok"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"wafer_function_calls_total{function="t:f",outcome="pool_full"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"wafer_function_call_duration_seconds_count{function="t:f"} 3"#),
+            "{text}"
+        );
+        assert!(text.contains("wafer_modules_compiled_total 0"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

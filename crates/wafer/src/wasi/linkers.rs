@@ -1,0 +1,56 @@
+//! The WASI linkers every ABI links against: preview 2 for components,
+//! preview 1 for core modules, each also in a strict form whose sleeps
+//! return at once (Dapr's `strictSandbox`). Built once per runtime; an ABI
+//! with host functions of its own adds them to a clone at load.
+
+use wasmtime::Engine;
+use wasmtime::component::Linker as ComponentLinker;
+
+use crate::host::HostState;
+
+/// The four WASI linkers of a runtime.
+pub(crate) struct Linkers {
+    components: ComponentLinker<HostState>,
+    strict_components: ComponentLinker<HostState>,
+    modules: wasmtime::Linker<HostState>,
+    strict_modules: wasmtime::Linker<HostState>,
+}
+
+impl Linkers {
+    /// WASI preview 2 and preview 1, each in a plain and a strict form.
+    pub fn new(engine: &Engine) -> wasmtime::Result<Linkers> {
+        let mut components = ComponentLinker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut components)?;
+        let mut strict_components = components.clone();
+        super::strict::add_instant_clock_subscriptions(&mut strict_components)?;
+        let mut modules = wasmtime::Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut modules, HostState::wasi_p1)?;
+        let mut strict_modules = modules.clone();
+        strict_modules.allow_shadowing(true);
+        super::strict::add_instant_poll_oneoff(&mut strict_modules)?;
+        Ok(Linkers {
+            components,
+            strict_components,
+            modules,
+            strict_modules,
+        })
+    }
+
+    /// The preview 2 linker, strict or not.
+    pub fn components(&self, strict: bool) -> &ComponentLinker<HostState> {
+        if strict {
+            &self.strict_components
+        } else {
+            &self.components
+        }
+    }
+
+    /// The preview 1 linker, strict or not.
+    pub fn modules(&self, strict: bool) -> &wasmtime::Linker<HostState> {
+        if strict {
+            &self.strict_modules
+        } else {
+            &self.modules
+        }
+    }
+}
