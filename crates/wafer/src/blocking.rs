@@ -9,11 +9,16 @@
 //! * a synchronous guest call (a component without imports, called
 //!   directly on the caller's thread because that is three times cheaper
 //!   than a fiber) is not known to be long until it is: the epoch
-//!   callback calls [`hand_off_worker`] once the call has outlived an
-//!   epoch tick. The worker's queue and its other tasks move to a new
-//!   worker thread, and this thread finishes the call as a plain blocking
-//!   thread. Short calls never pay for it.
+//!   callback advances its [`HandOff`], which hands the worker over once
+//!   the call has outlived a full epoch tick. The worker's queue and its
+//!   other tasks move to a new worker thread, and this thread finishes the
+//!   call as a plain blocking thread. Calls shorter than a tick never pay
+//!   for it; longer ones pay one thread hand-over (tens of microseconds).
+//!
+//! Only a multi-threaded Tokio runtime has workers to hand over: on a
+//! current-thread runtime a long synchronous call holds the thread.
 
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -37,41 +42,103 @@ pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// How long [`hand_off_worker`] waits for the new worker thread to start.
-const HAND_OFF_WAIT: Duration = Duration::from_millis(100);
+/// How long a hand-off waits for the new worker thread to take the core.
+const HAND_OFF_WAIT: Duration = Duration::from_millis(10);
 
-/// How long a probe task may take to run before this thread is taken to
-/// still hold its worker's core.
-const PROBE_WAIT: Duration = Duration::from_millis(2);
+/// Epoch ticks a probe has to show that this thread holds no core.
+const PROBE_TICKS: u32 = 8;
 
-/// Called on a thread that is in the middle of a long synchronous call:
-/// if it is a Tokio worker, hands the worker's core (its queue, its other
-/// tasks) to a new worker thread, so that the rest of the call holds only
-/// this thread. Returns whether this thread is no longer a worker (or
-/// never was one); the caller tries again later when it is not.
+/// The epoch tick of a synchronous call at which it first tries to hand
+/// its worker over: the second, so the call has run a full tick.
+const FIRST_TRY_TICK: u32 = 2;
+
+/// Where one synchronous call stands in handing its Tokio worker over;
+/// advanced at each of its epoch ticks ([`HandOff::on_tick`]).
 ///
-/// `block_in_place` gives the core to a new thread and takes it back when
-/// its closure returns, unless the new thread took it first. A marker task
-/// spawned into the core's queue runs once a thread holding the core runs
-/// it, and the closure waits for it. Another idle worker may steal the
-/// marker before the new thread starts; a probe tells: a task spawned
-/// while this thread holds a core lands in the core's own slot, which no
-/// other worker takes, so it cannot run while this thread waits.
-pub(crate) fn hand_off_worker() -> bool {
-    let Ok(handle) = Handle::try_current() else {
-        return true;
-    };
+/// `block_in_place` gives the worker's core (its queue, its other tasks)
+/// to a new thread and takes it back when its closure returns, unless the
+/// new thread took it first. A marker task spawned into the core's queue
+/// runs once a thread holding the core runs it; the closure waits for it
+/// (up to [`HAND_OFF_WAIT`]). Another idle worker may steal the marker
+/// first, so a probe checks the outcome without blocking: a task spawned
+/// while this thread holds a core lands in the core's own slot, which other
+/// workers do not take, so it cannot run while this thread runs the guest.
+/// A probe that runs within [`PROBE_TICKS`] ticks means the hand-off
+/// worked; otherwise the call tries again, at ever longer intervals, so
+/// that a call that cannot hand over loses little of its time.
+pub(crate) struct HandOff {
+    tick: u32,
+    state: State,
+}
+
+enum State {
+    /// The next try is at tick `at`; the one after waits `gap` more.
+    Waiting { at: u32, gap: u32 },
+    /// A try was made; `probe` runs once this thread holds no core.
+    Probing {
+        probe: Receiver<()>,
+        until: u32,
+        gap: u32,
+    },
+    /// This thread is no worker (or no longer one).
+    Done,
+}
+
+impl HandOff {
+    /// The state of a call that has just started.
+    pub fn new() -> HandOff {
+        HandOff {
+            tick: 0,
+            state: State::Waiting {
+                at: FIRST_TRY_TICK,
+                gap: FIRST_TRY_TICK,
+            },
+        }
+    }
+
+    /// One epoch tick of the call.
+    pub fn on_tick(&mut self) {
+        self.tick += 1;
+        let tick = self.tick;
+        self.state = match std::mem::replace(&mut self.state, State::Done) {
+            State::Waiting { at, gap } if tick >= at => match try_hand_off() {
+                Some(probe) => State::Probing {
+                    probe,
+                    until: tick + PROBE_TICKS,
+                    gap,
+                },
+                None => State::Done,
+            },
+            State::Probing { probe, until, gap } => match probe.try_recv() {
+                Ok(()) => State::Done,
+                Err(_) if tick >= until => State::Waiting {
+                    at: tick + gap,
+                    gap: gap.saturating_mul(2),
+                },
+                Err(_) => State::Probing { probe, until, gap },
+            },
+            other => other,
+        };
+    }
+}
+
+/// Hands this worker's core to a new thread; the probe that tells whether
+/// it worked. `None` when this thread is no Tokio worker at all (inside
+/// `block_on`, on a current-thread runtime): nothing to hand over.
+fn try_hand_off() -> Option<Receiver<()>> {
+    let handle = Handle::try_current().ok()?;
     if handle.runtime_flavor() != RuntimeFlavor::MultiThread || tokio::task::try_id().is_none() {
-        // `block_on` or a current-thread runtime: no core to hand over.
-        return true;
+        return None;
     }
     let marker = spawn_signal(&handle);
-    let handed = tokio::task::block_in_place(|| marker.recv_timeout(HAND_OFF_WAIT).is_ok());
-    handed && spawn_signal(&handle).recv_timeout(PROBE_WAIT).is_ok()
+    tokio::task::block_in_place(|| {
+        let _ = marker.recv_timeout(HAND_OFF_WAIT);
+    });
+    Some(spawn_signal(&handle))
 }
 
 /// A task that only signals that it ran.
-fn spawn_signal(handle: &Handle) -> std::sync::mpsc::Receiver<()> {
+fn spawn_signal(handle: &Handle) -> Receiver<()> {
     let (ran, signal) = std::sync::mpsc::sync_channel::<()>(1);
     handle.spawn(async move {
         let _ = ran.send(());

@@ -75,7 +75,9 @@ impl GuestLog {
 
     /// Logs what is left of the call's output and resets the cap.
     pub fn end_call(&self) {
-        if !self.written.swap(false, Ordering::Relaxed) {
+        // A plain load first: most calls print nothing, and a swap would
+        // write the flag's cache line at every call.
+        if !self.written.load(Ordering::Relaxed) || !self.written.swap(false, Ordering::Relaxed) {
             return;
         }
         let mut state = self.lock();

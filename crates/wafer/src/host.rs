@@ -1,7 +1,7 @@
 //! The state every store carries: the guest's WASI context (preview 2, or
 //! preview 1 for core WASI programs), its resource table, the guest's log
-//! streams or a program's captured output, its memory cap and the current
-//! call's deadline.
+//! streams or a program's captured output, its memory cap, the current
+//! call's deadline, and the state its ABI keeps of the instance.
 //!
 //! Linking is not granting: the WASI interfaces toolchains import are always
 //! linked, but the context has no env, no args, no files and no network
@@ -9,6 +9,7 @@
 //! function with an empty sandbox gets its context only when the guest
 //! first touches WASI.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -18,14 +19,10 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::blocking::HandOff;
 use crate::guest_log::GuestLog;
 use crate::limits::{Limits, MemoryCap, on_epoch_tick};
 use crate::wasi::output::{Output, Written};
-
-/// The epoch tick at which a synchronous call that is still running hands
-/// its Tokio worker over ([`crate::blocking::hand_off_worker`]): the
-/// second, so the call has run at least one full tick.
-const HAND_OFF_AT_TICK: u32 = 2;
 
 /// Store data for one instance.
 pub(crate) struct HostState {
@@ -36,11 +33,13 @@ pub(crate) struct HostState {
     stderr: GuestLog,
     /// A program's stdout and stderr, captured for its answer.
     captured: Option<Output>,
+    /// What the instance's ABI keeps of it (see [`crate::abi`]).
+    abi: Option<Box<dyn Any + Send>>,
     /// When the running call must stop; read by the epoch callback.
     deadline: Instant,
-    /// Epoch ticks the running call has seen, while it still holds an
-    /// async worker.
-    ticks_on_worker: u32,
+    /// How far the running call, if synchronous, is in handing its async
+    /// worker over.
+    hand_off: HandOff,
     /// Set when the engine is interrupted; read by the epoch callback.
     pub interrupted: Arc<AtomicBool>,
     /// The instance's linear memory cap.
@@ -57,8 +56,9 @@ impl HostState {
             stdout: GuestLog::new(function.clone(), "stdout"),
             stderr: GuestLog::new(function, "stderr"),
             captured: None,
+            abi: None,
             deadline: Instant::now() + limits.max_execution,
-            ticks_on_worker: 0,
+            hand_off: HandOff::new(),
             interrupted,
             memory: MemoryCap::new(limits.max_memory_bytes),
         }
@@ -66,20 +66,16 @@ impl HostState {
 
     /// A store for one instance: memory capped, deadline checked at every
     /// epoch tick. An async call (`may_yield`) yields to the executor at
-    /// each tick; a synchronous one that is still running at its second
-    /// tick hands its async worker over and runs on as a blocking thread.
+    /// each tick; a synchronous one that outlives a tick hands its async
+    /// worker over and runs on as a blocking thread ([`HandOff`]).
     pub fn into_store(self, engine: &Engine, may_yield: bool) -> Store<HostState> {
         let mut store = Store::new(engine, self);
         store.limiter(|host| &mut host.memory);
         store.epoch_deadline_callback(move |mut store| {
             let host = store.data_mut();
             let update = on_epoch_tick(host.deadline, host.is_interrupted(), may_yield)?;
-            if !may_yield && host.ticks_on_worker < HAND_OFF_AT_TICK {
-                host.ticks_on_worker += 1;
-                if host.ticks_on_worker == HAND_OFF_AT_TICK && !crate::blocking::hand_off_worker() {
-                    // Not handed over yet: try again at the next tick.
-                    host.ticks_on_worker -= 1;
-                }
+            if !may_yield {
+                host.hand_off.on_tick();
             }
             Ok(update)
         });
@@ -87,10 +83,21 @@ impl HostState {
         store
     }
 
+    /// Keeps what the instance's ABI needs of it, for its invocations and
+    /// its host functions.
+    pub fn set_abi_state<T: Any + Send>(&mut self, state: T) {
+        self.abi = Some(Box::new(state));
+    }
+
+    /// The instance's ABI state, if it is a `T`.
+    pub fn abi_state<T: Any>(&self) -> Option<&T> {
+        self.abi.as_deref().and_then(|state| state.downcast_ref())
+    }
+
     /// Starts a call that must end by `deadline`.
     pub fn begin_call(&mut self, deadline: Instant) {
         self.deadline = deadline;
-        self.ticks_on_worker = 0;
+        self.hand_off = HandOff::new();
     }
 
     /// Keeps a program's captured output with the store, so that the call

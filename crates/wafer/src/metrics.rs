@@ -33,9 +33,8 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use crate::abi::Answer;
 use crate::compiler::CompileStats;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::ErrorKind;
 use crate::pools::PoolStats;
 use crate::shards::{self, home_shard};
 
@@ -85,6 +84,27 @@ fn outcome_index(kind: ErrorKind) -> usize {
         .expect("ErrorKind::ALL lists every kind")
 }
 
+/// How one call ended, as the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It succeeded.
+    Ok,
+    /// It succeeded with a guest error in its answer.
+    GuestError,
+    /// It failed.
+    Failed(ErrorKind),
+}
+
+impl Outcome {
+    fn index(self) -> usize {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::GuestError => 1,
+            Outcome::Failed(kind) => outcome_index(kind),
+        }
+    }
+}
+
 /// One function's call counters.
 pub(crate) struct FunctionMetrics {
     shards: Box<[Shard]>,
@@ -108,26 +128,23 @@ impl FunctionMetrics {
     }
 
     /// Counts one call that started at `started` and ended now.
-    pub fn record(&self, outcome: &Result<Answer>, started: Instant) {
-        let index = match outcome {
-            Ok(answer) => usize::from(answer.guest_error),
-            Err(error) => outcome_index(error.kind()),
-        };
-        self.count(index, started.elapsed());
-    }
-
-    /// Counts a call refused before it reached the function's pool.
-    pub fn record_refused(&self, error: &Error) {
-        self.count(outcome_index(error.kind()), Duration::ZERO);
-    }
-
-    fn count(&self, outcome: usize, elapsed: Duration) {
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    pub fn record(&self, outcome: Outcome, started: Instant) {
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let bucket = BUCKETS_NS.partition_point(|&bound| bound < nanos);
-        let shard = &self.shards[home_shard(self.shards.len())];
-        shard.outcomes[outcome].fetch_add(1, Ordering::Relaxed);
+        let shard = self.home();
+        shard.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
         shard.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         shard.total_ns.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Counts a call refused before it reached the function (it was
+    /// refused at load): an outcome without a latency.
+    pub fn record_refused(&self, kind: ErrorKind) {
+        self.home().outcomes[outcome_index(kind)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn home(&self) -> &Shard {
+        &self.shards[home_shard(self.shards.len())]
     }
 
     /// The counters summed over every shard.
@@ -156,7 +173,7 @@ pub struct CallStats {
 }
 
 impl CallStats {
-    /// Every call counted.
+    /// Every call counted (refused ones included; they have no latency).
     pub fn calls(&self) -> u64 {
         self.outcomes.iter().sum()
     }
@@ -341,20 +358,15 @@ mod tests {
     fn outcomes_and_buckets_are_counted_and_rendered() {
         let metrics = FunctionMetrics::new();
         let started = Instant::now();
-        let ok = Ok(Answer {
-            output: crate::Output::Json(serde_json::Value::Null),
-            guest_error: false,
-        });
-        metrics.record(&ok, started);
-        metrics.record(&ok, started);
-        metrics.record_refused(&Error::PoolFull {
-            id: "t:f".into(),
-            reason: "full".into(),
-        });
+        metrics.record(Outcome::Ok, started);
+        metrics.record(Outcome::Ok, started);
+        metrics.record(Outcome::Failed(ErrorKind::PoolFull), started);
+        metrics.record_refused(ErrorKind::Refused);
         let calls = metrics.snapshot();
-        assert_eq!(calls.calls(), 3);
+        assert_eq!(calls.calls(), 4);
         assert_eq!(calls.succeeded(), 2);
         assert_eq!(calls.failed(ErrorKind::PoolFull), 1);
+        assert_eq!(calls.failed(ErrorKind::Refused), 1);
         let snapshot = Snapshot {
             functions: vec![FunctionSnapshot {
                 id: "t:f".into(),

@@ -18,7 +18,7 @@ use crate::function::Function;
 use crate::limits::Limits;
 use crate::metrics::{FunctionMetrics, FunctionSnapshot, Snapshot};
 use crate::pools::PoolPolicy;
-use crate::registry::{Abi, Entry, EntryKind, FunctionConfig, ModuleSource, Registry};
+use crate::registry::{Abi, Entry, FunctionConfig, ModuleSource, Registry};
 use crate::sources::{DiskCache, FetchLimits, ModuleSources};
 use crate::wasi::{Linkers, Sandbox};
 
@@ -154,7 +154,15 @@ impl Runtime {
     /// See [`Error::kind`]: an unknown or refused function, input that does
     /// not fit, a full pool, a trap, an exceeded limit.
     pub async fn invoke(&self, id: &str, input: Input) -> Result<Output> {
-        self.function(id).await?.invoke(input).await
+        let slot = self.slot(id)?;
+        let loaded = self.load_shared(id, &slot).await;
+        match self.loaded(id, &slot, loaded) {
+            Ok(function) => function.invoke(input).await,
+            Err(error) => {
+                slot.metrics.record_refused(error.kind());
+                Err(error)
+            }
+        }
     }
 
     /// Calls function `id` with JSON arguments and returns its answer as
@@ -180,35 +188,43 @@ impl Runtime {
     /// [`Error::Refused`] with every reason the entry cannot load.
     pub async fn function(&self, id: &str) -> Result<Arc<Function>> {
         let slot = self.slot(id)?;
-        let loaded = slot
-            .loaded
-            .get_or_init(|| async { off_worker(|| self.load(id)) })
-            .await;
-        self.loaded(id, &slot, loaded)
+        let loaded = self.load_shared(id, &slot).await;
+        self.loaded(id, &slot, loaded).cloned()
     }
 
-    /// [`Runtime::function`] for callers outside async code (it blocks
-    /// while loading).
+    /// The load of `slot`, done once, off the async workers, for every
+    /// caller that waits for it.
+    async fn load_shared<'s>(&self, id: &str, slot: &'s Slot) -> &'s Loaded {
+        slot.loaded
+            .get_or_init(|| async { off_worker(|| self.load(id, &slot.metrics)) })
+            .await
+    }
+
+    /// [`Runtime::function`] for callers outside async code: it loads on
+    /// this thread, or waits for a load an async caller started.
     ///
     /// # Errors
     ///
     /// As [`Runtime::function`].
     pub fn function_blocking(&self, id: &str) -> Result<Arc<Function>> {
         let slot = self.slot(id)?;
-        let loaded = match slot.loaded.get() {
-            Some(loaded) => loaded.clone(),
-            None => {
-                let loaded = self.load(id);
-                // Should an async caller be loading too, its load is kept.
-                let _ = slot.loaded.set(loaded.clone());
-                loaded
+        if slot.loaded.get().is_none() {
+            // Fails only when a load finished or started meanwhile: then
+            // that one is kept, so that a function has one pool.
+            let _ = slot.loaded.set(self.load(id, &slot.metrics));
+        }
+        let loaded = loop {
+            if let Some(loaded) = slot.loaded.get() {
+                break loaded;
             }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         };
-        self.loaded(id, &slot, &loaded)
+        self.loaded(id, &slot, loaded).cloned()
     }
 
-    /// The slot of function `id`, made on first use; only registry entries
-    /// get one, so unknown ids cannot grow the map (or the metrics).
+    /// The slot of function `id`, made on first use. Only functions of the
+    /// registry (loaded or refused) get one, so neither unknown ids nor
+    /// other entries grow the map or the metrics.
     fn slot(&self, id: &str) -> Result<Arc<Slot>> {
         let known = self
             .slots
@@ -219,8 +235,17 @@ impl Runtime {
         if let Some(slot) = known {
             return Ok(slot);
         }
-        if self.registry.get(id).is_none() && self.registry.refusal(id).is_none() {
-            return Err(Error::UnknownFunction { id: id.to_string() });
+        match self.registry.get(id) {
+            Some(entry) if entry.function().is_none() => {
+                return Err(Error::NotAFunction {
+                    id: id.to_string(),
+                    kind: entry.kind_name().to_string(),
+                });
+            }
+            None if self.registry.refusal(id).is_none() => {
+                return Err(Error::UnknownFunction { id: id.to_string() });
+            }
+            _ => {}
         }
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         let slot = slots.entry(id.to_string()).or_insert_with(|| {
@@ -232,27 +257,22 @@ impl Runtime {
         Ok(slot.clone())
     }
 
-    /// The outcome of a load, counted as a refused call when it failed.
-    fn loaded(&self, id: &str, slot: &Arc<Slot>, loaded: &Loaded) -> Result<Arc<Function>> {
+    /// The outcome of a load. A download that failed is forgotten, so that
+    /// a later call tries again.
+    fn loaded<'l>(
+        &self,
+        id: &str,
+        slot: &Arc<Slot>,
+        loaded: &'l Loaded,
+    ) -> Result<&'l Arc<Function>> {
         let problems = match loaded {
-            Ok(function) => return Ok(function.clone()),
+            Ok(function) => return Ok(function),
             Err(problems) => problems,
         };
-        let error = match self.registry.get(id) {
-            Some(entry) if problems.is_empty() => Error::NotAFunction {
-                id: id.to_string(),
-                kind: entry.kind_name().to_string(),
-            },
-            _ => Error::Refused {
-                id: id.to_string(),
-                problems: problems.clone(),
-            },
-        };
-        slot.metrics.record_refused(&error);
-        if self.fetched_from_url(id) {
-            // A download may fail for a while (a server restarting, a
-            // network blip): forget the failure, so that a later call tries
-            // again instead of failing until restart.
+        // A server restarting, a network blip: fetch failures may pass.
+        // Everything else (a hash mismatch, a module that does not compile)
+        // would fail the same way again.
+        if problems.iter().any(|p| p.kind == ProblemKind::Fetch) {
             let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
             if slots.get(id).is_some_and(|known| Arc::ptr_eq(known, slot)) {
                 let retry = Slot {
@@ -262,19 +282,16 @@ impl Runtime {
                 slots.insert(id.to_string(), Arc::new(retry));
             }
         }
-        Err(error)
-    }
-
-    fn fetched_from_url(&self, id: &str) -> bool {
-        self.registry
-            .get(id)
-            .and_then(Entry::function)
-            .is_some_and(|function| matches!(function.source, ModuleSource::Url(_)))
+        Err(Error::Refused {
+            id: id.to_string(),
+            problems: problems.clone(),
+        })
     }
 
     /// A WASI program outside the registry (`wafer exec`): `module` (a
     /// preview 1 core module or a preview 2 component) run as `id`, in
-    /// `sandbox`, under `limits`, a fresh instance per run.
+    /// `sandbox`, under `limits`, a fresh instance per run. It compiles on
+    /// this thread: call it outside async code.
     ///
     /// # Errors
     ///
@@ -381,9 +398,11 @@ impl Runtime {
             .filter(|e| e.function().is_some_and(|f| abi::lookup(f.abi).is_some()))
     }
 
-    /// Every metric in the Prometheus text format: per function, calls by
-    /// outcome, their latency, instances and queue depth; per runtime,
-    /// compiling and the cache (see [`crate::metrics`]).
+    /// Every metric in the Prometheus text format, OpenMetrics flavour
+    /// (ending in `# EOF`; serve it as `application/openmetrics-text;
+    /// version=1.0.0; charset=utf-8`): per function, calls by outcome, their
+    /// latency, instances and queue depth; per runtime, compiling and the
+    /// cache (see [`crate::metrics`]).
     pub fn metrics_text(&self) -> String {
         let slots: Vec<(String, Arc<Slot>)> = self
             .slots
@@ -411,17 +430,18 @@ impl Runtime {
         .render()
     }
 
-    /// Reads, checks and compiles one function. An empty problem list means
-    /// the id is not a function at all.
-    fn load(&self, id: &str) -> Loaded {
+    /// Reads, checks and compiles function `id`, whose calls `metrics`
+    /// count.
+    fn load(&self, id: &str, metrics: &Arc<FunctionMetrics>) -> Loaded {
         if let Some(problems) = self.registry.refusal(id) {
             return Err(problems.to_vec());
         }
-        let Some(entry) = self.registry.get(id) else {
-            return Err(Vec::new());
-        };
-        let EntryKind::Function(config) = &entry.kind else {
-            return Err(Vec::new());
+        let Some((entry, config)) = self
+            .registry
+            .get(id)
+            .and_then(|entry| Some((entry, entry.function()?)))
+        else {
+            unreachable!("slots exist only for registry functions");
         };
         let Some(abi) = abi::lookup(config.abi) else {
             return Err(vec![inactive_abi(entry, config.abi)]);
@@ -446,10 +466,6 @@ impl Runtime {
              }| locate(kind, field, message),
         )?;
         tracing::debug!(function = id, elapsed = ?started.elapsed(), "Compiled.");
-        let metrics = self
-            .slot(id)
-            .map(|slot| slot.metrics.clone())
-            .map_err(|_| Vec::new())?;
         Ok(Arc::new(Function::new(
             id,
             prepared,
@@ -457,7 +473,7 @@ impl Runtime {
             config.limits.limits(),
             sandbox,
             self.engine.interrupt_flag(),
-            metrics,
+            metrics.clone(),
         )))
     }
 }

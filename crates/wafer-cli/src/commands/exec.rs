@@ -66,6 +66,7 @@ pub fn run(args: ExecArgs) -> Result<(), Failure> {
     };
     let runtime = Runtime::with_options(Registry::default(), args.cache.options())
         .map_err(Failure::failed)?;
+    let tokio = interruptible_runtime(&runtime)?;
     let id = args.file.display().to_string();
     let program = runtime
         .program(&id, &module, sandbox, limits)
@@ -75,7 +76,6 @@ pub fn run(args: ExecArgs) -> Result<(), Failure> {
         stdin: Stdin::Inherit,
         output: OutputMode::PassThrough,
     };
-    let tokio = interruptible_runtime(&runtime)?;
     let outcome = tokio.block_on(program.invoke(Input::Program(input)));
     // The guest may still block on stdin; do not wait for it.
     tokio.shutdown_background();

@@ -151,6 +151,37 @@ fn every_mistake_in_a_registry_is_listed_together() {
         .unwrap();
     assert_eq!(good["signature"], "func(a: s32, b: s32) -> s32");
     assert_eq!(good["abi"], "wit");
+    let kinds: Vec<String> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let place = |key: &str| p[key].as_str().unwrap_or("-").to_string();
+            format!("{} {} {}", place("entry"), place("field"), place("kind"))
+        })
+        .collect();
+    for expected in [
+        "m:lua kind unknown_kind",
+        "m:typo methd unknown_field",
+        "m:typo method missing_field",
+        "m:unpinned hash missing_field",
+        "m:dup name duplicate_id",
+        "m:dangling fs reference",
+        "m:mismatch hash hash_mismatch",
+        "m:notwasm path invalid_module",
+        "m:badwat source invalid_module",
+        "m:badhash hash invalid_value",
+        "m:badwit wit signature",
+        "m:noexport method export",
+        "m:zerolimit limits.max_execution_ms invalid_value",
+        "m:badpool pool.max_size invalid_value",
+        "- - syntax",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == expected),
+            "{expected}: {kinds:#?}"
+        );
+    }
 }
 
 #[test]

@@ -12,8 +12,10 @@
 //!    [`LoadError`] naming the field at fault and the problem's kind.
 //! 2. **Instances** ([`Prepared::instantiate`]): set up one instance's
 //!    host state (its WASI context, from the entry's sandbox) and
-//!    instantiate; what the ABI needs to reach the instance again (an
-//!    export's handle) is its own type, kept type-erased beside the store.
+//!    instantiate. What the ABI keeps of the instance (an export's handle,
+//!    the message a host function reads) is a type of its own, kept in the
+//!    store's data ([`HostState::set_abi_state`]), where both the next
+//!    invocation and the ABI's host functions (`Caller<HostState>`) find it.
 //! 3. **One invocation** ([`Prepared::invoke`]): move the [`Input`] in,
 //!    run the guest, move the [`Output`] out. Input of a form the ABI does
 //!    not take is a [`Fault::WrongInput`].
@@ -34,10 +36,11 @@
 //! * `benthos`: `load` compiles the core module and links a clone of the
 //!   preview 1 linker with the `benthos_wasm` / `bento_wasm` host module;
 //!   `instantiate` runs `_start`/`_initialize` once and keeps the guest's
-//!   `process`, `allocate`/`malloc` and `deallocate`/`free` exports;
-//!   `invoke` takes a message input (bytes plus metadata, a new variant of
-//!   the non-exhaustive [`Input`]), keeps it in the store's data for the
-//!   host functions, calls `process` and answers the rewritten message.
+//!   `process`, `allocate`/`malloc` and `deallocate`/`free` exports in its
+//!   ABI state; `invoke` takes a message input (bytes plus metadata, a new
+//!   variant of the non-exhaustive [`Input`]), puts the message in that
+//!   state for the host functions, calls `process` and answers the
+//!   rewritten message.
 //! * `fluentbit`: the same shape, with the record copied into guest memory
 //!   through the guest's allocator (or host-grown pages) before the call,
 //!   and the answer read from the returned pointer.
@@ -45,7 +48,6 @@
 pub(crate) mod wasi_command;
 pub(crate) mod wit;
 
-use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -131,26 +133,22 @@ pub(crate) trait Prepared: Send + Sync + 'static {
     /// imports): they then run on the caller's thread, without a fiber.
     fn is_sync(&self) -> bool;
 
-    /// A new instance in `store`, and what [`Prepared::invoke`] needs to
-    /// reach it again.
+    /// A new instance in `store`; what [`Prepared::invoke`] needs to reach
+    /// it again goes in the store's ABI state.
     fn instantiate<'a>(
         &'a self,
         site: &'a Site,
         store: &'a mut Store<HostState>,
-    ) -> Step<'a, Result<Instance, Fault>>;
+    ) -> Step<'a, Result<(), Fault>>;
 
-    /// One call on `instance`.
+    /// One call on the instance in `store`.
     fn invoke<'a>(
         &'a self,
         site: &'a Site,
         store: &'a mut Store<HostState>,
-        instance: &'a mut Instance,
         input: Input,
     ) -> Step<'a, Result<Answer, Fault>>;
 }
-
-/// What an ABI keeps of one instance (an export's handle), type-erased.
-pub(crate) type Instance = Box<dyn Any + Send>;
 
 /// A step that finished at once, or a future that finishes it.
 pub(crate) enum Step<'a, T> {

@@ -15,16 +15,15 @@
 //! status kept. A `_start` that has run cannot run again, so every call gets
 //! a fresh instance from the program's `InstancePre`.
 
-use wasmtime::component::Component;
 use wasmtime::{Engine, InstancePre, Store};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::{Abi, Answer, Fault, Instance, LoadContext, LoadError, Prepared, Site, Step};
+use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{CommandInput, CommandOutput, Input, InputForm, Output};
 use crate::error::ProblemKind;
 use crate::host::HostState;
-use crate::wasi::grants::check_component_import;
+use crate::wasi::grants::check_component_imports;
 use crate::wasi::output::{self, Stream};
 
 /// The preview 1 import module.
@@ -95,7 +94,7 @@ impl CommandProgram {
             Ok(CommandProgram::P1(pre))
         } else {
             let component = cx.compiler.component(bytes).map_err(not_loadable)?;
-            check_imports(cx.compiler.engine(), &component)
+            check_component_imports(cx.compiler.engine(), &component)
                 .map_err(|m| LoadError::new(ProblemKind::Import, source_field, m))?;
             let pre = cx
                 .linkers
@@ -210,15 +209,14 @@ impl Prepared for CommandProgram {
         &'a self,
         _site: &'a Site,
         _store: &'a mut Store<HostState>,
-    ) -> Step<'a, Result<Instance, Fault>> {
-        Step::Ready(Ok(Box::new(())))
+    ) -> Step<'a, Result<(), Fault>> {
+        Step::Ready(Ok(()))
     }
 
     fn invoke<'a>(
         &'a self,
         site: &'a Site,
         store: &'a mut Store<HostState>,
-        _instance: &'a mut Instance,
         input: Input,
     ) -> Step<'a, Result<Answer, Fault>> {
         let output = match Self::command_input(input)
@@ -239,20 +237,5 @@ impl Prepared for CommandProgram {
                 guest_error: exit_code != 0,
             })
         }))
-    }
-}
-
-/// Refuses a component that imports what wafer does not link, naming the
-/// import.
-pub(crate) fn check_imports(engine: &Engine, component: &Component) -> Result<(), String> {
-    let refused: Vec<String> = component
-        .component_type()
-        .imports(engine)
-        .filter_map(|(name, _)| check_component_import(name).err())
-        .collect();
-    if refused.is_empty() {
-        Ok(())
-    } else {
-        Err(refused.join("; "))
     }
 }

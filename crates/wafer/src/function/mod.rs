@@ -17,12 +17,12 @@ use std::time::Instant;
 use wasmtime::Store;
 use wasmtime::component::types::Type;
 
-use crate::abi::{Answer, Fault, Instance, Prepared, Site, Step};
+use crate::abi::{Answer, Fault, Prepared, Site, Step};
 use crate::call::{CommandOutput, Input, InputForm, Output};
 use crate::error::{Error, Result};
 use crate::host::HostState;
 use crate::limits::{DeadlineReached, InterruptRaised, Limits, Stopped, bounded};
-use crate::metrics::{CallStats, FunctionMetrics};
+use crate::metrics::{CallStats, FunctionMetrics, Outcome};
 use crate::pools::{InstancePool, LiveToken, PoolPolicy, PoolStats, QueueFull};
 use crate::wasi::Sandbox;
 use crate::wasi::output::{OutputLimitReached, Written};
@@ -38,11 +38,12 @@ use crate::wasi::output::{OutputLimitReached, Written};
 /// A function whose component imports nothing (a core module, a pure
 /// component) runs synchronously on the calling thread: it cannot wait on
 /// anything, and a direct call costs a third of one on a fiber. Should such
-/// a call outlive an epoch tick on a Tokio worker, the worker's other tasks
-/// move to another thread, so a long call never delays other calls. It is
-/// stopped by its deadline or [`WaferEngine::interrupt_all`], not by
-/// dropping its future. Functions with imports (WASI) run on a fiber and
-/// yield at every epoch tick.
+/// a call outlive an epoch tick on a worker of a multi-threaded Tokio
+/// runtime, the worker's other tasks move to another thread, so a long call
+/// never delays other calls (on a current-thread runtime it holds the
+/// thread). It is stopped by its deadline or
+/// [`WaferEngine::interrupt_all`], not by dropping its future. Functions
+/// with imports (WASI) run on a fiber and yield at every epoch tick.
 ///
 /// [`WaferEngine::interrupt_all`]: crate::engine::WaferEngine::interrupt_all
 pub struct Function {
@@ -53,10 +54,9 @@ pub struct Function {
     metrics: Arc<FunctionMetrics>,
 }
 
-/// An instance with its store, ready for a call.
+/// An instance in its store, ready for a call.
 struct Warm {
     store: Store<HostState>,
-    instance: Instance,
     _live: LiveToken,
 }
 
@@ -178,13 +178,20 @@ impl Function {
         // then, so other tasks run and idle workers can take it over.
         tokio::task::consume_budget().await;
         let started = Instant::now();
-        let outcome = self.call(input, started).await;
-        self.metrics.record(&outcome, started);
-        outcome.map(|answer| answer.output)
+        let answer = self.call(input, started).await;
+        let outcome = match &answer {
+            Ok(answer) if answer.guest_error => Outcome::GuestError,
+            Ok(_) => Outcome::Ok,
+            Err(error) => Outcome::Failed(error.kind()),
+        };
+        self.metrics.record(outcome, started);
+        answer.map(|answer| answer.output)
     }
 
     async fn call(&self, input: Input, started: Instant) -> Result<Answer> {
-        self.reaper.start(&self.pool);
+        if self.prepared.reuses_instances() {
+            self.reaper.start(&self.pool);
+        }
         // The time limit counts from when the guest is ready to run: neither
         // a wait in the queue nor instantiating eats into it.
         let mut ready_at = started;
@@ -211,14 +218,10 @@ impl Function {
         let deadline = ready_at + self.site.limits.max_execution;
         warm.store.data_mut().begin_call(deadline);
         warm.store.set_epoch_deadline(1);
-        let called =
-            match self
-                .prepared
-                .invoke(&self.site, &mut warm.store, &mut warm.instance, input)
-            {
-                Step::Ready(done) => Ok(done),
-                Step::Pending(call) => bounded(call, deadline, &self.site.interrupted).await,
-            };
+        let called = match self.prepared.invoke(&self.site, &mut warm.store, input) {
+            Step::Ready(done) => Ok(done),
+            Step::Pending(call) => bounded(call, deadline, &self.site.interrupted).await,
+        };
         warm.store.data().end_call();
         match called {
             Ok(Ok(answer)) => {
@@ -275,36 +278,30 @@ impl Function {
             &self.site.limits,
         );
         let mut store = host.into_store(self.prepared.engine(), !self.prepared.is_sync());
-        let instance = match self.prepared.instantiate(&self.site, &mut store) {
+        let instantiated = match self.prepared.instantiate(&self.site, &mut store) {
             Step::Ready(done) => done,
             Step::Pending(instantiate) => instantiate.await,
         };
-        match instance {
-            Ok(instance) => Ok(Warm {
+        match instantiated {
+            Ok(()) => Ok(Warm {
                 store,
-                instance,
                 _live: self.pool.created(),
             }),
-            Err(Fault::Wasm(e)) if !self.is_known_failure(&e, store.data()) => Err(Error::Host {
-                id: self.site.id.to_string(),
-                message: format!("cannot instantiate: {e:#}"),
-            }),
+            Err(Fault::Wasm(e)) => {
+                Err(self
+                    .classify(&e, store.data())
+                    .unwrap_or_else(|| Error::Host {
+                        id: self.site.id.to_string(),
+                        message: format!("cannot instantiate: {e:#}"),
+                    }))
+            }
             Err(fault) => Err(self.error(fault, &mut store)),
         }
     }
 
-    /// Whether wasmtime's error is one the call path sorts into a kind of
-    /// its own (a limit, a trap, an interrupt, full instance slots).
-    fn is_known_failure(&self, e: &wasmtime::Error, host: &HostState) -> bool {
-        host.memory.was_refused()
-            || e.is::<DeadlineReached>()
-            || e.is::<InterruptRaised>()
-            || e.is::<wasmtime::PoolConcurrencyLimitError>()
-            || e.is::<wasmtime::Trap>()
-    }
-
     /// The one place a fault becomes an [`Error`], with what a program
-    /// wrote attached.
+    /// wrote attached. A wasmtime error that is no limit, trap, interrupt
+    /// or full pool is the guest breaking the ABI.
     fn error(&self, fault: Fault, store: &mut Store<HostState>) -> Error {
         let id = self.site.id.to_string();
         let e = match fault {
@@ -321,11 +318,28 @@ impl Function {
                 output: Box::new(program_output(written.unwrap_or_default())),
             };
         }
-        let error = if e.is::<DeadlineReached>() {
+        let error = self
+            .classify(&e, store.data())
+            .unwrap_or_else(|| Error::Abi {
+                id,
+                message: format!("{e:#}"),
+            });
+        match written {
+            Some(written) => error.with_output(program_output(written)),
+            None => error,
+        }
+    }
+
+    /// Sorts what wasmtime reported into a limit, an interrupt, a full
+    /// pool or a trap; `None` for anything else.
+    fn classify(&self, e: &wasmtime::Error, host: &HostState) -> Option<Error> {
+        let id = self.site.id.to_string();
+        Some(if e.is::<DeadlineReached>() {
             self.deadline_exceeded()
         } else if e.is::<InterruptRaised>() {
             self.interrupted()
-        } else if store.data().memory.was_refused() {
+        } else if host.memory.was_refused() {
+            // The cap refused a growth: the likely cause of whatever failed.
             Error::MemoryLimit {
                 id,
                 limit_bytes: self.site.limits.max_memory_bytes,
@@ -344,15 +358,8 @@ impl Function {
                 output: None,
             }
         } else {
-            Error::Abi {
-                id,
-                message: format!("{e:#}"),
-            }
-        };
-        match written {
-            Some(written) => error.with_output(program_output(written)),
-            None => error,
-        }
+            return None;
+        })
     }
 
     /// `error` with what a program wrote before it was stopped.

@@ -1,12 +1,14 @@
-//! The one pool mechanism every kind shares: a counter bounds the calls
-//! running at once, another bounds the calls waiting for a slot, and a list
-//! of idle instances is reused newest first and trimmed oldest first.
+//! The one pool mechanism every kind shares: slots bound the calls running
+//! at once, a counter bounds the calls waiting for a slot, and a list of
+//! idle instances is reused newest first and trimmed oldest first.
 //!
-//! The hot path shares as little as possible between threads: slots are an
-//! atomic counter (the waiters' `Notify` is touched only when someone
-//! waits), and idle instances sit in one list per thread shard, so a thread
-//! reuses the instances it ran last (their stores stay in its cache) and
-//! takes another shard's only when its own is empty.
+//! The hot path shares as little as possible between threads: free slots
+//! are counted per thread shard (a thread takes from its own shard and
+//! returns there, and looks at the others only when its own is empty; the
+//! waiters' `Notify` is touched only when someone waits), and idle
+//! instances sit in one list per thread shard, so a thread reuses the
+//! instances it ran last (their stores stay in its cache) and takes another
+//! shard's only when its own is empty.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -58,9 +60,10 @@ impl Drop for LiveToken {
 /// Instances of one function, and the slots to run them in.
 pub(crate) struct InstancePool<W> {
     policy: PoolPolicy,
-    /// Written by every call: alone on its cache line, so the fields every
-    /// call only reads are not evicted from other cores.
-    running: Padded<AtomicUsize>,
+    /// Free slots per thread shard, each alone on its cache line: every call
+    /// writes its shard's count twice, and two threads calling at once must
+    /// not write the same line.
+    free_slots: Box<[Padded<AtomicUsize>]>,
     waiting: AtomicUsize,
     slot_freed: Notify,
     shards: Box<[Shard<W>]>,
@@ -89,7 +92,7 @@ pub(crate) struct Slot<'a, W>(&'a InstancePool<W>);
 impl<W> Drop for Slot<'_, W> {
     fn drop(&mut self) {
         let pool = self.0;
-        pool.running.fetch_sub(1, Ordering::SeqCst);
+        pool.free_slots[home_shard(pool.free_slots.len())].fetch_add(1, Ordering::SeqCst);
         if pool.waiting.load(Ordering::SeqCst) > 0 {
             pool.slot_freed.notify_one();
         }
@@ -98,14 +101,20 @@ impl<W> Drop for Slot<'_, W> {
 
 impl<W> InstancePool<W> {
     pub fn new(policy: PoolPolicy) -> Self {
+        let shards = shards::count();
+        let free_slots = (0..shards)
+            .map(|i| {
+                let share =
+                    policy.max_active / shards + usize::from(i < policy.max_active % shards);
+                Padded(AtomicUsize::new(share))
+            })
+            .collect();
         InstancePool {
             policy,
-            running: Padded(AtomicUsize::new(0)),
+            free_slots,
             waiting: AtomicUsize::new(0),
             slot_freed: Notify::new(),
-            shards: (0..shards::count())
-                .map(|_| Shard(Mutex::new(Vec::new())))
-                .collect(),
+            shards: (0..shards).map(|_| Shard(Mutex::new(Vec::new()))).collect(),
             created: AtomicU64::new(0),
             live: Arc::new(AtomicUsize::new(0)),
         }
@@ -122,17 +131,20 @@ impl<W> InstancePool<W> {
 
     /// A slot to run one call in, if one is free now.
     pub fn try_acquire(&self) -> Option<Slot<'_, W>> {
-        let max = self.policy.max_active;
-        let mut running = self.running.load(Ordering::SeqCst);
-        while running < max {
-            match self.running.compare_exchange_weak(
-                running,
-                running + 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return Some(Slot(self)),
-                Err(now) => running = now,
+        let count = self.free_slots.len();
+        let home = home_shard(count);
+        for shard in (0..count).map(|i| &self.free_slots[(home + i) % count]) {
+            let mut free = shard.load(Ordering::SeqCst);
+            while free > 0 {
+                match shard.compare_exchange_weak(
+                    free,
+                    free - 1,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                ) {
+                    Ok(_) => return Some(Slot(self)),
+                    Err(now) => free = now,
+                }
             }
         }
         None
@@ -247,7 +259,12 @@ impl<W> InstancePool<W> {
             created: self.created.load(Ordering::Relaxed),
             live: self.live.load(Ordering::Relaxed),
             idle: self.shards.iter().map(|s| s.0.lock().len()).sum(),
-            running: self.running.load(Ordering::Relaxed),
+            running: self.policy.max_active.saturating_sub(
+                self.free_slots
+                    .iter()
+                    .map(|free| free.load(Ordering::Relaxed))
+                    .sum(),
+            ),
             waiting: self.waiting.load(Ordering::Relaxed),
         }
     }
@@ -269,6 +286,20 @@ mod tests {
 
     use super::*;
     use crate::registry::{PoolConfig, PoolKind};
+
+    #[test]
+    fn slots_bound_running_calls_whichever_shard_holds_them() {
+        let pool = InstancePool::<()>::new(PoolPolicy::from_config(None));
+        let max = pool.policy().max_active;
+        let slots: Vec<_> = (0..max).map(|_| pool.try_acquire().unwrap()).collect();
+        assert!(pool.try_acquire().is_none());
+        assert_eq!(pool.stats().running, max);
+        drop(slots);
+        assert_eq!(pool.stats().running, 0);
+        let slots: Vec<_> = (0..max).map(|_| pool.try_acquire().unwrap()).collect();
+        assert!(pool.try_acquire().is_none());
+        drop(slots);
+    }
 
     #[test]
     fn trimming_drops_the_oldest_idle_instances_down_to_the_floor() {

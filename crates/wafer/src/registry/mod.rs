@@ -133,6 +133,28 @@ impl Registry {
         &self.findings.inactive
     }
 
+    /// The `fs.directory` entry `id`, or what is wrong with referring to
+    /// it.
+    pub(crate) fn directory(&self, id: &str) -> Result<&DirectoryConfig, String> {
+        match self.get(id).map(|e| &e.kind) {
+            Some(EntryKind::Directory(directory)) => Ok(directory),
+            _ => Err(self.wrong_reference(id, "fs.directory")),
+        }
+    }
+
+    /// The `env.variable` entry `id`, or what is wrong with referring to
+    /// it.
+    pub(crate) fn env_variable(&self, id: &str) -> Result<&EnvVariableConfig, String> {
+        match self.get(id).map(|e| &e.kind) {
+            Some(EntryKind::EnvVariable(variable)) => Ok(variable),
+            _ => Err(self.wrong_reference(id, "env.variable")),
+        }
+    }
+
+    fn wrong_reference(&self, id: &str, wanted: &str) -> String {
+        wrong_reference(id, self.get(id), wanted).unwrap_or_default()
+    }
+
     /// Files read and left aside.
     pub fn skipped(&self) -> &[SkippedFile] {
         &self.skipped
@@ -313,19 +335,24 @@ fn dangling_references(entry: &Entry, by_id: &BTreeMap<String, Entry>) -> Vec<Pr
     references
         .into_iter()
         .filter_map(|(field, target, wanted)| {
-            let message = match by_id.get(target) {
-                None => format!("refers to {target}, which is not in the registry"),
-                Some(found) if !found.kind_name().starts_with(wanted) => {
-                    format!(
-                        "refers to {target}, a {} entry; expected {wanted}",
-                        found.kind_name()
-                    )
-                }
-                Some(_) => return None,
-            };
+            let message = wrong_reference(target, by_id.get(target), wanted)?;
             Some(entry.problem(ProblemKind::Reference, field, message))
         })
         .collect()
+}
+
+/// What is wrong with a reference to `target` (found as `found`) where an
+/// entry of kind `wanted` (`fs.directory`, `function`...) belongs; `None`
+/// when nothing is. The one rule for every reference between entries.
+fn wrong_reference(target: &str, found: Option<&Entry>, wanted: &str) -> Option<String> {
+    match found {
+        None => Some(format!("refers to {target}, which is not in the registry")),
+        Some(found) if !found.kind_name().starts_with(wanted) => Some(format!(
+            "refers to {target}, a {} entry; expected {wanted}",
+            found.kind_name()
+        )),
+        Some(_) => None,
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::path::{Component, Path};
 
-use super::{Entry, EntryKind, ModuleSource, Registry};
+use super::{Entry, ModuleSource, Registry};
 use crate::error::{Problem, ProblemKind, one_line};
 use crate::hash::Sha256Hash;
 
@@ -54,13 +54,9 @@ impl Registry {
                     })?
             }
             ModuleSource::FsPath { fs, path } => {
-                let Some(EntryKind::Directory(dir)) = self.get(fs).map(|e| &e.kind) else {
-                    return Err(locate(
-                        ProblemKind::Reference,
-                        "fs",
-                        format!("refers to {fs}, which is not an fs.directory"),
-                    ));
-                };
+                let dir = self
+                    .directory(fs)
+                    .map_err(|message| locate(ProblemKind::Reference, "fs", message))?;
                 let relative = Path::new(path.trim_start_matches('/'));
                 if relative
                     .components()

@@ -1,7 +1,7 @@
 //! An entry's `wasi:` and `imports:` resolved into the [`Sandbox`] its
 //! guest runs in.
 
-use super::{Entry, EntryKind, ModuleSource, Registry};
+use super::{Entry, ModuleSource, Registry};
 use crate::error::{Problem, ProblemKind};
 use crate::wasi::{EnvBinding, EnvSource, MountGrant, NetworkGrant, Sandbox};
 
@@ -24,13 +24,9 @@ impl Registry {
             |field: String, message: String| entry.problem(ProblemKind::Reference, field, message);
         let mut env = Vec::new();
         for (i, mapping) in function.wasi.env.iter().enumerate() {
-            let Some(EntryKind::EnvVariable(variable)) = self.get(&mapping.id).map(|e| &e.kind)
-            else {
-                return Err(locate(
-                    format!("wasi.env[{i}].id"),
-                    format!("refers to {}, which is not an env.variable", mapping.id),
-                ));
-            };
+            let variable = self
+                .env_variable(&mapping.id)
+                .map_err(|message| locate(format!("wasi.env[{i}].id"), message))?;
             env.push(EnvBinding {
                 name: mapping.name.clone(),
                 source: EnvSource::Host {
@@ -43,12 +39,9 @@ impl Registry {
         }
         let mut mounts = Vec::new();
         for (i, mount) in function.wasi.mounts.iter().enumerate() {
-            let Some(EntryKind::Directory(dir)) = self.get(&mount.fs).map(|e| &e.kind) else {
-                return Err(locate(
-                    format!("wasi.mounts[{i}].fs"),
-                    format!("refers to {}, which is not an fs.directory", mount.fs),
-                ));
-            };
+            let dir = self
+                .directory(&mount.fs)
+                .map_err(|message| locate(format!("wasi.mounts[{i}].fs"), message))?;
             mounts.push(MountGrant {
                 host: dir.directory.clone(),
                 guest: mount.guest.clone(),

@@ -20,6 +20,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use wasmtime::Engine;
+use wasmtime::component::Component;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
@@ -73,6 +75,24 @@ pub fn check_component_import(name: &str) -> Result<(), String> {
         Err(format!("imports {name}, and wasi:http is not provided yet"))
     } else {
         Err(format!("imports {name}, which wafer does not provide"))
+    }
+}
+
+/// Refuses a component that imports what wafer does not link, naming every
+/// such import.
+pub(crate) fn check_component_imports(
+    engine: &Engine,
+    component: &Component,
+) -> Result<(), String> {
+    let refused: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .filter_map(|(name, _)| check_component_import(name).err())
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(refused.join("; "))
     }
 }
 

@@ -3,6 +3,7 @@
 mod commands;
 mod instances;
 mod mapping;
+mod metrics;
 mod pools;
 mod sources;
 mod util;

@@ -66,12 +66,8 @@ async fn lazy_grows_on_demand_and_drops_idle_instances() {
     assert_eq!(hold.pool_stats().live, 0, "lazy pools start empty");
     let mut holder = Holder::new().await;
     hold_together(&hold, &mut holder, 4).await;
-    let stats = hold.pool_stats();
-    assert_eq!(
-        (stats.created, stats.live, stats.idle),
-        (4, 4, 4),
-        "{stats:?}"
-    );
+    // Only `created` cannot change under the reaper's feet.
+    assert_eq!(hold.pool_stats().created, 4);
     wait_until("idle instances are dropped", || hold.pool_stats().live == 0).await;
     hold_together(&hold, &mut holder, 1).await;
     assert_eq!(

@@ -120,15 +120,19 @@ async fn a_warm_cache_compiles_nothing_and_a_tampered_artifact_is_recompiled() {
 #[path = "../../src/sources/test_server.rs"]
 mod test_server;
 
-/// Serves `module` at `/hello.wasm` and HTML at `/page.wasm`, counting
-/// requests for the module.
+/// Serves `module` at `/hello.wasm` (counting requests) and at
+/// `/flaky.wasm` (404 the first time), and HTML at `/page.wasm`.
 fn serve(module: Vec<u8>) -> (String, Arc<AtomicUsize>) {
     use test_server::Response;
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = hits.clone();
+    let flaky = AtomicUsize::new(0);
     let addr = test_server::serve(move |path| match path {
         "/hello.wasm" => {
             counted.fetch_add(1, Ordering::SeqCst);
+            Response::ok("application/octet-stream", module.clone())
+        }
+        "/flaky.wasm" if flaky.fetch_add(1, Ordering::SeqCst) > 0 => {
             Response::ok("application/octet-stream", module.clone())
         }
         "/page.wasm" => Response::ok("text/html; charset=utf-8", "<html>login</html>"),
@@ -185,4 +189,15 @@ async fn an_unreachable_url_is_refused_naming_it() {
     let runtime = runtime(dir.path(), None);
     let err = runtime.function("gone").await.err().unwrap();
     assert!(err.to_string().contains(&url), "{err}");
+}
+
+#[tokio::test]
+async fn a_download_that_failed_is_tried_again_by_a_later_call() {
+    let (base, _) = serve(std::fs::read(wafer_guests::P1_HELLO).unwrap());
+    let url = format!("{base}/flaky.wasm");
+    let dir = registry_dir(&[("flaky.yaml", dapr_component("flaky", &url, false))]);
+    let runtime = runtime(dir.path(), None);
+    let err = runtime.function("flaky").await.err().unwrap();
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
+    assert_eq!(stdout(&runtime, "flaky", &["again"]).await, "hello again");
 }

@@ -126,7 +126,8 @@ impl HeldServer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One worker: should the download hold it, no other call could run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_first_load_is_shared_and_holds_no_worker() {
     let module = wat::parse_str(ADD).unwrap();
     let server = HeldServer::start(module.clone());

@@ -23,13 +23,13 @@ use wasmtime::component::types::{ComponentFunc, Type};
 use wasmtime::component::{ComponentExportIndex, Func, InstancePre, Val};
 use wasmtime::{Engine, Store};
 
-use super::wasi_command::check_imports;
-use super::{Abi, Answer, Fault, Instance, LoadContext, LoadError, Prepared, Site, Step};
+use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
 use crate::host::HostState;
 use crate::values::{self, wit_signature, wit_type};
 use crate::wasi::Stdin;
+use crate::wasi::grants::check_component_imports;
 use core_exports::kebab_name;
 
 /// `abi: wit`.
@@ -100,7 +100,7 @@ impl WitFunction {
         refuse_resources(&func_ty)
             .map_err(|m| LoadError::new(ProblemKind::Signature, "method", m))?;
         if !is_core {
-            check_imports(engine, &component)
+            check_component_imports(engine, &component)
                 .map_err(|m| LoadError::new(ProblemKind::Import, source_field, m))?;
         }
         let pre = cx
@@ -176,19 +176,19 @@ impl WitFunction {
         Ok(())
     }
 
-    fn func(
+    /// Keeps the export to call in the store's ABI state.
+    fn keep_func(
         &self,
         store: &mut Store<HostState>,
         instance: &wasmtime::component::Instance,
-    ) -> Result<Instance, Fault> {
-        instance
-            .get_func(&mut *store, self.export)
-            .map(|func| Box::new(func) as Instance)
-            .ok_or_else(|| {
-                Fault::Wasm(wasmtime::Error::msg(
-                    "the export vanished after instantiation",
-                ))
-            })
+    ) -> Result<(), Fault> {
+        let func = instance.get_func(&mut *store, self.export).ok_or_else(|| {
+            Fault::Wasm(wasmtime::Error::msg(
+                "the export vanished after instantiation",
+            ))
+        })?;
+        store.data_mut().set_abi_state(func);
+        Ok(())
     }
 }
 
@@ -223,13 +223,13 @@ impl Prepared for WitFunction {
         &'a self,
         site: &'a Site,
         store: &'a mut Store<HostState>,
-    ) -> Step<'a, Result<Instance, Fault>> {
+    ) -> Step<'a, Result<(), Fault>> {
         if let Err(fault) = Self::set_up_wasi(site, store.data_mut()) {
             return Step::Ready(Err(fault));
         }
         if self.sync {
             let instance = self.pre.instantiate(&mut *store).map_err(Fault::Wasm);
-            return Step::Ready(instance.and_then(|instance| self.func(store, &instance)));
+            return Step::Ready(instance.and_then(|instance| self.keep_func(store, &instance)));
         }
         Step::Pending(Box::pin(async move {
             let instance = self
@@ -237,7 +237,7 @@ impl Prepared for WitFunction {
                 .instantiate_async(&mut *store)
                 .await
                 .map_err(Fault::Wasm)?;
-            self.func(store, &instance)
+            self.keep_func(store, &instance)
         }))
     }
 
@@ -245,12 +245,12 @@ impl Prepared for WitFunction {
         &'a self,
         _site: &'a Site,
         store: &'a mut Store<HostState>,
-        instance: &'a mut Instance,
         input: Input,
     ) -> Step<'a, Result<Answer, Fault>> {
-        let func = *instance
-            .downcast_ref::<Func>()
-            .expect("a wit instance holds its export's Func");
+        let func = *store
+            .data()
+            .abi_state::<Func>()
+            .expect("a wit instance keeps its export's Func");
         let (args, as_json) = match self.arguments(input) {
             Ok(arguments) => arguments,
             Err(fault) => return Step::Ready(Err(fault)),

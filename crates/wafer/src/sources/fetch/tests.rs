@@ -1,9 +1,10 @@
 use super::super::test_server::{self, MODULE, TestServer};
 use super::*;
 
+/// A small size cap, and a time limit no healthy local download reaches.
 fn small() -> FetchLimits {
     FetchLimits {
-        timeout: Duration::from_millis(300),
+        timeout: Duration::from_secs(30),
         max_bytes: 1024,
     }
 }
@@ -90,7 +91,12 @@ fn refuses_an_undeclared_length_over_the_cap() {
 #[test]
 fn times_out() {
     let server = TestServer::start();
-    let error = download(&server.url("/slow.wasm"), small()).unwrap_err();
+    // The server answers after 10 s: the short limit is the point.
+    let limits = FetchLimits {
+        timeout: Duration::from_millis(300),
+        ..small()
+    };
+    let error = download(&server.url("/slow.wasm"), limits).unwrap_err();
     assert!(matches!(error, SourceError::Timeout { .. }), "{error}");
     assert!(error.to_string().contains("within 300 ms"), "{error}");
 }
