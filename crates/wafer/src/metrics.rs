@@ -324,28 +324,31 @@ impl Collector for Snapshot {
             }
         }
         let compile = &self.compile;
-        let counters = [
+        let counts = [
             (
                 "wafer_modules_compiled",
                 "Modules and components compiled by Cranelift.",
-                compile.compiled as f64,
+                compile.compiled as u64,
             ),
             (
                 "wafer_compiled_cache_hits",
                 "Compiled code loaded from the disk cache instead of compiled.",
-                compile.from_cache as f64,
-            ),
-            (
-                "wafer_compile_duration_seconds",
-                "Time spent compiling.",
-                compile.compile_time.as_secs_f64(),
+                compile.from_cache as u64,
             ),
         ];
-        for (name, help, value) in counters {
+        for (name, help, count) in counts {
             encoder
                 .encode_descriptor(name, help, None, MetricType::Counter)?
-                .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+                .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
         }
+        encoder
+            .encode_descriptor(
+                "wafer_compile_duration",
+                "Time spent compiling.",
+                Some(&Unit::Seconds),
+                MetricType::Counter,
+            )?
+            .encode_counter::<NoLabelSet, _, u64>(&compile.compile_time.as_secs_f64(), None)?;
         Ok(())
     }
 }
