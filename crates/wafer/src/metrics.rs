@@ -26,7 +26,7 @@
 //! rendered.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -127,9 +127,9 @@ impl FunctionMetrics {
         }
     }
 
-    /// Counts one call that started at `started` and ended now.
-    pub fn record(&self, outcome: Outcome, started: Instant) {
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    /// Counts one call that took `elapsed`.
+    pub fn record(&self, outcome: Outcome, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         let bucket = BUCKETS_NS.partition_point(|&bound| bound < nanos);
         let shard = self.home();
         shard.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
@@ -360,10 +360,10 @@ mod tests {
     #[test]
     fn outcomes_and_buckets_are_counted_and_rendered() {
         let metrics = FunctionMetrics::new();
-        let started = Instant::now();
-        metrics.record(Outcome::Ok, started);
-        metrics.record(Outcome::Ok, started);
-        metrics.record(Outcome::Failed(ErrorKind::PoolFull), started);
+        let elapsed = Duration::from_micros(3);
+        metrics.record(Outcome::Ok, elapsed);
+        metrics.record(Outcome::Ok, elapsed);
+        metrics.record(Outcome::Failed(ErrorKind::PoolFull), elapsed);
         metrics.record_refused(ErrorKind::Refused);
         let calls = metrics.snapshot();
         assert_eq!(calls.calls(), 4);

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::host::HostState;
 use crate::limits::{DeadlineReached, InterruptRaised, Limits, Stopped, bounded};
 use crate::metrics::{CallStats, FunctionMetrics, Outcome};
-use crate::pools::{InstancePool, LiveToken, PoolPolicy, PoolStats, QueueFull};
+use crate::pools::{InstancePool, LiveToken, PoolPolicy, PoolStats, QueueFull, Slot};
 use crate::wasi::Sandbox;
 use crate::wasi::output::{OutputLimitReached, Written};
 
@@ -52,6 +52,14 @@ pub struct Function {
     pool: Arc<InstancePool<Warm>>,
     reaper: reaper::Reaper,
     metrics: Arc<FunctionMetrics>,
+}
+
+/// An instance that served a call cleanly, to give back to the pool with
+/// the slot it ran in.
+struct Reusable<'a> {
+    warm: Warm,
+    calls: u64,
+    slot: Slot<'a, Warm>,
 }
 
 /// An instance in its store, ready for a call.
@@ -178,42 +186,54 @@ impl Function {
         // then, so other tasks run and idle workers can take it over.
         tokio::task::consume_budget().await;
         let started = Instant::now();
-        let answer = self.call(input, started).await;
+        let (answer, reusable) = self.call(input, started).await;
+        // One clock read ends the call: for its latency, and for when its
+        // instance went idle.
+        let ended = Instant::now();
         let outcome = match &answer {
             Ok(answer) if answer.guest_error => Outcome::GuestError,
             Ok(_) => Outcome::Ok,
             Err(error) => Outcome::Failed(error.kind()),
         };
-        self.metrics.record(outcome, started);
+        self.metrics
+            .record(outcome, ended.saturating_duration_since(started));
+        if let Some(Reusable { warm, calls, slot }) = reusable {
+            self.pool.give_back(warm, calls, ended);
+            // The slot goes after the instance, so a caller waiting for it
+            // finds the instance idle instead of creating another.
+            drop(slot);
+        }
         answer.map(|answer| answer.output)
     }
 
-    async fn call(&self, input: Input, started: Instant) -> Result<Answer> {
+    /// One call; the instance, when it may serve another, with the slot it
+    /// holds until it is given back.
+    async fn call(&self, input: Input, started: Instant) -> (Result<Answer>, Option<Reusable<'_>>) {
         if self.prepared.reuses_instances() {
             self.reaper.start(&self.pool);
         }
         // The time limit counts from when the guest is ready to run: neither
         // a wait in the queue nor instantiating eats into it.
         let mut ready_at = started;
-        let _slot = match self.pool.try_acquire() {
+        let slot = match self.pool.try_acquire() {
             Some(slot) => slot,
-            None => {
-                let slot = self
-                    .pool
-                    .acquire()
-                    .await
-                    .map_err(|full| self.pool_full(full))?;
-                ready_at = Instant::now();
-                slot
-            }
+            None => match self.pool.acquire().await {
+                Ok(slot) => {
+                    ready_at = Instant::now();
+                    slot
+                }
+                Err(full) => return (Err(self.pool_full(full)), None),
+            },
         };
         let (mut warm, calls) = match self.pool.take_idle() {
             Some(idle) => idle,
-            None => {
-                let warm = self.instantiate().await?;
-                ready_at = Instant::now();
-                (warm, 0)
-            }
+            None => match self.instantiate().await {
+                Ok(warm) => {
+                    ready_at = Instant::now();
+                    (warm, 0)
+                }
+                Err(error) => return (Err(error), None),
+            },
         };
         let deadline = ready_at + self.site.limits.max_execution;
         warm.store.data_mut().begin_call(deadline);
@@ -223,31 +243,30 @@ impl Function {
             Step::Pending(call) => bounded(call, deadline, &self.site.interrupted).await,
         };
         warm.store.data().end_call();
+        let reuses = self.prepared.reuses_instances();
         match called {
             Ok(Ok(answer)) => {
                 warm.store.data_mut().memory.reset();
-                self.give_back(warm, calls + 1);
-                Ok(answer)
+                let reusable = reuses.then_some(Reusable {
+                    warm,
+                    calls: calls + 1,
+                    slot,
+                });
+                (Ok(answer), reusable)
             }
             Ok(Err(fault)) if fault.left_instance_untouched() => {
                 let error = self.error(fault, &mut warm.store);
-                self.give_back(warm, calls);
-                Err(error)
+                let reusable = reuses.then_some(Reusable { warm, calls, slot });
+                (Err(error), reusable)
             }
-            Ok(Err(fault)) => Err(self.error(fault, &mut warm.store)),
+            Ok(Err(fault)) => (Err(self.error(fault, &mut warm.store)), None),
             Err(stopped) => {
                 let error = match stopped {
                     Stopped::Deadline => self.deadline_exceeded(),
                     Stopped::Interrupted => self.interrupted(),
                 };
-                Err(self.with_written(error, &mut warm.store))
+                (Err(self.with_written(error, &mut warm.store)), None)
             }
-        }
-    }
-
-    fn give_back(&self, warm: Warm, calls: u64) {
-        if self.prepared.reuses_instances() {
-            self.pool.give_back(warm, calls);
         }
     }
 
@@ -265,7 +284,7 @@ impl Function {
         let mut created = 0;
         while self.pool.stats().live < self.pool.policy().prewarm {
             let warm = self.instantiate().await?;
-            self.pool.give_back(warm, 0);
+            self.pool.give_back(warm, 0, Instant::now());
             created += 1;
         }
         Ok(created)

@@ -13,4 +13,4 @@ mod pool;
 
 pub use policy::*;
 pub use pool::PoolStats;
-pub(crate) use pool::{InstancePool, LiveToken, QueueFull};
+pub(crate) use pool::{InstancePool, LiveToken, QueueFull, Slot};

@@ -197,14 +197,14 @@ impl<W> InstancePool<W> {
     /// Returns an instance after a clean call, to this thread's shard. It
     /// is dropped instead when it reached `max_calls` or the pool already
     /// keeps `max_idle` idle instances.
-    pub fn give_back(&self, warm: W, calls: u64) {
+    pub fn give_back(&self, warm: W, calls: u64, now: Instant) {
         if self.policy.max_calls.is_some_and(|max| calls >= max) || self.policy.max_idle == 0 {
             return;
         }
         let idle = Idle {
             warm,
             calls,
-            since: Instant::now(),
+            since: now,
         };
         // Idle instances never outnumber live ones, so while the live count
         // is within `max_idle` there is nothing to count.
@@ -316,10 +316,10 @@ mod tests {
         };
         let pool = InstancePool::new(PoolPolicy::from_config(Some(&config)));
         let _live: Vec<LiveToken> = (0..3).map(|_| pool.created()).collect();
-        for instance in 1..=3 {
-            pool.give_back(instance, 0);
-        }
         let now = Instant::now();
+        for instance in 1..=3 {
+            pool.give_back(instance, 0, now);
+        }
         assert_eq!(pool.trim(now), 0, "none idle for the timeout yet");
         let later = now + Duration::from_secs(3600);
         assert_eq!(pool.trim(later), 2);
