@@ -190,16 +190,17 @@ fn traps_and_limits_fail_the_call_with_exit_1() {
 #[test]
 fn misbehaving_wat_guests_fail_clearly() {
     let ws = Workspace::new();
-    let entry = |name: &str, file: &str, method: &str| {
+    // Only the spinner's limit is short: stopping it is the point.
+    let entry = |name: &str, file: &str, method: &str, limit_ms: u32| {
         format!(
-            "  - name: {name}\n    kind: function.wat\n    source: file://{file}\n    method: {method}\n    limits:\n      max_execution_ms: 30\n"
+            "  - name: {name}\n    kind: function.wat\n    source: file://{file}\n    method: {method}\n    limits:\n      max_execution_ms: {limit_ms}\n"
         )
     };
     let yaml = [
         header("w"),
-        entry("trap", wafer_guests::WAT_TRAP, "trap"),
-        entry("spin", wafer_guests::WAT_SPIN, "spin"),
-        entry("overflow", wafer_guests::WAT_OVERFLOW, "overflow"),
+        entry("trap", wafer_guests::WAT_TRAP, "trap", 10_000),
+        entry("spin", wafer_guests::WAT_SPIN, "spin", 30),
+        entry("overflow", wafer_guests::WAT_OVERFLOW, "overflow", 10_000),
     ]
     .concat();
     ws.write("_index.yaml", yaml);
