@@ -27,8 +27,9 @@ use crate::wasi::output::{Output, Written};
 /// Store data for one instance.
 pub(crate) struct HostState {
     table: ResourceTable,
-    wasi: Option<WasiCtx>,
-    p1: Option<WasiP1Ctx>,
+    // Boxed: both contexts are large, and a store moves its data around.
+    wasi: Option<Box<WasiCtx>>,
+    p1: Option<Box<WasiP1Ctx>>,
     stdout: GuestLog,
     stderr: GuestLog,
     /// A program's stdout and stderr, captured for its answer.
@@ -123,18 +124,18 @@ impl HostState {
 
     /// Gives the guest this preview 2 context instead of an empty one.
     pub fn set_wasi(&mut self, builder: &mut WasiCtxBuilder) {
-        self.wasi = Some(builder.build());
+        self.wasi = Some(Box::new(builder.build()));
     }
 
     /// Gives a preview 1 program this context.
     pub fn set_wasi_p1(&mut self, builder: &mut WasiCtxBuilder) {
-        self.p1 = Some(builder.build_p1());
+        self.p1 = Some(Box::new(builder.build_p1()));
     }
 
     /// The preview 1 context; an empty one if none was set.
     pub fn wasi_p1(&mut self) -> &mut WasiP1Ctx {
         self.p1
-            .get_or_insert_with(|| WasiCtxBuilder::new().build_p1())
+            .get_or_insert_with(|| Box::new(WasiCtxBuilder::new().build_p1()))
     }
 
     /// Whether the engine was interrupted.
@@ -155,10 +156,12 @@ impl WasiView for HostState {
         // Built on first use: seeding its random generators is a large share
         // of instantiation, and most typed functions never touch WASI.
         let ctx = self.wasi.get_or_insert_with(|| {
-            WasiCtxBuilder::new()
-                .stdout(stdout.clone())
-                .stderr(stderr.clone())
-                .build()
+            Box::new(
+                WasiCtxBuilder::new()
+                    .stdout(stdout.clone())
+                    .stderr(stderr.clone())
+                    .build(),
+            )
         });
         WasiCtxView {
             ctx,
