@@ -144,7 +144,7 @@ impl Function {
     /// Calls the function: the one call path.
     ///
     /// `input` has the form the function's ABI takes, and the answer the
-    /// matching form ([`crate::call`]): JSON or component values for a
+    /// matching form ([`Input`], [`Output`]): JSON or component values for a
     /// typed function, a program's args and stdin for a WASI program,
     /// whose exit status, stdout and stderr come back as data (a non-zero
     /// status is not an error).

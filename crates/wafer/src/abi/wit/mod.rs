@@ -19,6 +19,7 @@ mod core_exports;
 mod core_module;
 mod export;
 
+use serde_json::Value;
 use wasmtime::component::types::{ComponentFunc, Type};
 use wasmtime::component::{ComponentExportIndex, Func, InstancePre, Val};
 use wasmtime::{Engine, Store};
@@ -144,19 +145,30 @@ impl WitFunction {
         }
     }
 
-    /// The results as the answer, in the form the arguments came in.
-    fn answer(&self, results: Vec<Val>, as_json: bool) -> Answer {
-        let guest_error = matches!(results.first(), Some(Val::Result(Err(_))));
-        let output = Output::Vals(results);
-        let output = if as_json {
-            Output::Json(output.into_json())
-        } else {
-            output
+    /// The result (a function returns at most one) as the answer, in the
+    /// form the arguments came in.
+    fn answer(&self, result: Option<Val>, as_json: bool) -> Answer {
+        let guest_error = matches!(result, Some(Val::Result(Err(_))));
+        let output = match result {
+            _ if as_json => Output::Json(result.map_or(Value::Null, values::into_json)),
+            Some(val) => Output::Vals(vec![val]),
+            None => Output::Vals(Vec::new()),
         };
         Answer {
             output,
             guest_error,
         }
+    }
+
+    /// The part of the result slot the function writes.
+    fn results<'r>(&self, slot: &'r mut [Val; 1]) -> &'r mut [Val] {
+        &mut slot[..usize::from(self.has_result)]
+    }
+
+    /// The result written to the slot.
+    fn result(&self, slot: [Val; 1]) -> Option<Val> {
+        let [result] = slot;
+        self.has_result.then_some(result)
     }
 
     /// Gives the instance its WASI context. An empty sandbox gets one on
@@ -255,20 +267,21 @@ impl Prepared for WitFunction {
             Ok(arguments) => arguments,
             Err(fault) => return Step::Ready(Err(fault)),
         };
-        let mut results = vec![Val::Bool(false); usize::from(self.has_result)];
+        // On the stack: a JSON call allocates no result vector.
+        let mut slot = [Val::Bool(false)];
         if self.sync {
-            let called = func.call(&mut *store, &args, &mut results);
+            let called = func.call(&mut *store, &args, self.results(&mut slot));
             return Step::Ready(
                 called
-                    .map(|()| self.answer(results, as_json))
+                    .map(|()| self.answer(self.result(slot), as_json))
                     .map_err(Fault::Wasm),
             );
         }
         Step::Pending(Box::pin(async move {
-            func.call_async(&mut *store, &args, &mut results)
+            func.call_async(&mut *store, &args, self.results(&mut slot))
                 .await
                 .map_err(Fault::Wasm)?;
-            Ok(self.answer(results, as_json))
+            Ok(self.answer(self.result(slot), as_json))
         }))
     }
 }
