@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::abi::{self, LoadContext, LoadError};
+use crate::abi::{self, Linkers, LoadContext, LoadError};
 use crate::blocking::off_worker;
 use crate::call::{Input, Output};
 use crate::compiler::{CompileStats, Compiler};
@@ -20,7 +20,7 @@ use crate::metrics::{FunctionMetrics, FunctionSnapshot, Snapshot};
 use crate::pools::PoolPolicy;
 use crate::registry::{Abi, Entry, FunctionConfig, ModuleSource, Registry};
 use crate::sources::{DiskCache, FetchLimits, ModuleSources};
-use crate::wasi::{Linkers, Sandbox};
+use crate::wasi::Sandbox;
 
 /// Where a [`Runtime`] keeps what it fetched and compiled, and how it
 /// fetches.

@@ -45,8 +45,11 @@
 //!   through the guest's allocator (or host-grown pages) before the call,
 //!   and the answer read from the returned pointer.
 
+mod linkers;
 pub(crate) mod wasi_command;
 pub(crate) mod wit;
+
+pub(crate) use linkers::Linkers;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -63,7 +66,7 @@ use crate::host::HostState;
 use crate::limits::Limits;
 use crate::registry;
 use crate::values::ValueError;
-use crate::wasi::{Linkers, Sandbox, SandboxError};
+use crate::wasi::{Sandbox, SandboxError};
 
 /// The ABIs wafer runs, by the entry's `abi:`; `None` for those the
 /// registry accepts but that are not active yet.

@@ -15,7 +15,6 @@
 //! components: only the last step (`build_p1` or `build`) differs.
 
 pub mod grants;
-mod linkers;
 pub(crate) mod output;
 pub(crate) mod strict;
 
@@ -26,7 +25,6 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use grants::{AddressPattern, NetworkGrant};
-pub(crate) use linkers::Linkers;
 pub use output::OutputMode;
 use wasmtime_wasi::cli::StdoutStream;
 

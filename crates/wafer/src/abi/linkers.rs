@@ -22,12 +22,12 @@ impl Linkers {
         let mut components = ComponentLinker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut components)?;
         let mut strict_components = components.clone();
-        super::strict::add_instant_clock_subscriptions(&mut strict_components)?;
+        crate::wasi::strict::add_instant_clock_subscriptions(&mut strict_components)?;
         let mut modules = wasmtime::Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut modules, HostState::wasi_p1)?;
         let mut strict_modules = modules.clone();
         strict_modules.allow_shadowing(true);
-        super::strict::add_instant_poll_oneoff(&mut strict_modules)?;
+        crate::wasi::strict::add_instant_poll_oneoff(&mut strict_modules)?;
         Ok(Linkers {
             components,
             strict_components,
