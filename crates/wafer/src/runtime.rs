@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, SetError};
 
 use crate::abi::{self, Linkers, LoadContext, LoadError};
 use crate::blocking::off_worker;
@@ -208,16 +208,19 @@ impl Runtime {
     /// As [`Runtime::function`].
     pub fn function_blocking(&self, id: &str) -> Result<Arc<Function>> {
         let slot = self.slot(id)?;
-        if slot.loaded.get().is_none() {
-            // Fails only when a load finished or started meanwhile: then
-            // that one is kept, so that a function has one pool.
-            let _ = slot.loaded.set(self.load(id, &slot.metrics));
-        }
+        let mut ours = None;
         let loaded = loop {
             if let Some(loaded) = slot.loaded.get() {
                 break loaded;
             }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            // A load an async caller finishes first is kept instead, so
+            // that a function has one pool; should that caller give up
+            // (its future dropped), this load goes in.
+            let load = ours.take().unwrap_or_else(|| self.load(id, &slot.metrics));
+            if let Err(SetError::InitializingError(load)) = slot.loaded.set(load) {
+                ours = Some(load);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
         };
         self.loaded(id, &slot, loaded).cloned()
     }
