@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
-use tokio::sync::{OnceCell, SetError};
+use tokio::sync::OnceCell;
 
 use crate::abi::{self, Linkers, LoadContext, LoadError};
 use crate::blocking::off_worker;
@@ -201,28 +201,13 @@ impl Runtime {
     }
 
     /// [`Runtime::function`] for callers outside async code: it loads on
-    /// this thread, or waits for a load an async caller started.
+    /// this thread, or waits for the load an async caller started.
     ///
     /// # Errors
     ///
     /// As [`Runtime::function`].
     pub fn function_blocking(&self, id: &str) -> Result<Arc<Function>> {
-        let slot = self.slot(id)?;
-        let mut ours = None;
-        let loaded = loop {
-            if let Some(loaded) = slot.loaded.get() {
-                break loaded;
-            }
-            // A load an async caller finishes first is kept instead, so
-            // that a function has one pool; should that caller give up
-            // (its future dropped), this load goes in.
-            let load = ours.take().unwrap_or_else(|| self.load(id, &slot.metrics));
-            if let Err(SetError::InitializingError(load)) = slot.loaded.set(load) {
-                ours = Some(load);
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-        };
-        self.loaded(id, &slot, loaded).cloned()
+        crate::blocking::block_on(self.function(id))
     }
 
     /// The slot of function `id`, made on first use. Only functions of the
@@ -260,8 +245,8 @@ impl Runtime {
         Ok(slot.clone())
     }
 
-    /// The outcome of a load. A download that failed is forgotten, so that
-    /// a later call tries again.
+    /// The outcome of a load. The failed load of a module named by URL is
+    /// forgotten, so that a later call tries again.
     fn loaded<'l>(
         &self,
         id: &str,
@@ -272,10 +257,9 @@ impl Runtime {
             Ok(function) => return Ok(function),
             Err(problems) => problems,
         };
-        // A server restarting, a network blip: fetch failures may pass.
-        // Everything else (a hash mismatch, a module that does not compile)
-        // would fail the same way again.
-        if problems.iter().any(|p| p.kind == ProblemKind::Fetch) {
+        // A server restarting, a network blip, a deploy half done: what a
+        // URL serves may be right a moment later.
+        if self.fetched_from_url(id) {
             let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
             if slots.get(id).is_some_and(|known| Arc::ptr_eq(known, slot)) {
                 let retry = Slot {
@@ -289,6 +273,13 @@ impl Runtime {
             id: id.to_string(),
             problems: problems.clone(),
         })
+    }
+
+    fn fetched_from_url(&self, id: &str) -> bool {
+        self.registry
+            .get(id)
+            .and_then(Entry::function)
+            .is_some_and(|function| matches!(function.source, ModuleSource::Url(_)))
     }
 
     /// A WASI program outside the registry (`wafer exec`): `module` (a
