@@ -58,7 +58,7 @@ impl HostState {
             stderr: GuestLog::new(function, "stderr"),
             captured: None,
             abi: None,
-            deadline: Instant::now() + limits.max_execution,
+            deadline: limits.deadline(Instant::now()),
             hand_off: HandOff::new(),
             interrupted,
             memory: MemoryCap::new(limits.max_memory_bytes),

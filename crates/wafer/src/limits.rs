@@ -65,6 +65,11 @@ impl Limits {
         }
     }
 
+    /// When a call that may start running at `ready` must stop.
+    pub fn deadline(&self, ready: Instant) -> Instant {
+        ready + self.max_execution
+    }
+
     /// `max_execution_ms`, as configured.
     pub fn max_execution_ms(&self) -> u64 {
         self.max_execution.as_millis() as u64

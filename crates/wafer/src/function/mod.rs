@@ -235,7 +235,7 @@ impl Function {
                 Err(error) => return (Err(error), None),
             },
         };
-        let deadline = ready_at + self.site.limits.max_execution;
+        let deadline = self.site.limits.deadline(ready_at);
         warm.store.data_mut().begin_call(deadline);
         warm.store.set_epoch_deadline(1);
         let called = match self.prepared.invoke(&self.site, &mut warm.store, input) {
