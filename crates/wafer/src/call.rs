@@ -59,21 +59,6 @@ pub enum InputForm {
 }
 
 impl Input {
-    /// JSON arguments.
-    pub fn json(args: Vec<Value>) -> Input {
-        Input::Json(args)
-    }
-
-    /// Component-value arguments.
-    pub fn vals(args: Vec<Val>) -> Input {
-        Input::Vals(args)
-    }
-
-    /// A WASI program's input.
-    pub fn program(input: CommandInput) -> Input {
-        Input::Program(input)
-    }
-
     /// The form's name, for errors: `JSON arguments`, `component values`,
     /// `program input`.
     pub(crate) fn form(&self) -> &'static str {

@@ -165,7 +165,7 @@ impl Function {
     /// "#);
     /// let runtime = wafer::Runtime::new(registry)?;
     /// let add = runtime.function("demo:add").await?;
-    /// let answer = add.invoke(Input::vals(vec![Val::S32(2), Val::S32(40)])).await?;
+    /// let answer = add.invoke(Input::Vals(vec![Val::S32(2), Val::S32(40)])).await?;
     /// assert_eq!(answer, Output::Vals(vec![Val::S32(42)]));
     /// # Ok(()) }
     /// ```
@@ -209,7 +209,8 @@ impl Function {
     /// One call; the instance, when it may serve another, with the slot it
     /// holds until it is given back.
     async fn call(&self, input: Input, started: Instant) -> (Result<Answer>, Option<Reusable<'_>>) {
-        if self.prepared.reuses_instances() {
+        let reuses = self.prepared.reuses_instances();
+        if reuses {
             self.reaper.start(&self.pool);
         }
         // The time limit counts from when the guest is ready to run: neither
@@ -243,7 +244,6 @@ impl Function {
             Step::Pending(call) => bounded(call, deadline, &self.site.interrupted).await,
         };
         warm.store.data().end_call();
-        let reuses = self.prepared.reuses_instances();
         match called {
             Ok(Ok(answer)) => {
                 warm.store.data_mut().memory.reset();
