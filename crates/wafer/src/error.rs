@@ -26,6 +26,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ProblemKind {
     /// A file or folder cannot be read.
     Unreadable,
+    /// A file is larger than wafer reads, or a registry file expands (its
+    /// YAML aliases) past the bound.
+    TooLarge,
     /// A folder holds no registry files at all.
     Empty,
     /// Not valid YAML, or not shaped like a registry file.
@@ -40,6 +43,9 @@ pub enum ProblemKind {
     InvalidValue,
     /// Two entries have the same id.
     DuplicateId,
+    /// A key appears twice in one YAML mapping, or a name twice in a Dapr
+    /// component's metadata: one value would silently replace the other.
+    DuplicateKey,
     /// A reference to an entry that is missing or of the wrong kind.
     Reference,
     /// A module's bytes do not match the entry's `hash`.
@@ -64,6 +70,7 @@ impl ProblemKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProblemKind::Unreadable => "unreadable",
+            ProblemKind::TooLarge => "too_large",
             ProblemKind::Empty => "empty",
             ProblemKind::Syntax => "syntax",
             ProblemKind::UnknownKind => "unknown_kind",
@@ -71,6 +78,7 @@ impl ProblemKind {
             ProblemKind::MissingField => "missing_field",
             ProblemKind::InvalidValue => "invalid_value",
             ProblemKind::DuplicateId => "duplicate_id",
+            ProblemKind::DuplicateKey => "duplicate_key",
             ProblemKind::Reference => "reference",
             ProblemKind::HashMismatch => "hash_mismatch",
             ProblemKind::Fetch => "fetch",

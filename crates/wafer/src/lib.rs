@@ -51,6 +51,7 @@ mod call;
 mod compiler;
 pub mod engine;
 pub mod error;
+pub mod files;
 mod function;
 mod guest_log;
 pub mod hash;

@@ -1,4 +1,5 @@
-//! Per-call limits and how they are enforced.
+//! Per-call limits and how they are enforced, and the limits a module
+//! must stay within to be compiled at all ([`CompileLimits`]).
 //!
 //! `max_execution_ms` is enforced two ways, so that neither a busy guest
 //! nor a waiting one outlives it:
@@ -190,6 +191,98 @@ pub(crate) fn on_epoch_tick(
     }
 }
 
+/// `limits.max_functions` when an entry gives none: 75,000 functions in a
+/// module (all core modules of a component together); language runtimes
+/// built for WASI (CPython, SpiderMonkey) define a few tens of thousands.
+pub const DEFAULT_MAX_FUNCTIONS: u64 = 75_000;
+
+/// `limits.max_function_bytes` when an entry gives none: 1 MiB of code in
+/// one function body; the largest bodies of interpreters are a few hundred
+/// KiB.
+pub const DEFAULT_MAX_FUNCTION_BYTES: u64 = 1 << 20;
+
+/// What a module may hold, checked in one pass over its sections before
+/// anything compiles it: compiling time grows with these, so one hostile
+/// module cannot stall a server's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompileLimits {
+    /// The module's size in bytes (`limits.max_module_bytes`, default
+    /// [`crate::files::MAX_MODULE_BYTES`]).
+    pub max_module_bytes: u64,
+    /// Functions defined, over all its core modules (`limits.max_functions`).
+    pub max_functions: u64,
+    /// The size of one function body (`limits.max_function_bytes`).
+    pub max_function_bytes: u64,
+}
+
+impl Default for CompileLimits {
+    fn default() -> Self {
+        CompileLimits {
+            max_module_bytes: crate::files::MAX_MODULE_BYTES,
+            max_functions: DEFAULT_MAX_FUNCTIONS,
+            max_function_bytes: DEFAULT_MAX_FUNCTION_BYTES,
+        }
+    }
+}
+
+/// A module past one of its [`CompileLimits`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}, more than {field} = {limit}")]
+pub struct CompileLimitExceeded {
+    /// The registry field that refused it: `limits.max_functions`.
+    pub field: &'static str,
+    /// What the module holds: `100000 functions`.
+    pub what: String,
+    /// The limit.
+    pub limit: u64,
+}
+
+impl CompileLimits {
+    /// Checks `bytes` (a core module or a component) against the limits. A
+    /// module that does not parse passes: compiling it reports why.
+    ///
+    /// # Errors
+    ///
+    /// The first limit the module exceeds.
+    pub fn check(&self, bytes: &[u8]) -> Result<(), CompileLimitExceeded> {
+        let exceeded = |field, what: String, limit| CompileLimitExceeded { field, what, limit };
+        if bytes.len() as u64 > self.max_module_bytes {
+            let what = format!("a module of {} bytes", bytes.len());
+            return Err(exceeded(
+                "limits.max_module_bytes",
+                what,
+                self.max_module_bytes,
+            ));
+        }
+        let mut functions: u64 = 0;
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            match payload {
+                Ok(wasmparser::Payload::CodeSectionStart { count, .. }) => {
+                    functions += u64::from(count);
+                    if functions > self.max_functions {
+                        let what = format!("{functions} functions");
+                        return Err(exceeded("limits.max_functions", what, self.max_functions));
+                    }
+                }
+                Ok(wasmparser::Payload::CodeSectionEntry(body)) => {
+                    let size = body.range().len() as u64;
+                    if size > self.max_function_bytes {
+                        let what = format!("a function body of {size} bytes");
+                        return Err(exceeded(
+                            "limits.max_function_bytes",
+                            what,
+                            self.max_function_bytes,
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why [`bounded`] stopped a call that was waiting on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stopped {
@@ -227,5 +320,49 @@ const INTERRUPT_CHECK: Duration = Duration::from_millis(10);
 async fn interrupt_raised(flag: &AtomicBool) {
     while !flag.load(Ordering::Relaxed) {
         tokio::time::sleep(INTERRUPT_CHECK).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module_with(functions: usize, body_bytes: usize) -> Vec<u8> {
+        let body = "i32.const 0 drop ".repeat(body_bytes / 3);
+        let funcs = (0..functions)
+            .map(|_| format!("(func {body})"))
+            .collect::<String>();
+        wat::parse_str(format!("(module {funcs})")).unwrap()
+    }
+
+    #[test]
+    fn each_limit_refuses_what_exceeds_it() {
+        let limits = CompileLimits {
+            max_module_bytes: 100_000,
+            max_functions: 10,
+            max_function_bytes: 1000,
+        };
+        assert_eq!(limits.check(&module_with(10, 900)), Ok(()));
+        let error = limits.check(&module_with(11, 10)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "11 functions, more than limits.max_functions = 10"
+        );
+        let error = limits.check(&module_with(1, 2000)).unwrap_err();
+        assert_eq!(error.field, "limits.max_function_bytes");
+        let error = limits.check(&module_with(10, 20_000)).unwrap_err();
+        assert_eq!(error.field, "limits.max_module_bytes");
+    }
+
+    #[test]
+    fn functions_of_every_core_module_in_a_component_count() {
+        let component =
+            wat::parse_str("(component (core module (func) (func)) (core module (func) (func)))")
+                .unwrap();
+        let limits = CompileLimits {
+            max_functions: 3,
+            ..CompileLimits::default()
+        };
+        assert_eq!(limits.check(&component).unwrap_err().what, "4 functions");
     }
 }

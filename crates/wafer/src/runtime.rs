@@ -15,7 +15,7 @@ use crate::compiler::{CompileStats, Compiler};
 use crate::engine::{EngineSettings, WaferEngine};
 use crate::error::{EngineError, Error, Problem, ProblemKind, Result};
 use crate::function::Function;
-use crate::limits::Limits;
+use crate::limits::{CompileLimits, Limits};
 use crate::metrics::{FunctionMetrics, FunctionSnapshot, Snapshot};
 use crate::pools::PoolPolicy;
 use crate::registry::{Abi, Entry, FunctionConfig, ModuleSource, Registry};
@@ -299,13 +299,16 @@ impl Runtime {
         limits: Limits,
     ) -> Result<Function> {
         let cx = self.load_context(None, &sandbox, "file");
-        let prepared =
-            abi::Abi::load(&abi::wasi_command::WasiCommand, &cx, module).map_err(|e| {
-                Error::Refused {
-                    id: id.to_string(),
-                    problems: vec![Problem::new(e.kind, e.message).in_entry(id)],
-                }
-            })?;
+        let prepared = prepare(
+            &abi::wasi_command::WasiCommand,
+            &cx,
+            module,
+            CompileLimits::default(),
+        )
+        .map_err(|e| Error::Refused {
+            id: id.to_string(),
+            problems: vec![Problem::new(e.kind, e.message).in_entry(id)],
+        })?;
         tracing::debug!(function = id, "Compiled.");
         Ok(Function::new(
             id,
@@ -452,7 +455,7 @@ impl Runtime {
         };
         let started = std::time::Instant::now();
         let cx = self.load_context(Some(config), &sandbox, config.source_field());
-        let prepared = abi.load(&cx, &bytes).map_err(
+        let prepared = prepare(abi, &cx, &bytes, config.limits.compile_limits()).map_err(
             |LoadError {
                  kind,
                  field,
@@ -470,6 +473,22 @@ impl Runtime {
             metrics.clone(),
         )))
     }
+}
+
+/// `abi`'s load of `module`, once the module is within `limits`: checked
+/// first, since compiling is what a hostile module makes slow.
+fn prepare(
+    abi: &dyn abi::Abi,
+    cx: &LoadContext<'_>,
+    module: &[u8],
+    limits: CompileLimits,
+) -> std::result::Result<Box<dyn abi::Prepared>, LoadError> {
+    limits.check(module).map_err(|e| LoadError {
+        kind: ProblemKind::TooLarge,
+        field: e.field,
+        message: format!("the module holds {e}"),
+    })?;
+    abi.load(cx, module)
 }
 
 /// The notice (or, when called, the refusal) of a function whose ABI is

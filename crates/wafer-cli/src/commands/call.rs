@@ -85,7 +85,7 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
 fn stdin(args: &CallArgs) -> Result<Vec<u8>, Failure> {
     match (&args.stdin, &args.stdin_file) {
         (Some(text), _) => Ok(text.clone().into_bytes()),
-        (None, Some(file)) => read_input(file),
+        (None, Some(file)) => read_input(file, super::MAX_STDIN_FILE_BYTES),
         (None, None) => Ok(Vec::new()),
     }
 }

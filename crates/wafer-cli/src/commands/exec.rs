@@ -11,7 +11,7 @@ use wafer::wasi::{EnvBinding, EnvSource, MountGrant, OutputMode, Sandbox, Stdin}
 use wafer::{CommandInput, Input, Output, Registry, Runtime};
 
 use super::call::{call_failure, interruptible_runtime};
-use super::{CacheArgs, read_input};
+use super::{CacheArgs, read_module};
 use crate::exit::Failure;
 
 /// Run a WASI program (a wasip1 core module or a wasip2 component).
@@ -57,7 +57,7 @@ pub struct ExecArgs {
 }
 
 pub fn run(args: ExecArgs) -> Result<(), Failure> {
-    let module = read_input(&args.file)?;
+    let module = read_module(&args.file)?;
     let sandbox = sandbox(&args).map_err(Failure::input)?;
     let limits = Limits {
         max_execution: Duration::from_millis(args.timeout_ms),

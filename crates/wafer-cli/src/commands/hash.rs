@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{print_line, read_input};
+use super::{print_line, read_module};
 use crate::exit::Failure;
 
 /// Print a file's sha256 as a `function.wasm` entry's `hash` takes it.
@@ -13,6 +13,6 @@ pub struct HashArgs {
 }
 
 pub fn run(args: HashArgs) -> Result<(), Failure> {
-    let bytes = read_input(&args.file)?;
+    let bytes = read_module(&args.file)?;
     print_line(&wafer::Sha256Hash::of(&bytes).to_string())
 }

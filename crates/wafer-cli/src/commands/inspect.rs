@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use serde_json::json;
 use wafer::inspect::{BinaryKind, inspect};
 
-use super::{print_line, read_input};
+use super::{print_line, read_module};
 use crate::exit::Failure;
 
 /// Print a module's or component's imports, exports and WIT.
@@ -20,7 +20,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> Result<(), Failure> {
-    let bytes = read_input(&args.file)?;
+    let bytes = read_module(&args.file)?;
     let description =
         inspect(&bytes).map_err(|e| Failure::input(anyhow!("{}: {e}", args.file.display())))?;
     let kind = match description.kind {

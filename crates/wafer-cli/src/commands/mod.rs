@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use serde_json::Value;
+use wafer::files::Accept;
 
 use crate::exit::Failure;
 
@@ -32,17 +33,32 @@ pub fn load_registry(path: &Path) -> Result<wafer::Registry, Failure> {
     wafer::Registry::load(path).map_err(Failure::input)
 }
 
-/// Reads a file, or stdin for `-`.
-pub fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
+/// The most `--args-file` may hold: 16 MiB of JSON.
+pub const MAX_ARGS_FILE_BYTES: u64 = 16 << 20;
+
+/// The most `--stdin-file` may hold: 256 MiB, kept in memory for the
+/// program.
+pub const MAX_STDIN_FILE_BYTES: u64 = 256 << 20;
+
+/// Reads a module file (a regular file, at most
+/// [`wafer::files::MAX_MODULE_BYTES`]), or stdin for `-`.
+pub fn read_module(path: &Path) -> Result<Vec<u8>, Failure> {
+    read_bounded(path, wafer::files::MAX_MODULE_BYTES, Accept::RegularFile)
+}
+
+/// Reads an input file of at most `limit` bytes (a FIFO or device is fine),
+/// or stdin for `-`.
+pub fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, Failure> {
+    read_bounded(path, limit, Accept::Stream)
+}
+
+fn read_bounded(path: &Path, limit: u64, accept: Accept) -> Result<Vec<u8>, Failure> {
     let bytes = if path == Path::new("-") {
-        let mut buffer = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer).map(|_| buffer)
+        wafer::files::read_stream(std::io::stdin().lock(), Path::new("stdin"), limit)
     } else {
-        std::fs::read(path)
+        wafer::files::read(path, limit, accept)
     };
-    bytes
-        .with_context(|| format!("cannot read {}", path.display()))
-        .map_err(Failure::input)
+    bytes.map_err(|e| Failure::input(anyhow!(e)))
 }
 
 /// Writes `text` and a newline to stdout.
@@ -126,7 +142,7 @@ impl FunctionArgs {
     /// The arguments, parsed.
     pub fn json_args(&self) -> Result<Vec<Value>, Failure> {
         if let Some(file) = &self.args_file {
-            let bytes = read_input(file)?;
+            let bytes = read_input(file, MAX_ARGS_FILE_BYTES)?;
             return match serde_json::from_slice(&bytes) {
                 Ok(Value::Array(items)) => Ok(items),
                 Ok(_) => Err(Failure::input(anyhow!(
@@ -179,6 +195,22 @@ impl FunctionArgs {
     /// warning, not a failure.
     pub fn runtime(&self) -> Result<wafer::Runtime, Failure> {
         let registry = load_registry(&self.registry)?;
+        let unknown = registry.get(&self.id).is_none() && registry.refusal(&self.id).is_none();
+        let unread: Vec<_> = registry
+            .problems()
+            .iter()
+            .filter(|p| p.entry.is_none())
+            .collect();
+        if unknown && let Some(first) = unread.first() {
+            let more = match unread.len() {
+                1 => String::new(),
+                n => format!(" (and {} more; `wafer check` lists them)", n - 1),
+            };
+            return Err(Failure::input(anyhow!(
+                "no function {} in the registry; it may be in a file that was refused: {first}{more}",
+                self.id
+            )));
+        }
         let others = registry
             .problems()
             .iter()

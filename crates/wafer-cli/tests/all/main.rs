@@ -2,6 +2,7 @@
 
 mod call;
 mod check;
+mod hostile;
 mod programs;
 mod tools;
 mod util;

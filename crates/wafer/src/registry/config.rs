@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::hash::Sha256Hash;
-use crate::limits::Limits;
+use crate::limits::{CompileLimits, Limits};
 use crate::wasi::AddressPattern;
 
 /// How a call crosses into the guest (`abi:`).
@@ -100,6 +100,12 @@ pub struct LimitsConfig {
     pub max_memory_bytes: Option<u64>,
     /// Most bytes a call may write to stdout and stderr together.
     pub max_output_bytes: Option<u64>,
+    /// The largest module accepted for compiling.
+    pub max_module_bytes: Option<u64>,
+    /// The most functions a module may define.
+    pub max_functions: Option<u64>,
+    /// The largest function body a module may hold.
+    pub max_function_bytes: Option<u64>,
 }
 
 impl LimitsConfig {
@@ -110,6 +116,18 @@ impl LimitsConfig {
             self.max_memory_bytes,
             self.max_output_bytes,
         )
+    }
+
+    /// What the module may hold: these values, defaults for the rest.
+    pub fn compile_limits(&self) -> CompileLimits {
+        let defaults = CompileLimits::default();
+        CompileLimits {
+            max_module_bytes: self.max_module_bytes.unwrap_or(defaults.max_module_bytes),
+            max_functions: self.max_functions.unwrap_or(defaults.max_functions),
+            max_function_bytes: self
+                .max_function_bytes
+                .unwrap_or(defaults.max_function_bytes),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! `metadata.name`. Its `url` stays as written: a `file://` URL is relative
 //! to the working directory, as in Dapr.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -12,6 +13,7 @@ use serde_json::Value;
 use super::config::{Abi, FunctionConfig, LimitsConfig, ModuleSource, Transport, WasiConfig};
 use super::entry::{Entry, EntryKind};
 use super::fields::{Fields, Findings};
+use super::yaml::DuplicateKey;
 use crate::error::{Problem, ProblemKind};
 use crate::hash::Sha256Hash;
 
@@ -63,6 +65,7 @@ const METADATA_NAMES: &[&str] = &["url", "strictSandbox", "direction", "route", 
 pub(crate) fn parse_binding(
     path: &Path,
     document: &Value,
+    duplicates: &[DuplicateKey],
     findings: &mut Findings,
 ) -> Option<Entry> {
     let top = document.as_object()?;
@@ -82,6 +85,13 @@ pub(crate) fn parse_binding(
         "a Dapr component",
         &["apiVersion", "kind", "metadata", "spec", "auth", "scopes"],
     );
+    for duplicate in duplicates {
+        fields.problem_of(
+            ProblemKind::DuplicateKey,
+            &duplicate.field(0),
+            duplicate.message(),
+        );
+    }
     match name {
         None => fields.problem_of(
             ProblemKind::MissingField,
@@ -104,8 +114,21 @@ pub(crate) fn parse_binding(
     let mut url = None;
     let mut strict_sandbox = false;
     let mut hash = None;
+    let mut first_of: HashMap<&str, usize> = HashMap::new();
     for (index, item) in spec.metadata.iter().enumerate() {
         let field = format!("spec.metadata[{index}]");
+        if let Some(first) = first_of.insert(&item.name, index) {
+            first_of.insert(&item.name, first);
+            fields.problem_of(
+                ProblemKind::DuplicateKey,
+                &field,
+                format!(
+                    "metadata `{}` is given twice (first at spec.metadata[{first}])",
+                    item.name
+                ),
+            );
+            continue;
+        }
         if item.secret_key_ref.is_some() {
             fields.problem(&field, "secretKeyRef is not supported; give `value`");
             continue;
@@ -213,7 +236,7 @@ spec:
         .unwrap();
         assert!(is_dapr_component(&document));
         let mut findings = Findings::default();
-        let entry = parse_binding(Path::new("c.yaml"), &document, &mut findings).unwrap();
+        let entry = parse_binding(Path::new("c.yaml"), &document, &[], &mut findings).unwrap();
         assert!(findings.problems.is_empty(), "{:?}", findings.problems);
         assert_eq!(entry.id, "wasm");
         assert_eq!(entry.kind_name(), "bindings.wasm");
@@ -229,12 +252,30 @@ spec:
         )
         .unwrap();
         let mut findings = Findings::default();
-        assert!(parse_binding(Path::new("c.yaml"), &document, &mut findings).is_none());
+        assert!(parse_binding(Path::new("c.yaml"), &document, &[], &mut findings).is_none());
         let fields: Vec<_> = findings
             .problems
             .iter()
             .map(|p| p.field.clone().unwrap())
             .collect();
         assert_eq!(fields, ["metadata.name", "spec.metadata"]);
+    }
+
+    #[test]
+    fn metadata_given_twice_is_a_problem() {
+        let document: Value = serde_norway::from_str(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: f\nspec:\n  type: bindings.wasm\n  metadata:\n  - name: url\n    value: file://a.wasm\n  - name: url\n    value: file://b.wasm\n",
+        )
+        .unwrap();
+        let mut findings = Findings::default();
+        assert!(parse_binding(Path::new("c.yaml"), &document, &[], &mut findings).is_none());
+        let problem = &findings.problems[0];
+        assert_eq!(problem.kind, ProblemKind::DuplicateKey);
+        assert_eq!(problem.field.as_deref(), Some("spec.metadata[1]"));
+        assert!(
+            problem.message.contains("spec.metadata[0]"),
+            "{}",
+            problem.message
+        );
     }
 }

@@ -380,6 +380,9 @@ fn parse_function(
         ("limits.max_execution_ms", limits.max_execution_ms),
         ("limits.max_memory_bytes", limits.max_memory_bytes),
         ("limits.max_output_bytes", limits.max_output_bytes),
+        ("limits.max_module_bytes", limits.max_module_bytes),
+        ("limits.max_functions", limits.max_functions),
+        ("limits.max_function_bytes", limits.max_function_bytes),
     ] {
         if value == Some(0) {
             fields.problem(field, "must be at least 1 (0 would fail every call)");

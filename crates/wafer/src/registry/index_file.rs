@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::entry::{Entry, EntrySite, parse_kind};
 use super::fields::{Fields, Findings};
+use super::yaml::DuplicateKey;
 use crate::error::{Problem, ProblemKind};
 
 const TOP_LEVEL: &[&str] = &["version", "namespace", "entries", "meta"];
@@ -16,6 +17,7 @@ const TOP_LEVEL: &[&str] = &["version", "namespace", "entries", "meta"];
 pub(crate) fn parse_index_file(
     path: &Path,
     document: &Value,
+    duplicates: &[DuplicateKey],
     findings: &mut Findings,
 ) -> Vec<Entry> {
     let file_problem = |message: String| Problem::new(ProblemKind::Syntax, message).in_file(path);
@@ -31,6 +33,18 @@ pub(crate) fn parse_index_file(
         findings,
     );
     fields.reject_unknown("a registry file", TOP_LEVEL);
+    // A key written twice inside an entry refuses that entry; anywhere else,
+    // the whole file.
+    for duplicate in duplicates
+        .iter()
+        .filter(|d| d.path.first().is_none_or(|p| p != "entries") || d.path.len() < 2)
+    {
+        fields.problem_of(
+            ProblemKind::DuplicateKey,
+            &duplicate.field(0),
+            duplicate.message(),
+        );
+    }
     match fields.required::<Value>("version") {
         Some(Value::String(v)) if v == "1.0" || v == "1" => {}
         Some(Value::Number(n)) if n.as_f64() == Some(1.0) => {}
@@ -62,15 +76,19 @@ pub(crate) fn parse_index_file(
     entries
         .iter()
         .enumerate()
-        .filter_map(|(index, value)| parse_entry(path, &site, index, value, findings))
+        .filter_map(|(index, value)| {
+            let duplicates = duplicates.iter().filter(|d| d.is_in_item("entries", index));
+            parse_entry(path, &site, index, value, duplicates, findings)
+        })
         .collect()
 }
 
-fn parse_entry(
+fn parse_entry<'a>(
     path: &Path,
     site: &EntrySite,
     index: usize,
     value: &Value,
+    duplicates: impl Iterator<Item = &'a DuplicateKey>,
     findings: &mut Findings,
 ) -> Option<Entry> {
     let Some(map) = value.as_object() else {
@@ -100,6 +118,13 @@ fn parse_entry(
             format!("`{name}` may hold only letters, digits, `_`, `-` and `.`"),
         ),
         Some(_) => {}
+    }
+    for duplicate in duplicates {
+        fields.problem_of(
+            ProblemKind::DuplicateKey,
+            &duplicate.field(2),
+            duplicate.message(),
+        );
     }
     let kind: Option<String> = fields.required("kind");
     let parsed = parse_kind(kind.as_deref()?, &mut fields, site);
@@ -133,9 +158,14 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> (Vec<Entry>, Findings) {
-        let document: Value = serde_norway::from_str(yaml).unwrap();
+        let documents = super::super::yaml::documents(yaml).unwrap();
         let mut findings = Findings::default();
-        let entries = parse_index_file(Path::new("reg/_index.yaml"), &document, &mut findings);
+        let entries = parse_index_file(
+            Path::new("reg/_index.yaml"),
+            &documents[0].value,
+            &documents[0].duplicates,
+            &mut findings,
+        );
         (entries, findings)
     }
 
@@ -172,6 +202,24 @@ entries:
             .map(|p| p.field.clone().unwrap())
             .collect();
         assert_eq!(fields, ["entrys", "version", "namespace"]);
+    }
+
+    #[test]
+    fn a_key_written_twice_refuses_its_entry_or_the_file() {
+        let (entries, findings) = parse(
+            "version: \"1.0\"\nnamespace: app\nentries:\n  - name: a\n    kind: env.variable\n    variable: X\n    variable: Y\n  - name: b\n    kind: env.variable\n    variable: Z\n",
+        );
+        assert_eq!(entries.len(), 1, "{:?}", findings.problems);
+        let problem = &findings.problems[0];
+        assert_eq!(problem.kind, ProblemKind::DuplicateKey);
+        assert_eq!(problem.entry.as_deref(), Some("app:a"));
+        assert_eq!(problem.field.as_deref(), Some("variable"));
+        assert!(problem.message.contains("line 7"), "{}", problem.message);
+
+        let (entries, findings) =
+            parse("version: \"1.0\"\nnamespace: app\nnamespace: other\nentries: []\n");
+        assert!(entries.is_empty());
+        assert_eq!(findings.problems[0].field.as_deref(), Some("namespace"));
     }
 
     #[test]

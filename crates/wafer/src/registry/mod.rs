@@ -9,7 +9,13 @@
 //! What a folder walk reads: every `_index.yaml` (or `_index.yml`), and every
 //! other `*.yaml`/`*.yml` whose top level is a Dapr component. Other YAML and
 //! Dapr components of other types are listed in [`Registry::skipped`].
-//! Hidden folders are not entered.
+//! Hidden folders are not entered, nor symbolic links that lead outside the
+//! folder (both listed in [`Registry::skipped`]); the walk goes at most
+//! [`MAX_WALK_DEPTH`] folders deep and looks at [`MAX_WALK_ENTRIES`] files
+//! and folders at most. A registry file may hold
+//! [`MAX_REGISTRY_FILE_BYTES`](crate::files::MAX_REGISTRY_FILE_BYTES) and
+//! expand (its YAML aliases replaced) to [`MAX_EXPANDED_BYTES`]; a key
+//! written twice in one mapping is a problem, as YAML would keep only one.
 //!
 //! ```
 //! let registry = wafer::Registry::from_yaml("inline.yaml", r#"
@@ -33,18 +39,19 @@ mod fields;
 mod index_file;
 mod module;
 mod sandbox;
+mod yaml;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-
-use serde::Deserialize;
-use serde_json::Value;
 
 pub use config::*;
 pub use entry::{Entry, EntryKind};
 
 use crate::error::{Problem, ProblemKind};
+use crate::files::{Accept, MAX_REGISTRY_FILE_BYTES};
 use fields::Findings;
+pub use yaml::MAX_EXPANDED_BYTES;
+use yaml::YamlError;
 
 /// A file the walk read and left aside, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +168,12 @@ impl Registry {
     }
 }
 
+/// How many folders deep a registry walk goes.
+pub const MAX_WALK_DEPTH: usize = 16;
+
+/// How many files and folders a registry walk looks at before it stops.
+pub const MAX_WALK_ENTRIES: usize = 10_000;
+
 #[derive(Default)]
 struct Loader {
     entries: Vec<Entry>,
@@ -169,13 +182,49 @@ struct Loader {
 }
 
 impl Loader {
+    /// Reads the registry files under `root`, staying inside it: a
+    /// symbolic link that leads out of the folder is skipped, and the walk
+    /// stops at [`MAX_WALK_DEPTH`] folders deep and [`MAX_WALK_ENTRIES`]
+    /// files and folders seen.
     fn walk(&mut self, root: &Path) {
+        let inside = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        let mut outside = Vec::new();
         let walk = walkdir::WalkDir::new(root)
             .follow_links(true)
+            .max_depth(MAX_WALK_DEPTH)
             .sort_by_file_name()
             .into_iter()
-            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
-        for item in walk {
+            .filter_entry(|e| {
+                if e.depth() > 0 && e.file_name().to_string_lossy().starts_with('.') {
+                    return false;
+                }
+                if !e.path_is_symlink() {
+                    return true;
+                }
+                match std::fs::canonicalize(e.path()) {
+                    Ok(target) if target.starts_with(&inside) => true,
+                    Ok(target) => {
+                        outside.push(SkippedFile {
+                            path: e.path().to_path_buf(),
+                            reason: format!(
+                                "a symbolic link to {}, outside the registry folder",
+                                target.display()
+                            ),
+                        });
+                        false
+                    }
+                    Err(_) => true,
+                }
+            });
+        for (seen, item) in walk.enumerate() {
+            if seen == MAX_WALK_ENTRIES {
+                let message = format!(
+                    "stopped after {MAX_WALK_ENTRIES} files and folders; point wafer at the folder that holds the registry"
+                );
+                let problem = Problem::new(ProblemKind::TooLarge, message).in_file(root);
+                self.findings.problems.push(problem);
+                break;
+            }
             match item {
                 Ok(item) if item.file_type().is_file() && is_yaml(item.path()) => {
                     let is_index = matches!(
@@ -184,6 +233,12 @@ impl Loader {
                     );
                     self.read_file(item.path(), is_index);
                 }
+                Ok(item) if item.depth() == MAX_WALK_DEPTH && item.file_type().is_dir() => {
+                    self.skip(
+                        item.path(),
+                        format!("a folder deeper than {MAX_WALK_DEPTH} levels, not read"),
+                    );
+                }
                 Ok(_) => {}
                 Err(e) => self.findings.problems.push(
                     Problem::new(ProblemKind::Unreadable, format!("cannot read: {e}"))
@@ -191,17 +246,24 @@ impl Loader {
                 ),
             }
         }
+        self.skipped.append(&mut outside);
     }
 
     fn read_file(&mut self, path: &Path, is_index: bool) {
-        match std::fs::read_to_string(path) {
-            Ok(text) => self.read_text(path, &text, is_index),
-            Err(e) if !is_index && e.kind() == std::io::ErrorKind::InvalidData => {
-                self.skip(path, "not UTF-8 text".into())
+        let bytes = match crate::files::read(path, MAX_REGISTRY_FILE_BYTES, Accept::RegularFile) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let problem = Problem::new(e.problem_kind(), e.reason()).in_file(path);
+                return self.findings.problems.push(problem);
             }
-            Err(e) => self.findings.problems.push(
-                Problem::new(ProblemKind::Unreadable, format!("cannot read: {e}")).in_file(path),
-            ),
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => self.read_text(path, &text, is_index),
+            Err(_) if !is_index => self.skip(path, "not UTF-8 text".into()),
+            Err(_) => self
+                .findings
+                .problems
+                .push(Problem::new(ProblemKind::Unreadable, "not UTF-8 text").in_file(path)),
         }
     }
 
@@ -209,29 +271,29 @@ impl Loader {
     /// `_index.yaml` must be a registry file; others are skipped unless they
     /// are Dapr components.
     fn read_text(&mut self, path: &Path, text: &str, is_index: bool) {
-        let mut documents = Vec::new();
-        for document in serde_norway::Deserializer::from_str(text) {
-            match Value::deserialize(document) {
-                Ok(Value::Null) => {}
-                Ok(value) => documents.push(value),
-                Err(e) if is_index => {
-                    self.findings.problems.push(
-                        Problem::new(ProblemKind::Syntax, format!("not valid YAML: {e}"))
-                            .in_file(path),
-                    );
-                    return;
-                }
-                Err(e) => {
-                    self.skip(path, format!("not valid YAML: {e}"));
-                    return;
-                }
+        let documents = match yaml::documents(text) {
+            Ok(documents) => documents,
+            Err(e) if is_index || matches!(e, YamlError::TooLarge) => {
+                let kind = match e {
+                    YamlError::Syntax(_) => ProblemKind::Syntax,
+                    YamlError::TooLarge => ProblemKind::TooLarge,
+                };
+                let problem = Problem::new(kind, e.to_string()).in_file(path);
+                self.findings.problems.push(problem);
+                return;
             }
-        }
-        for document in documents {
+            Err(e) => return self.skip(path, e.to_string()),
+        };
+        for yaml::Document {
+            value: document,
+            duplicates,
+        } in documents
+        {
             if dapr::is_dapr_component(&document) {
                 match dapr::component_type(&document) {
                     Some(dapr::WASM_BINDING) => {
-                        let entry = dapr::parse_binding(path, &document, &mut self.findings);
+                        let entry =
+                            dapr::parse_binding(path, &document, &duplicates, &mut self.findings);
                         self.entries.extend(entry);
                     }
                     other => self.skip(
@@ -240,7 +302,8 @@ impl Loader {
                     ),
                 }
             } else if is_index {
-                let entries = index_file::parse_index_file(path, &document, &mut self.findings);
+                let entries =
+                    index_file::parse_index_file(path, &document, &duplicates, &mut self.findings);
                 self.entries.extend(entries);
             } else if document.get("entries").is_some() || document.get("namespace").is_some() {
                 self.skip(

@@ -5,6 +5,7 @@ use std::path::{Component, Path};
 
 use super::{Entry, ModuleSource, Registry};
 use crate::error::{Problem, ProblemKind, one_line};
+use crate::files::{self, Accept, MAX_MODULE_BYTES};
 use crate::hash::Sha256Hash;
 
 const WASM_MAGIC: &[u8] = b"\0asm";
@@ -35,15 +36,10 @@ impl Registry {
                     )
                 })?,
             ModuleSource::WatFile(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    locate(
-                        ProblemKind::Unreadable,
-                        "source",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
+                let text = files::read(path, MAX_MODULE_BYTES, Accept::RegularFile)
+                    .map_err(|e| locate(e.problem_kind(), "source", e.to_string()))?;
                 wat::Parser::new()
-                    .parse_bytes(Some(path), text.as_bytes())
+                    .parse_bytes(Some(path), &text)
                     .map(|b| b.into_owned())
                     .map_err(|e| {
                         locate(
@@ -69,13 +65,8 @@ impl Registry {
                     ));
                 }
                 let file = dir.directory.join(relative);
-                let bytes = std::fs::read(&file).map_err(|e| {
-                    locate(
-                        ProblemKind::Unreadable,
-                        "path",
-                        format!("cannot read {}: {e}", file.display()),
-                    )
-                })?;
+                let bytes = files::read(&file, MAX_MODULE_BYTES, Accept::RegularFile)
+                    .map_err(|e| locate(e.problem_kind(), "path", e.to_string()))?;
                 if let Some(pinned) = function.hash {
                     let actual = Sha256Hash::of(&bytes);
                     if actual != pinned {

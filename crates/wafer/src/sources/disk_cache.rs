@@ -11,6 +11,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::files::{self, Accept, ReadError};
 use crate::hash::Sha256Hash;
 
 /// Module binaries, named `<sha256 hex>.wasm` after their content.
@@ -288,14 +289,18 @@ fn write_atomically(folder: &Path, name: &str, parts: &[&[u8]]) -> io::Result<()
     Ok(())
 }
 
+/// The most a cache file may hold: compiled code is larger than its
+/// module, which is at most [`files::MAX_MODULE_BYTES`].
+const MAX_CACHE_FILE_BYTES: u64 = 4 * files::MAX_MODULE_BYTES;
+
 /// The file's content, or `None` if it is absent or unreadable (the cache
 /// never fails a load: it only saves work).
 fn read_if_present(path: &Path) -> Option<Vec<u8>> {
-    match fs::read(path) {
+    match files::read(path, MAX_CACHE_FILE_BYTES, Accept::RegularFile) {
         Ok(bytes) => Some(bytes),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => None,
         Err(error) => {
-            tracing::warn!(file = %path.display(), %error, "Cannot read cache file; ignoring it");
+            tracing::warn!(%error, "Cannot read cache file; ignoring it");
             None
         }
     }

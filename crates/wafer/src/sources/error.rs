@@ -1,10 +1,9 @@
 //! The one error type of module loading: every variant names the URL.
 
-use std::io;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::ProblemKind;
+use crate::files::ReadError;
 use crate::hash::Sha256Hash;
 
 /// Why a module could not be loaded from its URL.
@@ -87,15 +86,13 @@ pub enum SourceError {
         actual: Sha256Hash,
     },
 
-    /// A `file://` URL's file could not be read.
-    #[error("cannot read {url} (file {}): {source}", path.display())]
+    /// A `file://` URL's file could not be read, or is no regular file.
+    #[error("{url}: {source}")]
     File {
         /// The URL as written in the registry.
         url: String,
-        /// The path it resolved to, made absolute for the message.
-        path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
+        /// Why, naming the path it resolved to (made absolute).
+        source: ReadError,
     },
 
     /// The download failed after the connection was made: the connection
@@ -120,7 +117,7 @@ impl SourceError {
                 ProblemKind::InvalidModule
             }
             SourceError::HashMismatch { .. } => ProblemKind::HashMismatch,
-            SourceError::File { .. } => ProblemKind::Unreadable,
+            SourceError::File { source, .. } => source.problem_kind(),
             SourceError::Unreachable { .. }
             | SourceError::Timeout { .. }
             | SourceError::Status { .. }
@@ -151,6 +148,8 @@ pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+    use std::path::PathBuf;
 
     #[test]
     fn messages_are_one_line_and_name_the_url() {
@@ -171,8 +170,10 @@ mod tests {
             },
             SourceError::File {
                 url: url.clone(),
-                path: PathBuf::from("/x.wasm"),
-                source: io::Error::from(io::ErrorKind::NotFound),
+                source: ReadError::Io {
+                    path: PathBuf::from("/x.wasm"),
+                    source: io::Error::from(io::ErrorKind::NotFound),
+                },
             },
         ];
         for error in errors {

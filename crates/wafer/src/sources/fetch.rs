@@ -1,12 +1,12 @@
 //! Getting a module's bytes from an `http://`, `https://` or `file://` URL,
 //! within a time and size limit, and refusing anything that is not Wasm.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
 use super::error::{SourceError, error_chain};
+use crate::files::{self, Accept, ReadError};
 
 /// How long a download may take, connection included, unless configured.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -134,7 +134,7 @@ fn download_here(url: &str, limits: FetchLimits) -> Result<Vec<u8>, SourceError>
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
 
-    let bytes = read_capped(&mut response, limits.max_bytes).map_err(|error| {
+    let bytes = files::read_bounded(&mut response, limits.max_bytes).map_err(|error| {
         if is_timeout(&error) {
             timeout(url, limits)
         } else {
@@ -153,34 +153,17 @@ pub(super) fn read_local(
     path: &Path,
     limits: FetchLimits,
 ) -> Result<Vec<u8>, SourceError> {
-    let file_error = |source: io::Error| SourceError::File {
-        url: url.to_owned(),
-        // Absolute, so the message shows which working directory applied.
-        path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
-        source,
-    };
-    let mut file = File::open(path).map_err(file_error)?;
-    let metadata = file.metadata().map_err(file_error)?;
-    // A directory's size says nothing; reading it fails with a clear error.
-    if metadata.is_file() && metadata.len() > limits.max_bytes {
-        return Err(too_large(url, limits));
-    }
-    // Checked again while reading: the file may grow in the meantime.
-    let bytes = read_capped(&mut file, limits.max_bytes)
-        .map_err(file_error)?
-        .ok_or_else(|| too_large(url, limits))?;
+    // Absolute, so the message shows which working directory applied.
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let bytes = files::read(&path, limits.max_bytes, Accept::RegularFile).map_err(|e| match e {
+        ReadError::TooLarge { .. } => too_large(url, limits),
+        other => SourceError::File {
+            url: url.to_owned(),
+            source: other,
+        },
+    })?;
     check_wasm(url, &bytes, None)?;
     Ok(bytes)
-}
-
-/// Reads at most `max_bytes + 1` bytes; `None` when there were more than
-/// `max_bytes`.
-fn read_capped(source: &mut impl Read, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    source
-        .take(max_bytes.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= max_bytes).then_some(bytes))
 }
 
 /// Accepts `bytes` if they start with the Wasm magic; otherwise says why

@@ -1,0 +1,204 @@
+//! Registries and inputs written to hurt: each is refused with a clear
+//! error, within bounded memory and without hanging.
+
+use super::util::{Workspace, header};
+
+/// A registry whose aliases repeat a 1 MB anchor 3,000 times (3 GB once
+/// expanded) is refused before it is expanded, the file named.
+#[test]
+fn yaml_aliases_that_expand_past_the_bound_are_refused() {
+    let ws = Workspace::new();
+    let big = "x".repeat(1 << 20);
+    let mut yaml = format!(
+        "{}  - &e0 {{name: a, kind: env.variable, variable: \"{big}\"}}\n",
+        header("h")
+    );
+    for _ in 0..2999 {
+        yaml.push_str("  - *e0\n");
+    }
+    ws.write("reg/_index.yaml", &yaml);
+    ws.wafer(&["check", "reg"])
+        .code(1)
+        .stdout_has("_index.yaml: its aliases expand to more than the limit of 32.0 MiB");
+    ws.wafer(&["call", "h:a", "-r", "reg"])
+        .code(2)
+        .stderr_has("its aliases expand to more than the limit");
+}
+
+/// A key written twice in one mapping would silently lose a value.
+#[test]
+fn a_key_written_twice_is_a_problem() {
+    let ws = Workspace::new();
+    let yaml = format!(
+        "{}  - name: f\n    kind: function.wat\n    source: '(module (func (export \"f\")))'\n    method: f\n    method: g\n",
+        header("h")
+    );
+    ws.write("reg/_index.yaml", yaml);
+    ws.wafer(&["check", "reg", "--json"])
+        .code(1)
+        .stdout_has(r#""kind":"duplicate_key""#)
+        .stdout_has(r#""field":"method""#);
+}
+
+/// Symbolic links that leave the registry folder are not followed: not to
+/// `/` (which would walk the whole host), not to `/etc` (whose YAML is no
+/// registry's business).
+#[cfg(unix)]
+#[test]
+fn the_walk_stays_inside_the_registry_folder() {
+    let ws = Workspace::new();
+    ws.write(
+        "reg/_index.yaml",
+        format!(
+            "{}  - name: e\n    kind: env.variable\n    variable: E\n",
+            header("h")
+        ),
+    );
+    std::os::unix::fs::symlink("/", ws.path().join("reg/root")).unwrap();
+    std::os::unix::fs::symlink("/etc", ws.path().join("reg/etclink")).unwrap();
+    // A link that stays inside is followed.
+    std::fs::create_dir(ws.path().join("reg/inner")).unwrap();
+    ws.write(
+        "reg/inner/_index.yaml",
+        format!(
+            "{}  - name: e\n    kind: env.variable\n    variable: E\n",
+            header("i")
+        ),
+    );
+    std::os::unix::fs::symlink(ws.path().join("reg/inner"), ws.path().join("reg/alias")).unwrap();
+    let run = ws.wafer(&["check", "reg"]);
+    run.stdout_has("reg/root: a symbolic link to /, outside the registry folder")
+        .stdout_has("reg/etclink: a symbolic link to /etc, outside the registry folder");
+    assert!(!run.stdout.contains("/etc/"), "{}", run.stdout);
+    // `inner` is read twice, through the folder and through the link.
+    run.stdout_has("duplicate id");
+}
+
+#[test]
+fn a_walk_is_bounded_in_depth() {
+    let ws = Workspace::new();
+    let deep = (0..20)
+        .map(|i| format!("d{i}"))
+        .collect::<Vec<_>>()
+        .join("/");
+    ws.write(
+        &format!("reg/{deep}/_index.yaml"),
+        format!(
+            "{}  - name: e\n    kind: env.variable\n    variable: E\n",
+            header("deep")
+        ),
+    );
+    ws.write(
+        "reg/_index.yaml",
+        format!(
+            "{}  - name: e\n    kind: env.variable\n    variable: E\n",
+            header("h")
+        ),
+    );
+    ws.wafer(&["check", "reg"])
+        .code(0)
+        .stdout_has("a folder deeper than 16 levels, not read");
+}
+
+/// Endless and non-regular files: refused where a regular file is needed,
+/// capped where a stream is fine, and never waited on.
+#[cfg(unix)]
+#[test]
+fn endless_and_special_files_are_refused_or_capped() {
+    let ws = Workspace::new();
+    ws.wafer(&["hash", "/dev/zero"])
+        .fails(2, "/dev/zero is a device, not a regular file");
+    ws.wafer(&["inspect", "/dev/zero"])
+        .fails(2, "/dev/zero is a device, not a regular file");
+    ws.wafer(&["exec", "/dev/zero"])
+        .fails(2, "/dev/zero is a device, not a regular file");
+    ws.wafer(&["hash", "."])
+        .fails(2, ". is a directory, not a regular file");
+
+    let yaml = format!(
+        r#"{}  - name: add
+    kind: function.wat
+    source: '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
+    wit: "add: func(a: s32, b: s32) -> s32;"
+    method: add
+  - name: dev
+    kind: fs.directory
+    directory: /dev
+  - name: zero
+    kind: function.wasm
+    fs: dev
+    path: zero
+    hash: sha256:{zeros}
+    method: f
+  - name: url-zero
+    kind: function.wasm
+    url: file:///dev/zero
+    hash: sha256:{zeros}
+    method: f
+  - name: fifo
+    kind: function.wat
+    source: file://f.wat
+    method: f
+"#,
+        header("h"),
+        zeros = "0".repeat(64)
+    );
+    ws.write("reg/_index.yaml", yaml);
+    let fifo = std::ffi::CString::new(
+        ws.path()
+            .join("reg/f.wat")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+
+    let run = ws.wafer(&["check", "reg"]);
+    run.code(1)
+        .stdout_has("entry h:zero: field path: /dev/zero is a device, not a regular file")
+        .stdout_has("entry h:fifo: field source: ")
+        .stdout_has("f.wat is a FIFO, not a regular file");
+    ws.wafer(&["call", "h:url-zero", "-r", "reg"]).fails(
+        2,
+        "file:///dev/zero: /dev/zero is a device, not a regular file",
+    );
+
+    ws.wafer(&["call", "h:add", "-r", "reg", "--args-file", "/dev/zero"])
+        .fails(
+            2,
+            "/dev/zero is larger than the limit of 16777216 bytes (16.0 MiB)",
+        );
+}
+
+/// Compiling time grows with a module's functions and body sizes: past the
+/// entry's limits (or their defaults) it is refused before compiling.
+#[test]
+fn modules_past_the_compile_limits_are_refused_before_compiling() {
+    let ws = Workspace::new();
+    let many = "(func)".repeat(100_000);
+    ws.write(
+        "reg/many.wat",
+        format!("(module {many} (func (export \"f\")))"),
+    );
+    let body = "i32.const 1 drop ".repeat(100);
+    let yaml = format!(
+        r#"{}  - name: many
+    kind: function.wat
+    source: file://many.wat
+    method: f
+  - name: long
+    kind: function.wat
+    source: '(module (func (export "f") {body}))'
+    method: f
+    limits:
+      max_function_bytes: 100
+"#,
+        header("h")
+    );
+    ws.write("reg/_index.yaml", yaml);
+    ws.wafer(&["check", "reg"])
+        .code(1)
+        .stdout_has("entry h:many: field limits.max_functions: the module holds 100001 functions, more than limits.max_functions = 75000")
+        .stdout_has("entry h:long: field limits.max_function_bytes: the module holds a function body of 302 bytes, more than limits.max_function_bytes = 100");
+}
