@@ -51,8 +51,7 @@ pub struct EngineSettings {
 
 /// Fewest instance slots an engine gets.
 pub const MIN_INSTANCE_SLOTS: u32 = 100;
-/// Most instance slots an engine gets: each reserves 4 GiB of address space.
-pub const MAX_INSTANCE_SLOTS: u32 = 4000;
+pub use crate::registry::MAX_INSTANCE_SLOTS;
 
 impl EngineSettings {
     /// Slots for every function's pool at its fullest, between

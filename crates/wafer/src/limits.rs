@@ -68,7 +68,10 @@ impl Limits {
 
     /// When a call that may start running at `ready` must stop.
     pub fn deadline(&self, ready: Instant) -> Instant {
-        ready + self.max_execution
+        // A limit past what the clock can represent is no limit.
+        ready
+            .checked_add(self.max_execution)
+            .unwrap_or_else(|| ready + Duration::from_secs(u32::MAX.into()))
     }
 
     /// `max_execution_ms`, as configured.

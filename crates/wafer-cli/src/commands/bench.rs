@@ -1,7 +1,9 @@
 //! `wafer bench ID [ARG_JSON...]`: call a function over and over and report
 //! its throughput and latency.
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +23,10 @@ use crate::exit::Failure;
 /// showing progress on a terminal. Calls go through the same call path as
 /// every other surface; the counts by outcome and the instances come from
 /// the function's metrics, the latency percentiles from each caller's
-/// clock. Failed calls (a full pool, a trap) are counted and timed apart.
+/// clock. Throughput counts successful calls only; failed calls (a trap, a
+/// full pool) are counted and timed apart, and a caller refused by a full
+/// pool backs off before it tries again. A concurrency above what the
+/// function's pool can ever hold (calls running plus waiting) is refused.
 ///
 /// Example: wafer bench quickstart:add 2 40 -r examples/quickstart --duration 3s
 #[derive(clap::Args)]
@@ -92,6 +97,7 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     let runtime = target.runtime()?;
     let (function, input) = super::tokio_runtime()?.block_on(async {
         let function = runtime.function(&target.id).await.map_err(call_failure)?;
+        check_concurrency(&function, args.concurrency)?;
         let input = target.input(&function, Vec::new())?;
         function.warm_up().await.map_err(call_failure)?;
         // The first call shows bad arguments at once, not after a run.
@@ -127,6 +133,22 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
     })
 }
 
+/// Refuses more callers than the pool can ever hold: the rest would only
+/// measure how fast "pool full" comes back.
+fn check_concurrency(function: &wafer::Function, concurrency: u32) -> Result<(), Failure> {
+    let policy = function.pool_policy();
+    let capacity = policy.max_active.saturating_add(policy.max_waiting);
+    if concurrency as usize > capacity {
+        return Err(Failure::input(anyhow::anyhow!(
+            "--concurrency {concurrency} is more than {} can ever take: {} calls running plus {} waiting (its pool's size and queue)",
+            function.id(),
+            policy.max_active,
+            policy.max_waiting,
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy)]
 enum Stop {
     At(Instant),
@@ -156,7 +178,10 @@ fn measure(
                 scope.spawn(move || -> Result<Tally, Failure> {
                     let runtime = super::tokio_runtime()?;
                     let local = tokio::task::LocalSet::new();
-                    let tallies = local.block_on(&runtime, async {
+                    // One tally per thread, shared by its callers: a
+                    // histogram each would cost memory per caller.
+                    let tally = Rc::new(RefCell::new(Tally::new()));
+                    local.block_on(&runtime, async {
                         let tasks: Vec<_> = (0..callers)
                             .map(|_| {
                                 tokio::task::spawn_local(caller(
@@ -164,18 +189,15 @@ fn measure(
                                     input.clone(),
                                     stop,
                                     issued.clone(),
+                                    tally.clone(),
                                 ))
                             })
                             .collect();
-                        let mut tallies = Vec::new();
                         for task in tasks {
-                            tallies.push(task.await.expect("a bench caller never panics"));
+                            task.await.expect("a bench caller never panics");
                         }
-                        tallies
                     });
-                    let mut total = Tally::new();
-                    tallies.into_iter().for_each(|t| total.merge(t));
-                    Ok(total)
+                    Ok(tally.replace(Tally::new()))
                 })
             })
             .collect();
@@ -191,14 +213,20 @@ fn measure(
     })
 }
 
-/// One caller: calls in a loop until `stop`, timing each call.
+/// The first pause of a caller refused by a full pool; each refusal in a
+/// row doubles it, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
+/// One caller: calls in a loop until `stop`, timing each call into `tally`.
 async fn caller(
     function: Arc<wafer::Function>,
     input: Input,
     stop: Stop,
     issued: Arc<AtomicU64>,
-) -> Tally {
-    let mut tally = Tally::new();
+    tally: Rc<RefCell<Tally>>,
+) {
+    let mut backoff = FIRST_BACKOFF;
     // Counted locally and published in batches: a shared counter touched
     // by every call would itself limit the scaling measured.
     let mut unpublished = 0u64;
@@ -209,7 +237,7 @@ async fn caller(
         };
         if !more {
             issued.fetch_add(unpublished, Ordering::Relaxed);
-            return tally;
+            return;
         }
         if matches!(stop, Stop::At(_)) {
             unpublished += 1;
@@ -221,12 +249,26 @@ async fn caller(
         let start = Instant::now();
         let outcome = function.invoke(input.clone()).await;
         let nanos = start.elapsed().as_nanos().max(1) as u64;
-        match outcome {
-            Ok(_) => tally.ok.saturating_record(nanos),
-            Err(e) => {
-                tally.failed.saturating_record(nanos);
-                tally.first_error.get_or_insert(e);
+        let pool_full = {
+            let mut tally = tally.borrow_mut();
+            match outcome {
+                Ok(_) => {
+                    tally.ok.saturating_record(nanos);
+                    false
+                }
+                Err(e) => {
+                    tally.failed.saturating_record(nanos);
+                    let pool_full = e.kind() == ErrorKind::PoolFull;
+                    tally.first_error.get_or_insert(e);
+                    pool_full
+                }
             }
+        };
+        if pool_full {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else {
+            backoff = FIRST_BACKOFF;
         }
     }
 }
@@ -299,7 +341,8 @@ fn report(
         "concurrency": args.concurrency,
         "seconds": elapsed.as_secs_f64(),
         "calls": calls,
-        "calls_per_second": calls as f64 / elapsed.as_secs_f64(),
+        // Failed calls are no throughput: a full pool answers fast.
+        "calls_per_second": ok as f64 / elapsed.as_secs_f64(),
         "ok": ok,
         "guest_errors": after.guest_errors() - before.guest_errors(),
         "latency": latency(&tally.ok),
@@ -334,7 +377,7 @@ fn latency_line(latency: &Value) -> String {
 
 fn as_text(report: &Value) -> String {
     let mut out = format!(
-        "function      {}\nconcurrency   {}\ncalls         {} in {:.2} s\nthroughput    {:.0} calls/s\n",
+        "function      {}\nconcurrency   {}\ncalls         {} in {:.2} s\nthroughput    {:.0} successful calls/s\n",
         report["function"].as_str().unwrap_or_default(),
         report["concurrency"],
         report["calls"],

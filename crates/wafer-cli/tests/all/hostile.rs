@@ -202,3 +202,41 @@ fn modules_past_the_compile_limits_are_refused_before_compiling() {
         .stdout_has("entry h:many: field limits.max_functions: the module holds 100001 functions, more than limits.max_functions = 75000")
         .stdout_has("entry h:long: field limits.max_function_bytes: the module holds a function body of 302 bytes, more than limits.max_function_bytes = 100");
 }
+
+/// Pool sizes the engine can never provide, or that refuse every call.
+#[test]
+fn impossible_pool_sizes_are_load_problems() {
+    let ws = Workspace::new();
+    let entry = |name: &str, pool: &str| {
+        format!(
+            "  - name: {name}\n    kind: function.wat\n    source: '(module (func (export \"f\")))'\n    method: f\n    pool: {pool}\n"
+        )
+    };
+    let yaml = [
+        header("h"),
+        entry("huge", "{type: static, workers: 100000}"),
+        entry("none", "{type: static, workers: 0}"),
+        entry("empty", "{type: lazy, max_size: 0}"),
+        entry("upside-down", "{type: adaptive, min_size: 8, max_size: 4}"),
+    ]
+    .concat();
+    ws.write("reg/_index.yaml", yaml);
+    ws.wafer(&["check", "reg"])
+        .code(1)
+        .stdout_has("entry h:huge: field pool.workers: 100000 is more than the engine provides: 4000 instances at once")
+        .stdout_has("entry h:none: field pool.workers: must be at least 1")
+        .stdout_has("entry h:empty: field pool.max_size: must be at least 1")
+        .stdout_has("entry h:upside-down: field pool.min_size: 8 is above pool.max_size (4)");
+}
+
+/// A time limit past what the clock can represent is no limit, not a crash.
+#[test]
+fn an_enormous_time_limit_is_accepted() {
+    let ws = Workspace::new();
+    let yaml = format!(
+        "{}  - name: f\n    kind: function.wat\n    source: '(module (func (export \"f\") (result i32) i32.const 7))'\n    wit: \"f: func() -> s32;\"\n    method: f\n    limits: {{max_execution_ms: 18446744073709551615}}\n",
+        header("h")
+    );
+    ws.write("_index.yaml", yaml);
+    ws.wafer(&["call", "h:f"]).prints("7");
+}

@@ -203,3 +203,23 @@ fn compile_fills_the_cache_and_a_second_start_compiles_nothing() {
         assert_eq!(mode & 0o777, 0o700);
     }
 }
+
+/// A program's arguments are argv entries as written, for bench as for call.
+#[test]
+fn bench_passes_a_programs_arguments_as_written() {
+    let ws = programs(&[("args", wafer_guests::P1_ARGS)]);
+    let run = ws.wafer(&[
+        "bench",
+        "p:args",
+        "args",
+        "two words",
+        "--calls",
+        "5",
+        "--warmup",
+        "0ms",
+        "--json",
+    ]);
+    run.code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["ok"], 5, "{report}");
+}

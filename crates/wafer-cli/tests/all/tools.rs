@@ -123,3 +123,64 @@ fn bench_reports_calls_latency_and_instances() {
     ])
     .fails(2, "expected 2 argument(s)");
 }
+
+#[test]
+fn bench_refuses_more_callers_than_the_pool_can_hold() {
+    let ws = Workspace::new();
+    let yaml = format!(
+        r#"{}  - name: f
+    kind: function.wat
+    source: '(module (func (export "f")))'
+    method: f
+    pool: {{type: static, workers: 2, buffer: 4}}
+"#,
+        super::util::header("t")
+    );
+    ws.write("_index.yaml", yaml);
+    ws.wafer(&["bench", "t:f", "-c", "64", "--calls", "10"])
+        .fails(
+            2,
+            "--concurrency 64 is more than t:f can ever take: 2 calls running plus 4 waiting",
+        );
+    ws.wafer(&[
+        "bench", "t:f", "-c", "6", "--calls", "10", "--warmup", "0ms",
+    ])
+    .code(0);
+}
+
+/// A call that fails is no throughput, however fast it fails.
+#[test]
+fn bench_counts_failed_calls_apart_from_throughput() {
+    let ws = Workspace::new();
+    // Traps on an instance's second call; the trap discards the instance,
+    // so calls alternate between success and trap.
+    let yaml = format!(
+        r#"{}  - name: every-other
+    kind: function.wat
+    source: '(module (global $n (mut i32) (i32.const 0)) (func (export "f") global.get $n (if (then unreachable)) i32.const 1 global.set $n))'
+    method: f
+"#,
+        super::util::header("t")
+    );
+    ws.write("_index.yaml", yaml);
+    let run = ws.wafer(&[
+        "bench",
+        "t:every-other",
+        "--calls",
+        "10",
+        "--warmup",
+        "0ms",
+        "--json",
+    ]);
+    run.code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["calls"], 10, "{report}");
+    assert_eq!(report["ok"], 5, "{report}");
+    assert_eq!(report["failed_by_kind"]["trap"], 5, "{report}");
+    let throughput = report["calls_per_second"].as_f64().unwrap();
+    let ok_per_second = 5.0 / report["seconds"].as_f64().unwrap();
+    assert!(
+        (throughput - ok_per_second).abs() < 1e-6 * ok_per_second,
+        "{report}"
+    );
+}

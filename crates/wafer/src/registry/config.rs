@@ -89,6 +89,10 @@ pub struct PoolConfig {
     pub max_calls: Option<u64>,
 }
 
+/// Most instance slots an engine gets, and so the largest pool: each
+/// reserves 4 GiB of address space.
+pub const MAX_INSTANCE_SLOTS: u32 = 4000;
+
 /// Per-function limits (`limits:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -329,6 +329,38 @@ fn check_guest_paths(fields: &mut Fields, wasi: &WasiConfig) {
     }
 }
 
+/// Pool sizes the engine can provide: at least 1, at most
+/// [`MAX_INSTANCE_SLOTS`], and a floor no higher than the ceiling.
+fn check_pool(fields: &mut Fields, pool: &PoolConfig) {
+    for (field, value) in [
+        ("pool.size", pool.size),
+        ("pool.workers", pool.workers),
+        ("pool.max_size", pool.max_size),
+        ("pool.min_size", pool.min_size),
+    ] {
+        match value {
+            Some(0) if field != "pool.min_size" => {
+                fields.problem(field, "must be at least 1 (0 would refuse every call)")
+            }
+            Some(n) if n > MAX_INSTANCE_SLOTS => fields.problem(
+                field,
+                format!(
+                    "{n} is more than the engine provides: {MAX_INSTANCE_SLOTS} instances at once"
+                ),
+            ),
+            _ => {}
+        }
+    }
+    if let (Some(min), Some(max)) = (pool.min_size, pool.max_size)
+        && min > max
+    {
+        fields.problem(
+            "pool.min_size",
+            format!("{min} is above pool.max_size ({max})"),
+        );
+    }
+}
+
 /// `Some(None)` when there is no hash, `None` when the hash is malformed.
 fn parse_hash(fields: &mut Fields) -> Option<Option<Sha256Hash>> {
     match fields.optional::<String>("hash") {
@@ -361,6 +393,9 @@ fn parse_function(
     }
     let wit: Option<String> = fields.optional("wit");
     let pool: Option<PoolConfig> = fields.optional("pool");
+    if let Some(pool) = &pool {
+        check_pool(fields, pool);
+    }
     let transport: Transport = fields.optional("transport").unwrap_or_default();
     if transport != Transport::Payload {
         fields.inactive("transport", "transport wasi-http is not active yet");
