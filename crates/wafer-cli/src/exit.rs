@@ -28,11 +28,17 @@ impl Failure {
     }
 
     /// A guest program's own non-zero exit status, passed on; its output
-    /// said it all. Statuses beyond 255 become 255.
+    /// said it all. A status no exit code can carry (above 255, negative)
+    /// exits 255 and says so.
     pub fn exit(status: i32) -> Self {
-        Failure {
-            code: u8::try_from(status).unwrap_or(u8::MAX),
-            error: None,
+        match u8::try_from(status) {
+            Ok(code) => Failure { code, error: None },
+            Err(_) => Failure {
+                code: u8::MAX,
+                error: Some(anyhow::anyhow!(
+                    "the program exited with status {status}, which no exit code can carry (0 to 255); exiting with 255"
+                )),
+            },
         }
     }
 

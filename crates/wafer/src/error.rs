@@ -296,6 +296,17 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A program's output passed through to the host's own stdout or
+    /// stderr could not be written (a full disk, a closed pipe); the
+    /// program was stopped, as a native one would be.
+    #[error("{id}: cannot write the program's output: {source}")]
+    Write {
+        /// The function's id.
+        id: String,
+        /// The host stream's error; a closed pipe is `BrokenPipe`.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The engine could not be built, or WASI could not be linked: the host
@@ -348,7 +359,8 @@ impl Error {
             | Error::Interrupted { id }
             | Error::PoolFull { id, .. }
             | Error::Abi { id, .. }
-            | Error::Host { id, .. } => id,
+            | Error::Host { id, .. }
+            | Error::Write { id, .. } => id,
         }
     }
 
@@ -368,7 +380,7 @@ impl Error {
             Error::Interrupted { .. } => ErrorKind::Interrupted,
             Error::PoolFull { .. } => ErrorKind::PoolFull,
             Error::Abi { .. } => ErrorKind::Abi,
-            Error::Host { .. } => ErrorKind::Host,
+            Error::Host { .. } | Error::Write { .. } => ErrorKind::Host,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::blocking::off_worker;
 use crate::call::{Input, Output};
 use crate::compiler::{CompileStats, Compiler};
 use crate::engine::{EngineSettings, WaferEngine};
-use crate::error::{EngineError, Error, Problem, ProblemKind, Result};
+use crate::error::{EngineError, Error, Problem, ProblemKind, Result, one_line};
 use crate::function::Function;
 use crate::limits::{CompileLimits, Limits};
 use crate::metrics::{FunctionMetrics, FunctionSnapshot, Snapshot};
@@ -283,7 +283,8 @@ impl Runtime {
     }
 
     /// A WASI program outside the registry (`wafer exec`): `module` (a
-    /// preview 1 core module or a preview 2 component) run as `id`, in
+    /// preview 1 core module or a preview 2 component, binary or WAT) run
+    /// as `id`, in
     /// `sandbox`, under `limits`, a fresh instance per run. It compiles on
     /// this thread: call it outside async code.
     ///
@@ -298,17 +299,32 @@ impl Runtime {
         sandbox: Sandbox,
         limits: Limits,
     ) -> Result<Function> {
+        // The program is a file, not a registry entry.
+        let refused = |kind, message| Error::Refused {
+            id: id.to_string(),
+            problems: vec![Problem::new(kind, message).in_file(id)],
+        };
+        // WAT, of a core module or a component alike, is encoded first.
+        let looks_like_wat =
+            std::str::from_utf8(module).is_ok_and(|text| text.trim_start().starts_with(['(', ';']));
+        let module = if looks_like_wat {
+            wat::parse_bytes(module).map_err(|e| {
+                refused(
+                    ProblemKind::InvalidModule,
+                    format!("WAT does not parse: {}", one_line(&e.to_string())),
+                )
+            })?
+        } else {
+            module.into()
+        };
         let cx = self.load_context(None, &sandbox, "file");
         let prepared = prepare(
             &abi::wasi_command::WasiCommand,
             &cx,
-            module,
+            &module,
             CompileLimits::default(),
         )
-        .map_err(|e| Error::Refused {
-            id: id.to_string(),
-            problems: vec![Problem::new(e.kind, e.message).in_entry(id)],
-        })?;
+        .map_err(|e| refused(e.kind, e.message))?;
         tracing::debug!(function = id, "Compiled.");
         Ok(Function::new(
             id,

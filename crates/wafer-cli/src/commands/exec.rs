@@ -79,6 +79,11 @@ pub fn run(args: ExecArgs) -> Result<(), Failure> {
     let outcome = tokio.block_on(program.invoke(Input::Program(input)));
     // The guest may still block on stdin; do not wait for it.
     tokio.shutdown_background();
+    // What the program wrote last may still sit in a buffer: a failure to
+    // write it fails the command too.
+    std::io::Write::flush(&mut std::io::stdout())
+        .context("cannot write the program's output")
+        .map_err(Failure::failed)?;
     match outcome.map(Output::into_program) {
         Ok(Some(output)) if output.exit_code != 0 => Err(Failure::exit(output.exit_code)),
         Ok(_) => Ok(()),

@@ -223,3 +223,52 @@ fn bench_passes_a_programs_arguments_as_written() {
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["ok"], 5, "{report}");
 }
+
+/// WAT of a core module runs like its binary.
+#[test]
+fn exec_runs_wat_programs() {
+    let ws = Workspace::new();
+    std::fs::copy(wafer_guests::WAT_P1_EXIT, ws.path().join("p1_exit.wat")).unwrap();
+    let run = ws.wafer(&["exec", "p1_exit.wat"]);
+    run.code(3);
+    assert_eq!(run.stdout, "bye\n");
+}
+
+/// Statuses from 126 to 255 reach the shell as they are; one it cannot
+/// carry exits 255 and says so.
+#[test]
+fn every_exit_status_a_shell_can_carry_is_passed_on() {
+    let ws = Workspace::new();
+    ws.copy_guest(wafer_guests::P1_EXIT_CODE, "exit.wasm");
+    ws.wafer(&["exec", "exit.wasm", "--", "200"]).code(200);
+    ws.wafer(&["exec", "exit.wasm", "--", "300"])
+        .code(255)
+        .stderr_has("the program exited with status 300, which no exit code can carry");
+}
+
+/// Output that cannot be written fails the command; a reader that went
+/// away (`| head`) ends it quietly.
+#[cfg(unix)]
+#[test]
+fn exec_fails_when_its_output_cannot_be_written() {
+    let ws = Workspace::new();
+    ws.copy_guest(wafer_guests::P1_ARGS, "args.wasm");
+    let args = ["exec", "args.wasm", "--", "a"];
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = ws.command(&args).stdout(full).output().unwrap();
+    let run = super::util::Run::new(&args, output);
+    run.code(1)
+        .stderr_has("cannot write the program's output: No space left on device");
+
+    ws.copy_guest(wafer_guests::P1_FLOOD, "flood.wasm");
+    let args = ["exec", "flood.wasm"];
+    let mut child = ws.command(&args).spawn().unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let run = super::util::Run::new(&args, output);
+    run.code(0);
+    assert_eq!(run.stderr, "", "a closed pipe is a quiet end");
+}

@@ -25,8 +25,16 @@ impl Linkers {
         crate::wasi::strict::add_instant_clock_subscriptions(&mut strict_components)?;
         let mut modules = wasmtime::Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut modules, HostState::wasi_p1)?;
+        modules.allow_shadowing(true);
+        // wasmtime-wasi traps on a status of 126 or more (WASI reserves
+        // them); programs use them all the same, and a shell carries up to
+        // 255: pass every status on as the program gave it.
+        modules.func_wrap(
+            "wasi_snapshot_preview1",
+            "proc_exit",
+            |status: i32| -> wasmtime::Result<()> { Err(wasmtime_wasi::I32Exit(status).into()) },
+        )?;
         let mut strict_modules = modules.clone();
-        strict_modules.allow_shadowing(true);
         crate::wasi::strict::add_instant_poll_oneoff(&mut strict_modules)?;
         Ok(Linkers {
             components,

@@ -25,7 +25,7 @@ use crate::limits::{DeadlineReached, InterruptRaised, Limits, Stopped, bounded};
 use crate::metrics::{CallStats, FunctionMetrics, Outcome};
 use crate::pools::{InstancePool, LiveToken, PoolPolicy, PoolStats, QueueFull, Slot};
 use crate::wasi::Sandbox;
-use crate::wasi::output::{OutputLimitReached, Written};
+use crate::wasi::output::{WriteFailed, Written};
 
 /// A callable function of the registry, whatever its ABI.
 ///
@@ -330,13 +330,20 @@ impl Function {
             Fault::Wasm(e) => e,
         };
         let written = store.data_mut().take_written();
-        if written.as_ref().is_some_and(|w| w.exceeded) || e.is::<OutputLimitReached>() {
+        let limit_reached = written.as_ref().is_some_and(|w| w.exceeded);
+        let e = match e.downcast::<WriteFailed>() {
+            Ok(WriteFailed::Host(source)) => return Error::Write { id, source },
+            Ok(WriteFailed::Limit(_)) => None,
+            Err(e) if !limit_reached => Some(e),
+            Err(_) => None,
+        };
+        let Some(e) = e else {
             return Error::OutputLimit {
                 id,
                 limit_bytes: self.site.limits.max_output_bytes,
                 output: Box::new(program_output(written.unwrap_or_default())),
             };
-        }
+        };
         let error = self
             .classify(&e, store.data())
             .unwrap_or_else(|| Error::Abi {

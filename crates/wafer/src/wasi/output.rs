@@ -19,6 +19,17 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
+/// Why a write failed: the trap it raises in the guest.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteFailed {
+    /// Past `limits.max_output_bytes`.
+    #[error(transparent)]
+    Limit(#[from] OutputLimitReached),
+    /// The host's own stream refused the bytes (pass-through only).
+    #[error("cannot write the program's output: {0}")]
+    Host(#[source] io::Error),
+}
+
 /// The trap raised when a program writes past `limits.max_output_bytes`.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("output limit reached")]
@@ -102,7 +113,10 @@ impl Output {
     }
 
     /// Writes `bytes` to `stream`; past the cap keeps what fits and fails.
-    fn write(&self, stream: Stream, bytes: &[u8]) -> Result<(), OutputLimitReached> {
+    /// A pass-through write the host's stream refuses fails too: the
+    /// program stops, as a native one stops on a closed pipe or a full
+    /// disk, instead of running on with its output lost.
+    fn write(&self, stream: Stream, bytes: &[u8]) -> Result<(), WriteFailed> {
         let mut captured = self.lock();
         let room = captured.cap.saturating_sub(captured.written);
         let fits = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
@@ -111,29 +125,31 @@ impl Output {
         match (self.mode, stream) {
             (OutputMode::Capture, Stream::Stdout) => captured.stdout.extend_from_slice(kept),
             (OutputMode::Capture, Stream::Stderr) => captured.stderr.extend_from_slice(kept),
-            // The host's own streams failing (a closed pipe) is the
-            // reader's choice, not the guest's fault: drop the bytes.
-            (OutputMode::PassThrough, Stream::Stdout) => {
-                let _ = io::stdout().lock().write_all(kept);
-            }
-            (OutputMode::PassThrough, Stream::Stderr) => {
-                let _ = io::stderr().lock().write_all(kept);
-            }
+            (OutputMode::PassThrough, Stream::Stdout) => io::stdout()
+                .lock()
+                .write_all(kept)
+                .map_err(WriteFailed::Host)?,
+            (OutputMode::PassThrough, Stream::Stderr) => io::stderr()
+                .lock()
+                .write_all(kept)
+                .map_err(WriteFailed::Host)?,
         }
         if fits < bytes.len() {
             captured.exceeded = true;
-            return Err(OutputLimitReached);
+            return Err(OutputLimitReached.into());
         }
         Ok(())
     }
 
-    fn flush(&self, stream: Stream) {
+    fn flush(&self, stream: Stream) -> Result<(), WriteFailed> {
         if self.mode == OutputMode::PassThrough {
-            let _ = match stream {
+            match stream {
                 Stream::Stdout => io::stdout().flush(),
                 Stream::Stderr => io::stderr().flush(),
-            };
+            }
+            .map_err(WriteFailed::Host)?;
         }
+        Ok(())
     }
 }
 
@@ -169,8 +185,9 @@ impl OutputStream for OutputStreamHandle {
     }
 
     fn flush(&mut self) -> StreamResult<()> {
-        self.output.flush(self.stream);
-        Ok(())
+        self.output
+            .flush(self.stream)
+            .map_err(|e| StreamError::Trap(e.into()))
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
@@ -200,8 +217,7 @@ impl AsyncWrite for OutputStreamHandle {
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.output.flush(self.stream);
-        Poll::Ready(Ok(()))
+        Poll::Ready(self.output.flush(self.stream).map_err(io::Error::other))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
