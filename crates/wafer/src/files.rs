@@ -101,14 +101,9 @@ impl fmt::Display for ReadError {
     }
 }
 
-impl std::error::Error for ReadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ReadError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+/// The I/O error is part of the message, not a separate cause: one line
+/// says it all.
+impl std::error::Error for ReadError {}
 
 /// Reads the whole file at `path`, refusing it past `limit` bytes and, for
 /// [`Accept::RegularFile`], when it is not a regular file.

@@ -46,6 +46,11 @@ pub fn inspect(bytes: &[u8]) -> Result<Description, String> {
         describe_component(&binary)
     } else if Parser::is_core_wasm(&binary) {
         describe_core_module(&binary)
+    } else if let Some(version) = binary.strip_prefix(b"\0asm").and_then(|rest| rest.get(..4)) {
+        Err(format!(
+            "a WebAssembly binary of version {} (bytes {version:02x?}), which neither wafer nor wasmtime reads: modules are version 1, components 0x1000d",
+            u32::from_le_bytes(version.try_into().expect("four bytes"))
+        ))
     } else {
         Err("not WebAssembly: no \\0asm header".into())
     }

@@ -51,18 +51,17 @@ pub struct BenchArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
+    let wrong = || format!("`{text}` is not a duration like 10s, 500ms or 1.5m");
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 10s or 500ms"))?;
+    let number: f64 = number.parse().map_err(|_| wrong())?;
     let seconds = match unit {
         "ms" => number / 1000.0,
         "s" | "" => number,
         "m" => number * 60.0,
-        _ => return Err(format!("`{text}`: the unit must be ms, s or m")),
+        _ => return Err(wrong()),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }

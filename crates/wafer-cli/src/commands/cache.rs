@@ -17,7 +17,8 @@ pub struct CacheCommand {
 
 #[derive(clap::Subcommand)]
 enum CacheAction {
-    /// Remove every fetched module and compiled artifact.
+    /// Remove every fetched module and compiled artifact wafer wrote (other
+    /// files are left and listed).
     Clean,
     /// Print the cache folder.
     Dir,
@@ -31,8 +32,14 @@ pub fn run(args: CacheCommand) -> Result<(), Failure> {
     match args.action {
         CacheAction::Dir => print_line(&dir.display().to_string()),
         CacheAction::Clean => {
+            if !dir.exists() {
+                return print_line(&format!(
+                    "nothing to clean: {} does not exist",
+                    dir.display()
+                ));
+            }
             let cache = DiskCache::open(&dir)
-                .with_context(|| format!("cannot open the cache {}", dir.display()))
+                .context("cannot open the cache")
                 .map_err(Failure::failed)?;
             let report = cache
                 .clean()
@@ -43,7 +50,20 @@ pub fn run(args: CacheCommand) -> Result<(), Failure> {
                 report.files,
                 bytesize::ByteSize(report.bytes),
                 dir.display()
-            ))
+            ))?;
+            if !report.kept.is_empty() {
+                let kept: Vec<String> = report
+                    .kept
+                    .iter()
+                    .map(|path| path.display().to_string())
+                    .collect();
+                print_line(&format!(
+                    "left {} entries wafer did not write: {}",
+                    kept.len(),
+                    kept.join(", ")
+                ))?;
+            }
+            Ok(())
         }
     }
 }

@@ -54,6 +54,12 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
             function.signature()
         )));
     }
+    if args.pretty && function.input_form() == InputForm::Program {
+        return Err(Failure::input(anyhow!(
+            "{}: --pretty formats a typed function's JSON result; a WASI program's output is printed as it is",
+            target.id
+        )));
+    }
     let input = target.input(&function, stdin(&args)?)?;
     match tokio.block_on(function.invoke(input)) {
         Ok(Output::Program(output)) => {

@@ -2,11 +2,11 @@
 //! `wasmtime run`, inside wafer's sandbox.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use bytesize::ByteSize;
 use wafer::limits::Limits;
+use wafer::registry::LimitsConfig;
 use wafer::wasi::{EnvBinding, EnvSource, MountGrant, OutputMode, Sandbox, Stdin};
 use wafer::{CommandInput, Input, Output, Registry, Runtime};
 
@@ -30,8 +30,9 @@ pub struct ExecArgs {
     /// Arguments after argv[0] (write them after `--`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
-    /// Mount a host folder at an absolute guest path; `:ro` refuses writes.
-    #[arg(long, value_name = "HOST:GUEST[:ro]")]
+    /// Mount a host folder at an absolute guest path; `:ro` refuses writes,
+    /// `:rw` (the default) allows them.
+    #[arg(long, value_name = "HOST:GUEST[:ro|:rw]")]
     mount: Vec<String>,
     /// Set an environment variable in the guest.
     #[arg(long, value_name = "K=V")]
@@ -43,10 +44,10 @@ pub struct ExecArgs {
     #[arg(long, value_name = "N", default_value_t = wafer::limits::DEFAULT_MAX_EXECUTION_MS, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: u64,
     /// Most linear memory the program may use (`64MiB`, `1GB`, bytes).
-    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(wafer::limits::DEFAULT_MAX_MEMORY_BYTES))]
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(wafer::limits::DEFAULT_MAX_MEMORY_BYTES), value_parser = parse_size)]
     max_memory: ByteSize,
     /// Most bytes of stdout and stderr together.
-    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(wafer::limits::DEFAULT_MAX_OUTPUT_BYTES))]
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize(wafer::limits::DEFAULT_MAX_OUTPUT_BYTES), value_parser = parse_size)]
     max_output: ByteSize,
     /// A deterministic world: fixed clocks, seeded randomness, instant
     /// sleeps (Dapr's strictSandbox).
@@ -56,14 +57,16 @@ pub struct ExecArgs {
     cache: CacheArgs,
 }
 
+fn parse_size(text: &str) -> Result<ByteSize, String> {
+    text.parse::<ByteSize>().map_err(|_| {
+        format!("`{text}` is not a size like 64MiB, 1GB or a number of bytes below 2^64")
+    })
+}
+
 pub fn run(args: ExecArgs) -> Result<(), Failure> {
-    let module = read_module(&args.file)?;
     let sandbox = sandbox(&args).map_err(Failure::input)?;
-    let limits = Limits {
-        max_execution: Duration::from_millis(args.timeout_ms),
-        max_memory_bytes: args.max_memory.as_u64(),
-        max_output_bytes: args.max_output.as_u64(),
-    };
+    let limits = limits(&args).map_err(Failure::input)?;
+    let module = read_module(&args.file)?;
     let runtime = Runtime::with_options(Registry::default(), args.cache.options())
         .map_err(Failure::failed)?;
     let tokio = interruptible_runtime(&runtime)?;
@@ -91,10 +94,35 @@ pub fn run(args: ExecArgs) -> Result<(), Failure> {
     }
 }
 
+/// The flags' limits, checked as the registry checks an entry's `limits`.
+fn limits(args: &ExecArgs) -> anyhow::Result<Limits> {
+    let config = LimitsConfig {
+        max_execution_ms: Some(args.timeout_ms),
+        max_memory_bytes: Some(args.max_memory.as_u64()),
+        max_output_bytes: Some(args.max_output.as_u64()),
+        ..LimitsConfig::default()
+    };
+    if let Some((field, message)) = config.problems().into_iter().next() {
+        let flag = match field {
+            "max_execution_ms" => "--timeout-ms",
+            "max_memory_bytes" => "--max-memory",
+            _ => "--max-output",
+        };
+        return Err(anyhow!("{flag}: {message}"));
+    }
+    Ok(config.limits())
+}
+
 fn sandbox(args: &ExecArgs) -> anyhow::Result<Sandbox> {
+    let cwd = args
+        .cwd
+        .as_deref()
+        .map(wafer::wasi::guest_path)
+        .transpose()
+        .map_err(|e| anyhow!("--cwd: {e}"))?;
     let mut sandbox = Sandbox {
         program_name: wafer::wasi::program_name(&args.file.to_string_lossy()).unwrap_or_default(),
-        cwd: args.cwd.clone(),
+        cwd,
         strict: args.strict,
         ..Sandbox::default()
     };
@@ -104,7 +132,8 @@ fn sandbox(args: &ExecArgs) -> anyhow::Result<Sandbox> {
     for pair in &args.env {
         let (name, value) = pair
             .split_once('=')
-            .ok_or_else(|| anyhow!("--env {pair}: expected K=V"))?;
+            .filter(|(name, _)| !name.is_empty())
+            .ok_or_else(|| anyhow!("--env {pair}: expected NAME=VALUE with a name"))?;
         sandbox.env.push(EnvBinding {
             name: name.to_string(),
             source: EnvSource::Value(value.to_string()),
@@ -113,25 +142,24 @@ fn sandbox(args: &ExecArgs) -> anyhow::Result<Sandbox> {
     Ok(sandbox)
 }
 
-/// `HOST:GUEST[:ro]`.
+/// `HOST:GUEST[:ro|:rw]`.
 fn parse_mount(text: &str) -> anyhow::Result<MountGrant> {
-    let (rest, read_only) = match text.strip_suffix(":ro") {
-        Some(rest) => (rest, true),
-        None => (text, false),
+    let (rest, read_only) = if let Some(rest) = text.strip_suffix(":ro") {
+        (rest, true)
+    } else if let Some(rest) = text.strip_suffix(":rw") {
+        (rest, false)
+    } else {
+        (text, false)
     };
     let (host, guest) = rest
         .rsplit_once(':')
-        .ok_or_else(|| anyhow!("--mount {text}: expected HOST:GUEST[:ro]"))?;
-    if !guest.starts_with('/') {
-        return Err(anyhow!(
-            "--mount {text}: the guest path `{guest}` must be absolute"
-        ));
-    }
+        .ok_or_else(|| anyhow!("--mount {text}: expected HOST:GUEST[:ro|:rw]"))?;
+    let guest = wafer::wasi::guest_path(guest).map_err(|e| anyhow!("--mount {text}: {e}"))?;
     let host = std::fs::canonicalize(host)
         .with_context(|| format!("--mount {text}: cannot open {host}"))?;
     Ok(MountGrant {
         host,
-        guest: guest.to_string(),
+        guest,
         read_only,
     })
 }

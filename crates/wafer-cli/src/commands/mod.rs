@@ -61,6 +61,15 @@ fn read_bounded(path: &Path, limit: u64, accept: Accept) -> Result<Vec<u8>, Fail
     bytes.map_err(|e| Failure::input(anyhow!(e)))
 }
 
+/// `text` cut to a length fit for an error message.
+fn shorten(text: &str) -> String {
+    const KEEP: usize = 40;
+    match text.char_indices().nth(KEEP) {
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()),
+        None => text.to_string(),
+    }
+}
+
 /// Writes `text` and a newline to stdout.
 pub fn print_line(text: &str) -> Result<(), Failure> {
     use std::io::Write;
@@ -74,9 +83,10 @@ pub fn print_line(text: &str) -> Result<(), Failure> {
 /// Where fetched modules and compiled code are kept between runs.
 #[derive(clap::Args)]
 pub struct CacheArgs {
-    /// The cache folder (created private, 0700) [default: $XDG_CACHE_HOME/wafer
-    /// or ~/.cache/wafer]
-    #[arg(long, env = "WAFER_CACHE_DIR", value_name = "DIR", global = true)]
+    /// The cache folder (created private, 0700) [default: $WAFER_CACHE_DIR,
+    /// else $XDG_CACHE_HOME/wafer, else ~/.cache/wafer; empty variables count
+    /// as unset]
+    #[arg(long, value_name = "DIR", global = true)]
     cache_dir: Option<PathBuf>,
     /// Keep nothing on disk: fetch and compile everything again.
     #[arg(long, global = true)]
@@ -157,6 +167,7 @@ impl FunctionArgs {
             .enumerate()
             .map(|(i, text)| {
                 serde_json::from_str(text).map_err(|e| {
+                    let text = shorten(text);
                     Failure::input(anyhow!(
                         "args[{i}]: `{text}` is not JSON ({e}); write strings with quotes: '\"{text}\"'"
                     ))
@@ -191,8 +202,8 @@ impl FunctionArgs {
         })
     }
 
-    /// A runtime over the registry; problems in other entries are a
-    /// warning, not a failure.
+    /// A runtime over the registry; problems elsewhere in the registry are
+    /// a warning, not a failure.
     pub fn runtime(&self) -> Result<wafer::Runtime, Failure> {
         let registry = load_registry(&self.registry)?;
         let unknown = registry.get(&self.id).is_none() && registry.refusal(&self.id).is_none();
@@ -211,16 +222,30 @@ impl FunctionArgs {
                 self.id
             )));
         }
-        let others = registry
+        let others: Vec<_> = registry
             .problems()
             .iter()
             .filter(|p| p.entry.as_deref() != Some(&self.id))
-            .count();
-        if others > 0 {
-            tracing::warn!(
-                problems = others,
-                "The registry has problems in other entries; `wafer check` lists them."
-            );
+            .collect();
+        if !others.is_empty() {
+            // Say where: a user looking at the entry's own file should know
+            // whether the problems are in it.
+            let own_file = registry.get(&self.id).map(|entry| entry.file.as_path());
+            let in_own_file = others
+                .iter()
+                .filter(|p| p.file.as_deref() == own_file)
+                .count();
+            match own_file {
+                Some(file) if in_own_file == others.len() => tracing::warn!(
+                    problems = others.len(),
+                    "Other entries of {} have problems; `wafer check` lists them.",
+                    file.display()
+                ),
+                _ => tracing::warn!(
+                    problems = others.len(),
+                    "The registry has problems in other entries or files; `wafer check` lists them."
+                ),
+            }
         }
         wafer::Runtime::with_options(registry, self.cache.options()).map_err(Failure::failed)
     }

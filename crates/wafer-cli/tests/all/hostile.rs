@@ -240,3 +240,126 @@ fn an_enormous_time_limit_is_accepted() {
     ws.write("_index.yaml", yaml);
     ws.wafer(&["call", "h:f"]).prints("7");
 }
+
+/// What `check` can know before the first call, it says: a folder that is
+/// missing or is a file, a guest path that climbs out with `..`.
+#[test]
+fn check_validates_mount_folders_and_guest_paths() {
+    let ws = Workspace::new();
+    ws.write("reg/file.txt", "not a folder");
+    let yaml = format!(
+        r#"{}  - name: missing
+    kind: fs.directory
+    directory: nowhere
+  - name: file
+    kind: fs.directory
+    directory: file.txt
+  - name: here
+    kind: fs.directory
+    directory: .
+  - name: f
+    kind: function.wat
+    source: '(module (func (export "f")))'
+    method: f
+    wasi:
+      mounts:
+        - {{fs: here, guest: "/x/../.."}}
+        - {{fs: here, guest: "/data//in/./"}}
+"#,
+        header("h")
+    );
+    ws.write("reg/_index.yaml", yaml);
+    ws.wafer(&["check", "reg"])
+        .code(1)
+        .stdout_has("entry h:missing: field directory: cannot open ")
+        .stdout_has("entry h:file: field directory: ")
+        .stdout_has("file.txt is not a folder")
+        .stdout_has("entry h:f: field wasi.mounts[0].guest: `/x/../..` must not contain `..`");
+    ws.wafer(&["exec", "x.wasm", "--mount", ".:/a/../b"])
+        .fails(2, "--mount .:/a/../b: `/a/../b` must not contain `..`");
+    ws.wafer(&["exec", "x.wasm", "--cwd", "relative"])
+        .fails(2, "--cwd: `relative` must be an absolute guest path");
+}
+
+/// `cache clean` removes what wafer wrote, nothing else, and creates no
+/// folder that was not there.
+#[test]
+fn cache_clean_removes_only_wafers_own_files() {
+    let ws = Workspace::new();
+    ws.wafer(&["cache", "clean"])
+        .code(0)
+        .stdout_has("nothing to clean: ");
+    assert!(!ws.cache_dir().exists());
+    ws.write("m.wat", "(module (func (export \"_start\")))");
+    ws.wafer(&["exec", "m.wat"]).code(0);
+    let notes = ws.write(".cache/compiled/notes.txt", "mine");
+    ws.wafer(&["cache", "clean"])
+        .code(0)
+        .stdout_has("removed 1 files")
+        .stdout_has("left 1 entries wafer did not write: ")
+        .stdout_has("notes.txt");
+    assert!(notes.exists());
+}
+
+/// Each of these says what is wrong and where.
+#[test]
+fn unclear_errors_are_clear() {
+    let ws = Workspace::new();
+    ws.write("empty/_index.yaml", "");
+    ws.wafer(&["check", "empty"])
+        .code(1)
+        .stdout_has("_index.yaml: empty: expected version, namespace and entries");
+    ws.write(
+        "none/_index.yaml",
+        "version: \"1.0\"\nnamespace: n\nentries: []\n",
+    );
+    ws.wafer(&["check", "none"])
+        .code(1)
+        .stdout_has("the registry files here declare no entries");
+    ws.write("v2.wasm", b"\0asm\x02\0\0\0");
+    ws.wafer(&["inspect", "v2.wasm"])
+        .fails(2, "a WebAssembly binary of version 2");
+    ws.wafer(&["exec", "x.wasm", "--mount", ".:/x:rw", "--env", "=bar"])
+        .fails(2, "--env =bar: expected NAME=VALUE with a name");
+    ws.wafer(&["exec", "x.wasm", "--max-memory", "0"])
+        .fails(2, "--max-memory: must be at least 1");
+    ws.wafer(&["exec", "x.wasm", "--max-memory", "99999999999999999999999"])
+        .fails(2, "`99999999999999999999999` is not a size like 64MiB");
+    ws.wafer(&["bench", "x:y", "--warmup", "1e3ms"])
+        .fails(2, "`1e3ms` is not a duration like 10s, 500ms or 1.5m");
+    let command = |args: &[&str]| {
+        let mut command = ws.command(args);
+        command.env("WAFER_CACHE_DIR", "");
+        super::util::Run::new(args, command.output().unwrap())
+    };
+    let run = command(&["cache", "dir"]);
+    run.code(0);
+    assert!(run.stdout.trim_end().ends_with("wafer"), "{}", run.stdout);
+    ws.write("cachefile", "");
+    let mut command = ws.command(&["cache", "clean"]);
+    command.env("WAFER_CACHE_DIR", ws.path().join("cachefile"));
+    super::util::Run::new(&["cache", "clean"], command.output().unwrap())
+        .fails(1, "cachefile: is a file, not a folder");
+
+    ws.write(
+        "own/_index.yaml",
+        format!(
+            "{}  - name: f\n    kind: function.wat\n    source: '(module (func (export \"f\") (param i32)))'\n    wit: \"f: func(a: s32);\"\n    method: f\n  - name: broken\n    kind: function.wat\n",
+            header("n")
+        ),
+    );
+    let long = format!("x{}", "y".repeat(20_000));
+    let run = ws.wafer(&["call", "n:f", &long, "-r", "own"]);
+    run.code(2).stderr_has("is not JSON");
+    assert!(
+        run.stderr.len() < 500,
+        "the argument is not echoed whole: {}",
+        run.stderr.len()
+    );
+    let args = ["call", "n:f", "1", "-r", "own"];
+    let mut command = ws.command(&args);
+    command.env("WAFER_LOG", "warn");
+    super::util::Run::new(&args, command.output().unwrap())
+        .code(0)
+        .stderr_has("Other entries of own/_index.yaml have problems");
+}

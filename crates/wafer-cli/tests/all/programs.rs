@@ -272,3 +272,10 @@ fn exec_fails_when_its_output_cannot_be_written() {
     run.code(0);
     assert_eq!(run.stderr, "", "a closed pipe is a quiet end");
 }
+
+#[test]
+fn pretty_is_refused_for_a_program_instead_of_ignored() {
+    let ws = programs(&[("args", wafer_guests::P1_ARGS)]);
+    ws.wafer(&["call", "p:args", "--pretty"])
+        .fails(2, "--pretty formats a typed function's JSON result");
+}

@@ -122,6 +122,28 @@ impl LimitsConfig {
         )
     }
 
+    /// What is wrong with these values, field by field (`max_memory_bytes`):
+    /// the one check for the registry's `limits` and `wafer exec`'s flags.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        [
+            ("max_execution_ms", self.max_execution_ms),
+            ("max_memory_bytes", self.max_memory_bytes),
+            ("max_output_bytes", self.max_output_bytes),
+            ("max_module_bytes", self.max_module_bytes),
+            ("max_functions", self.max_functions),
+            ("max_function_bytes", self.max_function_bytes),
+        ]
+        .into_iter()
+        .filter(|&(_, value)| value == Some(0))
+        .map(|(field, _)| {
+            (
+                field,
+                "must be at least 1 (0 would fail every call)".to_string(),
+            )
+        })
+        .collect()
+    }
+
     /// What the module may hold: these values, defaults for the rest.
     pub fn compile_limits(&self) -> CompileLimits {
         let defaults = CompileLimits::default();

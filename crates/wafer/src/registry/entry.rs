@@ -9,8 +9,8 @@ use super::config::*;
 use super::fields::Fields;
 use crate::error::{Problem, ProblemKind};
 use crate::hash::Sha256Hash;
-use crate::wasi::AddressPattern;
 use crate::wasi::grants::{check_grant_name, split_import};
+use crate::wasi::{AddressPattern, guest_path};
 
 /// A registry entry that loaded without problems.
 #[derive(Debug, Clone)]
@@ -148,11 +148,21 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
         "fs.directory" => {
             fields.reject_unknown(kind, &known(&["directory"], false));
             let directory: Option<String> = fields.required("directory");
-            directory.map(|d| {
-                EntryKind::Directory(DirectoryConfig {
-                    directory: site.base_dir.join(d),
-                })
-            })
+            let directory = directory.map(|d| site.base_dir.join(d));
+            if let Some(directory) = &directory {
+                match std::fs::metadata(directory) {
+                    Ok(metadata) if metadata.is_dir() => {}
+                    Ok(_) => fields.problem(
+                        "directory",
+                        format!("{} is not a folder", directory.display()),
+                    ),
+                    Err(e) => fields.problem(
+                        "directory",
+                        format!("cannot open {}: {e}", directory.display()),
+                    ),
+                }
+            }
+            directory.map(|directory| EntryKind::Directory(DirectoryConfig { directory }))
         }
         "env.variable" => {
             fields.reject_unknown(kind, &known(&["variable", "default"], false));
@@ -306,25 +316,22 @@ fn parse_imports(fields: &mut Fields, items: Vec<ImportItem>) -> Vec<ImportGrant
 }
 
 /// `wasi.cwd` and mount paths must be absolute; mount paths unique.
-fn check_guest_paths(fields: &mut Fields, wasi: &WasiConfig) {
-    if let Some(cwd) = &wasi.cwd
-        && !cwd.starts_with('/')
-    {
-        fields.problem(
-            "wasi.cwd",
-            format!("`{cwd}` must be an absolute guest path"),
-        );
+fn check_guest_paths(fields: &mut Fields, wasi: &mut WasiConfig) {
+    if let Some(cwd) = &mut wasi.cwd {
+        match guest_path(cwd) {
+            Ok(normal) => *cwd = normal,
+            Err(message) => fields.problem("wasi.cwd", message),
+        }
     }
     let mut seen = std::collections::HashSet::new();
-    for (i, mount) in wasi.mounts.iter().enumerate() {
+    for (i, mount) in wasi.mounts.iter_mut().enumerate() {
         let field = format!("wasi.mounts[{i}].guest");
-        if !mount.guest.starts_with('/') {
-            fields.problem(
-                &field,
-                format!("`{}` must be an absolute guest path", mount.guest),
-            );
-        } else if !seen.insert(mount.guest.trim_end_matches('/')) {
-            fields.problem(&field, format!("`{}` is mounted twice", mount.guest));
+        match guest_path(&mount.guest) {
+            Ok(normal) if !seen.insert(normal.clone()) => {
+                fields.problem(&field, format!("`{}` is mounted twice", mount.guest))
+            }
+            Ok(normal) => mount.guest = normal,
+            Err(message) => fields.problem(&field, message),
         }
     }
 }
@@ -403,7 +410,7 @@ fn parse_function(
     let items: Vec<ImportItem> = fields.optional("imports").unwrap_or_default();
     let imports = parse_imports(fields, items);
     let mut wasi: WasiConfig = fields.optional("wasi").unwrap_or_default();
-    check_guest_paths(fields, &wasi);
+    check_guest_paths(fields, &mut wasi);
     for mapping in &mut wasi.env {
         mapping.id = qualify(site.namespace, &mapping.id);
     }
@@ -411,17 +418,8 @@ fn parse_function(
         mount.fs = qualify(site.namespace, &mount.fs);
     }
     let limits: LimitsConfig = fields.optional("limits").unwrap_or_default();
-    for (field, value) in [
-        ("limits.max_execution_ms", limits.max_execution_ms),
-        ("limits.max_memory_bytes", limits.max_memory_bytes),
-        ("limits.max_output_bytes", limits.max_output_bytes),
-        ("limits.max_module_bytes", limits.max_module_bytes),
-        ("limits.max_functions", limits.max_functions),
-        ("limits.max_function_bytes", limits.max_function_bytes),
-    ] {
-        if value == Some(0) {
-            fields.problem(field, "must be at least 1 (0 would fail every call)");
-        }
+    for (field, message) in limits.problems() {
+        fields.problem(&format!("limits.{field}"), message);
     }
     Some(EntryKind::Function(Box::new(FunctionConfig {
         source: source?,

@@ -91,16 +91,17 @@ impl Registry {
         let mut loader = Loader::default();
         if metadata.is_dir() {
             loader.walk(path);
-            if loader.entries.is_empty() && loader.findings.problems.is_empty() {
-                let message =
-                    "no registry files here (expected _index.yaml or Dapr component files)";
-                loader
-                    .findings
-                    .problems
-                    .push(Problem::new(ProblemKind::Empty, message).in_file(path));
-            }
         } else {
             loader.read_file(path, true);
+        }
+        if loader.entries.is_empty() && loader.findings.problems.is_empty() {
+            let message = if loader.registry_files == 0 {
+                "no registry files here (expected _index.yaml or Dapr component files)"
+            } else {
+                "the registry files here declare no entries"
+            };
+            let problem = Problem::new(ProblemKind::Empty, message).in_file(path);
+            loader.findings.problems.push(problem);
         }
         Ok(loader.finish())
     }
@@ -177,6 +178,8 @@ pub const MAX_WALK_ENTRIES: usize = 10_000;
 #[derive(Default)]
 struct Loader {
     entries: Vec<Entry>,
+    /// Registry files and Dapr components read, entries or not.
+    registry_files: usize,
     findings: Findings,
     skipped: Vec<SkippedFile>,
 }
@@ -284,6 +287,11 @@ impl Loader {
             }
             Err(e) => return self.skip(path, e.to_string()),
         };
+        if documents.is_empty() && is_index {
+            let message = "empty: expected version, namespace and entries";
+            let problem = Problem::new(ProblemKind::Empty, message).in_file(path);
+            return self.findings.problems.push(problem);
+        }
         for yaml::Document {
             value: document,
             duplicates,
@@ -292,6 +300,7 @@ impl Loader {
             if dapr::is_dapr_component(&document) {
                 match dapr::component_type(&document) {
                     Some(dapr::WASM_BINDING) => {
+                        self.registry_files += 1;
                         let entry =
                             dapr::parse_binding(path, &document, &duplicates, &mut self.findings);
                         self.entries.extend(entry);
@@ -302,6 +311,7 @@ impl Loader {
                     ),
                 }
             } else if is_index {
+                self.registry_files += 1;
                 let entries =
                     index_file::parse_index_file(path, &document, &duplicates, &mut self.findings);
                 self.entries.extend(entries);

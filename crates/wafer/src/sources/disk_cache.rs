@@ -35,13 +35,15 @@ pub struct DiskCache {
     dir: PathBuf,
 }
 
-/// What [`DiskCache::clean`] removed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What [`DiskCache::clean`] removed, and what it left.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CleanReport {
     /// Files removed (symbolic links count as files).
     pub files: u64,
     /// Their total size in bytes.
     pub bytes: u64,
+    /// What lies in the cache's folders but is not wafer's: left alone.
+    pub kept: Vec<PathBuf>,
 }
 
 impl DiskCache {
@@ -151,16 +153,54 @@ impl DiskCache {
         hash
     }
 
-    /// Removes everything the cache holds and says how much that was.
+    /// Removes the modules, compiled code and URL records wafer wrote,
+    /// and nothing else: only files in the cache's own subfolders whose
+    /// names wafer gives, so a cache directory set by mistake to a folder
+    /// with other content (`$HOME`, say) loses nothing else. What is left is
+    /// listed in the report. Symbolic links are removed, never followed; a
+    /// file another process writes meanwhile may survive.
     ///
-    /// Only the cache's own subfolders are touched, so a cache directory set
-    /// by mistake to a folder with other content (`$HOME`, say) loses nothing
-    /// else. Symbolic links are removed, never followed. A file another
-    /// process writes meanwhile may survive.
+    /// # Errors
+    ///
+    /// When a folder cannot be read or a file cannot be removed.
     pub fn clean(&self) -> io::Result<CleanReport> {
         let mut report = CleanReport::default();
-        for folder in [MODULES, COMPILED, URLS] {
-            remove_tree(&self.dir.join(folder), &mut report)?;
+        let owned: [(&str, fn(&str) -> bool); 3] = [
+            (MODULES, is_module_file_name),
+            (COMPILED, is_compiled_file_name),
+            (URLS, is_url_file_name),
+        ];
+        for (folder, is_ours) in owned {
+            let folder = self.dir.join(folder);
+            let entries = match fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(at(&folder, error)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|error| at(&folder, error))?;
+                let path = entry.path();
+                let metadata = fs::symlink_metadata(&path).map_err(|error| at(&path, error))?;
+                let name = entry.file_name();
+                // Writes go through temporary files (`.tmp…`) in the same
+                // folder; a process that died mid-write leaves one.
+                let ours = name
+                    .to_str()
+                    .is_some_and(|name| is_ours(name) || name.starts_with(".tmp"));
+                if metadata.is_dir() || !ours {
+                    report.kept.push(path);
+                    continue;
+                }
+                match fs::remove_file(&path) {
+                    Ok(()) => {
+                        report.files += 1;
+                        report.bytes += metadata.len();
+                    }
+                    // Another process removed it first.
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(at(&path, error)),
+                }
+            }
         }
         Ok(report)
     }
@@ -192,6 +232,23 @@ fn module_file_name(hash: &Sha256Hash) -> String {
 /// whatever the URL contains.
 fn url_file_name(url: &str) -> String {
     Sha256Hash::of(url.as_bytes()).hex()
+}
+
+fn is_module_file_name(name: &str) -> bool {
+    name.strip_suffix(".wasm").is_some_and(is_hex_digest)
+}
+
+fn is_url_file_name(name: &str) -> bool {
+    is_hex_digest(name)
+}
+
+fn is_compiled_file_name(name: &str) -> bool {
+    name.strip_suffix(".cwasm")
+        .is_some_and(|key| compiled_file_name(key).is_ok())
+}
+
+fn is_hex_digest(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn compiled_file_name(key: &str) -> io::Result<String> {
@@ -230,6 +287,10 @@ fn split_compiled(bytes: &[u8]) -> Option<(Sha256Hash, usize)> {
 /// Creates `dir` if needed (mode 0700 on unix) and checks that it is
 /// private.
 fn make_private_dir(dir: &Path) -> io::Result<()> {
+    if fs::metadata(dir).is_ok_and(|metadata| !metadata.is_dir()) {
+        let error = io::Error::new(io::ErrorKind::AlreadyExists, "is a file, not a folder");
+        return Err(at(dir, error));
+    }
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -313,42 +374,6 @@ fn discard(path: &Path, reason: &str) {
     {
         tracing::warn!(file = %path.display(), %error, "Cannot remove damaged cache file");
     }
-}
-
-fn remove_tree(path: &Path, report: &mut CleanReport) -> io::Result<()> {
-    let metadata = match fs::symlink_metadata(path) {
-        Ok(metadata) => metadata,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(at(path, error)),
-    };
-    if metadata.is_dir() {
-        for entry in fs::read_dir(path).map_err(|error| at(path, error))? {
-            let entry = entry.map_err(|error| at(path, error))?;
-            remove_tree(&entry.path(), report)?;
-        }
-        match fs::remove_dir(path) {
-            // Another process just wrote into it, or removed it: both fine.
-            Err(error)
-                if !matches!(
-                    error.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
-                ) =>
-            {
-                return Err(at(path, error));
-            }
-            _ => {}
-        }
-    } else {
-        match fs::remove_file(path) {
-            Ok(()) => {
-                report.files += 1;
-                report.bytes += metadata.len();
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(at(path, error)),
-        }
-    }
-    Ok(())
 }
 
 /// Adds the path to an I/O error, whose own message never names the file.

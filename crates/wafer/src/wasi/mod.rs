@@ -133,6 +133,38 @@ pub fn program_name(path: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
+/// A guest path as the guest will see it: absolute, without `.`
+/// segments, repeated or trailing slashes. A `..` segment is refused: the
+/// guest path of a mount or a working directory must say where it is.
+///
+/// ```
+/// use wafer::wasi::guest_path;
+/// assert_eq!(guest_path("/data//in/./").unwrap(), "/data/in");
+/// assert!(guest_path("/x/../..").is_err());
+/// assert!(guest_path("data").is_err());
+/// ```
+///
+/// # Errors
+///
+/// When the path is relative or holds `..`, saying which.
+pub fn guest_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` must be an absolute guest path"));
+    }
+    let mut normal = String::new();
+    for segment in path.split('/').filter(|s| !s.is_empty() && *s != ".") {
+        if segment == ".." {
+            return Err(format!("`{path}` must not contain `..`"));
+        }
+        normal.push('/');
+        normal.push_str(segment);
+    }
+    if normal.is_empty() {
+        normal.push('/');
+    }
+    Ok(normal)
+}
+
 impl Sandbox {
     /// Whether the sandbox grants nothing: a guest needs no context of its
     /// own until it first touches WASI.

@@ -174,7 +174,7 @@ fn concurrent_writers_of_one_key_leave_a_whole_file() {
 }
 
 #[test]
-fn clean_removes_only_the_cache_folders() {
+fn clean_removes_only_what_wafer_wrote() {
     let (_dir, cache) = cache();
     let module = b"\0asm module".as_slice();
     let hash = cache.write_module(module).unwrap();
@@ -182,26 +182,49 @@ fn clean_removes_only_the_cache_folders() {
     cache.remember_url("http://x/", &hash).unwrap();
     fs::write(cache.dir().join("unrelated.txt"), "keep me").unwrap();
     fs::create_dir(cache.dir().join("projects")).unwrap();
-
+    fs::write(cache.dir().join(COMPILED).join(".tmpAbC12"), "half written").unwrap();
     let expected_bytes = [MODULES, COMPILED, URLS]
         .iter()
         .flat_map(|folder| fs::read_dir(cache.dir().join(folder)).unwrap())
         .map(|entry| entry.unwrap().metadata().unwrap().len())
         .sum::<u64>();
+    let notes = cache.dir().join(COMPILED).join("notes.txt");
+    fs::write(&notes, "mine").unwrap();
+
     let report = cache.clean().unwrap();
     assert_eq!(
         report,
         CleanReport {
-            files: 3,
-            bytes: expected_bytes
+            files: 4,
+            bytes: expected_bytes,
+            kept: vec![notes.clone()],
         }
     );
-    assert_eq!(files_in(cache.dir()), ["projects", "unrelated.txt"]);
+    assert_eq!(
+        files_in(cache.dir()),
+        [COMPILED, MODULES, "projects", "unrelated.txt", URLS]
+    );
+    assert_eq!(files_in(&cache.dir().join(COMPILED)), ["notes.txt"]);
 
-    // Cleaning an empty cache is no error, and the cache still works after.
-    assert_eq!(cache.clean().unwrap(), CleanReport::default());
+    // Cleaning again removes nothing, and the cache still works after.
+    let again = cache.clean().unwrap();
+    assert_eq!((again.files, again.kept), (0, vec![notes]));
     assert_eq!(cache.write_module(module).unwrap(), hash);
     assert!(cache.read_module(&hash).is_some());
+}
+
+#[test]
+fn a_cache_path_that_is_a_file_is_refused_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache");
+    fs::write(&file, "").unwrap();
+    let error = DiskCache::open(&file).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("cache: is a file, not a folder"),
+        "{error}"
+    );
 }
 
 #[test]
