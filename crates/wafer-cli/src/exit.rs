@@ -77,12 +77,15 @@ impl Failure {
     }
 }
 
-/// The error and its causes on one line.
+/// The error and its causes on one line, with any control character (from
+/// a module's names, a guest's trap message) escaped.
 fn one_line(error: &anyhow::Error) -> String {
     let text = format!("{error:#}");
-    text.lines()
+    let line = text
+        .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    wafer::printable::escape_controls(&line).into_owned()
 }

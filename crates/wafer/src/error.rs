@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::call::CommandOutput;
+use crate::printable::escape_controls;
 use crate::values::ValueError;
 use crate::wasi::SandboxError;
 
@@ -146,18 +147,20 @@ impl Problem {
     }
 }
 
+/// Names in a problem come from files anyone may write: control
+/// characters in them are escaped ([`escape_controls`]).
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(file) = &self.file {
-            write!(f, "{}: ", file.display())?;
+            write!(f, "{}: ", escape_controls(&file.display().to_string()))?;
         }
         if let Some(entry) = &self.entry {
-            write!(f, "entry {entry}: ")?;
+            write!(f, "entry {}: ", escape_controls(entry))?;
         }
         if let Some(field) = &self.field {
-            write!(f, "field {field}: ")?;
+            write!(f, "field {}: ", escape_controls(field))?;
         }
-        f.write_str(&self.message)
+        f.write_str(&escape_controls(&self.message))
     }
 }
 

@@ -102,6 +102,7 @@ impl GuestLog {
 impl LogState {
     fn emit(&self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
+        let text = crate::printable::escape_controls(&text);
         tracing::info!(target: "wafer::guest", function = %self.function, stream = self.stream, "{text}");
     }
 }

@@ -60,6 +60,7 @@ pub mod inspect;
 pub mod limits;
 pub mod metrics;
 pub mod pools;
+pub mod printable;
 pub mod registry;
 mod runtime;
 mod shards;

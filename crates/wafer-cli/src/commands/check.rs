@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
+use wafer::printable::escape_controls;
 use wafer::registry::{Entry, SkippedFile};
 use wafer::{Problem, Runtime};
 
@@ -112,10 +113,11 @@ fn as_text(
             signature.as_deref().unwrap_or("")
         };
         let line = format!(
-            "  {:width$}  {:kind_width$}  {:12}  {detail}",
-            entry.id,
+            "  {:width$}  {:kind_width$}  {:12}  {}",
+            escape_controls(&entry.id),
             entry.kind_name(),
-            abi_of(entry)
+            abi_of(entry),
+            escape_controls(detail),
         );
         out.push_str(line.trim_end());
         out.push('\n');
@@ -123,7 +125,8 @@ fn as_text(
     if !skipped.is_empty() {
         out.push_str(&format!("\nskipped files ({}):\n", skipped.len()));
         for file in skipped {
-            out.push_str(&format!("  {}: {}\n", file.path.display(), file.reason));
+            let line = format!("{}: {}", file.path.display(), file.reason);
+            out.push_str(&format!("  {}\n", escape_controls(&line)));
         }
     }
     if !inactive.is_empty() {

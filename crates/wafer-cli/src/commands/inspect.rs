@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use serde_json::json;
 use wafer::inspect::{BinaryKind, inspect};
+use wafer::printable::escape_controls;
 
 use super::{print_line, read_module};
 use crate::exit::Failure;
@@ -36,20 +37,23 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
         });
         return print_line(&value.to_string());
     }
-    let mut out = format!("{}: {kind}\n", args.file.display());
+    let file = args.file.display().to_string();
+    let mut out = format!("{}: {kind}\n", escape_controls(&file));
     for (title, items) in [
         ("imports", &description.imports),
         ("exports", &description.exports),
     ] {
         out.push_str(&format!("\n{title} ({}):\n", items.len()));
         for item in items {
-            out.push_str(&format!("  {item}\n"));
+            out.push_str(&format!("  {}\n", escape_controls(item)));
         }
     }
     if let Some(wit) = &description.wit {
         out.push_str("\nwit:\n");
-        out.push_str(wit.trim_end());
-        out.push('\n');
+        for line in wit.trim_end().lines() {
+            out.push_str(&escape_controls(line));
+            out.push('\n');
+        }
     }
     print_line(out.trim_end())
 }

@@ -122,6 +122,20 @@ fn guest_output_goes_to_the_log_not_to_stdout() {
     assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
 }
 
+/// A guest's log lines cannot move the cursor or retitle the terminal.
+#[test]
+fn control_characters_in_guest_output_are_escaped_in_the_log() {
+    let ws = types_workspace(&[("greet", "types#greet", "")]);
+    let run = ws.wafer(&["call", "t:greet", r#""a\rFAKE\u001b]0;pwned\u0007""#]);
+    run.code(0)
+        .stderr_has(r"greeting a\rFAKE\u{1b}]0;pwned\u{7}");
+    assert!(
+        !run.stderr.contains('\r') && !run.stderr.contains('\u{7}'),
+        "{:?}",
+        run.stderr
+    );
+}
+
 #[test]
 fn guest_output_over_the_cap_is_dropped_with_a_warning() {
     let ws = types_workspace(&[("flood", "types#flood", "")]);

@@ -363,3 +363,45 @@ fn unclear_errors_are_clear() {
         .code(0)
         .stderr_has("Other entries of own/_index.yaml have problems");
 }
+
+/// Names from a module or a registry reach the terminal escaped: no screen
+/// cleared, no title set, no line forged.
+#[test]
+fn control_characters_in_names_are_escaped() {
+    let ws = Workspace::new();
+    ws.write(
+        "evil.wat",
+        r#"(module (func (export "evil\1b[2J\1b]0;pwned\07\0dFAKE")) (func (export "a\0ab")))"#,
+    );
+    let run = ws.wafer(&["inspect", "evil.wat"]);
+    run.code(0)
+        .stdout_has(r"evil\u{1b}[2J\u{1b}]0;pwned\u{7}\rFAKE: func()")
+        .stdout_has(r"a\nb: func()");
+    assert!(
+        !run.stdout.contains('\x1b') && !run.stdout.contains('\r'),
+        "{:?}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.lines().any(|l| l.trim() == "b: func()"),
+        "{}",
+        run.stdout
+    );
+
+    let yaml = format!(
+        "{}  - name: \"bad\\e[2Jname\"\n    kind: env.variable\n    variable: X\n  - name: f\n    kind: function.wat\n    source: '(module (func (export \"f\")))'\n    method: \"no\\rsuch\"\n",
+        header("h")
+    );
+    ws.write("reg/_index.yaml", yaml);
+    let run = ws.wafer(&["check", "reg"]);
+    run.code(1)
+        .stdout_has(r"bad\u{1b}[2Jname")
+        .stdout_has(r"no\rsuch");
+    assert!(
+        !run.stdout.contains('\x1b') && !run.stdout.contains('\r'),
+        "{:?}",
+        run.stdout
+    );
+    let run = ws.wafer(&["call", "h:f", "-r", "reg"]);
+    assert!(!run.stderr.contains('\r'), "{:?}", run.stderr);
+}
