@@ -8,6 +8,8 @@ fn every_mistake_in_a_registry_is_listed_together() {
     let types_hash = ws.copy_guest(wafer_guests::P2_TYPES, "reg/wasm/types.wasm");
     let core_hash = ws.copy_guest(wafer_guests::CORE_CANONICAL, "reg/wasm/core.wasm");
     ws.write("reg/wasm/readme.wasm", "not a module");
+    ws.write("reg/a/.keep", "");
+    ws.write("reg/b/.keep", "");
     let text_hash = wafer::Sha256Hash::of(b"not a module");
     let zero = format!("sha256:{}", "0".repeat(64));
     let yaml = format!(

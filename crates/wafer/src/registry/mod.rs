@@ -451,7 +451,7 @@ entries:
     directory: .
   - name: dir
     kind: fs.directory
-    directory: ./other
+    directory: ./src
 "#,
         );
         let fields: Vec<_> = registry
