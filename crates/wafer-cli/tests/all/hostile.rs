@@ -405,3 +405,53 @@ fn control_characters_in_names_are_escaped() {
     let run = ws.wafer(&["call", "h:f", "-r", "reg"]);
     assert!(!run.stderr.contains('\r'), "{:?}", run.stderr);
 }
+
+// The library's own test server (only `serve` is used here).
+#[allow(dead_code)]
+#[path = "../../../wafer/src/sources/test_server.rs"]
+mod test_server;
+
+/// An unpinned URL (Dapr components) is asked again once its cached copy
+/// is stale, and a new module on the server is then what runs.
+#[test]
+fn an_unpinned_url_is_revalidated_once_stale() {
+    use std::sync::{Arc, Mutex};
+    let hello = std::fs::read(wafer_guests::P1_HELLO).unwrap();
+    let body = Arc::new(Mutex::new(hello));
+    let served = body.clone();
+    let addr = test_server::serve(move |_| {
+        let body = served.lock().unwrap().clone();
+        let etag = format!("\"{}\"", wafer::Sha256Hash::of(&body).hex());
+        test_server::Response::ok("application/wasm", body).with_header("ETag", etag)
+    });
+    let ws = Workspace::new();
+    ws.write(
+        "prog.yaml",
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: prog\nspec:\n  type: bindings.wasm\n  version: v1\n  metadata:\n  - name: url\n    value: http://{addr}/prog.wasm\n"
+        ),
+    );
+    ws.wafer(&["call", "prog", "you"]).prints("hello you");
+    *body.lock().unwrap() = std::fs::read(wafer_guests::P1_ARGS).unwrap();
+    // Within the freshness period the cached copy runs, without a request.
+    ws.wafer(&["call", "prog", "you"]).prints("hello you");
+    // As if the period had passed: the record says it was checked long ago.
+    let urls = ws.cache_dir().join("urls");
+    for record in std::fs::read_dir(&urls).unwrap() {
+        let path = record.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let stale: String = text
+            .lines()
+            .map(|line| {
+                if line.starts_with("checked ") {
+                    "checked 0".into()
+                } else {
+                    line.to_string()
+                }
+            })
+            .map(|line| line + "\n")
+            .collect();
+        std::fs::write(&path, stale).unwrap();
+    }
+    ws.wafer(&["call", "prog", "you"]).prints("prog\nyou");
+}

@@ -11,6 +11,9 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::fetch::Validators;
 use crate::files::{self, Accept, ReadError};
 use crate::hash::Sha256Hash;
 
@@ -28,6 +31,41 @@ const COMPILED_HEADER: &str = "wafer-compiled-v1 ";
 const MAX_HEADER_LEN: usize = 128;
 /// Keeps `<key>.cwasm` under the usual 255-byte file-name limit.
 const MAX_KEY_LEN: usize = 200;
+
+/// What a URL served last: the module's hash, when its server last
+/// confirmed it, and what identifies that version to the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct UrlRecord {
+    pub hash: Sha256Hash,
+    pub checked: SystemTime,
+    pub validators: Validators,
+}
+
+impl UrlRecord {
+    fn parse(text: &str) -> Option<UrlRecord> {
+        let mut lines = text.lines();
+        let hash = lines.next()?.trim().parse().ok()?;
+        let mut record = UrlRecord {
+            hash,
+            checked: UNIX_EPOCH,
+            validators: Validators::default(),
+        };
+        for line in lines {
+            match line.split_once(' ') {
+                Some(("checked", secs)) => {
+                    let secs = secs.trim().parse().unwrap_or(0);
+                    record.checked = UNIX_EPOCH + Duration::from_secs(secs);
+                }
+                Some(("etag", value)) => record.validators.etag = Some(value.to_owned()),
+                Some(("last-modified", value)) => {
+                    record.validators.last_modified = Some(value.to_owned())
+                }
+                _ => {}
+            }
+        }
+        Some(record)
+    }
+}
 
 /// A cache directory, safe to share between concurrent wafer processes.
 #[derive(Clone, Debug)]
@@ -130,9 +168,24 @@ impl DiskCache {
         )
     }
 
-    /// Records that `url` last served the module with hash `hash`.
-    pub fn remember_url(&self, url: &str, hash: &Sha256Hash) -> io::Result<()> {
-        let content = hash.to_string();
+    /// Records what `url` last served and when the server last confirmed
+    /// it.
+    pub(super) fn remember_url(&self, url: &str, record: &UrlRecord) -> io::Result<()> {
+        let checked = record
+            .checked
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let mut content = format!("{}\nchecked {checked}\n", record.hash);
+        // Header values hold no newline (HTTP forbids it), so one line each.
+        for (name, value) in [
+            ("etag", &record.validators.etag),
+            ("last-modified", &record.validators.last_modified),
+        ] {
+            if let Some(value) = value.as_deref().filter(|v| !v.contains('\n')) {
+                content.push_str(&format!("{name} {value}\n"));
+            }
+        }
         write_atomically(
             &self.dir.join(URLS),
             &url_file_name(url),
@@ -140,17 +193,16 @@ impl DiskCache {
         )
     }
 
-    /// The hash of the module `url` last served, if recorded.
-    pub fn url_hash(&self, url: &str) -> Option<Sha256Hash> {
+    /// What `url` last served, if recorded. A record from before
+    /// validators were kept (a hash alone) reads as checked long ago.
+    pub(super) fn url_record(&self, url: &str) -> Option<UrlRecord> {
         let path = self.dir.join(URLS).join(url_file_name(url));
         let bytes = read_if_present(&path)?;
-        let hash = std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|text| text.trim().parse().ok());
-        if hash.is_none() {
-            discard(&path, "it does not hold a sha256:<hex> hash");
+        let record = std::str::from_utf8(&bytes).ok().and_then(UrlRecord::parse);
+        if record.is_none() {
+            discard(&path, "it does not start with a sha256:<hex> hash");
         }
-        hash
+        record
     }
 
     /// Removes the modules, compiled code and URL records wafer wrote,

@@ -16,6 +16,12 @@ pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// memory.
 pub const DEFAULT_MAX_MODULE_BYTES: u64 = 256 * 1024 * 1024;
 
+/// How long a module from an unpinned URL is used from the cache before
+/// wafer asks its server again (with `If-None-Match` / `If-Modified-Since`):
+/// 5 minutes. A pinned URL's module never changes, so it is never asked
+/// for again.
+pub const DEFAULT_URL_FRESHNESS: Duration = Duration::from_secs(300);
+
 /// Every WebAssembly binary, core module or component, starts with this.
 const WASM_MAGIC: &[u8] = b"\0asm";
 
@@ -30,14 +36,19 @@ pub struct FetchLimits {
     /// Content longer than this is refused, whatever the scheme; the excess
     /// is never read into memory.
     pub max_bytes: u64,
+    /// How long a module fetched from an unpinned URL is used from the
+    /// cache before the server is asked again whether it changed.
+    pub freshness: Duration,
 }
 
 impl Default for FetchLimits {
-    /// [`DEFAULT_FETCH_TIMEOUT`] and [`DEFAULT_MAX_MODULE_BYTES`].
+    /// [`DEFAULT_FETCH_TIMEOUT`], [`DEFAULT_MAX_MODULE_BYTES`] and
+    /// [`DEFAULT_URL_FRESHNESS`].
     fn default() -> Self {
         FetchLimits {
             timeout: DEFAULT_FETCH_TIMEOUT,
             max_bytes: DEFAULT_MAX_MODULE_BYTES,
+            freshness: DEFAULT_URL_FRESHNESS,
         }
     }
 }
@@ -76,18 +87,45 @@ pub(super) fn locate(url: &str) -> Result<Location<'_>, SourceError> {
     ))
 }
 
-/// Downloads `url` (http or https) and checks that it is Wasm.
+/// What a server said identifies the version it sent (HTTP's validators),
+/// to ask later whether it changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Validators {
+    /// The `ETag` header.
+    pub etag: Option<String>,
+    /// The `Last-Modified` header.
+    pub last_modified: Option<String>,
+}
+
+/// What a download brought.
+#[derive(Debug)]
+pub(super) enum Fetched {
+    /// A module, checked to be Wasm, with its validators.
+    Body(Vec<u8>, Validators),
+    /// The server said the version the validators name is still current
+    /// (`304 Not Modified`).
+    NotModified,
+}
+
+/// Downloads `url` (http or https) and checks that it is Wasm; with
+/// `known` validators, asks the server only for a version other than
+/// theirs.
 ///
 /// The blocking client runs on a thread of its own: reqwest's blocking API
 /// panics when it is used, or even dropped, on a Tokio runtime thread, and
 /// wafer loads registries from inside its server.
-pub(super) fn download(url: &str, limits: FetchLimits) -> Result<Vec<u8>, SourceError> {
+pub(super) fn download(
+    url: &str,
+    limits: FetchLimits,
+    known: Option<&Validators>,
+) -> Result<Fetched, SourceError> {
     let owned_url = url.to_owned();
+    let known = known.cloned();
     let (done, outcome) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("wafer-fetch".to_owned())
         .spawn(move || {
-            let _ = done.send(download_here(&owned_url, limits));
+            let _ = done.send(download_here(&owned_url, limits, known.as_ref()));
         })
         .map_err(|error| transfer(url, format!("cannot start a download thread: {error}")))?;
     // reqwest's timeout bounds each read, not the whole body: a server that
@@ -103,18 +141,33 @@ pub(super) fn download(url: &str, limits: FetchLimits) -> Result<Vec<u8>, Source
     }
 }
 
-fn download_here(url: &str, limits: FetchLimits) -> Result<Vec<u8>, SourceError> {
+fn download_here(
+    url: &str,
+    limits: FetchLimits,
+    known: Option<&Validators>,
+) -> Result<Fetched, SourceError> {
     let client = reqwest::blocking::Client::builder()
         .timeout(limits.timeout)
         .user_agent(USER_AGENT)
         .build()
         .map_err(|error| transfer(url, reqwest_reason(&error)))?;
-    let mut response = client
-        .get(url)
+    let mut request = client.get(url);
+    if let Some(known) = known {
+        if let Some(etag) = &known.etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = &known.last_modified {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, date);
+        }
+    }
+    let mut response = request
         .send()
         .map_err(|error| request_error(url, limits, &error))?;
 
     let status = response.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED && known.is_some() {
+        return Ok(Fetched::NotModified);
+    }
     if !status.is_success() {
         return Err(SourceError::Status {
             url: url.to_owned(),
@@ -128,11 +181,18 @@ fn download_here(url: &str, limits: FetchLimits) -> Result<Vec<u8>, SourceError>
     {
         return Err(too_large(url, limits));
     }
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header(reqwest::header::CONTENT_TYPE);
+    let validators = Validators {
+        etag: header(reqwest::header::ETAG),
+        last_modified: header(reqwest::header::LAST_MODIFIED),
+    };
 
     let bytes = files::read_bounded(&mut response, limits.max_bytes).map_err(|error| {
         if is_timeout(&error) {
@@ -143,7 +203,7 @@ fn download_here(url: &str, limits: FetchLimits) -> Result<Vec<u8>, SourceError>
     })?;
     let bytes = bytes.ok_or_else(|| too_large(url, limits))?;
     check_wasm(url, &bytes, content_type.as_deref())?;
-    Ok(bytes)
+    Ok(Fetched::Body(bytes, validators))
 }
 
 /// Reads the `file://` URL `url`, whose path is `path`, and checks that it

@@ -10,15 +10,19 @@ mod fetch;
 #[cfg(test)]
 mod test_server;
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
+use crate::error::ProblemKind;
 use crate::hash::Sha256Hash;
 
 pub use disk_cache::{CleanReport, DiskCache};
 pub use error::SourceError;
-pub use fetch::{DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_MODULE_BYTES, FetchLimits};
+pub use fetch::{
+    DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_MODULE_BYTES, DEFAULT_URL_FRESHNESS, FetchLimits,
+};
 
-use fetch::Location;
+use disk_cache::UrlRecord;
+use fetch::{Fetched, Location, Validators};
 
 /// Where [`ModuleSources::load`] found a module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,13 +68,17 @@ impl ModuleSources {
 
     /// The module at `url`, which must hash to `pin` if one is given.
     ///
-    /// For http(s), the cache is asked first: by `pin` if given, else by
-    /// the hash the URL served last time, so an unpinned URL is downloaded
-    /// once per cache and later changes upstream are not seen until the
-    /// cache is cleaned. Cached files are re-hashed; a damaged one is deleted
-    /// and downloaded again. A download is cached only if it matches the
-    /// pin; failing to cache it is logged, not returned, since the module
-    /// itself is fine.
+    /// For http(s), the cache is asked first. A pinned module is taken from
+    /// it whenever it is there: its content cannot change. An unpinned
+    /// URL's module is taken from it for [`FetchLimits::freshness`] after
+    /// the server last served or confirmed it; after that the server is
+    /// asked whether it changed, as HTTP caches ask (`If-None-Match`,
+    /// `If-Modified-Since`): a new version replaces the cached one, and
+    /// when the server cannot be reached the cached copy is used, with a
+    /// warning. Cached files are re-hashed; a damaged one is deleted and
+    /// downloaded again. A download is cached only if it matches the pin;
+    /// failing to cache it is logged, not returned, since the module itself
+    /// is fine.
     ///
     /// `file://x.wasm` is relative to the working directory and
     /// `file:///x.wasm` is absolute (Dapr's rule); files are read every time
@@ -89,21 +97,45 @@ impl ModuleSources {
                     origin: Origin::File,
                 })
             }
-            Location::Remote => {
-                if let Some(loaded) = self.cached(url, pin) {
-                    return Ok(loaded);
-                }
-                self.download(url, pin)
-            }
+            Location::Remote => match pin {
+                Some(pin) => match self.cached(pin) {
+                    Some(loaded) => Ok(loaded),
+                    None => self.download(url, Some(pin), None),
+                },
+                None => self.load_unpinned(url),
+            },
         }
     }
 
-    fn cached(&self, url: &str, pin: Option<Sha256Hash>) -> Option<LoadedModule> {
-        let cache = self.cache.as_ref()?;
-        // A pin is authoritative: what the URL served last does not matter.
-        let hash = pin.or_else(|| cache.url_hash(url))?;
-        let bytes = cache.read_module(&hash)?;
-        tracing::debug!(url, %hash, "Loaded module from cache");
+    /// An unpinned URL's module: from the cache while fresh, else checked
+    /// with its server.
+    fn load_unpinned(&self, url: &str) -> Result<LoadedModule, SourceError> {
+        let Some((record, cached)) = self.cache.as_ref().and_then(|cache| {
+            let record = cache.url_record(url)?;
+            let cached = self.cached(record.hash)?;
+            Some((record, cached))
+        }) else {
+            return self.download(url, None, None);
+        };
+        let age = SystemTime::now()
+            .duration_since(record.checked)
+            .unwrap_or_default();
+        if age < self.limits.freshness {
+            return Ok(cached);
+        }
+        match self.download(url, None, Some(&record)) {
+            Ok(loaded) => Ok(loaded),
+            Err(error) if error.problem_kind() == ProblemKind::Fetch => {
+                tracing::warn!(url, %error, "Cannot ask whether the module changed; using the cached copy.");
+                Ok(cached)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn cached(&self, hash: Sha256Hash) -> Option<LoadedModule> {
+        let bytes = self.cache.as_ref()?.read_module(&hash)?;
+        tracing::debug!(%hash, "Loaded module from cache");
         Some(LoadedModule {
             bytes,
             hash,
@@ -111,9 +143,30 @@ impl ModuleSources {
         })
     }
 
-    fn download(&self, url: &str, pin: Option<Sha256Hash>) -> Result<LoadedModule, SourceError> {
+    /// Downloads `url`; with the `known` record of an earlier download,
+    /// only if the server has another version.
+    fn download(
+        &self,
+        url: &str,
+        pin: Option<Sha256Hash>,
+        known: Option<&UrlRecord>,
+    ) -> Result<LoadedModule, SourceError> {
         let started = Instant::now();
-        let bytes = fetch::download(url, self.limits)?;
+        let (bytes, validators) =
+            match fetch::download(url, self.limits, known.map(|k| &k.validators))? {
+                Fetched::Body(bytes, validators) => (bytes, validators),
+                Fetched::NotModified => {
+                    let known = known.expect("only a conditional request is answered 304");
+                    self.remember(url, known.hash, known.validators.clone());
+                    tracing::debug!(url, "Module unchanged on the server");
+                    return self
+                        .cached(known.hash)
+                        .ok_or_else(|| SourceError::Transfer {
+                            url: url.to_owned(),
+                            reason: "the cached copy vanished while the server confirmed it".into(),
+                        });
+                }
+            };
         let hash = check_pin(url, &bytes, pin)?;
         tracing::info!(
             url,
@@ -122,11 +175,9 @@ impl ModuleSources {
             "Fetched module"
         );
         if let Some(cache) = &self.cache {
-            let stored = cache
-                .write_module(&bytes)
-                .and_then(|_| cache.remember_url(url, &hash));
-            if let Err(error) = stored {
-                tracing::warn!(url, %error, "Cannot cache fetched module");
+            match cache.write_module(&bytes) {
+                Ok(_) => self.remember(url, hash, validators),
+                Err(error) => tracing::warn!(url, %error, "Cannot cache fetched module"),
             }
         }
         Ok(LoadedModule {
@@ -134,6 +185,19 @@ impl ModuleSources {
             hash,
             origin: Origin::Network,
         })
+    }
+
+    /// Records that `url` served `hash` as of now.
+    fn remember(&self, url: &str, hash: Sha256Hash, validators: Validators) {
+        let Some(cache) = &self.cache else { return };
+        let record = UrlRecord {
+            hash,
+            checked: SystemTime::now(),
+            validators,
+        };
+        if let Err(error) = cache.remember_url(url, &record) {
+            tracing::warn!(url, %error, "Cannot record what the URL served");
+        }
     }
 }
 

@@ -13,11 +13,35 @@ use std::time::Duration;
 /// A minimal valid-looking core module: the Wasm magic and version 1.
 pub(super) const MODULE: &[u8] = b"\0asm\x01\0\0\0";
 
+/// What a [`serve`] handler is asked: a request's path and headers.
+pub(super) struct Request {
+    head: String,
+}
+
+impl Request {
+    /// The path, without the query.
+    pub(super) fn path(&self) -> &str {
+        // "GET /path?query HTTP/1.1"
+        let target = self.head.split_whitespace().nth(1).unwrap_or("/");
+        target.split('?').next().unwrap_or(target)
+    }
+
+    /// The value of header `name` (case-insensitive), if sent.
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
 /// What a [`serve`] handler answers.
 pub(super) struct Response {
     /// The status line's code and reason, such as `200 OK`.
     pub(super) status: &'static str,
     pub(super) content_type: Option<&'static str>,
+    /// More headers, such as `ETag`.
+    pub(super) headers: Vec<(&'static str, String)>,
     pub(super) body: Vec<u8>,
 }
 
@@ -26,6 +50,7 @@ impl Response {
         Response {
             status: "200 OK",
             content_type: Some(content_type),
+            headers: Vec::new(),
             body: body.into(),
         }
     }
@@ -34,15 +59,31 @@ impl Response {
         Response {
             status: "404 Not Found",
             content_type: None,
+            headers: Vec::new(),
             body: Vec::new(),
         }
+    }
+
+    pub(super) fn not_modified() -> Response {
+        Response {
+            status: "304 Not Modified",
+            content_type: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// This response with header `name: value` too.
+    pub(super) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
     }
 }
 
 /// Serves HTTP/1.1 on 127.0.0.1 from one detached thread, one connection at
-/// a time: `handler` gets each request's path and its answer goes out with
+/// a time: `handler` gets each request and its answer goes out with
 /// Content-Length and `Connection: close`. The listener is bound on return.
-pub(super) fn serve(handler: impl Fn(&str) -> Response + Send + 'static) -> SocketAddr {
+pub(super) fn serve(handler: impl Fn(&Request) -> Response + Send + 'static) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -51,15 +92,17 @@ pub(super) fn serve(handler: impl Fn(&str) -> Response + Send + 'static) -> Sock
             let Some(head) = read_head(&mut stream) else {
                 continue;
             };
-            // "GET /path?query HTTP/1.1"
-            let target = head.split_whitespace().nth(1).unwrap_or("/");
-            let response = handler(target.split('?').next().unwrap_or(target));
-            let content_type = response
-                .content_type
-                .map(|value| format!("Content-Type: {value}\r\n"))
-                .unwrap_or_default();
+            let response = handler(&Request { head });
+            let mut headers: String = response
+                .headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}\r\n"))
+                .collect();
+            if let Some(value) = response.content_type {
+                headers.push_str(&format!("Content-Type: {value}\r\n"));
+            }
             let head = format!(
-                "HTTP/1.1 {}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
                 response.status,
                 response.body.len()
             );
@@ -100,7 +143,7 @@ impl TestServer {
         let module_hits = Arc::new(AtomicUsize::new(0));
         let hits = module_hits.clone();
         let octets = "application/octet-stream";
-        let addr = serve(move |path| match path {
+        let addr = serve(move |request| match request.path() {
             "/module.wasm" => {
                 hits.fetch_add(1, Ordering::SeqCst);
                 Response::ok("application/wasm", MODULE)

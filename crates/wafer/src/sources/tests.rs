@@ -9,6 +9,7 @@ fn limits() -> FetchLimits {
     FetchLimits {
         timeout: Duration::from_secs(30),
         max_bytes: 1024,
+        ..FetchLimits::default()
     }
 }
 
@@ -101,7 +102,7 @@ fn a_pin_mismatch_is_refused_and_not_cached() {
         assert_eq!(server.module_hits(), attempt);
     }
     assert!(!dir.path().join("modules").exists());
-    assert!(sources.cache().unwrap().url_hash(&url).is_none());
+    assert!(sources.cache().unwrap().url_record(&url).is_none());
 }
 
 #[test]
@@ -200,4 +201,109 @@ fn relative_file_urls_start_at_the_working_directory() {
             .contains(&expected_path.display().to_string()),
         "{error}"
     );
+}
+
+/// A module served at `/versioned.wasm` with an `ETag`, answering 304 to a
+/// request that names the current one; `failing` makes it answer 500.
+struct Versioned {
+    url: String,
+    state: std::sync::Arc<std::sync::Mutex<(Vec<u8>, u32, bool)>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    not_modified: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Versioned {
+    fn start() -> Versioned {
+        use super::test_server::{Response, serve};
+        use std::sync::atomic::Ordering;
+        let state = std::sync::Arc::new(std::sync::Mutex::new((MODULE.to_vec(), 1, false)));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let not_modified = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (shared, counted, unchanged) = (state.clone(), requests.clone(), not_modified.clone());
+        let addr = serve(move |request| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let (body, version, failing) = shared.lock().unwrap().clone();
+            let etag = format!("\"v{version}\"");
+            if failing {
+                return Response {
+                    status: "500 Internal Server Error",
+                    ..Response::not_found()
+                };
+            }
+            if request.header("If-None-Match") == Some(etag.as_str()) {
+                unchanged.fetch_add(1, Ordering::SeqCst);
+                return Response::not_modified();
+            }
+            Response::ok("application/wasm", body).with_header("ETag", etag)
+        });
+        Versioned {
+            url: format!("http://{addr}/versioned.wasm"),
+            state,
+            requests,
+            not_modified,
+        }
+    }
+
+    fn publish(&self, body: &[u8]) {
+        let mut state = self.state.lock().unwrap();
+        state.0 = body.to_vec();
+        state.1 += 1;
+    }
+
+    fn fail(&self) {
+        self.state.lock().unwrap().2 = true;
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering;
+        (
+            self.requests.load(Ordering::SeqCst),
+            self.not_modified.load(Ordering::SeqCst),
+        )
+    }
+}
+
+#[test]
+fn an_unpinned_url_is_asked_again_once_stale_and_kept_when_unchanged() {
+    let server = Versioned::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sources = |freshness| {
+        let cache = DiskCache::open(dir.path()).unwrap();
+        ModuleSources::new(
+            Some(cache),
+            FetchLimits {
+                freshness,
+                ..limits()
+            },
+        )
+    };
+    let fresh = sources(Duration::from_secs(3600));
+    let stale = sources(Duration::ZERO);
+
+    assert_eq!(
+        fresh.load(&server.url, None).unwrap().origin,
+        Origin::Network
+    );
+    // Fresh: no request at all.
+    assert_eq!(fresh.load(&server.url, None).unwrap().origin, Origin::Cache);
+    assert_eq!(server.counts(), (1, 0));
+    // Stale: asked, and told it did not change.
+    assert_eq!(stale.load(&server.url, None).unwrap().origin, Origin::Cache);
+    assert_eq!(server.counts(), (2, 1));
+
+    let second = [MODULE, b"\x00\x01"].concat();
+    server.publish(&second);
+    // Still fresh from the 304 just now: the change is not seen yet.
+    assert_eq!(fresh.load(&server.url, None).unwrap().bytes, MODULE);
+    let changed = stale.load(&server.url, None).unwrap();
+    assert_eq!(
+        (changed.origin, changed.bytes),
+        (Origin::Network, second.clone())
+    );
+    assert_eq!(fresh.load(&server.url, None).unwrap().bytes, second);
+
+    // The server failing keeps the cached copy in use.
+    server.fail();
+    let kept = stale.load(&server.url, None).unwrap();
+    assert_eq!((kept.origin, kept.bytes), (Origin::Cache, second));
 }

@@ -127,7 +127,7 @@ fn serve(module: Vec<u8>) -> (String, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = hits.clone();
     let flaky = AtomicUsize::new(0);
-    let addr = test_server::serve(move |path| match path {
+    let addr = test_server::serve(move |request| match request.path() {
         "/hello.wasm" => {
             counted.fetch_add(1, Ordering::SeqCst);
             Response::ok("application/octet-stream", module.clone())

@@ -90,22 +90,41 @@ fn compiled_keys_are_validated() {
     assert_eq!(files_in(cache.dir()), [COMPILED]);
 }
 
+fn record(content: &[u8]) -> UrlRecord {
+    UrlRecord {
+        hash: Sha256Hash::of(content),
+        checked: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        validators: Validators {
+            etag: Some("\"v1\"".into()),
+            last_modified: None,
+        },
+    }
+}
+
 #[test]
-fn urls_remember_their_last_hash() {
+fn urls_remember_what_they_served_and_when() {
     let (_dir, cache) = cache();
     let url = "https://example.test/m.wasm?v=1";
-    assert!(cache.url_hash(url).is_none());
-    cache.remember_url(url, &Sha256Hash::of(b"a")).unwrap();
-    cache.remember_url(url, &Sha256Hash::of(b"b")).unwrap();
-    assert_eq!(cache.url_hash(url), Some(Sha256Hash::of(b"b")));
+    assert!(cache.url_record(url).is_none());
+    cache.remember_url(url, &record(b"a")).unwrap();
+    cache.remember_url(url, &record(b"b")).unwrap();
+    assert_eq!(cache.url_record(url), Some(record(b"b")));
     let path = cache.dir().join(URLS).join(url_file_name(url));
     assert_eq!(
         fs::read_to_string(&path).unwrap(),
-        Sha256Hash::of(b"b").to_string()
+        format!(
+            "{}\nchecked 1700000000\netag \"v1\"\n",
+            Sha256Hash::of(b"b")
+        )
     );
 
+    // A record of an earlier version (the hash alone) reads as stale.
+    fs::write(&path, Sha256Hash::of(b"c").to_string()).unwrap();
+    let old = cache.url_record(url).unwrap();
+    assert_eq!((old.hash, old.checked), (Sha256Hash::of(b"c"), UNIX_EPOCH));
+
     fs::write(&path, "garbage").unwrap();
-    assert!(cache.url_hash(url).is_none());
+    assert!(cache.url_record(url).is_none());
     assert!(!path.exists());
 }
 
@@ -119,9 +138,9 @@ fn directories_are_0700_and_files_0600() {
     let nested = dir.path().join("a").join("b");
     let cache = DiskCache::open(&nested).unwrap();
     assert_eq!(mode(&nested), 0o700);
-    let hash = cache.write_module(b"\0asm").unwrap();
+    cache.write_module(b"\0asm").unwrap();
     cache.write_compiled("key", b"x").unwrap();
-    cache.remember_url("http://x/", &hash).unwrap();
+    cache.remember_url("http://x/", &record(b"\0asm")).unwrap();
     for folder in [MODULES, COMPILED, URLS] {
         let folder = nested.join(folder);
         assert_eq!(mode(&folder), 0o700);
@@ -179,7 +198,7 @@ fn clean_removes_only_what_wafer_wrote() {
     let module = b"\0asm module".as_slice();
     let hash = cache.write_module(module).unwrap();
     cache.write_compiled("key", b"payload").unwrap();
-    cache.remember_url("http://x/", &hash).unwrap();
+    cache.remember_url("http://x/", &record(b"\0asm")).unwrap();
     fs::write(cache.dir().join("unrelated.txt"), "keep me").unwrap();
     fs::create_dir(cache.dir().join("projects")).unwrap();
     fs::write(cache.dir().join(COMPILED).join(".tmpAbC12"), "half written").unwrap();

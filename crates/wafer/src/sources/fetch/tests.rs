@@ -6,13 +6,22 @@ fn small() -> FetchLimits {
     FetchLimits {
         timeout: Duration::from_secs(30),
         max_bytes: 1024,
+        ..FetchLimits::default()
+    }
+}
+
+/// An unconditional download's body.
+fn get(url: &str, limits: FetchLimits) -> Result<Vec<u8>, SourceError> {
+    match download(url, limits, None)? {
+        Fetched::Body(bytes, _) => Ok(bytes),
+        Fetched::NotModified => panic!("an unconditional request was answered 304"),
     }
 }
 
 #[test]
 fn downloads_a_module() {
     let server = TestServer::start();
-    let bytes = download(&server.url("/module.wasm"), small()).unwrap();
+    let bytes = get(&server.url("/module.wasm"), small()).unwrap();
     assert_eq!(bytes, MODULE);
 }
 
@@ -24,14 +33,14 @@ fn works_on_a_tokio_runtime_thread() {
         .build()
         .unwrap();
     let url = server.url("/module.wasm");
-    let bytes = runtime.block_on(async { download(&url, small()) }).unwrap();
+    let bytes = runtime.block_on(async { get(&url, small()) }).unwrap();
     assert_eq!(bytes, MODULE);
 }
 
 #[test]
 fn reports_status_codes() {
     let server = TestServer::start();
-    let error = download(&server.url("/missing"), small()).unwrap_err();
+    let error = get(&server.url("/missing"), small()).unwrap_err();
     assert!(
         matches!(error, SourceError::Status { status: 404, .. }),
         "{error}"
@@ -46,14 +55,14 @@ fn reports_status_codes() {
 fn reports_html_by_content_type_and_by_content() {
     let server = TestServer::start();
     for path in ["/page.html", "/octet-html"] {
-        let error = download(&server.url(path), small()).unwrap_err();
+        let error = get(&server.url(path), small()).unwrap_err();
         assert!(
             matches!(error, SourceError::HtmlInsteadOfWasm { .. }),
             "{error}"
         );
         assert!(error.to_string().contains("sent HTML/text"), "{error}");
     }
-    let error = download(&server.url("/page.html"), small()).unwrap_err();
+    let error = get(&server.url("/page.html"), small()).unwrap_err();
     assert!(
         error.to_string().contains("Content-Type text/html"),
         "{error}"
@@ -63,20 +72,20 @@ fn reports_html_by_content_type_and_by_content() {
 #[test]
 fn reports_other_non_wasm_content() {
     let server = TestServer::start();
-    let error = download(&server.url("/zip"), small()).unwrap_err();
+    let error = get(&server.url("/zip"), small()).unwrap_err();
     assert!(matches!(error, SourceError::NotWasm { .. }), "{error}");
 }
 
 #[test]
 fn refuses_a_declared_length_over_the_cap() {
     let server = TestServer::start();
-    let error = download(&server.url("/big.wasm"), small()).unwrap_err();
+    let error = get(&server.url("/big.wasm"), small()).unwrap_err();
     assert!(
         matches!(error, SourceError::TooLarge { limit: 1024, .. }),
         "{error}"
     );
     // The same body is fine under the default limit.
-    assert!(download(&server.url("/big.wasm"), FetchLimits::default()).is_ok());
+    assert!(get(&server.url("/big.wasm"), FetchLimits::default()).is_ok());
 }
 
 #[test]
@@ -84,7 +93,7 @@ fn refuses_an_undeclared_length_over_the_cap() {
     let mut body = MODULE.to_vec();
     body.resize(64 * 1024, b'x');
     let url = test_server::serve_once_without_length(body);
-    let error = download(&url, small()).unwrap_err();
+    let error = get(&url, small()).unwrap_err();
     assert!(matches!(error, SourceError::TooLarge { .. }), "{error}");
 }
 
@@ -96,7 +105,7 @@ fn times_out() {
         timeout: Duration::from_millis(300),
         ..small()
     };
-    let error = download(&server.url("/slow.wasm"), limits).unwrap_err();
+    let error = get(&server.url("/slow.wasm"), limits).unwrap_err();
     assert!(matches!(error, SourceError::Timeout { .. }), "{error}");
     assert!(error.to_string().contains("within 300 ms"), "{error}");
 }
@@ -104,7 +113,7 @@ fn times_out() {
 #[test]
 fn reports_an_unreachable_server() {
     let url = format!("http://127.0.0.1:{}/m.wasm", test_server::unused_port());
-    let error = download(&url, small()).unwrap_err();
+    let error = get(&url, small()).unwrap_err();
     assert!(matches!(error, SourceError::Unreachable { .. }), "{error}");
     assert!(
         error
