@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::ProblemKind;
 
-/// The largest module file wafer reads: 256 MiB, as for downloads
+/// The largest module file wafer reads (an entry's `limits.max_module_bytes`
+/// may say otherwise): 256 MiB, as for downloads
 /// ([`crate::sources::DEFAULT_MAX_MODULE_BYTES`]).
 pub const MAX_MODULE_BYTES: u64 = crate::sources::DEFAULT_MAX_MODULE_BYTES;
 
@@ -116,26 +117,35 @@ pub fn read(path: &Path, limit: u64, accept: Accept) -> Result<Vec<u8>, ReadErro
         path: path.to_path_buf(),
         source,
     };
-    let file = open(path).map_err(io_error)?;
+    if accept == Accept::RegularFile {
+        // Checked before opening too: opening some devices does something.
+        let metadata = std::fs::metadata(path).map_err(io_error)?;
+        refuse_unless_accepted(path, &metadata.file_type(), accept)?;
+    }
+    let file = open(path, accept).map_err(io_error)?;
+    // Checked again on what was opened: the path may have changed since.
     let metadata = file.metadata().map_err(io_error)?;
-    let file_type = metadata.file_type();
-    if file_type.is_dir() || (accept == Accept::RegularFile && !file_type.is_file()) {
-        return Err(ReadError::NotAFile {
-            path: path.to_path_buf(),
-            what: describe(&file_type),
-        });
-    }
-    if file_type.is_file() && metadata.len() > limit {
+    refuse_unless_accepted(path, &metadata.file_type(), accept)?;
+    if metadata.is_file() && metadata.len() > limit {
         return Err(too_large(path, limit));
-    }
-    if accept == Accept::Stream {
-        // Opened without blocking, so a FIFO with no writer yet did not hang
-        // the open; reading waits for its writer as a pipe should.
-        set_blocking(&file).map_err(io_error)?;
     }
     read_bounded(file, limit)
         .map_err(io_error)?
         .ok_or_else(|| too_large(path, limit))
+}
+
+fn refuse_unless_accepted(
+    path: &Path,
+    file_type: &std::fs::FileType,
+    accept: Accept,
+) -> Result<(), ReadError> {
+    if file_type.is_dir() || (accept == Accept::RegularFile && !file_type.is_file()) {
+        return Err(ReadError::NotAFile {
+            path: path.to_path_buf(),
+            what: describe(file_type),
+        });
+    }
+    Ok(())
 }
 
 /// Reads `source` to its end, refusing it past `limit` bytes; `name` stands
@@ -170,35 +180,21 @@ fn too_large(path: &Path, limit: u64) -> ReadError {
     }
 }
 
-/// Opens for reading without blocking: opening a FIFO blocks until a
-/// writer comes, before anything could be checked.
-fn open(path: &Path) -> io::Result<File> {
+/// Opens for reading. A file that must be regular is opened without
+/// blocking: had it become a FIFO since it was checked, opening it would
+/// wait for a writer. A stream (a FIFO given on purpose) is opened as any
+/// reader opens it, waiting for its writer.
+fn open(path: &Path, accept: Accept) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
-    {
+    if accept == Accept::RegularFile {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NONBLOCK);
     }
+    #[cfg(not(unix))]
+    let _ = accept;
     options.open(path)
-}
-
-#[cfg(unix)]
-fn set_blocking(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: `fd` is open for the lifetime of `file`; F_GETFL and F_SETFL
-    // only read and change its status flags.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn set_blocking(_file: &File) -> io::Result<()> {
-    Ok(())
 }
 
 fn describe(file_type: &std::fs::FileType) -> &'static str {
@@ -263,6 +259,21 @@ mod tests {
             matches!(refused, ReadError::NotAFile { what: "a FIFO", .. }),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn a_fifo_given_as_a_stream_waits_for_its_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("in");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, b"[1, 2]").unwrap())
+        };
+        assert_eq!(read(&fifo, 1024, Accept::Stream).unwrap(), b"[1, 2]");
+        writer.join().unwrap();
     }
 
     #[test]

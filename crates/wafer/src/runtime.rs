@@ -324,7 +324,17 @@ impl Runtime {
             &module,
             CompileLimits::default(),
         )
-        .map_err(|e| refused(e.kind, e.message))?;
+        .map_err(|e| match e.kind {
+            // Named by a registry field that `exec` has no flag for.
+            ProblemKind::TooLarge => refused(
+                e.kind,
+                format!(
+                    "{} (the defaults of a registry entry's `limits`)",
+                    e.message
+                ),
+            ),
+            _ => refused(e.kind, e.message),
+        })?;
         tracing::debug!(function = id, "Compiled.");
         Ok(Function::new(
             id,

@@ -167,10 +167,13 @@ impl FunctionArgs {
             .enumerate()
             .map(|(i, text)| {
                 serde_json::from_str(text).map_err(|e| {
-                    let text = shorten(text);
-                    Failure::input(anyhow!(
-                        "args[{i}]: `{text}` is not JSON ({e}); write strings with quotes: '\"{text}\"'"
-                    ))
+                    let short = shorten(text);
+                    let hint = if short == *text {
+                        format!("; write strings with quotes: '\"{text}\"'")
+                    } else {
+                        "; write strings with quotes".to_string()
+                    };
+                    Failure::input(anyhow!("args[{i}]: `{short}` is not JSON ({e}){hint}"))
                 })
             })
             .collect()

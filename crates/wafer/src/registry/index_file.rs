@@ -35,9 +35,13 @@ pub(crate) fn parse_index_file(
     fields.reject_unknown("a registry file", TOP_LEVEL);
     // A key written twice inside an entry refuses that entry; anywhere else,
     // the whole file.
+    let entry_count = top
+        .get("entries")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     for duplicate in duplicates
         .iter()
-        .filter(|d| d.path.first().is_none_or(|p| p != "entries") || d.path.len() < 2)
+        .filter(|d| !(0..entry_count).any(|i| d.is_in_item("entries", i)))
     {
         fields.problem_of(
             ProblemKind::DuplicateKey,

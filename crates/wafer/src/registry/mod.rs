@@ -192,12 +192,18 @@ impl Loader {
     fn walk(&mut self, root: &Path) {
         let inside = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let mut outside = Vec::new();
+        // Counted here, so that what the filter leaves out counts too.
+        let seen = std::cell::Cell::new(0usize);
         let walk = walkdir::WalkDir::new(root)
             .follow_links(true)
             .max_depth(MAX_WALK_DEPTH)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| {
+                seen.set(seen.get() + 1);
+                if seen.get() > MAX_WALK_ENTRIES {
+                    return false;
+                }
                 if e.depth() > 0 && e.file_name().to_string_lossy().starts_with('.') {
                     return false;
                 }
@@ -219,13 +225,8 @@ impl Loader {
                     Err(_) => true,
                 }
             });
-        for (seen, item) in walk.enumerate() {
-            if seen == MAX_WALK_ENTRIES {
-                let message = format!(
-                    "stopped after {MAX_WALK_ENTRIES} files and folders; point wafer at the folder that holds the registry"
-                );
-                let problem = Problem::new(ProblemKind::TooLarge, message).in_file(root);
-                self.findings.problems.push(problem);
+        for item in walk {
+            if seen.get() > MAX_WALK_ENTRIES {
                 break;
             }
             match item {
@@ -250,6 +251,13 @@ impl Loader {
             }
         }
         self.skipped.append(&mut outside);
+        if seen.get() > MAX_WALK_ENTRIES {
+            let message = format!(
+                "stopped after {MAX_WALK_ENTRIES} files and folders; point wafer at the folder that holds the registry"
+            );
+            let problem = Problem::new(ProblemKind::TooLarge, message).in_file(root);
+            self.findings.problems.push(problem);
+        }
     }
 
     fn read_file(&mut self, path: &Path, is_index: bool) {
@@ -276,10 +284,10 @@ impl Loader {
     fn read_text(&mut self, path: &Path, text: &str, is_index: bool) {
         let documents = match yaml::documents(text) {
             Ok(documents) => documents,
-            Err(e) if is_index || matches!(e, YamlError::TooLarge) => {
+            Err(e) if is_index || !matches!(e, YamlError::Syntax(_)) => {
                 let kind = match e {
                     YamlError::Syntax(_) => ProblemKind::Syntax,
-                    YamlError::TooLarge => ProblemKind::TooLarge,
+                    YamlError::TooLarge | YamlError::TooDeep => ProblemKind::TooLarge,
                 };
                 let problem = Problem::new(kind, e.to_string()).in_file(path);
                 self.findings.problems.push(problem);

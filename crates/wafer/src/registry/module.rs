@@ -5,7 +5,7 @@ use std::path::{Component, Path};
 
 use super::{Entry, ModuleSource, Registry};
 use crate::error::{Problem, ProblemKind, one_line};
-use crate::files::{self, Accept, MAX_MODULE_BYTES};
+use crate::files::{self, Accept};
 use crate::hash::Sha256Hash;
 
 const WASM_MAGIC: &[u8] = b"\0asm";
@@ -24,6 +24,8 @@ impl Registry {
             return Err(entry.problem(ProblemKind::Reference, "kind", "not a function"));
         };
         let locate = |kind, field: &str, message: String| entry.problem(kind, field, message);
+        // The entry's own bound, so that raising it lets a larger file in.
+        let max_bytes = function.limits.compile_limits().max_module_bytes;
         let bytes = match &function.source {
             ModuleSource::WatInline(text) => wat::Parser::new()
                 .parse_bytes(Some(Path::new("<inline>")), text.as_bytes())
@@ -36,7 +38,7 @@ impl Registry {
                     )
                 })?,
             ModuleSource::WatFile(path) => {
-                let text = files::read(path, MAX_MODULE_BYTES, Accept::RegularFile)
+                let text = files::read(path, max_bytes, Accept::RegularFile)
                     .map_err(|e| locate(e.problem_kind(), "source", e.to_string()))?;
                 wat::Parser::new()
                     .parse_bytes(Some(path), &text)
@@ -65,7 +67,7 @@ impl Registry {
                     ));
                 }
                 let file = dir.directory.join(relative);
-                let bytes = files::read(&file, MAX_MODULE_BYTES, Accept::RegularFile)
+                let bytes = files::read(&file, max_bytes, Accept::RegularFile)
                     .map_err(|e| locate(e.problem_kind(), "path", e.to_string()))?;
                 if let Some(pinned) = function.hash {
                     let actual = Sha256Hash::of(&bytes);

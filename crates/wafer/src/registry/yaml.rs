@@ -22,12 +22,26 @@ pub const MAX_EXPANDED_BYTES: u64 = 32 << 20;
 /// text: so that aliases of many small values count too.
 const NODE_BYTES: u64 = 16;
 
+/// How deep values may nest: serde_norway's own recursion limit.
+const MAX_DEPTH: usize = 128;
+
+/// Keys written twice that one file reports at most: the first are enough
+/// to refuse its entries, and each costs memory.
+const MAX_DUPLICATES: usize = 100;
+
+/// One step from a document's top to a value: a mapping key or a sequence
+/// index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Segment {
+    Key(String),
+    Index(usize),
+}
+
 /// A key written twice in one mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct DuplicateKey {
-    /// Where the mapping is: the keys and sequence indexes that lead to it
-    /// from the document's top (`["entries", "2"]`).
-    pub path: Vec<String>,
+    /// Where the mapping is, from the document's top.
+    pub path: Vec<Segment>,
     /// The key.
     pub key: String,
     /// The 1-based line of its second appearance.
@@ -39,16 +53,21 @@ impl DuplicateKey {
     /// with sequence indexes in brackets: `spec.metadata[2].name`.
     pub fn field(&self, skip: usize) -> String {
         let mut field = String::new();
-        for segment in self.path.iter().skip(skip).chain([&self.key]) {
-            if segment.parse::<usize>().is_ok() && segment != &self.key {
-                field.push_str(&format!("[{segment}]"));
-            } else {
-                if !field.is_empty() {
-                    field.push('.');
+        for segment in &self.path[skip.min(self.path.len())..] {
+            match segment {
+                Segment::Index(i) => field.push_str(&format!("[{i}]")),
+                Segment::Key(key) => {
+                    if !field.is_empty() {
+                        field.push('.');
+                    }
+                    field.push_str(key);
                 }
-                field.push_str(segment);
             }
         }
+        if !field.is_empty() {
+            field.push('.');
+        }
+        field.push_str(&self.key);
         field
     }
 
@@ -60,9 +79,12 @@ impl DuplicateKey {
         )
     }
 
-    /// Whether it lies in the sequence item `path[..2] == [sequence, index]`.
-    pub fn is_in_item(&self, sequence: &str, index: usize) -> bool {
-        self.path.len() >= 2 && self.path[0] == sequence && self.path[1] == index.to_string()
+    /// Whether it lies in item `index` of the top-level sequence `key`.
+    pub fn is_in_item(&self, key: &str, index: usize) -> bool {
+        matches!(
+            self.path.as_slice(),
+            [Segment::Key(k), Segment::Index(i), ..] if k == key && *i == index
+        )
     }
 }
 
@@ -79,18 +101,29 @@ pub(super) enum YamlError {
     #[error("not valid YAML: {0}")]
     Syntax(String),
     #[error(
-        "its aliases expand to more than the limit of {} ({MAX_EXPANDED_BYTES} bytes)",
+        "it expands to more than the limit of {} ({MAX_EXPANDED_BYTES} bytes) once its aliases are replaced by what they name, counting at least {NODE_BYTES} bytes per value",
         bytesize::ByteSize::b(MAX_EXPANDED_BYTES).display().iec()
     )]
     TooLarge,
+    #[error("values nest deeper than {MAX_DEPTH} levels")]
+    TooDeep,
 }
 
-/// The documents of `text` (empty ones left out), each measured before
-/// it is expanded.
+/// The documents of `text` (empty ones left out), the whole file measured
+/// before anything is expanded.
 pub(super) fn documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let scans = scan(text)?;
+    let parsed: Vec<_> = serde_norway::Deserializer::from_str(text).collect();
+    if parsed.len() != scans.len() && !(parsed.len() == 1 && scans.is_empty()) {
+        return Err(YamlError::Syntax(format!(
+            "its documents cannot be told apart ({} or {})",
+            parsed.len(),
+            scans.len()
+        )));
+    }
     let mut documents = Vec::new();
-    for (document, duplicates) in serde_norway::Deserializer::from_str(text).zip(scans) {
+    let scans = scans.into_iter().chain(std::iter::repeat_with(Vec::new));
+    for (document, duplicates) in parsed.into_iter().zip(scans) {
         match Value::deserialize(document) {
             Ok(Value::Null) => {}
             Ok(value) => documents.push(Document { value, duplicates }),
@@ -107,8 +140,8 @@ struct Open {
     bytes: u64,
     /// For a mapping: its keys so far, and whether the next value is a key.
     keys: Option<(HashSet<String>, bool)>,
-    /// The key (or index) under which the parent holds this value.
-    segment: String,
+    /// Where the parent holds this value (none for a document's top).
+    segment: Option<Segment>,
     /// For a sequence: the index of its next item.
     next_index: usize,
 }
@@ -117,8 +150,10 @@ struct Open {
 fn scan(text: &str) -> Result<Vec<Vec<DuplicateKey>>, YamlError> {
     let mut documents = Vec::new();
     let mut duplicates = Vec::new();
+    let mut reported = 0;
     let mut anchors: HashMap<usize, u64> = HashMap::new();
     let mut open: Vec<Open> = Vec::new();
+    // Over the whole file: every document is kept in memory at once.
     let mut expanded: u64 = 0;
     // The key under which the parent mapping will hold the next value.
     let mut pending_key: Option<String> = None;
@@ -127,8 +162,8 @@ fn scan(text: &str) -> Result<Vec<Vec<DuplicateKey>>, YamlError> {
         let line = span.start.line();
         let (node_bytes, anchor, starts) = match &event {
             Event::DocumentStart(_) => {
+                // Anchors are per document.
                 anchors.clear();
-                expanded = 0;
                 continue;
             }
             Event::DocumentEnd => {
@@ -159,7 +194,7 @@ fn scan(text: &str) -> Result<Vec<Vec<DuplicateKey>>, YamlError> {
         }
         // Where this value sits in its parent, and whether it is a key.
         let mut is_key = false;
-        let mut segment = String::new();
+        let mut segment = None;
         if let Some(parent) = open.last_mut() {
             match &mut parent.keys {
                 Some((keys, expects_key)) => {
@@ -168,19 +203,21 @@ fn scan(text: &str) -> Result<Vec<Vec<DuplicateKey>>, YamlError> {
                     if is_key {
                         if let Event::Scalar(key, ..) = &event
                             && !keys.insert(key.to_string())
+                            && reported < MAX_DUPLICATES
                         {
+                            reported += 1;
                             duplicates.push(DuplicateKey {
-                                path: open.iter().skip(1).map(|o| o.segment.clone()).collect(),
+                                path: open.iter().filter_map(|o| o.segment.clone()).collect(),
                                 key: key.to_string(),
                                 line,
                             });
                         }
                     } else {
-                        segment = pending_key.take().unwrap_or_default();
+                        segment = pending_key.take().map(Segment::Key);
                     }
                 }
                 None => {
-                    segment = parent.next_index.to_string();
+                    segment = Some(Segment::Index(parent.next_index));
                     parent.next_index += 1;
                 }
             }
@@ -192,13 +229,18 @@ fn scan(text: &str) -> Result<Vec<Vec<DuplicateKey>>, YamlError> {
             };
         }
         match starts {
-            Some(is_mapping) => open.push(Open {
-                anchor,
-                bytes: node_bytes,
-                keys: is_mapping.then(|| (HashSet::new(), true)),
-                segment,
-                next_index: 0,
-            }),
+            Some(is_mapping) => {
+                if open.len() == MAX_DEPTH {
+                    return Err(YamlError::TooDeep);
+                }
+                open.push(Open {
+                    anchor,
+                    bytes: node_bytes,
+                    keys: is_mapping.then(|| (HashSet::new(), true)),
+                    segment,
+                    next_index: 0,
+                })
+            }
             None => {
                 if anchor != 0 {
                     anchors.insert(anchor, node_bytes);
@@ -251,7 +293,7 @@ mod tests {
             documents[0].duplicates,
             [
                 DuplicateKey {
-                    path: vec!["entries".into(), "0".into()],
+                    path: vec![Segment::Key("entries".into()), Segment::Index(0)],
                     key: "hash".into(),
                     line: 5,
                 },
@@ -267,12 +309,16 @@ mod tests {
     #[test]
     fn duplicate_fields_are_named_as_problems_name_fields() {
         let duplicate = DuplicateKey {
-            path: vec!["entries".into(), "3".into(), "pool".into()],
-            key: "type".into(),
+            path: vec![
+                Segment::Key("entries".into()),
+                Segment::Index(3),
+                Segment::Key("7".into()),
+            ],
+            key: "1".into(),
             line: 9,
         };
-        assert_eq!(duplicate.field(0), "entries[3].pool.type");
-        assert_eq!(duplicate.field(2), "pool.type");
+        assert_eq!(duplicate.field(0), "entries[3].7.1");
+        assert_eq!(duplicate.field(2), "7.1");
         assert!(duplicate.is_in_item("entries", 3));
         assert!(!duplicate.is_in_item("entries", 2));
     }
@@ -282,6 +328,30 @@ mod tests {
         let documents = documents("a: 1\n---\nb: 1\nb: 2\n").unwrap();
         assert!(documents[0].duplicates.is_empty());
         assert_eq!(documents[1].duplicates[0].key, "b");
+    }
+
+    #[test]
+    fn the_bound_covers_the_whole_file_not_each_document() {
+        let one = format!(
+            "a: &a {}\nb: [{}]\n",
+            "x".repeat(1000),
+            vec!["*a"; 10_000].join(", ")
+        );
+        assert_eq!(documents(&one).unwrap().len(), 1);
+        let many = vec![one; 4].join("---\n");
+        assert!(matches!(documents(&many), Err(YamlError::TooLarge)));
+    }
+
+    #[test]
+    fn deep_nesting_and_many_duplicates_are_bounded() {
+        let deep = "- ".repeat(200) + "x\n";
+        assert!(matches!(documents(&deep), Err(YamlError::TooDeep)));
+        let keys = vec!["a: 1"; 5000].join(", ");
+        let text = format!("{}{{{keys}}}\n", "- ".repeat(100));
+        match documents(&text) {
+            Ok(documents) => assert_eq!(documents[0].duplicates.len(), MAX_DUPLICATES),
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[test]

@@ -54,7 +54,9 @@ impl UrlRecord {
             match line.split_once(' ') {
                 Some(("checked", secs)) => {
                     let secs = secs.trim().parse().unwrap_or(0);
-                    record.checked = UNIX_EPOCH + Duration::from_secs(secs);
+                    record.checked = UNIX_EPOCH
+                        .checked_add(Duration::from_secs(secs))
+                        .unwrap_or(UNIX_EPOCH);
                 }
                 Some(("etag", value)) => record.validators.etag = Some(value.to_owned()),
                 Some(("last-modified", value)) => {

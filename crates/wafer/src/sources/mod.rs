@@ -117,10 +117,11 @@ impl ModuleSources {
         }) else {
             return self.download(url, None, None);
         };
-        let age = SystemTime::now()
+        // A check "in the future" (the clock was wrong then) is stale too.
+        let fresh = SystemTime::now()
             .duration_since(record.checked)
-            .unwrap_or_default();
-        if age < self.limits.freshness {
+            .is_ok_and(|age| age < self.limits.freshness);
+        if fresh {
             return Ok(cached);
         }
         match self.download(url, None, Some(&record)) {
