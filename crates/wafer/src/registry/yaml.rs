@@ -113,22 +113,32 @@ pub(super) enum YamlError {
 /// before anything is expanded.
 pub(super) fn documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let scans = scan(text)?;
-    let parsed: Vec<_> = serde_norway::Deserializer::from_str(text).collect();
-    if parsed.len() != scans.len() && !(parsed.len() == 1 && scans.is_empty()) {
-        return Err(YamlError::Syntax(format!(
-            "its documents cannot be told apart ({} or {})",
-            parsed.len(),
-            scans.len()
-        )));
-    }
+    let expected = scans.len();
+    let disagree = |parsed| {
+        YamlError::Syntax(format!(
+            "its documents cannot be told apart ({parsed} or {expected})"
+        ))
+    };
+    let mut scans = scans.into_iter();
     let mut documents = Vec::new();
-    let scans = scans.into_iter().chain(std::iter::repeat_with(Vec::new));
-    for (document, duplicates) in parsed.into_iter().zip(scans) {
+    let mut parsed = 0;
+    // Lazily, stopping at the first error: after one, serde_norway's
+    // iterator may go on yielding errors.
+    for document in serde_norway::Deserializer::from_str(text) {
+        parsed += 1;
+        // An empty text is one empty document to serde_norway, none to the scan.
+        if parsed > expected.max(1) {
+            return Err(disagree(parsed));
+        }
+        let duplicates = scans.next().unwrap_or_default();
         match Value::deserialize(document) {
             Ok(Value::Null) => {}
             Ok(value) => documents.push(Document { value, duplicates }),
             Err(e) => return Err(YamlError::Syntax(e.to_string())),
         }
+    }
+    if parsed < expected {
+        return Err(disagree(parsed));
     }
     Ok(documents)
 }
