@@ -218,6 +218,7 @@ fn impossible_pool_sizes_are_load_problems() {
         entry("none", "{type: static, workers: 0}"),
         entry("empty", "{type: lazy, max_size: 0}"),
         entry("upside-down", "{type: adaptive, min_size: 8, max_size: 4}"),
+        entry("floor", "{type: adaptive, min_size: 200}"),
     ]
     .concat();
     ws.write("reg/_index.yaml", yaml);
@@ -226,7 +227,8 @@ fn impossible_pool_sizes_are_load_problems() {
         .stdout_has("entry h:huge: field pool.workers: 100000 is more than the engine provides: 4000 instances at once")
         .stdout_has("entry h:none: field pool.workers: must be at least 1")
         .stdout_has("entry h:empty: field pool.max_size: must be at least 1")
-        .stdout_has("entry h:upside-down: field pool.min_size: 8 is above pool.max_size (4)");
+        .stdout_has("entry h:upside-down: field pool.min_size: 8 is above pool.max_size (4)")
+        .stdout_has("entry h:floor: field pool.min_size: 200 is above pool.max_size (100, its default)");
 }
 
 /// A time limit past what the clock can represent is no limit, not a crash.

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use crate::registry::{PoolConfig, PoolKind};
 
-/// `max_size` of an `inline` pool, and of the pool a function gets when it
-/// declares none.
-pub const DEFAULT_MAX_SIZE: u32 = 100;
+pub use crate::registry::DEFAULT_MAX_SIZE;
 /// `max_size` of a `lazy` pool.
 pub const DEFAULT_LAZY_MAX_SIZE: u32 = 16;
 /// `workers` of a `static` pool.

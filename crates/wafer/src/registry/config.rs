@@ -89,6 +89,10 @@ pub struct PoolConfig {
     pub max_calls: Option<u64>,
 }
 
+/// `max_size` of `inline` and `adaptive` pools, and of the pool a function
+/// gets when it declares none.
+pub const DEFAULT_MAX_SIZE: u32 = 100;
+
 /// Most instance slots an engine gets, and so the largest pool: each
 /// reserves 4 GiB of address space.
 pub const MAX_INSTANCE_SLOTS: u32 = 4000;

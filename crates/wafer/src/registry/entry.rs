@@ -358,12 +358,20 @@ fn check_pool(fields: &mut Fields, pool: &PoolConfig) {
             _ => {}
         }
     }
-    if let (Some(min), Some(max)) = (pool.min_size, pool.max_size)
+    let max = pool.max_size.unwrap_or(DEFAULT_MAX_SIZE);
+    if let Some(min) = pool.min_size
         && min > max
     {
         fields.problem(
             "pool.min_size",
-            format!("{min} is above pool.max_size ({max})"),
+            format!(
+                "{min} is above pool.max_size ({max}{})",
+                if pool.max_size.is_none() {
+                    ", its default"
+                } else {
+                    ""
+                }
+            ),
         );
     }
 }
