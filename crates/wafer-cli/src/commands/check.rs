@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use wafer::printable::escape_controls;
-use wafer::registry::{Entry, SkippedFile};
+use wafer::registry::{Entry, EntryKind, SkippedFile};
 use wafer::{Problem, Runtime};
 
 use super::{CacheArgs, compile_progress, load_registry, print_line};
@@ -84,6 +84,25 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     }
 }
 
+/// What a service or an endpoint does, for the listing.
+fn describe(entry: &Entry) -> Option<String> {
+    match &entry.kind {
+        EntryKind::HttpService(service) => Some(format!("listens on {}", service.addr)),
+        EntryKind::HttpEndpoint(endpoint) => Some(format!(
+            "{} {} -> {}{}",
+            endpoint.method,
+            endpoint.path,
+            endpoint.func,
+            endpoint
+                .service
+                .as_ref()
+                .map(|s| format!(" on {s}"))
+                .unwrap_or_default()
+        )),
+        _ => None,
+    }
+}
+
 fn abi_of(entry: &Entry) -> &'static str {
     entry.function().map_or("-", |f| f.abi.as_str())
 }
@@ -107,10 +126,11 @@ fn as_text(
         refused,
     } in listed
     {
+        let described = describe(entry);
         let detail = if *refused {
             "(refused: see problems)"
         } else {
-            signature.as_deref().unwrap_or("")
+            signature.as_deref().or(described.as_deref()).unwrap_or("")
         };
         let line = format!(
             "  {:width$}  {:kind_width$}  {:12}  {}",
@@ -164,6 +184,7 @@ fn as_json(
             "kind": entry.kind_name(),
             "abi": entry.function().map(|f| f.abi.as_str()),
             "signature": signature,
+            "route": describe(entry),
             "refused": refused,
             "file": entry.file.display().to_string(),
         })).collect::<Vec<_>>(),

@@ -276,7 +276,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         .stdout_has("entry lf:counter: field transport: transport wasi-http is not active yet")
         .stdout_has("entry lf:counter: field imports[0]: wasi:http is not active yet")
         .stdout_has("entry lf:fetched: field abi: abi benthos is not active yet")
-        .stdout_has("entry lf:api: field kind: http.service entries are not active yet");
+        .stdout_has("entry lf:api: field kind: http.service entries are not served yet");
     assert!(
         !run.stdout.contains("s3cr3t"),
         "an env value was printed:\n{}",
@@ -324,4 +324,38 @@ fn wit_errors_say_where() {
     ws.wafer(&["check"]).code(1).stdout_has(
         "entry w:f: field wit: wit does not parse: expected ')', found an identifier (line 2)",
     );
+}
+
+/// Services and routes are listed; a route that answers the same requests
+/// as another is refused, naming both.
+#[test]
+fn services_and_routes_are_listed_and_conflicts_refused() {
+    let ws = Workspace::new();
+    let yaml = format!(
+        r#"{}  - name: f
+    kind: function.wat
+    source: '(module (func (export "f")))'
+    method: f
+  - name: api
+    kind: http.service
+    addr: ":8080"
+  - name: greet
+    kind: http.endpoint
+    method: post
+    path: /greet/{{name}}
+    func: f
+  - name: again
+    kind: http.endpoint
+    method: POST
+    path: /greet/{{who}}
+    func: f
+"#,
+        header("h")
+    );
+    ws.write("reg/_index.yaml", yaml);
+    ws.wafer(&["check", "reg"])
+        .code(1)
+        .stdout_has("h:api    http.service   -             listens on 0.0.0.0:8080")
+        .stdout_has("h:greet  http.endpoint  -             POST /greet/{name} -> h:f")
+        .stdout_has("entry h:again: field path: POST /greet/{who} answers the same requests as h:greet (POST /greet/{name})");
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::config::*;
 use super::fields::Fields;
+use super::http::{self, HttpEndpointConfig, HttpServiceConfig};
 use crate::error::{Problem, ProblemKind};
 use crate::hash::Sha256Hash;
 use crate::wasi::grants::{check_grant_name, split_import};
@@ -35,13 +36,10 @@ pub enum EntryKind {
     EnvVariable(EnvVariableConfig),
     /// `function.wat`, `function.wasm` or a Dapr `bindings.wasm` component.
     Function(Box<FunctionConfig>),
-    /// `http.service`: accepted, not active yet.
-    HttpService,
-    /// `http.endpoint`: accepted, not active yet.
-    HttpEndpoint {
-        /// The function the endpoint calls.
-        func: String,
-    },
+    /// `http.service`: where a server listens (not served yet).
+    HttpService(HttpServiceConfig),
+    /// `http.endpoint`: a route and its function (not served yet).
+    HttpEndpoint(HttpEndpointConfig),
     /// `pipeline`: accepted, not active yet.
     Pipeline,
 }
@@ -57,8 +55,8 @@ impl Entry {
                 ModuleSource::WatInline(_) | ModuleSource::WatFile(_) => "function.wat",
                 _ => "function.wasm",
             },
-            EntryKind::HttpService => "http.service",
-            EntryKind::HttpEndpoint { .. } => "http.endpoint",
+            EntryKind::HttpService(_) => "http.service",
+            EntryKind::HttpEndpoint(_) => "http.endpoint",
             EntryKind::Pipeline => "pipeline",
         }
     }
@@ -187,19 +185,14 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
             parse_function(fields, site, source, hash)
         }
         "http.service" => {
-            fields.reject_unknown(kind, &known(&["addr", "lifecycle"], false));
-            fields.inactive("kind", "http.service entries are not active yet");
-            Some(EntryKind::HttpService)
+            let own = ["addr", "lifecycle", "function_api", "dapr_api"];
+            fields.reject_unknown(kind, &known(&own, false));
+            http::parse_service(fields)
         }
         "http.endpoint" => {
-            fields.reject_unknown(kind, &known(&["method", "path", "func"], false));
-            let _: Option<String> = fields.required("method");
-            let _: Option<String> = fields.required("path");
-            let func = fields
-                .required::<String>("func")
-                .map(|f| qualify(site.namespace, &f));
-            fields.inactive("kind", "http.endpoint entries are not active yet");
-            func.map(|func| EntryKind::HttpEndpoint { func })
+            let own = ["method", "path", "func", "service", "transport"];
+            fields.reject_unknown(kind, &known(&own, false));
+            http::parse_endpoint(fields, site)
         }
         "pipeline" => {
             let io = ["input", "inputs", "processors", "output", "outputs"];

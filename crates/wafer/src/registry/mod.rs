@@ -36,6 +36,7 @@ mod config;
 mod dapr;
 mod entry;
 mod fields;
+mod http;
 mod index_file;
 mod module;
 mod sandbox;
@@ -46,6 +47,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::*;
 pub use entry::{Entry, EntryKind};
+pub use http::{DEFAULT_HTTP_ADDR, HttpEndpointConfig, HttpServiceConfig, RoutePath, RouteSegment};
 
 use crate::error::{Problem, ProblemKind};
 use crate::files::{Accept, MAX_REGISTRY_FILE_BYTES};
@@ -344,6 +346,14 @@ impl Loader {
     /// Cross-entry checks: duplicate ids and references to missing entries.
     /// A duplicate is reported and dropped; the first declaration stays.
     fn finish(mut self) -> Registry {
+        // Each id once (a duplicate is refused below), first declaration first.
+        let mut seen = std::collections::HashSet::new();
+        let declared: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| seen.insert(e.id.as_str()))
+            .map(|e| e.id.clone())
+            .collect();
         let mut by_id: BTreeMap<String, Entry> = BTreeMap::new();
         for entry in self.entries {
             if let Some(first) = by_id.get(&entry.id) {
@@ -370,6 +380,11 @@ impl Loader {
                 self.findings.problems.extend(problems.iter().cloned());
                 refused.insert(entry.id.clone(), problems);
             }
+        }
+        for problem in http::route_problems(&by_id, &declared) {
+            let id = problem.entry.clone().unwrap_or_default();
+            self.findings.problems.push(problem.clone());
+            refused.entry(id).or_default().push(problem);
         }
         let mut registry = Registry {
             skipped: self.skipped,
@@ -410,7 +425,12 @@ fn dangling_references(entry: &Entry, by_id: &BTreeMap<String, Entry>) -> Vec<Pr
                 references.push((format!("wasi.mounts[{i}].fs"), &mount.fs, "fs.directory"));
             }
         }
-        EntryKind::HttpEndpoint { func } => references.push(("func".into(), func, "function")),
+        EntryKind::HttpEndpoint(endpoint) => {
+            references.push(("func".into(), &endpoint.func, "function"));
+            if let Some(service) = &endpoint.service {
+                references.push(("service".into(), service, "http.service"));
+            }
+        }
         _ => {}
     }
     references

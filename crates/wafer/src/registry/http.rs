@@ -1,0 +1,386 @@
+//! `http.service` and `http.endpoint` entries: where a server listens and
+//! which function answers which route, checked across the whole registry
+//! (each endpoint's service, route conflicts) before anything is served.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::Transport;
+use super::entry::{Entry, EntryKind, EntrySite, qualify};
+use super::fields::Fields;
+use crate::error::{Problem, ProblemKind};
+
+/// `addr` of an `http.service` that gives none.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+/// The HTTP methods an endpoint may answer.
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// An `http.service`: a listening address and the APIs served on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpServiceConfig {
+    /// Where it listens (`addr`, default [`DEFAULT_HTTP_ADDR`]; `:8080`
+    /// means every interface, as in Go).
+    pub addr: SocketAddr,
+    /// Whether `POST /v1/functions/{id}` is served (`function_api`, default true).
+    pub function_api: bool,
+    /// Whether Dapr's `/v1.0/bindings/{name}` is served (`dapr_api`, default true).
+    pub dapr_api: bool,
+}
+
+/// An `http.endpoint`: one route and the function that answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpEndpointConfig {
+    /// The HTTP method, upper case.
+    pub method: String,
+    /// The path, segment by segment.
+    pub path: RoutePath,
+    /// The function's id.
+    pub func: String,
+    /// The service's id; `None` when the registry has one service.
+    pub service: Option<String>,
+    /// How a request maps onto the call.
+    pub transport: Transport,
+}
+
+/// A route's path: literal segments and `{name}` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePath {
+    /// The segments between slashes.
+    pub segments: Vec<RouteSegment>,
+}
+
+/// One segment of a [`RoutePath`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteSegment {
+    /// Matches exactly this text.
+    Literal(String),
+    /// Matches any one segment, passed as the argument of this name.
+    Param(String),
+}
+
+impl RoutePath {
+    /// Parses `/users/{id}/orders`.
+    ///
+    /// # Errors
+    ///
+    /// When the path is not absolute, a segment is empty or holds a brace
+    /// that is not a whole `{name}`, or a parameter is named twice.
+    pub fn parse(path: &str) -> Result<RoutePath, String> {
+        let Some(rest) = path.strip_prefix('/') else {
+            return Err(format!("`{path}` must start with `/`"));
+        };
+        let mut segments = Vec::new();
+        for segment in rest.split('/').filter(|s| !s.is_empty()) {
+            let param = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
+            match param {
+                Some(name) if is_param_name(name) => {
+                    if segments.contains(&RouteSegment::Param(name.to_string())) {
+                        return Err(format!("`{path}` names the parameter `{name}` twice"));
+                    }
+                    segments.push(RouteSegment::Param(name.to_string()));
+                }
+                _ if segment.contains(['{', '}']) => {
+                    return Err(format!(
+                        "`{path}`: `{segment}` must be a whole `{{name}}` parameter (letters, digits, `_`, `-`)"
+                    ));
+                }
+                _ => segments.push(RouteSegment::Literal(segment.to_string())),
+            }
+        }
+        Ok(RoutePath { segments })
+    }
+
+    /// The path with every parameter written `{}`: two routes with the same
+    /// shape match the same requests.
+    fn shape(&self) -> String {
+        let mut shape = String::new();
+        for segment in &self.segments {
+            shape.push('/');
+            match segment {
+                RouteSegment::Literal(text) => shape.push_str(text),
+                RouteSegment::Param(_) => shape.push_str("{}"),
+            }
+        }
+        if shape.is_empty() {
+            shape.push('/');
+        }
+        shape
+    }
+}
+
+impl std::fmt::Display for RoutePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.segments.is_empty() {
+            return f.write_str("/");
+        }
+        for segment in &self.segments {
+            match segment {
+                RouteSegment::Literal(text) => write!(f, "/{text}")?,
+                RouteSegment::Param(name) => write!(f, "/{{{name}}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An address as Go (and so Wippy) writes it: `:8080` listens on every
+/// interface, `localhost:8080` on the loopback one.
+fn parse_addr(text: &str) -> Option<SocketAddr> {
+    if let Some(port) = text.strip_prefix(':') {
+        return Some(SocketAddr::from(([0, 0, 0, 0], port.parse().ok()?)));
+    }
+    if let Some(port) = text.strip_prefix("localhost:") {
+        return Some(SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?)));
+    }
+    text.parse().ok()
+}
+
+fn is_param_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+}
+
+/// Reads an `http.service` entry's fields.
+pub(super) fn parse_service(fields: &mut Fields) -> Option<EntryKind> {
+    let addr: Option<String> = fields.optional("addr");
+    let written = addr.as_deref().unwrap_or(DEFAULT_HTTP_ADDR);
+    let addr = match parse_addr(written) {
+        Some(addr) => Some(addr),
+        None => {
+            fields.problem(
+                "addr",
+                format!("`{written}` is not an address like 127.0.0.1:8080, [::1]:8080 or :8080"),
+            );
+            None
+        }
+    };
+    let function_api: Option<bool> = fields.optional("function_api");
+    let dapr_api: Option<bool> = fields.optional("dapr_api");
+    fields.inactive(
+        "kind",
+        "http.service entries are not served yet (`wafer run`)",
+    );
+    Some(EntryKind::HttpService(HttpServiceConfig {
+        addr: addr?,
+        function_api: function_api.unwrap_or(true),
+        dapr_api: dapr_api.unwrap_or(true),
+    }))
+}
+
+/// Reads an `http.endpoint` entry's fields.
+pub(super) fn parse_endpoint(fields: &mut Fields, site: &EntrySite) -> Option<EntryKind> {
+    let method: Option<String> = fields.required("method");
+    let method = method.and_then(|method| {
+        let upper = method.to_ascii_uppercase();
+        if METHODS.contains(&upper.as_str()) {
+            Some(upper)
+        } else {
+            fields.problem(
+                "method",
+                format!("`{method}` is not one of {}", METHODS.join(", ")),
+            );
+            None
+        }
+    });
+    let path: Option<String> = fields.required("path");
+    let path = path.and_then(|path| match RoutePath::parse(&path) {
+        Ok(parsed) => Some(parsed),
+        Err(message) => {
+            fields.problem("path", message);
+            None
+        }
+    });
+    let func: Option<String> = fields.required("func");
+    let service: Option<String> = fields.optional("service");
+    let transport: Transport = fields.optional("transport").unwrap_or_default();
+    fields.inactive(
+        "kind",
+        "http.endpoint entries are not served yet (`wafer run`)",
+    );
+    Some(EntryKind::HttpEndpoint(HttpEndpointConfig {
+        method: method?,
+        path: path?,
+        func: qualify(site.namespace, &func?),
+        service: service.map(|s| qualify(site.namespace, &s)),
+        transport,
+    }))
+}
+
+/// Across the registry: an endpoint names its service when there are
+/// several, and no two endpoints of a service answer the same requests (the
+/// one declared later is refused, naming the first). `declared` is every
+/// id in declaration order.
+pub(super) fn route_problems(by_id: &BTreeMap<String, Entry>, declared: &[String]) -> Vec<Problem> {
+    let services: Vec<&str> = by_id
+        .values()
+        .filter(|e| matches!(e.kind, EntryKind::HttpService(_)))
+        .map(|e| e.id.as_str())
+        .collect();
+    let mut problems = Vec::new();
+    // (service, method, shape) -> the first endpoint with that route.
+    let mut routes: BTreeMap<(String, String, String), &Entry> = BTreeMap::new();
+    for entry in declared.iter().filter_map(|id| by_id.get(id)) {
+        let EntryKind::HttpEndpoint(endpoint) = &entry.kind else {
+            continue;
+        };
+        let service = match (&endpoint.service, services.as_slice()) {
+            (Some(service), _) => service.clone(),
+            (None, [only]) => only.to_string(),
+            // No service at all is reported as inactive until `wafer run`
+            // gives endpoints a default one; nothing to compare against.
+            (None, []) => String::new(),
+            (None, several) => {
+                problems.push(entry.problem(
+                    ProblemKind::MissingField,
+                    "service",
+                    format!(
+                        "missing: the registry declares several http.service entries ({})",
+                        several.join(", ")
+                    ),
+                ));
+                continue;
+            }
+        };
+        let key = (service, endpoint.method.clone(), endpoint.path.shape());
+        match routes.get(&key) {
+            Some(first) => {
+                let EntryKind::HttpEndpoint(theirs) = &first.kind else {
+                    unreachable!("only endpoints are kept")
+                };
+                problems.push(entry.problem(
+                    ProblemKind::InvalidValue,
+                    "path",
+                    format!(
+                        "{} {} answers the same requests as {} ({} {})",
+                        endpoint.method, endpoint.path, first.id, theirs.method, theirs.path
+                    ),
+                ));
+            }
+            None => {
+                routes.insert(key, entry);
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_into_literals_and_parameters() {
+        let path = RoutePath::parse("/users/{id}/orders/").unwrap();
+        assert_eq!(
+            path.segments,
+            [
+                RouteSegment::Literal("users".into()),
+                RouteSegment::Param("id".into()),
+                RouteSegment::Literal("orders".into()),
+            ]
+        );
+        assert_eq!(path.to_string(), "/users/{id}/orders");
+        assert_eq!(path.shape(), "/users/{}/orders");
+        assert_eq!(RoutePath::parse("/").unwrap().to_string(), "/");
+        assert!(RoutePath::parse("users").is_err());
+        assert!(RoutePath::parse("/a/{b").is_err());
+        assert!(RoutePath::parse("/a/x{b}").is_err());
+        assert!(RoutePath::parse("/{a}/{a}").is_err());
+    }
+
+    #[test]
+    fn addresses_are_read_as_go_writes_them() {
+        assert_eq!(parse_addr(":8080").unwrap().to_string(), "0.0.0.0:8080");
+        assert_eq!(
+            parse_addr("localhost:3500").unwrap().to_string(),
+            "127.0.0.1:3500"
+        );
+        assert_eq!(parse_addr("[::1]:80").unwrap().to_string(), "[::1]:80");
+        assert!(parse_addr("8080").is_none());
+        assert!(parse_addr(":99999").is_none());
+    }
+
+    #[test]
+    fn conflicting_routes_and_missing_services_are_refused() {
+        let registry = crate::Registry::from_yaml(
+            "r.yaml",
+            r#"
+version: "1.0"
+namespace: app
+entries:
+  - name: f
+    kind: function.wat
+    source: '(module (func (export "f")))'
+    method: f
+  - name: public
+    kind: http.service
+  - name: admin
+    kind: http.service
+    addr: 127.0.0.1:9090
+  - name: a
+    kind: http.endpoint
+    method: post
+    path: /users/{id}
+    func: f
+    service: public
+  - name: b
+    kind: http.endpoint
+    method: POST
+    path: /users/{name}
+    func: f
+    service: public
+  - name: c
+    kind: http.endpoint
+    method: POST
+    path: /users/{id}
+    func: f
+    service: admin
+  - name: d
+    kind: http.endpoint
+    method: GET
+    path: /x
+    func: f
+  - name: e
+    kind: http.endpoint
+    method: GET
+    path: /y
+    func: nowhere
+    service: f
+  - name: c
+    kind: http.endpoint
+    method: POST
+    path: /users/{id}
+    func: f
+    service: admin
+"#,
+        );
+        let problems: Vec<String> = registry
+            .problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            problems.contains(&"r.yaml: entry app:b: field path: POST /users/{name} answers the same requests as app:a (POST /users/{id})".to_string()),
+            "{problems:#?}"
+        );
+        assert!(problems.iter().any(|p| p.contains("entry app:d: field service: missing: the registry declares several http.service entries (app:admin, app:public)")), "{problems:#?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("entry app:e: field func: refers to app:nowhere")),
+            "{problems:#?}"
+        );
+        assert!(problems.iter().any(|p| p.contains("entry app:e: field service: refers to app:f, a function.wat entry; expected http.service")), "{problems:#?}");
+        assert!(registry.get("app:a").is_some() && registry.get("app:c").is_some());
+        // A duplicate id is refused as such, not as its own route's twin.
+        assert!(!problems.iter().any(|p| p.contains("same requests as app:c")), "{problems:#?}");
+        assert!(registry.get("app:b").is_none());
+        let Some(EntryKind::HttpService(admin)) = registry.get("app:admin").map(|e| &e.kind) else {
+            panic!("admin is a service");
+        };
+        assert_eq!(admin.addr.to_string(), "127.0.0.1:9090");
+    }
+}
