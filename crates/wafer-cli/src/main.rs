@@ -45,11 +45,14 @@ enum Command {
     Cache(commands::cache::CacheCommand),
     Hash(commands::hash::HashArgs),
     Inspect(commands::inspect::InspectArgs),
+    Run(commands::run::RunArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    // A server says where it listens and when it stops.
+    let serving = matches!(cli.command, Command::Run(_));
+    init_logging(cli.verbose.max(u8::from(serving)), cli.quiet);
     let outcome = match cli.command {
         Command::Call(args) => commands::call::run(args),
         Command::Exec(args) => commands::exec::run(args),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Cache(args) => commands::cache::run(args),
         Command::Hash(args) => commands::hash::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Run(args) => commands::run::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -154,15 +154,25 @@ impl Runtime {
     /// See [`Error::kind`]: an unknown or refused function, input that does
     /// not fit, a full pool, a trap, an exceeded limit.
     pub async fn invoke(&self, id: &str, input: Input) -> Result<Output> {
+        self.function_to_call(id).await?.invoke(input).await
+    }
+
+    /// The function `id`, about to be called: as [`Runtime::function`],
+    /// but a function that cannot load counts as a refused call in its
+    /// metrics. For a surface that needs the function (its input form, its
+    /// parameters) before it calls [`Function::invoke`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::function`].
+    pub async fn function_to_call(&self, id: &str) -> Result<Arc<Function>> {
         let slot = self.slot(id)?;
         let loaded = self.load_shared(id, &slot).await;
-        match self.loaded(id, &slot, loaded) {
-            Ok(function) => function.invoke(input).await,
-            Err(error) => {
+        self.loaded(id, &slot, loaded)
+            .cloned()
+            .inspect_err(|error| {
                 slot.metrics.record_refused(error.kind());
-                Err(error)
-            }
-        }
+            })
     }
 
     /// Calls function `id` with JSON arguments and returns its answer as

@@ -4,5 +4,6 @@ mod call;
 mod check;
 mod hostile;
 mod programs;
+mod serve;
 mod tools;
 mod util;

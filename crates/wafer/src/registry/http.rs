@@ -136,6 +136,23 @@ fn parse_addr(text: &str) -> Option<SocketAddr> {
     text.parse().ok()
 }
 
+/// What of wafer's own a path would shadow: the operations routes, the
+/// function API and Dapr's binding API.
+fn reserved_route(path: &RoutePath) -> Option<&'static str> {
+    let first = |n: usize| -> Option<&str> {
+        match path.segments.get(n)? {
+            RouteSegment::Literal(text) => Some(text),
+            RouteSegment::Param(_) => None,
+        }
+    };
+    match (first(0)?, first(1)) {
+        ("healthz" | "readyz" | "metrics", _) if path.segments.len() == 1 => Some("operations"),
+        ("v1", Some("functions")) => Some("the function API"),
+        ("v1.0", Some("bindings")) => Some("Dapr's binding API"),
+        _ => None,
+    }
+}
+
 fn is_param_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -209,16 +226,51 @@ pub(super) fn parse_endpoint(fields: &mut Fields, site: &EntrySite) -> Option<En
     }))
 }
 
+impl super::Registry {
+    /// The endpoints that service `service` answers, in id order.
+    pub fn http_endpoints(&self, service: &str) -> Vec<(&Entry, &HttpEndpointConfig)> {
+        let services = service_ids(self.entries().iter());
+        self.entries()
+            .iter()
+            .filter_map(|entry| match &entry.kind {
+                EntryKind::HttpEndpoint(endpoint) => Some((entry, endpoint)),
+                _ => None,
+            })
+            .filter(|(_, endpoint)| {
+                matches!(service_of(endpoint, &services), Ok(Some(s)) if s == service)
+            })
+            .collect()
+    }
+}
+
+fn service_ids<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<&'a str> {
+    entries
+        .filter(|e| matches!(e.kind, EntryKind::HttpService(_)))
+        .map(|e| e.id.as_str())
+        .collect()
+}
+
+/// The service an endpoint belongs to: the one it names, or the only one;
+/// `Ok(None)` when there is none, `Err` with the candidates when it must
+/// name one of several. The one rule for it.
+fn service_of<'a>(
+    endpoint: &'a HttpEndpointConfig,
+    services: &[&'a str],
+) -> Result<Option<&'a str>, String> {
+    match (&endpoint.service, services) {
+        (Some(service), _) => Ok(Some(service)),
+        (None, [only]) => Ok(Some(only)),
+        (None, []) => Ok(None),
+        (None, several) => Err(several.join(", ")),
+    }
+}
+
 /// Across the registry: an endpoint names its service when there are
 /// several, and no two endpoints of a service answer the same requests (the
 /// one declared later is refused, naming the first). `declared` is every
 /// id in declaration order.
 pub(super) fn route_problems(by_id: &BTreeMap<String, Entry>, declared: &[String]) -> Vec<Problem> {
-    let services: Vec<&str> = by_id
-        .values()
-        .filter(|e| matches!(e.kind, EntryKind::HttpService(_)))
-        .map(|e| e.id.as_str())
-        .collect();
+    let services = service_ids(by_id.values());
     let mut problems = Vec::new();
     // (service, method, shape) -> the first endpoint with that route.
     let mut routes: BTreeMap<(String, String, String), &Entry> = BTreeMap::new();
@@ -226,24 +278,27 @@ pub(super) fn route_problems(by_id: &BTreeMap<String, Entry>, declared: &[String
         let EntryKind::HttpEndpoint(endpoint) = &entry.kind else {
             continue;
         };
-        let service = match (&endpoint.service, services.as_slice()) {
-            (Some(service), _) => service.clone(),
-            (None, [only]) => only.to_string(),
-            // No service at all is reported as inactive until `wafer run`
-            // gives endpoints a default one; nothing to compare against.
-            (None, []) => String::new(),
-            (None, several) => {
+        let service = match service_of(endpoint, &services) {
+            Ok(service) => service.unwrap_or_default().to_string(),
+            Err(several) => {
                 problems.push(entry.problem(
                     ProblemKind::MissingField,
                     "service",
                     format!(
-                        "missing: the registry declares several http.service entries ({})",
-                        several.join(", ")
+                        "missing: the registry declares several http.service entries ({several})"
                     ),
                 ));
                 continue;
             }
         };
+        if let Some(reserved) = reserved_route(&endpoint.path) {
+            problems.push(entry.problem(
+                ProblemKind::InvalidValue,
+                "path",
+                format!("{} is wafer's own route ({reserved})", endpoint.path),
+            ));
+            continue;
+        }
         let key = (service, endpoint.method.clone(), endpoint.path.shape());
         match routes.get(&key) {
             Some(first) => {
@@ -289,6 +344,11 @@ mod tests {
         assert!(RoutePath::parse("/a/{b").is_err());
         assert!(RoutePath::parse("/a/x{b}").is_err());
         assert!(RoutePath::parse("/{a}/{a}").is_err());
+        let reserved = |p: &str| reserved_route(&RoutePath::parse(p).unwrap());
+        assert_eq!(reserved("/metrics"), Some("operations"));
+        assert_eq!(reserved("/v1/functions/{x}"), Some("the function API"));
+        assert_eq!(reserved("/metrics/x"), None);
+        assert_eq!(reserved("/api/greet"), None);
     }
 
     #[test]
@@ -376,7 +436,12 @@ entries:
         assert!(problems.iter().any(|p| p.contains("entry app:e: field service: refers to app:f, a function.wat entry; expected http.service")), "{problems:#?}");
         assert!(registry.get("app:a").is_some() && registry.get("app:c").is_some());
         // A duplicate id is refused as such, not as its own route's twin.
-        assert!(!problems.iter().any(|p| p.contains("same requests as app:c")), "{problems:#?}");
+        assert!(
+            !problems
+                .iter()
+                .any(|p| p.contains("same requests as app:c")),
+            "{problems:#?}"
+        );
         assert!(registry.get("app:b").is_none());
         let Some(EntryKind::HttpService(admin)) = registry.get("app:admin").map(|e| &e.kind) else {
             panic!("admin is a service");

@@ -1,0 +1,82 @@
+//! `wafer run [DIR]`: serve every `http.service` of a registry until
+//! Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use wafer::Runtime;
+
+use super::{CacheArgs, load_registry};
+use crate::exit::Failure;
+
+/// Serve the registry's HTTP services until Ctrl-C or SIGTERM.
+///
+/// Every function is compiled and its pool warmed before a service listens;
+/// each service logs the address it listens on. On Ctrl-C or SIGTERM the
+/// services stop taking connections and finish the requests in flight.
+/// Entries with problems are logged and answer 422 when called.
+///
+/// Example: wafer run examples/http
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The registry folder or file.
+    #[arg(default_value = ".")]
+    registry: PathBuf,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+pub fn run(args: RunArgs) -> Result<(), Failure> {
+    let registry = load_registry(&args.registry)?;
+    for problem in registry.problems() {
+        tracing::warn!("{problem}");
+    }
+    let runtime =
+        Arc::new(Runtime::with_options(registry, args.cache.options()).map_err(Failure::failed)?);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
+    tokio.block_on(async {
+        for (id, error) in runtime.warm_up().await {
+            tracing::warn!(function = %id, "Not ready: {error}");
+        }
+        let services = wafer_http::bind(&runtime).await.map_err(Failure::failed)?;
+        if services.is_empty() {
+            return Err(Failure::input(anyhow!(
+                "{}: no http.service entry: nothing to serve",
+                args.registry.display()
+            )));
+        }
+        for service in &services {
+            tracing::info!(service = %service.id, "Listening on http://{}", service.addr);
+        }
+        wafer_http::serve(services, stop_signal())
+            .await
+            .map_err(Failure::failed)?;
+        tracing::info!("Stopped.");
+        Ok(())
+    })
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

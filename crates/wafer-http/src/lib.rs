@@ -1,0 +1,134 @@
+//! Serving a registry's functions over HTTP: every `http.service` entry is
+//! one server, answering its `http.endpoint` routes, the function API
+//! (`POST /v1/functions/{id}`) and the operations routes (`/healthz`,
+//! `/readyz`, `/metrics`).
+//!
+//! Every request that runs a guest goes through [`wafer::Runtime::invoke`],
+//! the one call path: limits, pools and metrics behave as from the CLI.
+//! An error answers with the status its [`wafer::ErrorKind`] maps to
+//! ([`response::status_of`]) and a JSON body
+//! `{"error": {"kind": …, "message": …}}`.
+
+mod response;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use wafer::Runtime;
+use wafer::registry::{EntryKind, HttpServiceConfig};
+
+pub use response::status_of;
+
+/// The largest request body read: 16 MiB. A larger one is answered 413.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Why the servers could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// A service's address could not be bound.
+    #[error("service {service}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The `http.service` entry.
+        service: String,
+        /// Its `addr`.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("service {service}: {source}")]
+    Serve {
+        /// The `http.service` entry.
+        service: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// A service bound to its address, ready to serve.
+pub struct BoundService {
+    /// The `http.service` entry's id.
+    pub id: String,
+    /// The address it listens on (the port the OS chose, for port 0).
+    pub addr: SocketAddr,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+}
+
+/// Binds every `http.service` of the runtime's registry. Nothing is served
+/// until [`serve`].
+///
+/// # Errors
+///
+/// The first address that cannot be bound, naming its service.
+pub async fn bind(runtime: &Arc<Runtime>) -> Result<Vec<BoundService>, HttpError> {
+    let mut bound = Vec::new();
+    for entry in runtime.registry().entries() {
+        let EntryKind::HttpService(config) = &entry.kind else {
+            continue;
+        };
+        bound.push(bind_service(runtime, &entry.id, config).await?);
+    }
+    Ok(bound)
+}
+
+async fn bind_service(
+    runtime: &Arc<Runtime>,
+    id: &str,
+    config: &HttpServiceConfig,
+) -> Result<BoundService, HttpError> {
+    let bind_error = |source| HttpError::Bind {
+        service: id.to_string(),
+        addr: config.addr,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    Ok(BoundService {
+        id: id.to_string(),
+        addr,
+        listener,
+        router: routes::router(runtime, id, config),
+    })
+}
+
+/// Serves `services` until `shutdown` completes, then stops taking
+/// connections and lets the requests in flight finish.
+///
+/// # Errors
+///
+/// When a server fails, naming its service.
+pub async fn serve(
+    services: Vec<BoundService>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HttpError> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for service in services {
+        let mut stopped = stopped.clone();
+        servers.spawn(async move {
+            let graceful = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            axum::serve(service.listener, service.router)
+                .with_graceful_shutdown(graceful)
+                .await
+                .map_err(|source| HttpError::Serve {
+                    service: service.id,
+                    source,
+                })
+        });
+    }
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    while let Some(done) = servers.join_next().await {
+        done.expect("a server task never panics")?;
+    }
+    Ok(())
+}

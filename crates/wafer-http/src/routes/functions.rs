@@ -1,0 +1,85 @@
+//! The function API: `POST /v1/functions/{id}` calls any function of the
+//! registry by id (URL-encoded, or `{namespace}/{name}`).
+//!
+//! A typed function takes a JSON array of arguments and answers its JSON
+//! result. A WASI program takes the body as its stdin and `?args=a,b` as
+//! its arguments, and answers its stdout, with its exit status in the
+//! `X-Wafer-Exit-Code` header ([`super::EXIT_CODE_HEADER`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use serde_json::Value;
+use wafer::{Input, InputForm, Runtime};
+
+use super::{function_and_body, program_input, respond};
+use crate::response::request_error;
+
+pub(super) fn routes(runtime: &Arc<Runtime>) -> Router {
+    let runtime = runtime.clone();
+    Router::new().route(
+        "/v1/functions/{*id}",
+        post(
+            move |Path(id): Path<String>,
+                  Query(query): Query<HashMap<String, String>>,
+                  body: Body| {
+                let runtime = runtime.clone();
+                async move { call(&runtime, &function_id(&id), &query, body).await }
+            },
+        ),
+    )
+}
+
+/// `namespace/name` is `namespace:name`; an id with a `:` (URL-encoded or
+/// not) or a Dapr component's name is taken as it is.
+fn function_id(path: &str) -> String {
+    match path.split_once('/') {
+        Some((namespace, name)) if !path.contains(':') => format!("{namespace}:{name}"),
+        _ => path.to_string(),
+    }
+}
+
+async fn call(
+    runtime: &Runtime,
+    id: &str,
+    query: &HashMap<String, String>,
+    body: Body,
+) -> Response {
+    let (function, body) = match function_and_body(runtime, id, body).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let input = match function.input_form() {
+        InputForm::Program => program_input(query, body),
+        _ => match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Array(args)) => Input::Json(args),
+            Ok(_) => {
+                let message = "expected a JSON array of arguments";
+                return request_error(StatusCode::BAD_REQUEST, "bad_input", message);
+            }
+            Err(e) => {
+                let message = format!("the body is not JSON: {e}");
+                return request_error(StatusCode::BAD_REQUEST, "bad_input", message);
+            }
+        },
+    };
+    respond(function.invoke(input).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::function_id;
+
+    #[test]
+    fn ids_come_url_encoded_or_as_a_path() {
+        assert_eq!(function_id("app.api/add"), "app.api:add");
+        assert_eq!(function_id("app.api:add"), "app.api:add");
+        assert_eq!(function_id("wasm"), "wasm");
+    }
+}
