@@ -24,6 +24,14 @@ pub use response::status_of;
 /// The largest request body read: 16 MiB. A larger one is answered 413.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
+/// How long a client may take to send a request's body: 30 s. A slower
+/// one is answered 408.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a stop waits for the requests in flight: 30 s. Connections
+/// still open then are closed.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why the servers could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -97,7 +105,8 @@ async fn bind_service(
 }
 
 /// Serves `services` until `shutdown` completes, then stops taking
-/// connections and lets the requests in flight finish.
+/// connections and lets the requests in flight finish, for at most
+/// [`SHUTDOWN_GRACE`].
 ///
 /// # Errors
 ///
@@ -123,12 +132,27 @@ pub async fn serve(
                 })
         });
     }
+    let (stopping, mut stop_requested) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
+        let _ = stopping.send(true);
     });
-    while let Some(done) = servers.join_next().await {
-        done.expect("a server task never panics")?;
+    let drained = async {
+        while let Some(done) = servers.join_next().await {
+            done.expect("a server task never panics")?;
+        }
+        Ok(())
+    };
+    let grace = async {
+        let _ = stop_requested.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        drained = drained => drained,
+        () = grace => {
+            tracing::warn!("Requests still running after {} s; closing their connections.", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
     }
-    Ok(())
 }

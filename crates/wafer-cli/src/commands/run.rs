@@ -49,10 +49,13 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
                 args.registry.display()
             )));
         }
+        // Registered before anyone is told where to connect: from then on a
+        // signal stops the services gracefully.
+        let stop = stop_signal().map_err(Failure::failed)?;
         for service in &services {
             tracing::info!(service = %service.id, "Listening on http://{}", service.addr);
         }
-        wafer_http::serve(services, stop_signal())
+        wafer_http::serve(services, stop)
             .await
             .map_err(Failure::failed)?;
         tracing::info!("Stopped.");
@@ -60,23 +63,23 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     })
 }
 
-/// Ctrl-C, or SIGTERM where there is one.
-async fn stop_signal() {
+/// A future that completes on Ctrl-C or, where there is one, SIGTERM; both
+/// handlers are installed before this returns.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -276,7 +276,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         .stdout_has("entry lf:counter: field transport: transport wasi-http is not active yet")
         .stdout_has("entry lf:counter: field imports[0]: wasi:http is not active yet")
         .stdout_has("entry lf:fetched: field abi: abi benthos is not active yet")
-        .stdout_has("entry lf:api: field kind: http.service entries are not served yet");
+        .stdout_has("entry lf:api: field dapr_api: Dapr's binding API is not served yet");
     assert!(
         !run.stdout.contains("s3cr3t"),
         "an env value was printed:\n{}",

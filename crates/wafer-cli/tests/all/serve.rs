@@ -1,43 +1,68 @@
 //! `wafer run`: the binary serving a registry, talked to over real HTTP.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::Child;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use super::util::{Workspace, header};
 
-/// `wafer run` on a registry, stopped (Ctrl-C) when dropped.
+/// `wafer run` on a registry; killed if a test fails before [`Server::stop`].
 struct Server {
     child: Child,
     base: String,
-    log: std::sync::mpsc::Receiver<String>,
+    lines: Receiver<String>,
+    log: String,
+    stopped: bool,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Server {
     /// Starts `wafer run reg` and waits for the line that gives the
-    /// address it listens on.
+    /// address it listens on (compiling comes first: the wait is generous).
     fn start(ws: &Workspace) -> Server {
         let mut child = ws.command(&["run", "reg"]).spawn().unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let base = loop {
-            let mut line = String::new();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "wafer run ended:\n{seen}"
-            );
-            seen.push_str(&line);
-            if let Some(at) = line.find("Listening on http://") {
-                let rest = &line[at + "Listening on ".len()..];
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        let (send, log) = std::sync::mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (send, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stderr.read_to_string(&mut rest);
-            let _ = send.send(seen + &rest);
+            for line in stderr.lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
         });
-        Server { child, base, log }
+        let mut server = Server {
+            child,
+            base: String::new(),
+            lines,
+            log: String::new(),
+            stopped: false,
+        };
+        loop {
+            match server.lines.recv_timeout(Duration::from_secs(120)) {
+                Ok(line) => {
+                    server.log.push_str(&line);
+                    server.log.push('\n');
+                    if let Some(at) = line.find("Listening on http://") {
+                        let rest = &line[at + "Listening on ".len()..];
+                        server.base = rest.split_whitespace().next().unwrap().to_string();
+                        return server;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("wafer run never listened:\n{}", server.log)
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!("wafer run ended:\n{}", server.log),
+            }
+        }
     }
 
     fn post(&self, path: &str, body: &str) -> (u16, String) {
@@ -62,7 +87,10 @@ impl Server {
             .unwrap();
         assert!(status.success());
         let code = self.child.wait().unwrap().code();
-        (code, self.log.recv().unwrap())
+        self.stopped = true;
+        let rest: Vec<String> = self.lines.iter().collect();
+        let log = std::mem::take(&mut self.log) + &rest.join("\n");
+        (code, log)
     }
 }
 

@@ -116,8 +116,8 @@ async fn call(
 }
 
 /// The arguments of a typed call, by position or by name.
-fn typed_args<T>(
-    params: &[(String, T)],
+fn typed_args(
+    params: &[(String, wafer::values::Type)],
     path: &HashMap<String, String>,
     query: &HashMap<String, String>,
     body: &[u8],
@@ -137,16 +137,13 @@ fn typed_args<T>(
     }
     params
         .iter()
-        .map(|(name, _)| {
-            let text = path.get(name).or_else(|| query.get(name));
-            match text {
-                Some(text) => {
-                    Ok(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone())))
-                }
+        .map(
+            |(name, ty)| match path.get(name).or_else(|| query.get(name)) {
+                Some(text) => Ok(wafer::values::json_from_text(ty, text)),
                 None => named.remove(name).ok_or_else(|| {
                     format!("no value for the parameter `{name}` (path, query or body)")
                 }),
-            }
-        })
+            },
+        )
         .collect()
 }

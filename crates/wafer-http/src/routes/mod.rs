@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use wafer::registry::HttpServiceConfig;
 use wafer::{CommandInput, Function, Input, Output, Runtime};
 
-use crate::MAX_BODY_BYTES;
 use crate::response::{self, json_response, request_error};
+use crate::{BODY_TIMEOUT, MAX_BODY_BYTES};
 
 /// The header that carries a WASI program's exit status.
 pub const EXIT_CODE_HEADER: &str = "x-wafer-exit-code";
@@ -44,18 +44,43 @@ async fn function_and_body(
     Ok((function, read_body(body).await?))
 }
 
-/// The request's body, at most [`MAX_BODY_BYTES`]; a larger one is
-/// answered 413.
+/// The request's body, at most [`MAX_BODY_BYTES`] (a larger one is
+/// answered 413), sent within [`BODY_TIMEOUT`] (a client that stalls is
+/// answered 408, so it holds no handler, nor a shutdown, for ever).
 async fn read_body(body: Body) -> Result<Bytes, Response> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            request_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the body is larger than {MAX_BODY_BYTES} bytes, or was cut short"),
-            )
-        })
+    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES));
+    match read.await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) if is_too_large(&error) => Err(request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )),
+        Ok(Err(error)) => Err(request_error(
+            StatusCode::BAD_REQUEST,
+            "bad_input",
+            format!("the body could not be read: {error}"),
+        )),
+        Err(_) => Err(request_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "bad_input",
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )),
+    }
+}
+
+fn is_too_large(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// A WASI program's input from a request: the body as stdin, `?args=a,b`
@@ -63,6 +88,7 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
 fn program_input(query: &HashMap<String, String>, body: Bytes) -> Input {
     let args: Vec<&str> = query
         .get("args")
+        .filter(|args| !args.is_empty())
         .map(|args| args.split(',').collect())
         .unwrap_or_default();
     Input::Program(CommandInput::new().args(args).stdin(body))

@@ -36,9 +36,9 @@ pub enum EntryKind {
     EnvVariable(EnvVariableConfig),
     /// `function.wat`, `function.wasm` or a Dapr `bindings.wasm` component.
     Function(Box<FunctionConfig>),
-    /// `http.service`: where a server listens (not served yet).
+    /// `http.service`: where a server listens (`wafer run`).
     HttpService(HttpServiceConfig),
-    /// `http.endpoint`: a route and its function (not served yet).
+    /// `http.endpoint`: a route and the function that answers it.
     HttpEndpoint(HttpEndpointConfig),
     /// `pipeline`: accepted, not active yet.
     Pipeline,

@@ -80,6 +80,12 @@ impl RoutePath {
                     }
                     segments.push(RouteSegment::Param(name.to_string()));
                 }
+                _ if segment.starts_with([':', '*']) => {
+                    return Err(format!(
+                        "`{path}`: write the parameter `{segment}` as `{{{}}}`",
+                        &segment[1..]
+                    ));
+                }
                 _ if segment.contains(['{', '}']) => {
                     return Err(format!(
                         "`{path}`: `{segment}` must be a whole `{{name}}` parameter (letters, digits, `_`, `-`)"
@@ -176,10 +182,9 @@ pub(super) fn parse_service(fields: &mut Fields) -> Option<EntryKind> {
     };
     let function_api: Option<bool> = fields.optional("function_api");
     let dapr_api: Option<bool> = fields.optional("dapr_api");
-    fields.inactive(
-        "kind",
-        "http.service entries are not served yet (`wafer run`)",
-    );
+    if dapr_api != Some(false) {
+        fields.inactive("dapr_api", "Dapr's binding API is not served yet");
+    }
     Some(EntryKind::HttpService(HttpServiceConfig {
         addr: addr?,
         function_api: function_api.unwrap_or(true),
@@ -213,10 +218,9 @@ pub(super) fn parse_endpoint(fields: &mut Fields, site: &EntrySite) -> Option<En
     let func: Option<String> = fields.required("func");
     let service: Option<String> = fields.optional("service");
     let transport: Transport = fields.optional("transport").unwrap_or_default();
-    fields.inactive(
-        "kind",
-        "http.endpoint entries are not served yet (`wafer run`)",
-    );
+    if transport != Transport::Payload {
+        fields.inactive("transport", "transport wasi-http is not served yet");
+    }
     Some(EntryKind::HttpEndpoint(HttpEndpointConfig {
         method: method?,
         path: path?,
@@ -344,6 +348,11 @@ mod tests {
         assert!(RoutePath::parse("/a/{b").is_err());
         assert!(RoutePath::parse("/a/x{b}").is_err());
         assert!(RoutePath::parse("/{a}/{a}").is_err());
+        assert_eq!(
+            RoutePath::parse("/users/:id").unwrap_err(),
+            "`/users/:id`: write the parameter `:id` as `{id}`"
+        );
+        assert!(RoutePath::parse("/static/*rest").is_err());
         let reserved = |p: &str| reserved_route(&RoutePath::parse(p).unwrap());
         assert_eq!(reserved("/metrics"), Some("operations"));
         assert_eq!(reserved("/v1/functions/{x}"), Some("the function API"));

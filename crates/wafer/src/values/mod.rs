@@ -28,7 +28,7 @@ mod wit_type;
 
 use serde_json::Value;
 use wasmtime::component::Val;
-use wasmtime::component::types::Type;
+pub use wasmtime::component::types::Type;
 
 pub use check::check_args;
 pub use to_json::into_json;
@@ -115,4 +115,29 @@ pub fn args_from_json(params: &[(String, Type)], args: Vec<Value>) -> Result<Vec
 /// The first place where `json` does not fit `ty`.
 pub fn from_json(ty: &Type, json: Value) -> Result<Val, ValueError> {
     from_json::from_json(ty, json, Path::Arg(0))
+}
+
+/// A value written as text (a URL's path segment or query parameter) as
+/// the JSON a parameter of type `ty` takes: the text itself for strings,
+/// chars, enums and flags; otherwise the text read as JSON (`42`, `true`,
+/// `[1, 2]`), or the text itself when it is not JSON.
+///
+/// ```
+/// use serde_json::json;
+/// use wasmtime::component::types::Type;
+/// assert_eq!(wafer::values::json_from_text(&Type::String, "123"), json!("123"));
+/// assert_eq!(wafer::values::json_from_text(&Type::S32, "123"), json!(123));
+/// assert_eq!(wafer::values::json_from_text(&Type::S32, "abc"), json!("abc"));
+/// ```
+pub fn json_from_text(ty: &Type, text: &str) -> Value {
+    match ty {
+        Type::String | Type::Char | Type::Enum(_) => Value::String(text.to_string()),
+        Type::Flags(_) => Value::Array(
+            text.split(',')
+                .filter(|f| !f.is_empty())
+                .map(|f| Value::String(f.to_string()))
+                .collect(),
+        ),
+        _ => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())),
+    }
 }
