@@ -172,3 +172,29 @@ fn functions_are_served_over_http_and_errors_have_their_status() {
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("Stopped."), "{log}");
 }
+
+/// The README's HTTP example, served as written (on a free port).
+#[cfg(unix)]
+#[test]
+fn the_http_example_serves_add() {
+    let ws = Workspace::new();
+    let example = super::util::repo_root().join("examples/http");
+    let yaml = std::fs::read_to_string(example.join("_index.yaml")).unwrap();
+    ws.write(
+        "reg/_index.yaml",
+        yaml.replace("127.0.0.1:8080", "127.0.0.1:0"),
+    );
+    std::fs::copy(example.join("add.wat"), ws.path().join("reg/add.wat")).unwrap();
+    let server = Server::start(&ws);
+    assert_eq!(server.post("/add", "[2, 40]"), (200, "42".into()));
+    assert_eq!(
+        server.post("/add", r#"{"a": 2, "b": 40}"#),
+        (200, "42".into())
+    );
+    assert_eq!(
+        server.post("/v1/functions/demo:add", "[2, 40]"),
+        (200, "42".into())
+    );
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
