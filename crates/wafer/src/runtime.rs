@@ -154,7 +154,8 @@ impl Runtime {
     /// See [`Error::kind`]: an unknown or refused function, input that does
     /// not fit, a full pool, a trap, an exceeded limit.
     pub async fn invoke(&self, id: &str, input: Input) -> Result<Output> {
-        self.function_to_call(id).await?.invoke(input).await
+        let slot = self.slot(id)?;
+        self.callable(id, &slot).await?.invoke(input).await
     }
 
     /// The function `id`, about to be called: as [`Runtime::function`],
@@ -167,12 +168,15 @@ impl Runtime {
     /// As [`Runtime::function`].
     pub async fn function_to_call(&self, id: &str) -> Result<Arc<Function>> {
         let slot = self.slot(id)?;
-        let loaded = self.load_shared(id, &slot).await;
-        self.loaded(id, &slot, loaded)
-            .cloned()
-            .inspect_err(|error| {
-                slot.metrics.record_refused(error.kind());
-            })
+        self.callable(id, &slot).await.cloned()
+    }
+
+    /// The loaded function of `slot`, borrowed (a call needs no reference
+    /// count of its own); a failed load counts as a refused call.
+    async fn callable<'s>(&self, id: &str, slot: &'s Arc<Slot>) -> Result<&'s Arc<Function>> {
+        let loaded = self.load_shared(id, slot).await;
+        self.loaded(id, slot, loaded)
+            .inspect_err(|error| slot.metrics.record_refused(error.kind()))
     }
 
     /// Calls function `id` with JSON arguments and returns its answer as
