@@ -1,7 +1,9 @@
 //! Serving a registry's functions over HTTP: every `http.service` entry is
 //! one server, answering its `http.endpoint` routes, the function API
-//! (`POST /v1/functions/{id}`) and the operations routes (`/healthz`,
-//! `/readyz`, `/metrics`).
+//! (`POST /v1/functions/{id}`), Dapr's binding API
+//! (`POST /v1.0/bindings/{name}`) and the operations routes (`/healthz`,
+//! `/readyz`, `/metrics`). A registry of Dapr components and no service is
+//! served as Dapr's sidecar would serve it, on `127.0.0.1:3500`.
 //!
 //! Every request that runs a guest goes through [`wafer::Runtime::invoke`],
 //! the one call path: limits, pools and metrics behave as from the CLI.
@@ -27,6 +29,13 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 /// How long a client may take to send a request's body: 30 s. A slower
 /// one is answered 408.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The port Dapr's API is served on when the registry declares no
+/// `http.service`: Dapr's own default HTTP port.
+pub const DEFAULT_DAPR_HTTP_PORT: u16 = 3500;
+
+/// The id of the service a registry of Dapr components gets.
+pub const DAPR_SERVICE: &str = "dapr";
 
 /// How long a stop waits for the requests in flight: 30 s. Connections
 /// still open then are closed.
@@ -65,19 +74,28 @@ pub struct BoundService {
     router: axum::Router,
 }
 
-/// Binds every `http.service` of the runtime's registry. Nothing is served
-/// until [`serve`].
+/// Binds every `http.service` of the runtime's registry; a registry with
+/// none but with Dapr components gets one service, [`DAPR_SERVICE`], on
+/// `127.0.0.1:{dapr_http_port}`. Nothing is served until [`serve`].
 ///
 /// # Errors
 ///
 /// The first address that cannot be bound, naming its service.
-pub async fn bind(runtime: &Arc<Runtime>) -> Result<Vec<BoundService>, HttpError> {
+pub async fn bind(
+    runtime: &Arc<Runtime>,
+    dapr_http_port: u16,
+) -> Result<Vec<BoundService>, HttpError> {
     let mut bound = Vec::new();
     for entry in runtime.registry().entries() {
         let EntryKind::HttpService(config) = &entry.kind else {
             continue;
         };
         bound.push(bind_service(runtime, &entry.id, config).await?);
+    }
+    if bound.is_empty() && runtime.registry().dapr_bindings().next().is_some() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], dapr_http_port));
+        let config = HttpServiceConfig::new(addr);
+        bound.push(bind_service(runtime, DAPR_SERVICE, &config).await?);
     }
     Ok(bound)
 }

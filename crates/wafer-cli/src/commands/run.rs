@@ -1,5 +1,6 @@
-//! `wafer run [DIR]`: serve every `http.service` of a registry until
-//! Ctrl-C or SIGTERM.
+//! `wafer run [DIR]`: serve every `http.service` of a registry, or a
+//! folder of Dapr components as Dapr's sidecar would, until Ctrl-C or
+//! SIGTERM.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,12 +18,19 @@ use crate::exit::Failure;
 /// services stop taking connections and finish the requests in flight.
 /// Entries with problems are logged and answer 422 when called.
 ///
+/// A folder of Dapr components and no http.service is served on
+/// 127.0.0.1:3500, Dapr's own port, so that Dapr's
+/// `curl localhost:3500/v1.0/bindings/NAME` works as written.
+///
 /// Example: wafer run examples/http
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The registry folder or file.
     #[arg(default_value = ".")]
     registry: PathBuf,
+    /// The port of Dapr's API when the registry declares no http.service.
+    #[arg(long, value_name = "PORT", default_value_t = wafer_http::DEFAULT_DAPR_HTTP_PORT)]
+    dapr_http_port: u16,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -42,10 +50,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         for (id, error) in runtime.warm_up().await {
             tracing::warn!(function = %id, "Not ready: {error}");
         }
-        let services = wafer_http::bind(&runtime).await.map_err(Failure::failed)?;
+        let services = wafer_http::bind(&runtime, args.dapr_http_port)
+            .await
+            .map_err(Failure::failed)?;
         if services.is_empty() {
             return Err(Failure::input(anyhow!(
-                "{}: no http.service entry: nothing to serve",
+                "{}: no http.service entry and no Dapr component: nothing to serve",
                 args.registry.display()
             )));
         }

@@ -273,10 +273,8 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         .stdout_has("components/state.yaml: Dapr component of type state.redis")
         .stdout_has("notes.yaml: neither a registry file nor a Dapr component")
         .stdout_has("more/functions.yaml: looks like a registry file, but only files named _index.yaml are read")
-        .stdout_has("entry lf:counter: field transport: transport wasi-http is not active yet")
         .stdout_has("entry lf:counter: field imports[0]: wasi:http is not active yet")
-        .stdout_has("entry lf:fetched: field abi: abi benthos is not active yet")
-        .stdout_has("entry lf:api: field dapr_api: Dapr's binding API is not served yet");
+        .stdout_has("entry lf:fetched: field abi: abi benthos is not active yet");
     assert!(
         !run.stdout.contains("s3cr3t"),
         "an env value was printed:\n{}",

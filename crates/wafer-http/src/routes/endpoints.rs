@@ -1,26 +1,36 @@
 //! The registry's `http.endpoint` routes of one service.
 //!
-//! `payload` transport: a body holding a JSON array is the arguments in
-//! order; otherwise each parameter is taken by name from the path's
-//! `{params}`, then the query, then a JSON object body (path and query
-//! values are read as JSON when they parse, else as strings). A WASI
-//! program gets the body as its stdin and `?args=a,b` as its arguments.
+//! The endpoint's `transport`, or else its function's, says how a request
+//! becomes a call:
+//!
+//! - `payload`: a body holding a JSON array is the arguments in order;
+//!   otherwise each parameter is taken by name from the path's `{params}`,
+//!   then the query, then a JSON object body (path and query values are
+//!   read as JSON when they parse, else as strings). The result is JSON.
+//! - `wasi-http`: the raw body is the one argument (a `string`, or a
+//!   `list<u8>`); a result of `none` or no result answers 204, bytes
+//!   `application/octet-stream`, a string `text/plain`, anything else JSON.
+//!
+//! A WASI program gets the body as its stdin and `?args=a,b` as its
+//! arguments, whatever the transport.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{Path, Query};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use serde_json::{Map, Value};
-use wafer::registry::{HttpEndpointConfig, RoutePath, RouteSegment, Transport};
-use wafer::{Input, InputForm, Runtime};
+use wafer::registry::{RoutePath, RouteSegment, Transport};
+use wafer::values::{Type, Val};
+use wafer::{Function, Input, InputForm, Runtime};
 
 use super::{function_and_body, program_input, respond};
-use crate::response::request_error;
+use crate::response::{self, json_response, request_error};
 
 pub(super) fn routes(runtime: &Arc<Runtime>, service: &str) -> Router {
     let mut router = Router::new();
@@ -30,6 +40,13 @@ pub(super) fn routes(runtime: &Arc<Runtime>, service: &str) -> Router {
         };
         tracing::debug!(endpoint = %entry.id, method = %endpoint.method, path = %endpoint.path, "Route.");
         let path = positional(&endpoint.path);
+        let transport = endpoint.transport.unwrap_or_else(|| {
+            let function = runtime.registry().get(&endpoint.func);
+            function
+                .and_then(|entry| entry.function())
+                .map(|function| function.transport)
+                .unwrap_or_default()
+        });
         let runtime = runtime.clone();
         let endpoint = Arc::new(endpoint.clone());
         let handler = move |Path(values): Path<Vec<(String, String)>>,
@@ -37,15 +54,13 @@ pub(super) fn routes(runtime: &Arc<Runtime>, service: &str) -> Router {
                             body: Body| {
             let (runtime, endpoint) = (runtime.clone(), endpoint.clone());
             async move {
-                if endpoint.transport != Transport::Payload {
-                    return request_error(
-                        StatusCode::NOT_IMPLEMENTED,
-                        "inactive",
-                        "transport wasi-http is not served yet",
-                    );
-                }
                 let params = param_names(&endpoint.path).zip(values.into_iter().map(|(_, v)| v));
-                call(&runtime, &endpoint, params.collect(), query, body).await
+                let request = Request {
+                    params: params.collect(),
+                    query,
+                    transport,
+                };
+                call(&runtime, &endpoint.func, request, body).await
             }
         };
         router = router.route(&path, on(method, handler));
@@ -94,25 +109,84 @@ fn method_filter(method: &str) -> Option<MethodFilter> {
     })
 }
 
-async fn call(
-    runtime: &Runtime,
-    endpoint: &HttpEndpointConfig,
+/// What a request brings besides its body.
+struct Request {
     params: HashMap<String, String>,
     query: HashMap<String, String>,
-    body: Body,
-) -> Response {
-    let (function, body) = match function_and_body(runtime, &endpoint.func, body).await {
+    transport: Transport,
+}
+
+async fn call(runtime: &Runtime, func: &str, request: Request, body: Body) -> Response {
+    let (function, body) = match function_and_body(runtime, func, body).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    let input = match function.input_form() {
-        InputForm::Program => program_input(&query, body),
-        _ => match typed_args(function.params(), &params, &query, &body) {
-            Ok(args) => Input::Json(args),
-            Err(message) => return request_error(StatusCode::BAD_REQUEST, "bad_input", message),
+    if function.input_form() == InputForm::Program {
+        return respond(function.invoke(program_input(&request.query, body)).await);
+    }
+    match request.transport {
+        Transport::Payload => {
+            match typed_args(function.params(), &request.params, &request.query, &body) {
+                Ok(args) => respond(function.invoke(Input::Json(args)).await),
+                Err(message) => request_error(StatusCode::BAD_REQUEST, "bad_input", message),
+            }
+        }
+        Transport::WasiHttp => match raw_arg(&function, body) {
+            Ok(arg) => match function.invoke(Input::Vals(vec![arg])).await {
+                Ok(output) => raw_response(output.into_vals().and_then(|v| v.into_iter().next())),
+                Err(error) => response::error(&error),
+            },
+            Err(response) => response,
         },
-    };
-    respond(function.invoke(input).await)
+    }
+}
+
+/// The body as a `wasi-http` function's one argument.
+fn raw_arg(function: &Function, body: Bytes) -> Result<Val, Response> {
+    match function.params() {
+        [(_, Type::String)] => match String::from_utf8(body.into()) {
+            Ok(text) => Ok(Val::String(text)),
+            Err(_) => Err(request_error(
+                StatusCode::BAD_REQUEST,
+                "bad_input",
+                "the body is not UTF-8 text",
+            )),
+        },
+        [(_, Type::List(list))] if list.ty() == Type::U8 => {
+            Ok(Val::List(body.iter().map(|&b| Val::U8(b)).collect()))
+        }
+        _ => Err(request_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused",
+            format!(
+                "transport wasi-http passes the body as one string or list<u8> argument; {} is {}",
+                function.id(),
+                function.signature()
+            ),
+        )),
+    }
+}
+
+/// A `wasi-http` function's result as the response.
+fn raw_response(result: Option<Val>) -> Response {
+    match result {
+        None | Some(Val::Option(None)) => StatusCode::NO_CONTENT.into_response(),
+        Some(Val::Option(Some(inner))) => raw_response(Some(*inner)),
+        Some(Val::String(text)) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+        }
+        Some(Val::List(items)) if items.iter().all(|v| matches!(v, Val::U8(_))) => {
+            let bytes: Vec<u8> = items
+                .into_iter()
+                .filter_map(|v| match v {
+                    Val::U8(b) => Some(b),
+                    _ => None,
+                })
+                .collect();
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        Some(other) => json_response(StatusCode::OK, &wafer::values::into_json(other)),
+    }
 }
 
 /// The arguments of a typed call, by position or by name.

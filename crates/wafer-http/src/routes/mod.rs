@@ -1,5 +1,6 @@
 //! One service's routes: its endpoints, the function API and operations.
 
+mod dapr;
 mod endpoints;
 mod functions;
 mod ops;
@@ -27,6 +28,9 @@ pub(crate) fn router(runtime: &Arc<Runtime>, service: &str, config: &HttpService
     if config.function_api {
         router = router.merge(functions::routes(runtime));
     }
+    if config.dapr_api {
+        router = router.merge(dapr::routes(runtime));
+    }
     router.merge(endpoints::routes(runtime, service))
 }
 
@@ -41,35 +45,52 @@ async fn function_and_body(
         .function_to_call(id)
         .await
         .map_err(|error| response::error(&error))?;
-    Ok((function, read_body(body).await?))
+    let body = read_body(body).await.map_err(BodyError::into_response)?;
+    Ok((function, body))
 }
 
-/// The request's body, at most [`MAX_BODY_BYTES`] (a larger one is
-/// answered 413), sent within [`BODY_TIMEOUT`] (a client that stalls is
-/// answered 408, so it holds no handler, nor a shutdown, for ever).
-async fn read_body(body: Body) -> Result<Bytes, Response> {
+/// Why a request's body could not be read.
+struct BodyError {
+    status: StatusCode,
+    message: String,
+}
+
+impl BodyError {
+    /// The function API's answer: kind `body_too_large` for 413, else
+    /// `bad_input`.
+    fn into_response(self) -> Response {
+        let kind = match self.status {
+            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+            _ => "bad_input",
+        };
+        request_error(self.status, kind, self.message)
+    }
+}
+
+/// The request's body, at most [`MAX_BODY_BYTES`] (a larger one is 413),
+/// sent within [`BODY_TIMEOUT`] (a client that stalls is 408, so it holds
+/// no handler, nor a shutdown, for ever); an unreadable one is 400.
+async fn read_body(body: Body) -> Result<Bytes, BodyError> {
     let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES));
-    match read.await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(error)) if is_too_large(&error) => Err(request_error(
+    let (status, message) = match read.await {
+        Ok(Ok(bytes)) => return Ok(bytes),
+        Ok(Err(error)) if is_too_large(&error) => (
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
             format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        )),
-        Ok(Err(error)) => Err(request_error(
+        ),
+        Ok(Err(error)) => (
             StatusCode::BAD_REQUEST,
-            "bad_input",
             format!("the body could not be read: {error}"),
-        )),
-        Err(_) => Err(request_error(
+        ),
+        Err(_) => (
             StatusCode::REQUEST_TIMEOUT,
-            "bad_input",
             format!(
                 "the body did not arrive within {} s",
                 BODY_TIMEOUT.as_secs()
             ),
-        )),
-    }
+        ),
+    };
+    Err(BodyError { status, message })
 }
 
 fn is_too_large(error: &axum::Error) -> bool {

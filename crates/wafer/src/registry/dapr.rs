@@ -198,7 +198,7 @@ pub(crate) fn parse_binding(
 
 /// Dapr names its components with Kubernetes' DNS labels, which never
 /// contain the `:` of Wippy ids, so the two never collide.
-fn is_dns_label(name: &str) -> bool {
+pub(super) fn is_dns_label(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63

@@ -185,7 +185,14 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
             parse_function(fields, site, source, hash)
         }
         "http.service" => {
-            let own = ["addr", "lifecycle", "function_api", "dapr_api"];
+            let own = [
+                "addr",
+                "lifecycle",
+                "function_api",
+                "dapr_api",
+                "max_concurrent_requests",
+                "max_request_ms",
+            ];
             fields.reject_unknown(kind, &known(&own, false));
             http::parse_service(fields)
         }
@@ -405,9 +412,6 @@ fn parse_function(
         check_pool(fields, pool);
     }
     let transport: Transport = fields.optional("transport").unwrap_or_default();
-    if transport != Transport::Payload {
-        fields.inactive("transport", "transport wasi-http is not active yet");
-    }
     let items: Vec<ImportItem> = fields.optional("imports").unwrap_or_default();
     let imports = parse_imports(fields, items);
     let mut wasi: WasiConfig = fields.optional("wasi").unwrap_or_default();

@@ -13,6 +13,12 @@ use crate::error::{Problem, ProblemKind};
 /// `addr` of an `http.service` that gives none.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 
+/// `max_concurrent_requests` of an `http.service` that gives none.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 1024;
+
+/// `max_request_ms` of an `http.service` that gives none: 60 s.
+pub const DEFAULT_MAX_REQUEST_MS: u64 = 60_000;
+
 /// The HTTP methods an endpoint may answer.
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
@@ -26,6 +32,27 @@ pub struct HttpServiceConfig {
     pub function_api: bool,
     /// Whether Dapr's `/v1.0/bindings/{name}` is served (`dapr_api`, default true).
     pub dapr_api: bool,
+    /// How many requests it serves at once (`max_concurrent_requests`,
+    /// default [`DEFAULT_MAX_CONCURRENT_REQUESTS`]); one more is answered
+    /// 503 at once.
+    pub max_concurrent_requests: u32,
+    /// How long one request may take, from its headers to its answer
+    /// (`max_request_ms`, default [`DEFAULT_MAX_REQUEST_MS`]); a slower one
+    /// is stopped and answered 504.
+    pub max_request: std::time::Duration,
+}
+
+impl HttpServiceConfig {
+    /// A service on `addr` with every API on and the default limits.
+    pub fn new(addr: SocketAddr) -> HttpServiceConfig {
+        HttpServiceConfig {
+            addr,
+            function_api: true,
+            dapr_api: true,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_request: std::time::Duration::from_millis(DEFAULT_MAX_REQUEST_MS),
+        }
+    }
 }
 
 /// An `http.endpoint`: one route and the function that answers it.
@@ -39,8 +66,9 @@ pub struct HttpEndpointConfig {
     pub func: String,
     /// The service's id; `None` when the registry has one service.
     pub service: Option<String>,
-    /// How a request maps onto the call.
-    pub transport: Transport,
+    /// How a request maps onto the call; `None`: as the function's own
+    /// `transport` says.
+    pub transport: Option<Transport>,
 }
 
 /// A route's path: literal segments and `{name}` parameters.
@@ -154,7 +182,7 @@ fn reserved_route(path: &RoutePath) -> Option<&'static str> {
     match (first(0)?, first(1)) {
         ("healthz" | "readyz" | "metrics", _) if path.segments.len() == 1 => Some("operations"),
         ("v1", Some("functions")) => Some("the function API"),
-        ("v1.0", Some("bindings")) => Some("Dapr's binding API"),
+        ("v1.0", _) => Some("Dapr's API"),
         _ => None,
     }
 }
@@ -182,14 +210,24 @@ pub(super) fn parse_service(fields: &mut Fields) -> Option<EntryKind> {
     };
     let function_api: Option<bool> = fields.optional("function_api");
     let dapr_api: Option<bool> = fields.optional("dapr_api");
-    if dapr_api != Some(false) {
-        fields.inactive("dapr_api", "Dapr's binding API is not served yet");
+    let max_concurrent_requests: Option<u32> = fields.optional("max_concurrent_requests");
+    if max_concurrent_requests == Some(0) {
+        fields.problem("max_concurrent_requests", "must be at least 1");
     }
-    Some(EntryKind::HttpService(HttpServiceConfig {
-        addr: addr?,
-        function_api: function_api.unwrap_or(true),
-        dapr_api: dapr_api.unwrap_or(true),
-    }))
+    let max_request_ms: Option<u64> = fields.optional("max_request_ms");
+    if max_request_ms == Some(0) {
+        fields.problem("max_request_ms", "must be at least 1");
+    }
+    let mut config = HttpServiceConfig::new(addr?);
+    config.function_api = function_api.unwrap_or(true);
+    config.dapr_api = dapr_api.unwrap_or(true);
+    if let Some(max) = max_concurrent_requests {
+        config.max_concurrent_requests = max;
+    }
+    if let Some(ms) = max_request_ms {
+        config.max_request = std::time::Duration::from_millis(ms);
+    }
+    Some(EntryKind::HttpService(config))
 }
 
 /// Reads an `http.endpoint` entry's fields.
@@ -217,10 +255,7 @@ pub(super) fn parse_endpoint(fields: &mut Fields, site: &EntrySite) -> Option<En
     });
     let func: Option<String> = fields.required("func");
     let service: Option<String> = fields.optional("service");
-    let transport: Transport = fields.optional("transport").unwrap_or_default();
-    if transport != Transport::Payload {
-        fields.inactive("transport", "transport wasi-http is not served yet");
-    }
+    let transport: Option<Transport> = fields.optional("transport");
     Some(EntryKind::HttpEndpoint(HttpEndpointConfig {
         method: method?,
         path: path?,
@@ -356,6 +391,7 @@ mod tests {
         let reserved = |p: &str| reserved_route(&RoutePath::parse(p).unwrap());
         assert_eq!(reserved("/metrics"), Some("operations"));
         assert_eq!(reserved("/v1/functions/{x}"), Some("the function API"));
+        assert_eq!(reserved("/v1.0/healthz"), Some("Dapr's API"));
         assert_eq!(reserved("/metrics/x"), None);
         assert_eq!(reserved("/api/greet"), None);
     }

@@ -236,20 +236,15 @@ entries:
   - name: svc
     kind: http.service
     addr: ":8080"
-  - name: ep
-    kind: http.endpoint
-    method: POST
-    path: /x
-    func: f
+  - name: lines
+    kind: pipeline
+    input: {stdin: {}}
+    output: {stdout: {}}
 "#,
         );
         assert!(findings.problems.is_empty(), "{:?}", findings.problems);
         assert_eq!(entries.len(), 2);
-        assert_eq!(
-            findings.inactive.len(),
-            1,
-            "dapr_api: {:?}",
-            findings.inactive
-        );
+        assert_eq!(findings.inactive.len(), 1, "{:?}", findings.inactive);
+        assert_eq!(findings.inactive[0].field.as_deref(), Some("kind"));
     }
 }

@@ -47,7 +47,10 @@ use std::path::{Path, PathBuf};
 
 pub use config::*;
 pub use entry::{Entry, EntryKind};
-pub use http::{DEFAULT_HTTP_ADDR, HttpEndpointConfig, HttpServiceConfig, RoutePath, RouteSegment};
+pub use http::{
+    DEFAULT_HTTP_ADDR, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_REQUEST_MS, HttpEndpointConfig,
+    HttpServiceConfig, RoutePath, RouteSegment,
+};
 
 use crate::error::{Problem, ProblemKind};
 use crate::files::{Accept, MAX_REGISTRY_FILE_BYTES};
@@ -135,6 +138,22 @@ impl Registry {
     /// The problems that refused the entry `id`, if it was refused.
     pub fn refusal(&self, id: &str) -> Option<&[Problem]> {
         self.refused.get(id).map(Vec::as_slice)
+    }
+
+    /// The names of the Dapr components, loaded or refused: the bindings
+    /// Dapr's API knows (a refused one fails when invoked, saying why).
+    pub fn dapr_bindings(&self) -> impl Iterator<Item = &str> {
+        let loaded = self
+            .entries
+            .iter()
+            .filter(|e| e.is_dapr())
+            .map(|e| e.id.as_str());
+        let refused = self
+            .refused
+            .keys()
+            .map(String::as_str)
+            .filter(|id| dapr::is_dns_label(id) && self.get(id).is_none());
+        loaded.chain(refused)
     }
 
     /// Fields and kinds that are accepted but whose behaviour is not active

@@ -27,7 +27,7 @@ mod to_json;
 mod wit_type;
 
 use serde_json::Value;
-use wasmtime::component::Val;
+pub use wasmtime::component::Val;
 pub use wasmtime::component::types::Type;
 
 pub use check::check_args;

@@ -1,0 +1,150 @@
+//! Dapr's output binding API, answered as Dapr's runtime answers it
+//! (`onOutputBindingMessage` in dapr/dapr, `bindings/wasm/output.go` in
+//! dapr/components-contrib).
+//!
+//! `POST` or `PUT /v1.0/bindings/{name}` with
+//! `{"operation": "execute", "metadata": {"args": "a,b"}, "data": …}` runs
+//! the Dapr component `name`: argv is its module's name then `args` split
+//! on commas, stdin is `data` as Go's `json.Marshal` writes it
+//! ([`go_json`]). Success is 200 with the program's stdout as an
+//! `application/json` body. A body that does not parse is 400
+//! `ERR_MALFORMED_REQUEST`; anything else that fails (an unknown binding, a
+//! missing or unsupported operation, a non-zero exit, a trap, a limit) is
+//! 500 `ERR_INVOKE_OUTPUT_BINDING`, and stdout is discarded. These errors
+//! keep Dapr's shape, not the function API's.
+//!
+//! `GET /v1.0/healthz` and `/v1.0/healthz/outbound` answer 204, as Dapr's
+//! sidecar does for the SDKs that wait for it.
+
+mod go_json;
+mod request;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use wafer::{CommandInput, Input, Runtime};
+
+use self::request::BindingRequest;
+use super::read_body;
+use crate::response::json_response;
+
+/// The one operation a `bindings.wasm` component supports.
+const EXECUTE: &str = "execute";
+
+pub(super) fn routes(runtime: &Arc<Runtime>) -> Router {
+    let bindings = Arc::new(Bindings::new(runtime));
+    let execute = move |Path(name): Path<String>, body: Body| {
+        let bindings = bindings.clone();
+        async move { bindings.execute(&name, body).await }
+    };
+    let healthy = || async { StatusCode::NO_CONTENT };
+    Router::new()
+        .route("/v1.0/bindings/{name}", post(execute.clone()).put(execute))
+        .route("/v1.0/healthz", get(healthy))
+        .route("/v1.0/healthz/outbound", get(healthy))
+}
+
+/// The registry's Dapr components, each with Dapr's count of its
+/// instances (which names them in Dapr's exit-status message).
+struct Bindings {
+    runtime: Arc<Runtime>,
+    instances: HashMap<String, AtomicU64>,
+}
+
+impl Bindings {
+    fn new(runtime: &Arc<Runtime>) -> Bindings {
+        let instances = runtime
+            .registry()
+            .dapr_bindings()
+            .map(|name| (name.to_string(), AtomicU64::new(0)))
+            .collect();
+        Bindings {
+            runtime: runtime.clone(),
+            instances,
+        }
+    }
+
+    async fn execute(&self, name: &str, body: Body) -> Response {
+        let body = match read_body(body).await {
+            Ok(body) => body,
+            Err(error) => return malformed(error.status, &error.message),
+        };
+        let request = match BindingRequest::parse(&body) {
+            Ok(request) => request,
+            Err(reason) => return malformed(StatusCode::BAD_REQUEST, &reason),
+        };
+        match self.invoke(name, &request).await {
+            Ok(stdout) => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                stdout,
+            )
+                .into_response(),
+            Err(reason) => dapr_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR_INVOKE_OUTPUT_BINDING",
+                &format!("error invoking output binding {name}: {reason}"),
+            ),
+        }
+    }
+
+    /// The program's stdout, or why the binding failed, in Dapr's words
+    /// where Dapr has them.
+    async fn invoke(&self, name: &str, request: &BindingRequest) -> Result<Vec<u8>, String> {
+        if request.operation.is_empty() {
+            return Err("operation field is missing from request".into());
+        }
+        let Some(instances) = self.instances.get(name) else {
+            return Err(format!("couldn't find output binding {name}"));
+        };
+        if request.operation != EXECUTE {
+            return Err(format!(
+                "binding {name} does not support operation {}. supported operations:{EXECUTE}",
+                request.operation
+            ));
+        }
+        let function = self
+            .runtime
+            .function_to_call(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let instance = instances.fetch_add(1, Ordering::Relaxed) + 1;
+        let input = CommandInput::new()
+            .args(request.args())
+            .stdin(go_json::marshal(&request.data));
+        let output = function
+            .invoke(Input::Program(input))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_program()
+            .ok_or_else(|| format!("{name} is not a WASI program"))?;
+        if output.exit_code != 0 {
+            // wazero's words, naming the instance as Dapr does.
+            return Err(format!(
+                "module \"{}-{instance}\" closed with exit_code({})",
+                function.sandbox().program_name,
+                output.exit_code
+            ));
+        }
+        Ok(output.stdout)
+    }
+}
+
+/// Dapr's `ERR_MALFORMED_REQUEST`.
+fn malformed(status: StatusCode, reason: &str) -> Response {
+    let message = format!("failed deserializing HTTP body: {reason}");
+    dapr_error(status, "ERR_MALFORMED_REQUEST", &message)
+}
+
+/// `{"errorCode": …, "message": …}`, as Dapr's `APIError` writes it.
+fn dapr_error(status: StatusCode, code: &str, message: &str) -> Response {
+    json_response(status, &json!({"errorCode": code, "message": message}))
+}
