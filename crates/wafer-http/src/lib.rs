@@ -11,6 +11,8 @@
 //! ([`response::status_of`]) and a JSON body
 //! `{"error": {"kind": …, "message": …}}`.
 
+mod limits;
+mod observe;
 mod response;
 mod routes;
 
@@ -18,6 +20,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use observe::HttpMetrics;
 use wafer::Runtime;
 use wafer::registry::{EntryKind, HttpServiceConfig};
 
@@ -85,17 +88,18 @@ pub async fn bind(
     runtime: &Arc<Runtime>,
     dapr_http_port: u16,
 ) -> Result<Vec<BoundService>, HttpError> {
+    let metrics = Arc::new(HttpMetrics::new());
     let mut bound = Vec::new();
     for entry in runtime.registry().entries() {
         let EntryKind::HttpService(config) = &entry.kind else {
             continue;
         };
-        bound.push(bind_service(runtime, &entry.id, config).await?);
+        bound.push(bind_service(runtime, &entry.id, config, &metrics).await?);
     }
     if bound.is_empty() && runtime.registry().dapr_bindings().next().is_some() {
         let addr = SocketAddr::from(([127, 0, 0, 1], dapr_http_port));
         let config = HttpServiceConfig::new(addr);
-        bound.push(bind_service(runtime, DAPR_SERVICE, &config).await?);
+        bound.push(bind_service(runtime, DAPR_SERVICE, &config, &metrics).await?);
     }
     Ok(bound)
 }
@@ -104,6 +108,7 @@ async fn bind_service(
     runtime: &Arc<Runtime>,
     id: &str,
     config: &HttpServiceConfig,
+    metrics: &Arc<HttpMetrics>,
 ) -> Result<BoundService, HttpError> {
     let bind_error = |source| HttpError::Bind {
         service: id.to_string(),
@@ -118,7 +123,7 @@ async fn bind_service(
         id: id.to_string(),
         addr,
         listener,
-        router: routes::router(runtime, id, config),
+        router: routes::router(runtime, id, config, metrics),
     })
 }
 

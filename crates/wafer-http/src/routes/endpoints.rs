@@ -20,6 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -29,10 +30,11 @@ use wafer::registry::{RoutePath, RouteSegment, Transport};
 use wafer::values::{Type, Val};
 use wafer::{Function, Input, InputForm, Runtime};
 
-use super::{function_and_body, program_input, respond};
+use super::{function_and_body, program_input, rejected, respond, tracked};
+use crate::limits::Admission;
 use crate::response::{self, json_response, request_error};
 
-pub(super) fn routes(runtime: &Arc<Runtime>, service: &str) -> Router {
+pub(super) fn routes(runtime: &Arc<Runtime>, service: &str, admission: &Admission) -> Router {
     let mut router = Router::new();
     for (entry, endpoint) in runtime.registry().http_endpoints(service) {
         let Some(method) = method_filter(&endpoint.method) else {
@@ -47,13 +49,20 @@ pub(super) fn routes(runtime: &Arc<Runtime>, service: &str) -> Router {
                 .map(|function| function.transport)
                 .unwrap_or_default()
         });
+        let declared = endpoint.path.to_string();
+        let func = endpoint.func.clone();
         let runtime = runtime.clone();
         let endpoint = Arc::new(endpoint.clone());
-        let handler = move |Path(values): Path<Vec<(String, String)>>,
-                            Query(query): Query<HashMap<String, String>>,
+        let handler = move |path: Result<Path<Vec<(String, String)>>, PathRejection>,
+                            query: Result<Query<HashMap<String, String>>, QueryRejection>,
                             body: Body| {
             let (runtime, endpoint) = (runtime.clone(), endpoint.clone());
             async move {
+                let (Path(values), Query(query)) = match (path, query) {
+                    (Ok(path), Ok(query)) => (path, query),
+                    (Err(rejection), _) => return rejected(rejection),
+                    (_, Err(rejection)) => return rejected(rejection),
+                };
                 let params = param_names(&endpoint.path).zip(values.into_iter().map(|(_, v)| v));
                 let request = Request {
                     params: params.collect(),
@@ -63,7 +72,8 @@ pub(super) fn routes(runtime: &Arc<Runtime>, service: &str) -> Router {
                 call(&runtime, &endpoint.func, request, body).await
             }
         };
-        router = router.route(&path, on(method, handler));
+        let handler = tracked(on(method, handler), &declared, Some(&func), Some(admission));
+        router = router.route(&path, handler);
     }
     router
 }
@@ -136,26 +146,27 @@ async fn call(runtime: &Runtime, func: &str, request: Request, body: Body) -> Re
                 Ok(output) => raw_response(output.into_vals().and_then(|v| v.into_iter().next())),
                 Err(error) => response::error(&error),
             },
-            Err(response) => response,
+            Err((status, kind, message)) => request_error(status, kind, message),
         },
     }
 }
 
-/// The body as a `wasi-http` function's one argument.
-fn raw_arg(function: &Function, body: Bytes) -> Result<Val, Response> {
+/// The body as a `wasi-http` function's one argument; or the status, kind
+/// and message of the error that says why it cannot be.
+fn raw_arg(function: &Function, body: Bytes) -> Result<Val, (StatusCode, &'static str, String)> {
     match function.params() {
         [(_, Type::String)] => match String::from_utf8(body.into()) {
             Ok(text) => Ok(Val::String(text)),
-            Err(_) => Err(request_error(
+            Err(_) => Err((
                 StatusCode::BAD_REQUEST,
                 "bad_input",
-                "the body is not UTF-8 text",
+                "the body is not UTF-8 text".into(),
             )),
         },
         [(_, Type::List(list))] if list.ty() == Type::U8 => {
             Ok(Val::List(body.iter().map(|&b| Val::U8(b)).collect()))
         }
-        _ => Err(request_error(
+        _ => Err((
             StatusCode::UNPROCESSABLE_ENTITY,
             "refused",
             format!(

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -18,21 +19,35 @@ use axum::routing::post;
 use serde_json::Value;
 use wafer::{Input, InputForm, Runtime};
 
-use super::{function_and_body, program_input, respond};
+use super::{function_and_body, program_input, rejected, respond, tracked};
+use crate::limits::Admission;
+use crate::observe::RouteInfo;
 use crate::response::request_error;
 
-pub(super) fn routes(runtime: &Arc<Runtime>) -> Router {
+/// The route as it is counted in the metrics.
+const ROUTE: &str = "/v1/functions/{id}";
+
+pub(super) fn routes(runtime: &Arc<Runtime>, admission: &Admission) -> Router {
     let runtime = runtime.clone();
+    let handler = post(
+        move |path: Result<Path<String>, PathRejection>,
+              query: Result<Query<HashMap<String, String>>, QueryRejection>,
+              body: Body| {
+            let runtime = runtime.clone();
+            async move {
+                let (Path(id), Query(query)) = match (path, query) {
+                    (Ok(path), Ok(query)) => (path, query),
+                    (Err(rejection), _) => return rejected(rejection),
+                    (_, Err(rejection)) => return rejected(rejection),
+                };
+                let id = function_id(&id);
+                RouteInfo::called(&id, call(&runtime, &id, &query, body).await)
+            }
+        },
+    );
     Router::new().route(
         "/v1/functions/{*id}",
-        post(
-            move |Path(id): Path<String>,
-                  Query(query): Query<HashMap<String, String>>,
-                  body: Body| {
-                let runtime = runtime.clone();
-                async move { call(&runtime, &function_id(&id), &query, body).await }
-            },
-        ),
+        tracked(handler, ROUTE, None, Some(admission)),
     )
 }
 

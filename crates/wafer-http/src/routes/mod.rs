@@ -1,21 +1,28 @@
-//! One service's routes: its endpoints, the function API and operations.
+//! One service's routes: its endpoints, the function API, Dapr's API and
+//! operations, each [`tracked`] under its declared route, inside the
+//! service's [`Admission`] limits (operations excepted, so health checks
+//! answer under load), all [`observe`]d.
 
 mod dapr;
 mod endpoints;
 mod functions;
 mod ops;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use std::collections::HashMap;
-
 use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use wafer::registry::HttpServiceConfig;
 use wafer::{CommandInput, Function, Input, Output, Runtime};
 
+use crate::limits::Admission;
+use crate::observe::{HttpMetrics, Observer, RouteInfo, observe};
 use crate::response::{self, json_response, request_error};
 use crate::{BODY_TIMEOUT, MAX_BODY_BYTES};
 
@@ -23,15 +30,89 @@ use crate::{BODY_TIMEOUT, MAX_BODY_BYTES};
 pub const EXIT_CODE_HEADER: &str = "x-wafer-exit-code";
 
 /// The router of service `service`.
-pub(crate) fn router(runtime: &Arc<Runtime>, service: &str, config: &HttpServiceConfig) -> Router {
-    let mut router = ops::routes(runtime);
+pub(crate) fn router(
+    runtime: &Arc<Runtime>,
+    service: &str,
+    config: &HttpServiceConfig,
+    metrics: &Arc<HttpMetrics>,
+) -> Router {
+    let admission = Admission::new(service, config);
+    let mut router = ops::routes(runtime, metrics);
     if config.function_api {
-        router = router.merge(functions::routes(runtime));
+        router = router.merge(functions::routes(runtime, &admission));
     }
     if config.dapr_api {
-        router = router.merge(dapr::routes(runtime));
+        router = router.merge(dapr::routes(runtime, &admission));
     }
-    router.merge(endpoints::routes(runtime, service))
+    let observer = Observer {
+        service: Arc::from(service),
+        metrics: metrics.clone(),
+    };
+    router
+        .merge(endpoints::routes(runtime, service, &admission))
+        .fallback(|| async {
+            request_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no route answers this path",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            request_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not answer this method",
+            )
+        })
+        .layer(from_fn_with_state(observer, observe))
+}
+
+/// The route a handler answers, for [`observe`], and the limits it runs in.
+#[derive(Clone)]
+struct Tracked {
+    info: RouteInfo,
+    admission: Option<Admission>,
+}
+
+/// `handler`, answering as route `route` (calling `function`, when it is
+/// always the same one) within `admission` when there is one.
+fn tracked(
+    handler: MethodRouter,
+    route: &str,
+    function: Option<&str>,
+    admission: Option<&Admission>,
+) -> MethodRouter {
+    let tracked = Tracked {
+        info: RouteInfo {
+            route: Arc::from(route),
+            function: function.map(Arc::from),
+        },
+        admission: admission.cloned(),
+    };
+    handler.layer(from_fn_with_state(tracked, track))
+}
+
+async fn track(State(tracked): State<Tracked>, request: Request, next: Next) -> Response {
+    let mut response = match &tracked.admission {
+        Some(admission) => admission.run(request, next).await,
+        None => next.run(request).await,
+    };
+    let extensions = response.extensions_mut();
+    match extensions.get_mut::<RouteInfo>() {
+        // The handler named the function it called.
+        Some(info) => info.route = tracked.info.route,
+        None => {
+            extensions.insert(tracked.info);
+        }
+    }
+    response
+}
+
+/// An extractor's refusal (a query that does not parse), as a JSON error.
+fn rejected(rejection: impl IntoResponse + std::fmt::Display) -> Response {
+    let message = rejection.to_string();
+    let status = rejection.into_response().status();
+    request_error(status, "bad_input", message)
 }
 
 /// The function `id` about to be called, and the request's body; or the

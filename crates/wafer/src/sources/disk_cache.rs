@@ -219,7 +219,8 @@ impl DiskCache {
     /// When a folder cannot be read or a file cannot be removed.
     pub fn clean(&self) -> io::Result<CleanReport> {
         let mut report = CleanReport::default();
-        let owned: [(&str, fn(&str) -> bool); 3] = [
+        type IsOurs = fn(&str) -> bool;
+        let owned: [(&str, IsOurs); 3] = [
             (MODULES, is_module_file_name),
             (COMPILED, is_compiled_file_name),
             (URLS, is_url_file_name),

@@ -33,23 +33,35 @@ use serde_json::json;
 use wafer::{CommandInput, Input, Runtime};
 
 use self::request::BindingRequest;
-use super::read_body;
+use super::{read_body, tracked};
+use crate::limits::Admission;
+use crate::observe::RouteInfo;
 use crate::response::json_response;
 
 /// The one operation a `bindings.wasm` component supports.
 const EXECUTE: &str = "execute";
 
-pub(super) fn routes(runtime: &Arc<Runtime>) -> Router {
+/// The route as it is counted in the metrics.
+const ROUTE: &str = "/v1.0/bindings/{name}";
+
+pub(super) fn routes(runtime: &Arc<Runtime>, admission: &Admission) -> Router {
     let bindings = Arc::new(Bindings::new(runtime));
     let execute = move |Path(name): Path<String>, body: Body| {
         let bindings = bindings.clone();
-        async move { bindings.execute(&name, body).await }
+        async move { RouteInfo::called(&name, bindings.execute(&name, body).await) }
     };
+    let execute = post(execute.clone()).put(execute);
     let healthy = || async { StatusCode::NO_CONTENT };
     Router::new()
-        .route("/v1.0/bindings/{name}", post(execute.clone()).put(execute))
-        .route("/v1.0/healthz", get(healthy))
-        .route("/v1.0/healthz/outbound", get(healthy))
+        .route(ROUTE, tracked(execute, ROUTE, None, Some(admission)))
+        .route(
+            "/v1.0/healthz",
+            tracked(get(healthy), "/v1.0/healthz", None, None),
+        )
+        .route(
+            "/v1.0/healthz/outbound",
+            tracked(get(healthy), "/v1.0/healthz/outbound", None, None),
+        )
 }
 
 /// The registry's Dapr components, each with Dapr's count of its

@@ -1,0 +1,73 @@
+//! The limits every request runs under, per service: how many are answered
+//! at once (`max_concurrent_requests`) and how long one may take
+//! (`max_request_ms`). Body size and body time are limited where the body
+//! is read (`MAX_BODY_BYTES`, `BODY_TIMEOUT`).
+//!
+//! A request over the concurrency limit is answered 503 at once, with
+//! `Retry-After`, rather than queued: a client that retries elsewhere does
+//! better than one that waits behind a backlog. A request over its time
+//! is answered 504. A guest already running goes on to its own
+//! `limits.max_execution_ms` (which ends it with the call's own error):
+//! the time limit bounds the whole request, waits included.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::sync::Semaphore;
+use wafer::registry::HttpServiceConfig;
+
+use crate::response::request_error;
+
+/// One service's request limits, shared by its routes.
+#[derive(Clone)]
+pub(crate) struct Admission {
+    service: Arc<str>,
+    permits: Arc<Semaphore>,
+    max_concurrent: u32,
+    max_request: Duration,
+}
+
+impl Admission {
+    pub fn new(service: &str, config: &HttpServiceConfig) -> Admission {
+        Admission {
+            service: Arc::from(service),
+            permits: Arc::new(Semaphore::new(config.max_concurrent_requests as usize)),
+            max_concurrent: config.max_concurrent_requests,
+            max_request: config.max_request,
+        }
+    }
+
+    /// Runs `request` within the limits, or answers why not.
+    pub async fn run(&self, request: Request, next: Next) -> Response {
+        let Ok(_permit) = self.permits.try_acquire() else {
+            let mut response = request_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "service {} is answering {} requests already (its max_concurrent_requests)",
+                    self.service, self.max_concurrent
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        };
+        match tokio::time::timeout(self.max_request, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => request_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "time_limit",
+                format!(
+                    "the request took longer than {} ms (max_request_ms of service {})",
+                    self.max_request.as_millis(),
+                    self.service
+                ),
+            ),
+        }
+    }
+}
