@@ -26,9 +26,6 @@ use wafer::registry::{EntryKind, HttpServiceConfig};
 
 pub use response::status_of;
 
-/// The largest request body read: 16 MiB. A larger one is answered 413.
-pub const MAX_BODY_BYTES: usize = 16 << 20;
-
 /// How long a client may take to send a request's body: 30 s. A slower
 /// one is answered 408.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

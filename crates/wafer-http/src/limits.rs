@@ -1,7 +1,7 @@
 //! The limits every request runs under, per service: how many are answered
 //! at once (`max_concurrent_requests`) and how long one may take
-//! (`max_request_ms`). Body size and body time are limited where the body
-//! is read (`MAX_BODY_BYTES`, `BODY_TIMEOUT`).
+//! (`max_request_ms`), and how large a body is read (`max_body_bytes`,
+//! enforced where the body is read, with [`crate::BODY_TIMEOUT`]).
 //!
 //! A request over the concurrency limit is answered 503 at once, with
 //! `Retry-After`, rather than queued: a client that retries elsewhere does
@@ -29,7 +29,12 @@ pub(crate) struct Admission {
     permits: Arc<Semaphore>,
     max_concurrent: u32,
     max_request: Duration,
+    max_body: BodyLimit,
 }
+
+/// The largest body a request may send, in its extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub usize);
 
 impl Admission {
     pub fn new(service: &str, config: &HttpServiceConfig) -> Admission {
@@ -38,11 +43,12 @@ impl Admission {
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests as usize)),
             max_concurrent: config.max_concurrent_requests,
             max_request: config.max_request,
+            max_body: BodyLimit(usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX)),
         }
     }
 
     /// Runs `request` within the limits, or answers why not.
-    pub async fn run(&self, request: Request, next: Next) -> Response {
+    pub async fn run(&self, mut request: Request, next: Next) -> Response {
         let Ok(_permit) = self.permits.try_acquire() else {
             let mut response = request_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -57,6 +63,7 @@ impl Admission {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         };
+        request.extensions_mut().insert(self.max_body);
         match tokio::time::timeout(self.max_request, next.run(request)).await {
             Ok(response) => response,
             Err(_) => request_error(

@@ -18,10 +18,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
@@ -55,7 +54,7 @@ pub(super) fn routes(runtime: &Arc<Runtime>, service: &str, admission: &Admissio
         let endpoint = Arc::new(endpoint.clone());
         let handler = move |path: Result<Path<Vec<(String, String)>>, PathRejection>,
                             query: Result<Query<HashMap<String, String>>, QueryRejection>,
-                            body: Body| {
+                            request: Request| {
             let (runtime, endpoint) = (runtime.clone(), endpoint.clone());
             async move {
                 let (Path(values), Query(query)) = match (path, query) {
@@ -64,12 +63,12 @@ pub(super) fn routes(runtime: &Arc<Runtime>, service: &str, admission: &Admissio
                     (_, Err(rejection)) => return rejected(rejection),
                 };
                 let params = param_names(&endpoint.path).zip(values.into_iter().map(|(_, v)| v));
-                let request = Request {
+                let call_request = CallRequest {
                     params: params.collect(),
                     query,
                     transport,
                 };
-                call(&runtime, &endpoint.func, request, body).await
+                call(&runtime, &endpoint.func, call_request, request).await
             }
         };
         let handler = tracked(on(method, handler), &declared, Some(&func), Some(admission));
@@ -120,23 +119,23 @@ fn method_filter(method: &str) -> Option<MethodFilter> {
 }
 
 /// What a request brings besides its body.
-struct Request {
+struct CallRequest {
     params: HashMap<String, String>,
     query: HashMap<String, String>,
     transport: Transport,
 }
 
-async fn call(runtime: &Runtime, func: &str, request: Request, body: Body) -> Response {
-    let (function, body) = match function_and_body(runtime, func, body).await {
+async fn call(runtime: &Runtime, func: &str, parts: CallRequest, request: Request) -> Response {
+    let (function, body) = match function_and_body(runtime, func, request).await {
         Ok(found) => found,
         Err(response) => return response,
     };
     if function.input_form() == InputForm::Program {
-        return respond(function.invoke(program_input(&request.query, body)).await);
+        return respond(function.invoke(program_input(&parts.query, body)).await);
     }
-    match request.transport {
+    match parts.transport {
         Transport::Payload => {
-            match typed_args(function.params(), &request.params, &request.query, &body) {
+            match typed_args(function.params(), &parts.params, &parts.query, &body) {
                 Ok(args) => respond(function.invoke(Input::Json(args)).await),
                 Err(message) => request_error(StatusCode::BAD_REQUEST, "bad_input", message),
             }

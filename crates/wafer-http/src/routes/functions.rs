@@ -10,9 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
@@ -32,7 +31,7 @@ pub(super) fn routes(runtime: &Arc<Runtime>, admission: &Admission) -> Router {
     let handler = post(
         move |path: Result<Path<String>, PathRejection>,
               query: Result<Query<HashMap<String, String>>, QueryRejection>,
-              body: Body| {
+              request: Request| {
             let runtime = runtime.clone();
             async move {
                 let (Path(id), Query(query)) = match (path, query) {
@@ -41,7 +40,7 @@ pub(super) fn routes(runtime: &Arc<Runtime>, admission: &Admission) -> Router {
                     (_, Err(rejection)) => return rejected(rejection),
                 };
                 let id = function_id(&id);
-                RouteInfo::called(&id, call(&runtime, &id, &query, body).await)
+                RouteInfo::called(&id, call(&runtime, &id, &query, request).await)
             }
         },
     );
@@ -64,9 +63,9 @@ async fn call(
     runtime: &Runtime,
     id: &str,
     query: &HashMap<String, String>,
-    body: Body,
+    request: Request,
 ) -> Response {
-    let (function, body) = match function_and_body(runtime, id, body).await {
+    let (function, body) = match function_and_body(runtime, id, request).await {
         Ok(found) => found,
         Err(response) => return response,
     };

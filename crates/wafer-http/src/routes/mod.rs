@@ -12,19 +12,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
-use wafer::registry::HttpServiceConfig;
+use wafer::registry::{DEFAULT_MAX_BODY_BYTES, HttpServiceConfig};
 use wafer::{CommandInput, Function, Input, Output, Runtime};
 
-use crate::limits::Admission;
+use crate::BODY_TIMEOUT;
+use crate::limits::{Admission, BodyLimit};
 use crate::observe::{HttpMetrics, Observer, RouteInfo, observe};
 use crate::response::{self, json_response, request_error};
-use crate::{BODY_TIMEOUT, MAX_BODY_BYTES};
 
 /// The header that carries a WASI program's exit status.
 pub const EXIT_CODE_HEADER: &str = "x-wafer-exit-code";
@@ -120,13 +120,13 @@ fn rejected(rejection: impl IntoResponse + std::fmt::Display) -> Response {
 async fn function_and_body(
     runtime: &Runtime,
     id: &str,
-    body: Body,
+    request: Request,
 ) -> Result<(Arc<Function>, Bytes), Response> {
     let function = runtime
         .function_to_call(id)
         .await
         .map_err(|error| response::error(&error))?;
-    let body = read_body(body).await.map_err(BodyError::into_response)?;
+    let body = read_body(request).await.map_err(BodyError::into_response)?;
     Ok((function, body))
 }
 
@@ -148,16 +148,21 @@ impl BodyError {
     }
 }
 
-/// The request's body, at most [`MAX_BODY_BYTES`] (a larger one is 413),
-/// sent within [`BODY_TIMEOUT`] (a client that stalls is 408, so it holds
-/// no handler, nor a shutdown, for ever); an unreadable one is 400.
-async fn read_body(body: Body) -> Result<Bytes, BodyError> {
-    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES));
-    let (status, message) = match read.await {
+/// The request's body, at most its service's `max_body_bytes` (a larger
+/// one is 413), sent within [`BODY_TIMEOUT`] (a client that stalls is 408,
+/// so it holds no handler, nor a shutdown, for ever); an unreadable one is
+/// 400.
+async fn read_body(request: Request) -> Result<Bytes, BodyError> {
+    let limit = request.extensions().get::<BodyLimit>().map_or(
+        usize::try_from(DEFAULT_MAX_BODY_BYTES).unwrap_or(usize::MAX),
+        |limit| limit.0,
+    );
+    let read = axum::body::to_bytes(request.into_body(), limit);
+    let (status, message) = match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Ok(Ok(bytes)) => return Ok(bytes),
         Ok(Err(error)) if is_too_large(&error) => (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            format!("the body is larger than {limit} bytes (max_body_bytes)"),
         ),
         Ok(Err(error)) => (
             StatusCode::BAD_REQUEST,

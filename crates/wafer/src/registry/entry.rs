@@ -192,6 +192,7 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
                 "dapr_api",
                 "max_concurrent_requests",
                 "max_request_ms",
+                "max_body_bytes",
             ];
             fields.reject_unknown(kind, &known(&own, false));
             http::parse_service(fields)

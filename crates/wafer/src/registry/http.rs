@@ -19,6 +19,9 @@ pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 1024;
 /// `max_request_ms` of an `http.service` that gives none: 60 s.
 pub const DEFAULT_MAX_REQUEST_MS: u64 = 60_000;
 
+/// `max_body_bytes` of an `http.service` that gives none: 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 << 20;
+
 /// The HTTP methods an endpoint may answer.
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
@@ -40,6 +43,9 @@ pub struct HttpServiceConfig {
     /// (`max_request_ms`, default [`DEFAULT_MAX_REQUEST_MS`]); a slower one
     /// is stopped and answered 504.
     pub max_request: std::time::Duration,
+    /// The largest request body read (`max_body_bytes`, default
+    /// [`DEFAULT_MAX_BODY_BYTES`]); a larger one is answered 413.
+    pub max_body_bytes: u64,
 }
 
 impl HttpServiceConfig {
@@ -51,6 +57,7 @@ impl HttpServiceConfig {
             dapr_api: true,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             max_request: std::time::Duration::from_millis(DEFAULT_MAX_REQUEST_MS),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -218,7 +225,11 @@ pub(super) fn parse_service(fields: &mut Fields) -> Option<EntryKind> {
     if max_request_ms == Some(0) {
         fields.problem("max_request_ms", "must be at least 1");
     }
+    let max_body_bytes: Option<u64> = fields.optional("max_body_bytes");
     let mut config = HttpServiceConfig::new(addr?);
+    if let Some(max) = max_body_bytes {
+        config.max_body_bytes = max;
+    }
     config.function_api = function_api.unwrap_or(true);
     config.dapr_api = dapr_api.unwrap_or(true);
     if let Some(max) = max_concurrent_requests {

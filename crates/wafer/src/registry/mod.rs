@@ -48,8 +48,8 @@ use std::path::{Path, PathBuf};
 pub use config::*;
 pub use entry::{Entry, EntryKind};
 pub use http::{
-    DEFAULT_HTTP_ADDR, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_REQUEST_MS, HttpEndpointConfig,
-    HttpServiceConfig, RoutePath, RouteSegment,
+    DEFAULT_HTTP_ADDR, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_REQUEST_MS, HttpEndpointConfig, HttpServiceConfig, RoutePath, RouteSegment,
 };
 
 use crate::error::{Problem, ProblemKind};

@@ -24,8 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::Path;
+use axum::extract::{Path, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -46,9 +45,9 @@ const ROUTE: &str = "/v1.0/bindings/{name}";
 
 pub(super) fn routes(runtime: &Arc<Runtime>, admission: &Admission) -> Router {
     let bindings = Arc::new(Bindings::new(runtime));
-    let execute = move |Path(name): Path<String>, body: Body| {
+    let execute = move |Path(name): Path<String>, request: Request| {
         let bindings = bindings.clone();
-        async move { RouteInfo::called(&name, bindings.execute(&name, body).await) }
+        async move { RouteInfo::called(&name, bindings.execute(&name, request).await) }
     };
     let execute = post(execute.clone()).put(execute);
     let healthy = || async { StatusCode::NO_CONTENT };
@@ -84,8 +83,8 @@ impl Bindings {
         }
     }
 
-    async fn execute(&self, name: &str, body: Body) -> Response {
-        let body = match read_body(body).await {
+    async fn execute(&self, name: &str, request: Request) -> Response {
+        let body = match read_body(request).await {
             Ok(body) => body,
             Err(error) => return malformed(error.status, &error.message),
         };
