@@ -2,8 +2,11 @@
 
 mod call;
 mod check;
+mod dapr;
 mod hostile;
 mod programs;
 mod serve;
+mod serve_limits;
+mod server;
 mod tools;
 mod util;

@@ -1,98 +1,7 @@
 //! `wafer run`: the binary serving a registry, talked to over real HTTP.
 
-use std::io::{BufRead, BufReader};
-use std::process::Child;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
-
+use super::server::Server;
 use super::util::{Workspace, header};
-
-/// `wafer run` on a registry; killed if a test fails before [`Server::stop`].
-struct Server {
-    child: Child,
-    base: String,
-    lines: Receiver<String>,
-    log: String,
-    stopped: bool,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if !self.stopped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    /// Starts `wafer run reg` and waits for the line that gives the
-    /// address it listens on (compiling comes first: the wait is generous).
-    fn start(ws: &Workspace) -> Server {
-        let mut child = ws.command(&["run", "reg"]).spawn().unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (send, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            base: String::new(),
-            lines,
-            log: String::new(),
-            stopped: false,
-        };
-        loop {
-            match server.lines.recv_timeout(Duration::from_secs(120)) {
-                Ok(line) => {
-                    server.log.push_str(&line);
-                    server.log.push('\n');
-                    if let Some(at) = line.find("Listening on http://") {
-                        let rest = &line[at + "Listening on ".len()..];
-                        server.base = rest.split_whitespace().next().unwrap().to_string();
-                        return server;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("wafer run never listened:\n{}", server.log)
-                }
-                Err(RecvTimeoutError::Disconnected) => panic!("wafer run ended:\n{}", server.log),
-            }
-        }
-    }
-
-    fn post(&self, path: &str, body: &str) -> (u16, String) {
-        let response = reqwest::blocking::Client::new()
-            .post(format!("{}{path}", self.base))
-            .body(body.to_string())
-            .send()
-            .unwrap();
-        (response.status().as_u16(), response.text().unwrap())
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let response = reqwest::blocking::get(format!("{}{path}", self.base)).unwrap();
-        (response.status().as_u16(), response.text().unwrap())
-    }
-
-    /// Ctrl-C, then the exit code and everything it logged.
-    fn stop(mut self) -> (Option<i32>, String) {
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let code = self.child.wait().unwrap().code();
-        self.stopped = true;
-        let rest: Vec<String> = self.lines.iter().collect();
-        let log = std::mem::take(&mut self.log) + &rest.join("\n");
-        (code, log)
-    }
-}
 
 #[cfg(unix)]
 #[test]
@@ -194,6 +103,97 @@ fn the_http_example_serves_add() {
     assert_eq!(
         server.post("/v1/functions/demo:add", "[2, 40]"),
         (200, "42".into())
+    );
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// `wasi-http` transport: the raw body in, the result as the response's
+/// body with a content type by its type; declared on the function (as
+/// Wippy does) or on the endpoint.
+#[cfg(unix)]
+#[test]
+fn wasi_http_transport_maps_bodies_and_results() {
+    let ws = Workspace::new();
+    let hash = ws.copy_guest(wafer_guests::P2_TYPES, "reg/types.wasm");
+    let function = |name: &str, method: &str, extra: &str| {
+        format!(
+            "  - name: {name}\n    kind: function.wasm\n    fs: wasm\n    path: types.wasm\n    hash: {hash}\n    method: types#{method}\n{extra}"
+        )
+    };
+    let endpoint = |name: &str, path: &str, func: &str, extra: &str| {
+        format!(
+            "  - name: {name}\n    kind: http.endpoint\n    method: POST\n    path: {path}\n    func: {func}\n{extra}"
+        )
+    };
+    let raw = "    transport: wasi-http\n";
+    let yaml = [
+        header("w"),
+        "  - name: wasm\n    kind: fs.directory\n    directory: .\n".into(),
+        function("greet", "greet", raw),
+        function("reverse", "reverse-bytes", ""),
+        function("nothing", "nothing", raw),
+        function("env", "env-var", raw),
+        function("points", "add-points", ""),
+        "  - name: api\n    kind: http.service\n    addr: 127.0.0.1:0\n".into(),
+        endpoint("greet-route", "/greet", "greet", ""),
+        endpoint("reverse-route", "/reverse", "reverse", raw),
+        endpoint("nothing-route", "/nothing", "nothing", ""),
+        endpoint("env-route", "/env", "env", ""),
+        endpoint("points-route", "/points", "points", raw),
+        endpoint(
+            "greet-json",
+            "/greet.json",
+            "greet",
+            "    transport: payload\n",
+        ),
+    ]
+    .concat();
+    ws.write("reg/_index.yaml", yaml);
+    let server = Server::start(&ws);
+
+    let greeted = server.request("POST", "/greet", "Ann");
+    assert_eq!(
+        (greeted.status, greeted.text().as_str()),
+        (200, "hello, Ann")
+    );
+    assert_eq!(
+        greeted.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let reversed = server.request("POST", "/reverse", vec![1u8, 2, 0, 255]);
+    assert_eq!(
+        (reversed.status, reversed.body.as_slice()),
+        (200, &[255u8, 0, 2, 1][..])
+    );
+    assert_eq!(
+        reversed.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(server.request("POST", "/nothing", "ignored").status, 204);
+    assert_eq!(
+        server.request("POST", "/env", "WAFER_UNSET_VAR").status,
+        204
+    );
+    let not_text = server.request("POST", "/greet", vec![0xffu8, 0xfe]);
+    assert_eq!(not_text.status, 400, "{}", not_text.text());
+    let unfit = server.request("POST", "/points", "{}");
+    assert_eq!(unfit.status, 422, "{}", unfit.text());
+    assert!(
+        unfit.text().contains("one string or list<u8> argument"),
+        "{}",
+        unfit.text()
+    );
+    // The endpoint's own transport wins over the function's.
+    assert_eq!(
+        server.post("/greet.json", r#"["Bo"]"#),
+        (200, "\"hello, Bo\"".into())
+    );
+
+    let greet_ok = [("route", "/greet"), ("method", "POST"), ("status", "200")];
+    assert_eq!(
+        server.metric("wafer_http_requests_total", &greet_ok),
+        Some(1.0)
     );
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");

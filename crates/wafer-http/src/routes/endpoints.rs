@@ -8,7 +8,7 @@
 //!   then the query, then a JSON object body (path and query values are
 //!   read as JSON when they parse, else as strings). The result is JSON.
 //! - `wasi-http`: the raw body is the one argument (a `string`, or a
-//!   `list<u8>`); a result of `none` or no result answers 204, bytes
+//!   `list<u8>`; a function without parameters ignores it); a result of `none` or no result answers 204, bytes
 //!   `application/octet-stream`, a string `text/plain`, anything else JSON.
 //!
 //! A WASI program gets the body as its stdin and `?args=a,b` as its
@@ -140,8 +140,8 @@ async fn call(runtime: &Runtime, func: &str, parts: CallRequest, request: Reques
                 Err(message) => request_error(StatusCode::BAD_REQUEST, "bad_input", message),
             }
         }
-        Transport::WasiHttp => match raw_arg(&function, body) {
-            Ok(arg) => match function.invoke(Input::Vals(vec![arg])).await {
+        Transport::WasiHttp => match raw_args(&function, body) {
+            Ok(args) => match function.invoke(Input::Vals(args)).await {
                 Ok(output) => raw_response(output.into_vals().and_then(|v| v.into_iter().next())),
                 Err(error) => response::error(&error),
             },
@@ -150,12 +150,17 @@ async fn call(runtime: &Runtime, func: &str, parts: CallRequest, request: Reques
     }
 }
 
-/// The body as a `wasi-http` function's one argument; or the status, kind
-/// and message of the error that says why it cannot be.
-fn raw_arg(function: &Function, body: Bytes) -> Result<Val, (StatusCode, &'static str, String)> {
+/// The body as a `wasi-http` function's one argument (none for a function
+/// that takes none); or the status, kind and message of the error that
+/// says why it cannot be.
+fn raw_args(
+    function: &Function,
+    body: Bytes,
+) -> Result<Vec<Val>, (StatusCode, &'static str, String)> {
     match function.params() {
+        [] => Ok(Vec::new()),
         [(_, Type::String)] => match String::from_utf8(body.into()) {
-            Ok(text) => Ok(Val::String(text)),
+            Ok(text) => Ok(vec![Val::String(text)]),
             Err(_) => Err((
                 StatusCode::BAD_REQUEST,
                 "bad_input",
@@ -163,7 +168,7 @@ fn raw_arg(function: &Function, body: Bytes) -> Result<Val, (StatusCode, &'stati
             )),
         },
         [(_, Type::List(list))] if list.ty() == Type::U8 => {
-            Ok(Val::List(body.iter().map(|&b| Val::U8(b)).collect()))
+            Ok(vec![Val::List(body.iter().map(|&b| Val::U8(b)).collect())])
         }
         _ => Err((
             StatusCode::UNPROCESSABLE_ENTITY,
