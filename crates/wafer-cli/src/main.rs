@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A server says where it listens and when it stops.
     let serving = matches!(cli.command, Command::Run(_));
-    init_logging(cli.verbose.max(u8::from(serving)), cli.quiet);
+    let logging = init_logging(cli.verbose.max(u8::from(serving)), cli.quiet);
     let outcome = match cli.command {
         Command::Call(args) => commands::call::run(args),
         Command::Exec(args) => commands::exec::run(args),
@@ -64,13 +64,18 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Run(args) => commands::run::run(args),
     };
+    // Every log line is written before the error line, and before exit.
+    drop(logging);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+/// Logs to stderr through a writer thread, so that a server's request
+/// never waits for a write to stderr (one access-log line per request);
+/// lines are never dropped. Dropping the guard writes what is pending.
+fn init_logging(verbose: u8, quiet: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn,wafer::guest=info",
@@ -81,11 +86,16 @@ fn init_logging(verbose: u8, quiet: bool) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        // Lines queued while one is written go out in one write.
+        .finish(std::io::BufWriter::with_capacity(64 << 10, std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time()
         .init();
+    guard
 }

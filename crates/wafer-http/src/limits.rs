@@ -13,12 +13,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
+use std::future::Future;
+
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use tokio::sync::Semaphore;
-use wafer::registry::HttpServiceConfig;
+use wafer::registry::{DEFAULT_MAX_BODY_BYTES, HttpServiceConfig};
 
 use crate::response::request_error;
 
@@ -29,12 +29,11 @@ pub(crate) struct Admission {
     permits: Arc<Semaphore>,
     max_concurrent: u32,
     max_request: Duration,
-    max_body: BodyLimit,
+    max_body: usize,
 }
 
-/// The largest body a request may send, in its extensions.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BodyLimit(pub usize);
+/// The body limit of a route outside any service's limits.
+pub(crate) const DEFAULT_BODY_LIMIT: usize = DEFAULT_MAX_BODY_BYTES as usize;
 
 impl Admission {
     pub fn new(service: &str, config: &HttpServiceConfig) -> Admission {
@@ -43,12 +42,17 @@ impl Admission {
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests as usize)),
             max_concurrent: config.max_concurrent_requests,
             max_request: config.max_request,
-            max_body: BodyLimit(usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX)),
+            max_body: usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX),
         }
     }
 
-    /// Runs `request` within the limits, or answers why not.
-    pub async fn run(&self, mut request: Request, next: Next) -> Response {
+    /// The largest body a request may send (`max_body_bytes`).
+    pub fn body_limit(&self) -> usize {
+        self.max_body
+    }
+
+    /// Answers with `handle` within the limits, or says why not.
+    pub async fn run(&self, handle: impl Future<Output = Response>) -> Response {
         let Ok(_permit) = self.permits.try_acquire() else {
             let mut response = request_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -63,8 +67,7 @@ impl Admission {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         };
-        request.extensions_mut().insert(self.max_body);
-        match tokio::time::timeout(self.max_request, next.run(request)).await {
+        match tokio::time::timeout(self.max_request, handle).await {
             Ok(response) => response,
             Err(_) => request_error(
                 StatusCode::GATEWAY_TIMEOUT,

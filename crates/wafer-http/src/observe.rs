@@ -1,5 +1,7 @@
-//! What every request leaves behind: one access-log line and its count and
-//! latency in `/metrics`, labelled by service, route and method.
+//! What every request leaves behind: one access-log line (target
+//! `wafer::access`: method, route, service, function, status, duration) and
+//! its count and latency in `/metrics`, labelled by service, route and
+//! method. Each route has its [`RouteObserver`], built once.
 //!
 //! | series | type | labels |
 //! |---|---|---|
@@ -11,12 +13,11 @@
 //! `unmatched` for a path no route answers, so a scan of random paths
 //! cannot grow the metrics without bound.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -25,29 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-/// The route a response answered and the function it called: put in the
-/// response's extensions for [`observe`] by the route's wrapper, and by a
-/// handler whose function depends on the request
-/// ([`RouteInfo::called`]).
-#[derive(Debug, Clone)]
-pub(crate) struct RouteInfo {
-    /// The route as declared.
-    pub route: Arc<str>,
-    /// The function called, when one was.
-    pub function: Option<Arc<str>>,
-}
-
-impl RouteInfo {
-    /// `response`, marked as the answer of a call to `function`; its route
-    /// is filled in on the way out.
-    pub fn called(function: &str, mut response: Response) -> Response {
-        response.extensions_mut().insert(RouteInfo {
-            route: Arc::from(""),
-            function: Some(Arc::from(function)),
-        });
-        response
-    }
-}
+use crate::limits::{Admission, DEFAULT_BODY_LIMIT};
 
 /// Upper bounds of the latency buckets, in seconds: 50 µs to 60 s.
 const BUCKETS: [f64; 19] = [
@@ -124,73 +103,121 @@ impl HttpMetrics {
     }
 }
 
-/// What [`observe`] needs: the service it watches and where it counts.
-#[derive(Clone)]
-pub(crate) struct Observer {
-    pub service: Arc<str>,
-    pub metrics: Arc<HttpMetrics>,
+/// One route's accounting and limits: built once per route, used by every
+/// request it answers.
+pub(crate) struct RouteObserver {
+    service: Arc<str>,
+    route: Arc<str>,
+    function: Option<Arc<str>>,
+    metrics: Arc<HttpMetrics>,
+    in_flight: Gauge,
+    admission: Option<Admission>,
 }
 
-/// Counts, times and logs one request.
-pub(crate) async fn observe(
-    State(observer): State<Observer>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let service = ServiceLabels {
-        service: observer.service.clone(),
-    };
-    let in_flight = InFlight::enter(observer.metrics.in_flight.get_or_create_owned(&service));
-    let response = next.run(request).await;
-    drop(in_flight);
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    let info = response.extensions().get::<RouteInfo>();
-    let route: Arc<str> = info.map_or_else(|| Arc::from("unmatched"), |i| i.route.clone());
-    let function = info.and_then(|i| i.function.as_deref()).unwrap_or("-");
-    tracing::info!(
-        target: "wafer::access",
-        service = %observer.service,
-        function,
-        status,
-        micros = elapsed.as_micros() as u64,
-        "{method} {route}"
-    );
-    let metrics = &observer.metrics;
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            service: observer.service.clone(),
-            route: route.clone(),
-            method,
+impl RouteObserver {
+    /// The observer of `route` of service `service`, which calls
+    /// `function` when it always calls the same one, and runs within
+    /// `admission` when given (operations routes run outside).
+    pub fn new(
+        service: &str,
+        route: &str,
+        function: Option<&str>,
+        metrics: &Arc<HttpMetrics>,
+        admission: Option<&Admission>,
+    ) -> Arc<RouteObserver> {
+        let service: Arc<str> = Arc::from(service);
+        let in_flight = metrics.in_flight.get_or_create_owned(&ServiceLabels {
+            service: service.clone(),
+        });
+        Arc::new(RouteObserver {
+            service,
+            route: Arc::from(route),
+            function: function.map(Arc::from),
+            metrics: metrics.clone(),
+            in_flight,
+            admission: admission.cloned(),
+        })
+    }
+
+    /// The largest body this route reads.
+    pub fn body_limit(&self) -> usize {
+        self.admission
+            .as_ref()
+            .map_or(DEFAULT_BODY_LIMIT, Admission::body_limit)
+    }
+
+    /// Answers one request with `handle`, within the route's limits:
+    /// counted, timed and logged, naming `function` when the request
+    /// chose it.
+    pub async fn serve(
+        &self,
+        method: &Method,
+        function: Option<&str>,
+        handle: impl Future<Output = Response>,
+    ) -> Response {
+        let started = Instant::now();
+        let in_flight = InFlight::enter(&self.in_flight);
+        let response = match &self.admission {
+            Some(admission) => admission.run(handle).await,
+            None => handle.await,
+        };
+        drop(in_flight);
+        self.record(method, function, &response, started.elapsed());
+        response
+    }
+
+    fn record(
+        &self,
+        method: &Method,
+        function: Option<&str>,
+        response: &Response,
+        elapsed: std::time::Duration,
+    ) {
+        let method = method_label(method);
+        let status = response.status().as_u16();
+        let function = function.or(self.function.as_deref()).unwrap_or("-");
+        tracing::info!(
+            target: "wafer::access",
+            service = %self.service,
+            function,
             status,
-        })
-        .inc();
-    metrics
-        .durations
-        .get_or_create(&RouteLabels {
-            service: observer.service,
-            route,
-            method,
-        })
-        .observe(elapsed.as_secs_f64());
-    response
+            micros = elapsed.as_micros() as u64,
+            "{method} {}",
+            self.route
+        );
+        let metrics = &self.metrics;
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                service: self.service.clone(),
+                route: self.route.clone(),
+                method,
+                status,
+            })
+            .inc();
+        metrics
+            .durations
+            .get_or_create(&RouteLabels {
+                service: self.service.clone(),
+                route: self.route.clone(),
+                method,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
 }
 
 /// One request in the in-flight gauge, until dropped (a client that hangs
 /// up drops the request's future).
-struct InFlight(Gauge);
+struct InFlight<'a>(&'a Gauge);
 
-impl InFlight {
-    fn enter(gauge: Gauge) -> InFlight {
+impl InFlight<'_> {
+    fn enter(gauge: &Gauge) -> InFlight<'_> {
         gauge.inc();
         InFlight(gauge)
     }
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }

@@ -18,10 +18,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Query};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use serde_json::{Map, Value};
@@ -29,13 +30,13 @@ use wafer::registry::{RoutePath, RouteSegment, Transport};
 use wafer::values::{Type, Val};
 use wafer::{Function, Input, InputForm, Runtime};
 
-use super::{function_and_body, program_input, rejected, respond, tracked};
-use crate::limits::Admission;
+use super::{ServiceRoutes, function_and_body, program_input, rejected, respond};
 use crate::response::{self, json_response, request_error};
 
-pub(super) fn routes(runtime: &Arc<Runtime>, service: &str, admission: &Admission) -> Router {
+pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
+    let runtime = routes.runtime;
     let mut router = Router::new();
-    for (entry, endpoint) in runtime.registry().http_endpoints(service) {
+    for (entry, endpoint) in runtime.registry().http_endpoints(routes.service) {
         let Some(method) = method_filter(&endpoint.method) else {
             continue;
         };
@@ -48,31 +49,35 @@ pub(super) fn routes(runtime: &Arc<Runtime>, service: &str, admission: &Admissio
                 .map(|function| function.transport)
                 .unwrap_or_default()
         });
-        let declared = endpoint.path.to_string();
-        let func = endpoint.func.clone();
+        let observer = routes.observer(&endpoint.path.to_string(), Some(&endpoint.func), true);
+        let http_method: Method = endpoint.method.parse().unwrap_or_default();
         let runtime = runtime.clone();
         let endpoint = Arc::new(endpoint.clone());
         let handler = move |path: Result<Path<Vec<(String, String)>>, PathRejection>,
                             query: Result<Query<HashMap<String, String>>, QueryRejection>,
-                            request: Request| {
+                            body: Body| {
             let (runtime, endpoint) = (runtime.clone(), endpoint.clone());
+            let (observer, http_method) = (observer.clone(), http_method.clone());
             async move {
-                let (Path(values), Query(query)) = match (path, query) {
-                    (Ok(path), Ok(query)) => (path, query),
-                    (Err(rejection), _) => return rejected(rejection),
-                    (_, Err(rejection)) => return rejected(rejection),
+                let answer = async {
+                    let (Path(values), Query(query)) = match (path, query) {
+                        (Ok(path), Ok(query)) => (path, query),
+                        (Err(e), _) => return rejected(e.status(), e.body_text()),
+                        (_, Err(e)) => return rejected(e.status(), e.body_text()),
+                    };
+                    let values = values.into_iter().map(|(_, v)| v);
+                    let parts = CallRequest {
+                        params: param_names(&endpoint.path).zip(values).collect(),
+                        query,
+                        transport,
+                    };
+                    let limit = observer.body_limit();
+                    call(&runtime, &endpoint.func, parts, body, limit).await
                 };
-                let params = param_names(&endpoint.path).zip(values.into_iter().map(|(_, v)| v));
-                let call_request = CallRequest {
-                    params: params.collect(),
-                    query,
-                    transport,
-                };
-                call(&runtime, &endpoint.func, call_request, request).await
+                observer.serve(&http_method, None, answer).await
             }
         };
-        let handler = tracked(on(method, handler), &declared, Some(&func), Some(admission));
-        router = router.route(&path, handler);
+        router = router.route(&path, on(method, handler));
     }
     router
 }
@@ -125,8 +130,14 @@ struct CallRequest {
     transport: Transport,
 }
 
-async fn call(runtime: &Runtime, func: &str, parts: CallRequest, request: Request) -> Response {
-    let (function, body) = match function_and_body(runtime, func, request).await {
+async fn call(
+    runtime: &Runtime,
+    func: &str,
+    parts: CallRequest,
+    body: Body,
+    limit: usize,
+) -> Response {
+    let (function, body) = match function_and_body(runtime, func, body, limit).await {
         Ok(found) => found,
         Err(response) => return response,
     };

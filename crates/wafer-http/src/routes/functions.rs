@@ -7,47 +7,49 @@
 //! `X-Wafer-Exit-Code` header ([`super::EXIT_CODE_HEADER`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request};
+use axum::extract::{Path, Query};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use serde_json::Value;
 use wafer::{Input, InputForm, Runtime};
 
-use super::{function_and_body, program_input, rejected, respond, tracked};
-use crate::limits::Admission;
-use crate::observe::RouteInfo;
+use super::{ServiceRoutes, function_and_body, program_input, rejected, respond};
 use crate::response::request_error;
 
 /// The route as it is counted in the metrics.
 const ROUTE: &str = "/v1/functions/{id}";
 
-pub(super) fn routes(runtime: &Arc<Runtime>, admission: &Admission) -> Router {
-    let runtime = runtime.clone();
+pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
+    let runtime = routes.runtime.clone();
+    let observer = routes.observer(ROUTE, None, true);
     let handler = post(
         move |path: Result<Path<String>, PathRejection>,
               query: Result<Query<HashMap<String, String>>, QueryRejection>,
-              request: Request| {
-            let runtime = runtime.clone();
+              body: Body| {
+            let (runtime, observer) = (runtime.clone(), observer.clone());
             async move {
-                let (Path(id), Query(query)) = match (path, query) {
-                    (Ok(path), Ok(query)) => (path, query),
-                    (Err(rejection), _) => return rejected(rejection),
-                    (_, Err(rejection)) => return rejected(rejection),
+                let id = path.map(|Path(id)| function_id(&id));
+                let answer = async {
+                    match (&id, query) {
+                        (Ok(id), Ok(Query(query))) => {
+                            call(&runtime, id, &query, body, observer.body_limit()).await
+                        }
+                        (Err(e), _) => rejected(e.status(), e.body_text()),
+                        (_, Err(e)) => rejected(e.status(), e.body_text()),
+                    }
                 };
-                let id = function_id(&id);
-                RouteInfo::called(&id, call(&runtime, &id, &query, request).await)
+                let function = id.as_deref().ok();
+                observer.serve(&Method::POST, function, answer).await
             }
         },
     );
-    Router::new().route(
-        "/v1/functions/{*id}",
-        tracked(handler, ROUTE, None, Some(admission)),
-    )
+    Router::new().route("/v1/functions/{*id}", handler)
 }
 
 /// `namespace/name` is `namespace:name`; an id with a `:` (URL-encoded or
@@ -63,9 +65,10 @@ async fn call(
     runtime: &Runtime,
     id: &str,
     query: &HashMap<String, String>,
-    request: Request,
+    body: Body,
+    limit: usize,
 ) -> Response {
-    let (function, body) = match function_and_body(runtime, id, request).await {
+    let (function, body) = match function_and_body(runtime, id, body, limit).await {
         Ok(found) => found,
         Err(response) => return response,
     };

@@ -1,7 +1,8 @@
 //! One service's routes: its endpoints, the function API, Dapr's API and
-//! operations, each [`tracked`] under its declared route, inside the
-//! service's [`Admission`] limits (operations excepted, so health checks
-//! answer under load), all [`observe`]d.
+//! operations. Each route answers through its own
+//! [`RouteObserver`](crate::observe::RouteObserver), inside the service's
+//! [`Admission`] limits (operations excepted, so health checks answer
+//! under load).
 
 mod dapr;
 mod endpoints;
@@ -12,22 +13,36 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{Next, from_fn_with_state};
+use axum::body::{Body, Bytes};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::MethodRouter;
-use wafer::registry::{DEFAULT_MAX_BODY_BYTES, HttpServiceConfig};
+use wafer::registry::HttpServiceConfig;
 use wafer::{CommandInput, Function, Input, Output, Runtime};
 
 use crate::BODY_TIMEOUT;
-use crate::limits::{Admission, BodyLimit};
-use crate::observe::{HttpMetrics, Observer, RouteInfo, observe};
+use crate::limits::Admission;
+use crate::observe::{HttpMetrics, RouteObserver};
 use crate::response::{self, json_response, request_error};
 
 /// The header that carries a WASI program's exit status.
 pub const EXIT_CODE_HEADER: &str = "x-wafer-exit-code";
+
+/// What the routes of one service are built from.
+pub(crate) struct ServiceRoutes<'a> {
+    runtime: &'a Arc<Runtime>,
+    service: &'a str,
+    metrics: &'a Arc<HttpMetrics>,
+    admission: Admission,
+}
+
+impl ServiceRoutes<'_> {
+    /// The observer of `route` (calling `function` when it always calls
+    /// the same one), within the service's limits when `limited`.
+    fn observer(&self, route: &str, function: Option<&str>, limited: bool) -> Arc<RouteObserver> {
+        let admission = limited.then_some(&self.admission);
+        RouteObserver::new(self.service, route, function, self.metrics, admission)
+    }
+}
 
 /// The router of service `service`.
 pub(crate) fn router(
@@ -36,97 +51,66 @@ pub(crate) fn router(
     config: &HttpServiceConfig,
     metrics: &Arc<HttpMetrics>,
 ) -> Router {
-    let admission = Admission::new(service, config);
-    let mut router = ops::routes(runtime, metrics);
+    let routes = ServiceRoutes {
+        runtime,
+        service,
+        metrics,
+        admission: Admission::new(service, config),
+    };
+    let mut router = ops::routes(&routes);
     if config.function_api {
-        router = router.merge(functions::routes(runtime, &admission));
+        router = router.merge(functions::routes(&routes));
     }
     if config.dapr_api {
-        router = router.merge(dapr::routes(runtime, &admission));
+        router = router.merge(dapr::routes(&routes));
     }
-    let observer = Observer {
-        service: Arc::from(service),
-        metrics: metrics.clone(),
-    };
+    let unmatched = routes.observer("unmatched", None, false);
+    let wrong_method = unmatched.clone();
     router
-        .merge(endpoints::routes(runtime, service, &admission))
-        .fallback(|| async {
-            request_error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no route answers this path",
-            )
+        .merge(endpoints::routes(&routes))
+        .fallback(move |method: Method| async move {
+            let answer = async {
+                request_error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no route answers this path",
+                )
+            };
+            unmatched.serve(&method, None, answer).await
         })
-        .method_not_allowed_fallback(|| async {
-            request_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not answer this method",
-            )
+        .method_not_allowed_fallback(move |method: Method| async move {
+            let answer = async {
+                request_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "this route does not answer this method",
+                )
+            };
+            wrong_method.serve(&method, None, answer).await
         })
-        .layer(from_fn_with_state(observer, observe))
 }
 
-/// The route a handler answers, for [`observe`], and the limits it runs in.
-#[derive(Clone)]
-struct Tracked {
-    info: RouteInfo,
-    admission: Option<Admission>,
-}
-
-/// `handler`, answering as route `route` (calling `function`, when it is
-/// always the same one) within `admission` when there is one.
-fn tracked(
-    handler: MethodRouter,
-    route: &str,
-    function: Option<&str>,
-    admission: Option<&Admission>,
-) -> MethodRouter {
-    let tracked = Tracked {
-        info: RouteInfo {
-            route: Arc::from(route),
-            function: function.map(Arc::from),
-        },
-        admission: admission.cloned(),
-    };
-    handler.layer(from_fn_with_state(tracked, track))
-}
-
-async fn track(State(tracked): State<Tracked>, request: Request, next: Next) -> Response {
-    let mut response = match &tracked.admission {
-        Some(admission) => admission.run(request, next).await,
-        None => next.run(request).await,
-    };
-    let extensions = response.extensions_mut();
-    match extensions.get_mut::<RouteInfo>() {
-        // The handler named the function it called.
-        Some(info) => info.route = tracked.info.route,
-        None => {
-            extensions.insert(tracked.info);
-        }
-    }
-    response
-}
-
-/// An extractor's refusal (a query that does not parse), as a JSON error.
-fn rejected(rejection: impl IntoResponse + std::fmt::Display) -> Response {
-    let message = rejection.to_string();
-    let status = rejection.into_response().status();
+/// An extractor's refusal (a path or query that does not parse), as a
+/// JSON error.
+fn rejected(status: StatusCode, message: String) -> Response {
     request_error(status, "bad_input", message)
 }
 
-/// The function `id` about to be called, and the request's body; or the
-/// response that says why not.
+/// The function `id` about to be called, and the request's body (at most
+/// `limit` bytes); or the response that says why not.
 async fn function_and_body(
     runtime: &Runtime,
     id: &str,
-    request: Request,
+    body: Body,
+    limit: usize,
 ) -> Result<(Arc<Function>, Bytes), Response> {
     let function = runtime
         .function_to_call(id)
         .await
         .map_err(|error| response::error(&error))?;
-    let body = read_body(request).await.map_err(BodyError::into_response)?;
+    let body = read_body(body, limit)
+        .await
+        .map_err(BodyError::into_response)?;
     Ok((function, body))
 }
 
@@ -148,16 +132,12 @@ impl BodyError {
     }
 }
 
-/// The request's body, at most its service's `max_body_bytes` (a larger
-/// one is 413), sent within [`BODY_TIMEOUT`] (a client that stalls is 408,
-/// so it holds no handler, nor a shutdown, for ever); an unreadable one is
-/// 400.
-async fn read_body(request: Request) -> Result<Bytes, BodyError> {
-    let limit = request.extensions().get::<BodyLimit>().map_or(
-        usize::try_from(DEFAULT_MAX_BODY_BYTES).unwrap_or(usize::MAX),
-        |limit| limit.0,
-    );
-    let read = axum::body::to_bytes(request.into_body(), limit);
+/// The request's body, at most `limit` bytes, its service's
+/// `max_body_bytes` (a larger one is 413), sent within [`BODY_TIMEOUT`] (a
+/// client that stalls is 408, so it holds no handler, nor a shutdown, for
+/// ever); an unreadable one is 400.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let read = axum::body::to_bytes(body, limit);
     let (status, message) = match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Ok(Ok(bytes)) => return Ok(bytes),
         Ok(Err(error)) if is_too_large(&error) => (

@@ -24,17 +24,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::extract::{Path, Request};
-use axum::http::{StatusCode, header};
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use wafer::{CommandInput, Input, Runtime};
 
 use self::request::BindingRequest;
-use super::{read_body, tracked};
-use crate::limits::Admission;
-use crate::observe::RouteInfo;
+use super::{ServiceRoutes, read_body};
 use crate::response::json_response;
 
 /// The one operation a `bindings.wasm` component supports.
@@ -43,24 +42,26 @@ const EXECUTE: &str = "execute";
 /// The route as it is counted in the metrics.
 const ROUTE: &str = "/v1.0/bindings/{name}";
 
-pub(super) fn routes(runtime: &Arc<Runtime>, admission: &Admission) -> Router {
-    let bindings = Arc::new(Bindings::new(runtime));
-    let execute = move |Path(name): Path<String>, request: Request| {
-        let bindings = bindings.clone();
-        async move { RouteInfo::called(&name, bindings.execute(&name, request).await) }
+pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
+    let bindings = Arc::new(Bindings::new(routes.runtime));
+    let observer = routes.observer(ROUTE, None, true);
+    let execute = move |method: Method, Path(name): Path<String>, body: Body| {
+        let (bindings, observer) = (bindings.clone(), observer.clone());
+        async move {
+            let answer = bindings.execute(&name, body, observer.body_limit());
+            observer.serve(&method, Some(&name), answer).await
+        }
     };
-    let execute = post(execute.clone()).put(execute);
-    let healthy = || async { StatusCode::NO_CONTENT };
-    Router::new()
-        .route(ROUTE, tracked(execute, ROUTE, None, Some(admission)))
-        .route(
-            "/v1.0/healthz",
-            tracked(get(healthy), "/v1.0/healthz", None, None),
-        )
-        .route(
-            "/v1.0/healthz/outbound",
-            tracked(get(healthy), "/v1.0/healthz/outbound", None, None),
-        )
+    let mut router = Router::new().route(ROUTE, post(execute.clone()).put(execute));
+    for route in ["/v1.0/healthz", "/v1.0/healthz/outbound"] {
+        let observer = routes.observer(route, None, false);
+        let healthy = move || async move {
+            let answer = async { StatusCode::NO_CONTENT.into_response() };
+            observer.serve(&Method::GET, None, answer).await
+        };
+        router = router.route(route, get(healthy));
+    }
+    router
 }
 
 /// The registry's Dapr components, each with Dapr's count of its
@@ -83,8 +84,8 @@ impl Bindings {
         }
     }
 
-    async fn execute(&self, name: &str, request: Request) -> Response {
-        let body = match read_body(request).await {
+    async fn execute(&self, name: &str, body: Body, limit: usize) -> Response {
+        let body = match read_body(body, limit).await {
             Ok(body) => body,
             Err(error) => return malformed(error.status, &error.message),
         };
