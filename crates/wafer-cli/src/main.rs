@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// Run WebAssembly functions declared in a YAML registry.
 ///
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A server says where it listens and when it stops.
     let serving = matches!(cli.command, Command::Run(_));
-    let logging = init_logging(cli.verbose.max(u8::from(serving)), cli.quiet);
+    let logging = init_logging(cli.verbose.max(u8::from(serving)), cli.quiet, serving);
     let outcome = match cli.command {
         Command::Call(args) => commands::call::run(args),
         Command::Exec(args) => commands::exec::run(args),
@@ -72,10 +73,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr through a writer thread, so that a server's request
-/// never waits for a write to stderr (one access-log line per request);
-/// lines are never dropped. Dropping the guard writes what is pending.
-fn init_logging(verbose: u8, quiet: bool) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs to stderr: for a server through a writer thread, so that no
+/// request waits for a write to stderr (one access-log line per request;
+/// lines queue rather than being dropped, and dropping the guard writes
+/// what is pending); for other commands directly, in order with what they
+/// print themselves.
+fn init_logging(
+    verbose: u8,
+    quiet: bool,
+    serving: bool,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn,wafer::guest=info",
@@ -86,10 +93,18 @@ fn init_logging(verbose: u8, quiet: bool) -> tracing_appender::non_blocking::Wor
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        // Lines queued while one is written go out in one write.
-        .finish(std::io::BufWriter::with_capacity(64 << 10, std::io::stderr()));
+    let (writer, guard) = if serving {
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            // Lines queued while one is written go out in one write.
+            .finish(std::io::BufWriter::with_capacity(
+                64 << 10,
+                std::io::stderr(),
+            ));
+        (BoxMakeWriter::new(writer), Some(guard))
+    } else {
+        (BoxMakeWriter::new(std::io::stderr), None)
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -18,7 +18,7 @@ use std::future::Future;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use tokio::sync::Semaphore;
-use wafer::registry::{DEFAULT_MAX_BODY_BYTES, HttpServiceConfig};
+use wafer::registry::HttpServiceConfig;
 
 use crate::response::request_error;
 
@@ -31,9 +31,6 @@ pub(crate) struct Admission {
     max_request: Duration,
     max_body: usize,
 }
-
-/// The body limit of a route outside any service's limits.
-pub(crate) const DEFAULT_BODY_LIMIT: usize = DEFAULT_MAX_BODY_BYTES as usize;
 
 impl Admission {
     pub fn new(service: &str, config: &HttpServiceConfig) -> Admission {

@@ -26,7 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::limits::{Admission, DEFAULT_BODY_LIMIT};
+use crate::limits::Admission;
 
 /// Upper bounds of the latency buckets, in seconds: 50 µs to 60 s.
 const BUCKETS: [f64; 19] = [
@@ -111,19 +111,22 @@ pub(crate) struct RouteObserver {
     function: Option<Arc<str>>,
     metrics: Arc<HttpMetrics>,
     in_flight: Gauge,
-    admission: Option<Admission>,
+    admission: Admission,
+    limited: bool,
 }
 
 impl RouteObserver {
     /// The observer of `route` of service `service`, which calls
-    /// `function` when it always calls the same one, and runs within
-    /// `admission` when given (operations routes run outside).
+    /// `function` when it always calls the same one, and runs within the
+    /// service's `admission` limits when `limited` (operations routes run
+    /// outside them).
     pub fn new(
         service: &str,
         route: &str,
         function: Option<&str>,
         metrics: &Arc<HttpMetrics>,
-        admission: Option<&Admission>,
+        admission: &Admission,
+        limited: bool,
     ) -> Arc<RouteObserver> {
         let service: Arc<str> = Arc::from(service);
         let in_flight = metrics.in_flight.get_or_create_owned(&ServiceLabels {
@@ -135,15 +138,14 @@ impl RouteObserver {
             function: function.map(Arc::from),
             metrics: metrics.clone(),
             in_flight,
-            admission: admission.cloned(),
+            admission: admission.clone(),
+            limited,
         })
     }
 
     /// The largest body this route reads.
     pub fn body_limit(&self) -> usize {
-        self.admission
-            .as_ref()
-            .map_or(DEFAULT_BODY_LIMIT, Admission::body_limit)
+        self.admission.body_limit()
     }
 
     /// Answers one request with `handle`, within the route's limits:
@@ -157,9 +159,10 @@ impl RouteObserver {
     ) -> Response {
         let started = Instant::now();
         let in_flight = InFlight::enter(&self.in_flight);
-        let response = match &self.admission {
-            Some(admission) => admission.run(handle).await,
-            None => handle.await,
+        let response = if self.limited {
+            self.admission.run(handle).await
+        } else {
+            handle.await
         };
         drop(in_flight);
         self.record(method, function, &response, started.elapsed());

@@ -28,9 +28,10 @@ pub struct RunArgs {
     /// The registry folder or file.
     #[arg(default_value = ".")]
     registry: PathBuf,
-    /// The port of Dapr's API when the registry declares no http.service.
-    #[arg(long, value_name = "PORT", default_value_t = wafer_http::DEFAULT_DAPR_HTTP_PORT)]
-    dapr_http_port: u16,
+    /// The port of Dapr's API when the registry declares no http.service
+    /// [default: 3500].
+    #[arg(long, value_name = "PORT")]
+    dapr_http_port: Option<u16>,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -50,9 +51,15 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         for (id, error) in runtime.warm_up().await {
             tracing::warn!(function = %id, "Not ready: {error}");
         }
-        let services = wafer_http::bind(&runtime, args.dapr_http_port)
+        let dapr_port = args
+            .dapr_http_port
+            .unwrap_or(wafer_http::DEFAULT_DAPR_HTTP_PORT);
+        let services = wafer_http::bind(&runtime, dapr_port)
             .await
             .map_err(Failure::failed)?;
+        if args.dapr_http_port.is_some() && services.iter().all(|s| s.id != wafer_http::DAPR_SERVICE) {
+            tracing::warn!("--dapr-http-port is not used: the registry declares http.service entries, and each serves Dapr's API");
+        }
         if services.is_empty() {
             return Err(Failure::input(anyhow!(
                 "{}: no http.service entry and no Dapr component: nothing to serve",
@@ -65,9 +72,11 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         for service in &services {
             tracing::info!(service = %service.id, "Listening on http://{}", service.addr);
         }
-        wafer_http::serve(services, stop)
-            .await
-            .map_err(Failure::failed)?;
+        let served = wafer_http::serve(services, stop).await;
+        // Guests still running after the grace period stop at their next
+        // epoch tick, so that the process ends.
+        runtime.engine().interrupt_all();
+        served.map_err(Failure::failed)?;
         tracing::info!("Stopped.");
         Ok(())
     })

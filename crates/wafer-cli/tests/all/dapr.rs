@@ -102,7 +102,7 @@ fn a_components_folder_answers_as_dapr_does() {
         (
             "exit",
             json!({"operation": "execute", "metadata": {"args": "3"}}),
-            r#"error invoking output binding exit: module "exit-1" closed with exit_code(3)"#,
+            "error invoking output binding exit: module closed with exit_code(3)",
         ),
         (
             "nope",

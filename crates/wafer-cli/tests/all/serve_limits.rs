@@ -204,9 +204,16 @@ fn spinning_guests_do_not_stop_the_server() {
     );
     ws.write("reg/_index.yaml", yaml);
     let server = Server::start(&ws);
-    let _spinners: Vec<_> = (0..workers)
-        .map(|_| in_background(format!("{}/v1/functions/s:spin", server.base), "[]".into()))
-        .collect();
+    let url = format!("{}/v1/functions/s:spin", server.base);
+    for _ in 0..workers {
+        let url = url.clone();
+        // Never answered: the process ends under it, and the error that
+        // gives the client is expected.
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::builder().timeout(None).build();
+            client.map(|client| client.post(url).body("[]").send())
+        });
+    }
     server.wait_for_metric(
         "wafer_function_calls_in_flight",
         &[("function", "s:spin"), ("state", "running")],

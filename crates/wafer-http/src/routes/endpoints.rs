@@ -123,6 +123,10 @@ fn method_filter(method: &str) -> Option<MethodFilter> {
     })
 }
 
+/// The largest body passed as a `list<u8>` argument: each byte becomes a
+/// component value of its own on the way in, tens of bytes each.
+const MAX_RAW_LIST_BYTES: usize = 1 << 20;
+
 /// What a request brings besides its body.
 struct CallRequest {
     params: HashMap<String, String>,
@@ -178,6 +182,15 @@ fn raw_args(
                 "the body is not UTF-8 text".into(),
             )),
         },
+        [(_, Type::List(list))] if list.ty() == Type::U8 && body.len() > MAX_RAW_LIST_BYTES => {
+            Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the body is larger than {MAX_RAW_LIST_BYTES} bytes, the most a list<u8> argument takes"
+                ),
+            ))
+        }
         [(_, Type::List(list))] if list.ty() == Type::U8 => {
             Ok(vec![Val::List(body.iter().map(|&b| Val::U8(b)).collect())])
         }

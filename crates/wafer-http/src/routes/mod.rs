@@ -39,8 +39,14 @@ impl ServiceRoutes<'_> {
     /// The observer of `route` (calling `function` when it always calls
     /// the same one), within the service's limits when `limited`.
     fn observer(&self, route: &str, function: Option<&str>, limited: bool) -> Arc<RouteObserver> {
-        let admission = limited.then_some(&self.admission);
-        RouteObserver::new(self.service, route, function, self.metrics, admission)
+        RouteObserver::new(
+            self.service,
+            route,
+            function,
+            self.metrics,
+            &self.admission,
+            limited,
+        )
     }
 }
 

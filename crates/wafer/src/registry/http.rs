@@ -226,6 +226,9 @@ pub(super) fn parse_service(fields: &mut Fields) -> Option<EntryKind> {
         fields.problem("max_request_ms", "must be at least 1");
     }
     let max_body_bytes: Option<u64> = fields.optional("max_body_bytes");
+    if max_body_bytes == Some(0) {
+        fields.problem("max_body_bytes", "must be at least 1");
+    }
     let mut config = HttpServiceConfig::new(addr?);
     if let Some(max) = max_body_bytes {
         config.max_body_bytes = max;

@@ -19,13 +19,13 @@
 mod go_json;
 mod request;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,9 +45,14 @@ const ROUTE: &str = "/v1.0/bindings/{name}";
 pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
     let bindings = Arc::new(Bindings::new(routes.runtime));
     let observer = routes.observer(ROUTE, None, true);
-    let execute = move |method: Method, Path(name): Path<String>, body: Body| {
+    let execute = move |method: Method, name: Result<Path<String>, PathRejection>, body: Body| {
         let (bindings, observer) = (bindings.clone(), observer.clone());
         async move {
+            let Ok(Path(name)) = name else {
+                let answer =
+                    async { malformed(StatusCode::BAD_REQUEST, "the binding's name is not UTF-8") };
+                return observer.serve(&method, None, answer).await;
+            };
             let answer = bindings.execute(&name, body, observer.body_limit());
             observer.serve(&method, Some(&name), answer).await
         }
@@ -64,23 +69,22 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
     router
 }
 
-/// The registry's Dapr components, each with Dapr's count of its
-/// instances (which names them in Dapr's exit-status message).
+/// The registry's Dapr components.
 struct Bindings {
     runtime: Arc<Runtime>,
-    instances: HashMap<String, AtomicU64>,
+    names: HashSet<String>,
 }
 
 impl Bindings {
     fn new(runtime: &Arc<Runtime>) -> Bindings {
-        let instances = runtime
+        let names = runtime
             .registry()
             .dapr_bindings()
-            .map(|name| (name.to_string(), AtomicU64::new(0)))
+            .map(str::to_string)
             .collect();
         Bindings {
             runtime: runtime.clone(),
-            instances,
+            names,
         }
     }
 
@@ -114,9 +118,9 @@ impl Bindings {
         if request.operation.is_empty() {
             return Err("operation field is missing from request".into());
         }
-        let Some(instances) = self.instances.get(name) else {
+        if !self.names.contains(name) {
             return Err(format!("couldn't find output binding {name}"));
-        };
+        }
         if request.operation != EXECUTE {
             return Err(format!(
                 "binding {name} does not support operation {}. supported operations:{EXECUTE}",
@@ -128,7 +132,6 @@ impl Bindings {
             .function_to_call(name)
             .await
             .map_err(|e| e.to_string())?;
-        let instance = instances.fetch_add(1, Ordering::Relaxed) + 1;
         let input = CommandInput::new()
             .args(request.args())
             .stdin(go_json::marshal(&request.data));
@@ -139,10 +142,9 @@ impl Bindings {
             .into_program()
             .ok_or_else(|| format!("{name} is not a WASI program"))?;
         if output.exit_code != 0 {
-            // wazero's words, naming the instance as Dapr does.
+            // wazero's words (v1.8, which Dapr's wasm binding uses).
             return Err(format!(
-                "module \"{}-{instance}\" closed with exit_code({})",
-                function.sandbox().program_name,
+                "module closed with exit_code({})",
                 output.exit_code
             ));
         }
