@@ -32,13 +32,14 @@ listening() {
   exit 1
 }
 
-# One wrk run: "requests/s p50 p99" (latencies as wrk prints them).
+# One wrk run: "requests/s p50-µs p99-µs".
 load() { # concurrency url body
   local threads=$(( $1 < 2 ? 1 : 2 ))
   BODY=$3 wrk -t"$threads" -c"$1" -d"${DURATION}s" --latency -s "$here/post.lua" "$2" |
-    awk '/^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Requests\/sec/ {rps=$2}
+    awk 'function us(t) { if (t ~ /us$/) return t + 0; if (t ~ /ms$/) return t * 1000; return t * 1000000 }
+         /^ +50%/ {p50=us($2)} /^ +99%/ {p99=us($2)} /Requests\/sec/ {rps=$2}
          /Non-2xx|Socket errors/ {print "errors: " $0 > "/dev/stderr"}
-         END {printf "%d %s %s\n", rps, p50, p99}'
+         END {printf "%d %d %d\n", rps, p50, p99}'
 }
 
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
@@ -76,14 +77,15 @@ for c in 1 64; do
     p=$(load "$c" "$plain" "[2, 40]"); echo "$p" >>"$work/plain.$c"
     w=$(load "$c" "$endpoint" "[2, 40]"); echo "$w" >>"$work/wafer.$c"
     d=$(load "$c" "$dapr" "$dapr_body"); echo "$d" >>"$work/dapr.$c"
-    echo "c=$c round $round: plain $p | wafer $w | dapr $d  (req/s p50 p99)"
+    echo "c=$c round $round: plain $p | wafer $w | dapr $d  (req/s, p50 and p99 in µs)"
   done
 done
 echo
 for c in 1 64; do
-  p=$(cut -d' ' -f1 "$work/plain.$c" | median)
-  w=$(cut -d' ' -f1 "$work/wafer.$c" | median)
-  ratio=$(awk -v a="$w" -v b="$p" 'BEGIN {printf "%.0f", 100 * a / b}')
-  echo "c=$c medians: plain $p req/s, wafer $w req/s ($ratio%), p50 wafer $(cut -d' ' -f2 "$work/wafer.$c" | sort | head -3 | tail -1 || true)"
-  echo "c=$c medians: dapr $(cut -d' ' -f1 "$work/dapr.$c" | median) req/s"
+  for name in plain wafer dapr; do
+    rps=$(cut -d' ' -f1 "$work/$name.$c" | median)
+    p50=$(cut -d' ' -f2 "$work/$name.$c" | median)
+    p99=$(cut -d' ' -f3 "$work/$name.$c" | median)
+    echo "c=$c median of rounds: $name $rps req/s, p50 $p50 µs, p99 $p99 µs"
+  done
 done
