@@ -11,7 +11,7 @@
 //! the time limit bounds the whole request, waits included.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::future::Future;
 
@@ -21,6 +21,16 @@ use tokio::sync::Semaphore;
 use wafer::registry::HttpServiceConfig;
 
 use crate::response::request_error;
+
+/// What one request may use: the largest body it may send
+/// (`max_body_bytes`), and when its guest must stop (`max_request_ms` from
+/// its start), passed to [`wafer::Function::invoke_until`] so that a guest
+/// running on its own thread is stopped too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub body_bytes: usize,
+    pub until: Option<Instant>,
+}
 
 /// One service's request limits, shared by its routes.
 #[derive(Clone)]
@@ -43,9 +53,12 @@ impl Admission {
         }
     }
 
-    /// The largest body a request may send (`max_body_bytes`).
-    pub fn body_limit(&self) -> usize {
-        self.max_body
+    /// What a request that starts now may use.
+    pub fn budget(&self) -> Budget {
+        Budget {
+            body_bytes: self.max_body,
+            until: Instant::now().checked_add(self.max_request),
+        }
     }
 
     /// Answers with `handle` within the limits, or says why not.
@@ -70,7 +83,7 @@ impl Admission {
                 StatusCode::GATEWAY_TIMEOUT,
                 "time_limit",
                 format!(
-                    "the request took longer than {} ms (max_request_ms of service {})",
+                    "the request's deadline passed: it took longer than {} ms (max_request_ms of service {})",
                     self.max_request.as_millis(),
                     self.service
                 ),

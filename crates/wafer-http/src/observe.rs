@@ -26,7 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::limits::Admission;
+use crate::limits::{Admission, Budget};
 
 /// Upper bounds of the latency buckets, in seconds: 50 µs to 60 s.
 const BUCKETS: [f64; 19] = [
@@ -143,9 +143,9 @@ impl RouteObserver {
         })
     }
 
-    /// The largest body this route reads.
-    pub fn body_limit(&self) -> usize {
-        self.admission.body_limit()
+    /// What a request starting now may use.
+    pub fn budget(&self) -> Budget {
+        self.admission.budget()
     }
 
     /// Answers one request with `handle`, within the route's limits:

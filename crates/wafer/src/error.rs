@@ -214,13 +214,17 @@ pub enum Error {
         /// For a WASI program, what it wrote before (a panic message, say).
         output: Option<Box<CommandOutput>>,
     },
-    /// The call ran longer than `limits.max_execution_ms` and was stopped.
-    #[error("{id}: stopped after limits.max_execution_ms = {limit_ms} ms")]
+    /// The call ran longer than `limits.max_execution_ms`, or past the
+    /// earlier deadline its caller set ([`crate::Function::invoke_until`]),
+    /// and was stopped.
+    #[error("{id}: stopped {}", deadline_reached(*.by_caller, *.limit_ms))]
     DeadlineExceeded {
         /// The function's id.
         id: String,
-        /// The limit that was hit.
+        /// `limits.max_execution_ms`.
         limit_ms: u64,
+        /// Whether the caller's deadline, earlier than the limit, was hit.
+        by_caller: bool,
         /// For a WASI program, what it wrote before it was stopped.
         output: Option<Box<CommandOutput>>,
     },
@@ -408,6 +412,15 @@ impl Error {
             *output = Some(Box::new(written));
         }
         self
+    }
+}
+
+/// How [`Error::DeadlineExceeded`] says which deadline stopped the call.
+fn deadline_reached(by_caller: bool, limit_ms: u64) -> String {
+    if by_caller {
+        "at its caller's deadline".into()
+    } else {
+        format!("after limits.max_execution_ms = {limit_ms} ms")
     }
 }
 

@@ -38,6 +38,8 @@ pub(crate) struct HostState {
     abi: Option<Box<dyn Any + Send>>,
     /// When the running call must stop; read by the epoch callback.
     deadline: Instant,
+    /// Whether `deadline` is the caller's, not the function's limit.
+    deadline_by_caller: bool,
     /// How far the running call, if synchronous, is in handing its async
     /// worker over.
     hand_off: HandOff,
@@ -59,6 +61,7 @@ impl HostState {
             captured: None,
             abi: None,
             deadline: limits.deadline(Instant::now()),
+            deadline_by_caller: false,
             hand_off: HandOff::new(),
             interrupted,
             memory: MemoryCap::new(limits.max_memory_bytes),
@@ -95,10 +98,18 @@ impl HostState {
         self.abi.as_deref().and_then(|state| state.downcast_ref())
     }
 
-    /// Starts a call that must end by `deadline`.
-    pub fn begin_call(&mut self, deadline: Instant) {
+    /// Starts a call that must end by `deadline`; `by_caller` when that is
+    /// its caller's deadline, earlier than the function's own limit.
+    pub fn begin_call(&mut self, deadline: Instant, by_caller: bool) {
         self.deadline = deadline;
+        self.deadline_by_caller = by_caller;
         self.hand_off = HandOff::new();
+    }
+
+    /// Whether the call's deadline is its caller's, earlier than the
+    /// function's own limit.
+    pub fn deadline_by_caller(&self) -> bool {
+        self.deadline_by_caller
     }
 
     /// Keeps a program's captured output with the store, so that the call

@@ -62,6 +62,12 @@ fn every_error_has_its_status() {
     method: spin
     limits:
       max_execution_ms: 200
+  - name: endless
+    kind: function.wat
+    source: file://spin.wat
+    method: spin
+    limits:
+      max_execution_ms: 3600000
   - name: broken
     kind: function.wat
     source: {ADD}
@@ -157,15 +163,17 @@ fn every_error_has_its_status() {
     drop(connection);
     assert_eq!(held.join().unwrap().status, 200);
 
-    // A request over its service's time: answered 504 while the guest
-    // still holds its connection.
+    // A request over its service's time is answered 504, whether its
+    // guest waits on the host or computes on its own thread.
     let hasty = server.base_of("l:hasty");
-    let late = call(&hasty, "l:hold", &hold_args);
-    assert_eq!(
-        (late.status, error_kind(&late).as_str()),
-        (504, "time_limit")
-    );
-    assert!(late.text().contains("max_request_ms"), "{}", late.text());
+    for (id, args) in [("l:hold", hold_args.as_str()), ("l:endless", "[]")] {
+        let late = call(&hasty, id, args);
+        assert_eq!(
+            (late.status, error_kind(&late).as_str()),
+            (504, "time_limit")
+        );
+        assert!(late.text().contains("deadline"), "{}", late.text());
+    }
 
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");

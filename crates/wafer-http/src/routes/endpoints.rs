@@ -31,6 +31,7 @@ use wafer::values::{Type, Val};
 use wafer::{Function, Input, InputForm, Runtime};
 
 use super::{ServiceRoutes, function_and_body, program_input, rejected, respond};
+use crate::limits::Budget;
 use crate::response::{self, json_response, request_error};
 
 pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
@@ -71,8 +72,7 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
                         query,
                         transport,
                     };
-                    let limit = observer.body_limit();
-                    call(&runtime, &endpoint.func, parts, body, limit).await
+                    call(&runtime, &endpoint.func, parts, body, observer.budget()).await
                 };
                 observer.serve(&http_method, None, answer).await
             }
@@ -139,24 +139,25 @@ async fn call(
     func: &str,
     parts: CallRequest,
     body: Body,
-    limit: usize,
+    budget: Budget,
 ) -> Response {
-    let (function, body) = match function_and_body(runtime, func, body, limit).await {
+    let (function, body) = match function_and_body(runtime, func, body, budget).await {
         Ok(found) => found,
         Err(response) => return response,
     };
     if function.input_form() == InputForm::Program {
-        return respond(function.invoke(program_input(&parts.query, body)).await);
+        let input = program_input(&parts.query, body);
+        return respond(function.invoke_until(input, budget.until).await);
     }
     match parts.transport {
         Transport::Payload => {
             match typed_args(function.params(), &parts.params, &parts.query, &body) {
-                Ok(args) => respond(function.invoke(Input::Json(args)).await),
+                Ok(args) => respond(function.invoke_until(Input::Json(args), budget.until).await),
                 Err(message) => request_error(StatusCode::BAD_REQUEST, "bad_input", message),
             }
         }
         Transport::WasiHttp => match raw_args(&function, body) {
-            Ok(args) => match function.invoke(Input::Vals(args)).await {
+            Ok(args) => match function.invoke_until(Input::Vals(args), budget.until).await {
                 Ok(output) => raw_response(output.into_vals().and_then(|v| v.into_iter().next())),
                 Err(error) => response::error(&error),
             },

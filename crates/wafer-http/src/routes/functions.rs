@@ -20,6 +20,7 @@ use serde_json::Value;
 use wafer::{Input, InputForm, Runtime};
 
 use super::{ServiceRoutes, function_and_body, program_input, rejected, respond};
+use crate::limits::Budget;
 use crate::response::request_error;
 
 /// The route as it is counted in the metrics.
@@ -38,7 +39,7 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
                 let answer = async {
                     match (&id, query) {
                         (Ok(id), Ok(Query(query))) => {
-                            call(&runtime, id, &query, body, observer.body_limit()).await
+                            call(&runtime, id, &query, body, observer.budget()).await
                         }
                         (Err(e), _) => rejected(e.status(), e.body_text()),
                         (_, Err(e)) => rejected(e.status(), e.body_text()),
@@ -66,9 +67,9 @@ async fn call(
     id: &str,
     query: &HashMap<String, String>,
     body: Body,
-    limit: usize,
+    budget: Budget,
 ) -> Response {
-    let (function, body) = match function_and_body(runtime, id, body, limit).await {
+    let (function, body) = match function_and_body(runtime, id, body, budget).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -86,7 +87,7 @@ async fn call(
             }
         },
     };
-    respond(function.invoke(input).await)
+    respond(function.invoke_until(input, budget.until).await)
 }
 
 #[cfg(test)]

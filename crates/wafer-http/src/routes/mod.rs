@@ -20,7 +20,7 @@ use wafer::registry::HttpServiceConfig;
 use wafer::{CommandInput, Function, Input, Output, Runtime};
 
 use crate::BODY_TIMEOUT;
-use crate::limits::Admission;
+use crate::limits::{Admission, Budget};
 use crate::observe::{HttpMetrics, RouteObserver};
 use crate::response::{self, json_response, request_error};
 
@@ -103,18 +103,18 @@ fn rejected(status: StatusCode, message: String) -> Response {
 }
 
 /// The function `id` about to be called, and the request's body (at most
-/// `limit` bytes); or the response that says why not.
+/// the budget's bytes); or the response that says why not.
 async fn function_and_body(
     runtime: &Runtime,
     id: &str,
     body: Body,
-    limit: usize,
+    budget: Budget,
 ) -> Result<(Arc<Function>, Bytes), Response> {
     let function = runtime
         .function_to_call(id)
         .await
         .map_err(|error| response::error(&error))?;
-    let body = read_body(body, limit)
+    let body = read_body(body, budget.body_bytes)
         .await
         .map_err(BodyError::into_response)?;
     Ok((function, body))

@@ -181,12 +181,25 @@ impl Function {
     /// missing required environment variable, a failure to instantiate. A
     /// guest `result` error is a successful call.
     pub async fn invoke(&self, input: Input) -> Result<Output> {
+        self.invoke_until(input, None).await
+    }
+
+    /// [`Function::invoke`], stopped by `until` too when that comes before
+    /// the function's own `limits.max_execution_ms` (a request's deadline,
+    /// for instance): the guest is then stopped at its next epoch tick with
+    /// [`Error::DeadlineExceeded`], `by_caller` set, whether it runs on a
+    /// fiber or on the caller's thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`Function::invoke`].
+    pub async fn invoke_until(&self, input: Input, until: Option<Instant>) -> Result<Output> {
         // Most calls finish without ever returning `Pending`; spending Tokio's
         // cooperative budget makes a task that calls in a loop yield now and
         // then, so other tasks run and idle workers can take it over.
         tokio::task::consume_budget().await;
         let started = Instant::now();
-        let (answer, reusable) = self.call(input, started).await;
+        let (answer, reusable) = self.call(input, started, until).await;
         // One clock read ends the call: for its latency, and for when its
         // instance went idle.
         let ended = Instant::now();
@@ -208,7 +221,12 @@ impl Function {
 
     /// One call; the instance, when it may serve another, with the slot it
     /// holds until it is given back.
-    async fn call(&self, input: Input, started: Instant) -> (Result<Answer>, Option<Reusable<'_>>) {
+    async fn call(
+        &self,
+        input: Input,
+        started: Instant,
+        until: Option<Instant>,
+    ) -> (Result<Answer>, Option<Reusable<'_>>) {
         let reuses = self.prepared.reuses_instances();
         if reuses {
             self.reaper.start(&self.pool);
@@ -236,8 +254,12 @@ impl Function {
                 Err(error) => return (Err(error), None),
             },
         };
-        let deadline = self.site.limits.deadline(ready_at);
-        warm.store.data_mut().begin_call(deadline);
+        let own = self.site.limits.deadline(ready_at);
+        let (deadline, by_caller) = match until {
+            Some(until) if until < own => (until, true),
+            _ => (own, false),
+        };
+        warm.store.data_mut().begin_call(deadline, by_caller);
         warm.store.set_epoch_deadline(1);
         let called = match self.prepared.invoke(&self.site, &mut warm.store, input) {
             Step::Ready(done) => Ok(done),
@@ -262,7 +284,7 @@ impl Function {
             Ok(Err(fault)) => (Err(self.error(fault, &mut warm.store)), None),
             Err(stopped) => {
                 let error = match stopped {
-                    Stopped::Deadline => self.deadline_exceeded(),
+                    Stopped::Deadline => self.deadline_exceeded(by_caller),
                     Stopped::Interrupted => self.interrupted(),
                 };
                 (Err(self.with_written(error, &mut warm.store)), None)
@@ -361,7 +383,7 @@ impl Function {
     fn classify(&self, e: &wasmtime::Error, host: &HostState) -> Option<Error> {
         let id = self.site.id.to_string();
         Some(if e.is::<DeadlineReached>() {
-            self.deadline_exceeded()
+            self.deadline_exceeded(host.deadline_by_caller())
         } else if e.is::<InterruptRaised>() {
             self.interrupted()
         } else if host.memory.was_refused() {
@@ -406,10 +428,11 @@ impl Function {
         }
     }
 
-    fn deadline_exceeded(&self) -> Error {
+    fn deadline_exceeded(&self, by_caller: bool) -> Error {
         Error::DeadlineExceeded {
             id: self.site.id.to_string(),
             limit_ms: self.site.limits.max_execution_ms(),
+            by_caller,
             output: None,
         }
     }

@@ -34,6 +34,7 @@ use wafer::{CommandInput, Input, Runtime};
 
 use self::request::BindingRequest;
 use super::{ServiceRoutes, read_body};
+use crate::limits::Budget;
 use crate::response::json_response;
 
 /// The one operation a `bindings.wasm` component supports.
@@ -53,7 +54,7 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
                     async { malformed(StatusCode::BAD_REQUEST, "the binding's name is not UTF-8") };
                 return observer.serve(&method, None, answer).await;
             };
-            let answer = bindings.execute(&name, body, observer.body_limit());
+            let answer = bindings.execute(&name, body, observer.budget());
             observer.serve(&method, Some(&name), answer).await
         }
     };
@@ -88,8 +89,8 @@ impl Bindings {
         }
     }
 
-    async fn execute(&self, name: &str, body: Body, limit: usize) -> Response {
-        let body = match read_body(body, limit).await {
+    async fn execute(&self, name: &str, body: Body, budget: Budget) -> Response {
+        let body = match read_body(body, budget.body_bytes).await {
             Ok(body) => body,
             Err(error) => return malformed(error.status, &error.message),
         };
@@ -97,7 +98,7 @@ impl Bindings {
             Ok(request) => request,
             Err(reason) => return malformed(StatusCode::BAD_REQUEST, &reason),
         };
-        match self.invoke(name, &request).await {
+        match self.invoke(name, &request, budget).await {
             Ok(stdout) => (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
@@ -114,7 +115,12 @@ impl Bindings {
 
     /// The program's stdout, or why the binding failed, in Dapr's words
     /// where Dapr has them.
-    async fn invoke(&self, name: &str, request: &BindingRequest) -> Result<Vec<u8>, String> {
+    async fn invoke(
+        &self,
+        name: &str,
+        request: &BindingRequest,
+        budget: Budget,
+    ) -> Result<Vec<u8>, String> {
         if request.operation.is_empty() {
             return Err("operation field is missing from request".into());
         }
@@ -136,7 +142,7 @@ impl Bindings {
             .args(request.args())
             .stdin(go_json::marshal(&request.data));
         let output = function
-            .invoke(Input::Program(input))
+            .invoke_until(Input::Program(input), budget.until)
             .await
             .map_err(|e| e.to_string())?
             .into_program()
