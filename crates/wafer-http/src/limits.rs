@@ -6,9 +6,9 @@
 //! A request over the concurrency limit is answered 503 at once, with
 //! `Retry-After`, rather than queued: a client that retries elsewhere does
 //! better than one that waits behind a backlog. A request over its time
-//! is answered 504. A guest already running goes on to its own
-//! `limits.max_execution_ms` (which ends it with the call's own error):
-//! the time limit bounds the whole request, waits included.
+//! is answered 504: the time limit bounds the whole request, waits
+//! included, and its deadline goes into the call ([`Budget::until`]), so
+//! that a guest computing on its own thread stops at it too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

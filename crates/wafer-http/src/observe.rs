@@ -150,22 +150,29 @@ impl RouteObserver {
 
     /// Answers one request with `handle`, within the route's limits:
     /// counted, timed and logged, naming `function` when the request
-    /// chose it.
+    /// chose it. A request whose client hangs up before its answer is
+    /// counted and logged with status 499 (nginx's "client closed
+    /// request").
     pub async fn serve(
         &self,
         method: &Method,
         function: Option<&str>,
         handle: impl Future<Output = Response>,
     ) -> Response {
-        let started = Instant::now();
-        let in_flight = InFlight::enter(&self.in_flight);
+        self.in_flight.inc();
+        let mut pending = Pending {
+            observer: self,
+            method,
+            function,
+            started: Instant::now(),
+            status: CLIENT_CLOSED_REQUEST,
+        };
         let response = if self.limited {
             self.admission.run(handle).await
         } else {
             handle.await
         };
-        drop(in_flight);
-        self.record(method, function, &response, started.elapsed());
+        pending.status = response.status().as_u16();
         response
     }
 
@@ -173,11 +180,10 @@ impl RouteObserver {
         &self,
         method: &Method,
         function: Option<&str>,
-        response: &Response,
+        status: u16,
         elapsed: std::time::Duration,
     ) {
         let method = method_label(method);
-        let status = response.status().as_u16();
         let function = function.or(self.function.as_deref()).unwrap_or("-");
         tracing::info!(
             target: "wafer::access",
@@ -209,20 +215,24 @@ impl RouteObserver {
     }
 }
 
-/// One request in the in-flight gauge, until dropped (a client that hangs
-/// up drops the request's future).
-struct InFlight<'a>(&'a Gauge);
+/// The status a request is recorded with when its client hangs up first.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
 
-impl InFlight<'_> {
-    fn enter(gauge: &Gauge) -> InFlight<'_> {
-        gauge.inc();
-        InFlight(gauge)
-    }
+/// A request being answered: recorded when it ends, answered or not (a
+/// client that hangs up drops the request's future).
+struct Pending<'a> {
+    observer: &'a RouteObserver,
+    method: &'a Method,
+    function: Option<&'a str>,
+    started: Instant,
+    status: u16,
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        self.0.dec();
+        self.observer.in_flight.dec();
+        let elapsed = self.started.elapsed();
+        (self.observer).record(self.method, self.function, self.status, elapsed);
     }
 }
 

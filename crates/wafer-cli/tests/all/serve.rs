@@ -75,7 +75,15 @@ fn functions_are_served_over_http_and_errors_have_their_status() {
         metrics.contains(r#"wafer_function_calls_total{function="h:add",outcome="ok"} 4"#),
         "{metrics}"
     );
-    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
+    let samples = super::server::parse_metrics(&metrics);
+    let route = |s: &&super::server::Sample| {
+        s.name == "wafer_http_requests_total"
+            && s.labels.contains(&("route".into(), "/add/{a}".into()))
+    };
+    assert_eq!(
+        samples.iter().filter(route).map(|s| s.value).sum::<f64>(),
+        3.0
+    );
 
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");

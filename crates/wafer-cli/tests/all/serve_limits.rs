@@ -23,6 +23,22 @@ fn hold_entry(ws: &Workspace, pool: &str) -> String {
     )
 }
 
+/// A server with `NAMESPACE:hold` on one service, the listener its calls
+/// connect to, and the arguments that make them connect there.
+fn hold_server(namespace: &str) -> (Workspace, Server, TcpListener, String) {
+    let ws = Workspace::new();
+    let yaml = format!(
+        "{}{}  - name: api\n    kind: http.service\n    addr: 127.0.0.1:0\n",
+        header(namespace),
+        hold_entry(&ws, "{type: lazy, max_size: 4}")
+    );
+    ws.write("reg/_index.yaml", yaml);
+    let server = Server::start(&ws);
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hold_args = json!([holder.local_addr().unwrap().to_string()]).to_string();
+    (ws, server, holder, hold_args)
+}
+
 /// The connection a held call made: the guest is running.
 fn accept(holder: &TcpListener) -> std::net::TcpStream {
     holder.accept().unwrap().0
@@ -237,17 +253,8 @@ fn spinning_guests_do_not_stop_the_server() {
 #[cfg(unix)]
 #[test]
 fn a_stop_finishes_the_requests_in_flight_and_takes_no_new_ones() {
-    let ws = Workspace::new();
-    let yaml = format!(
-        "{}{}  - name: api\n    kind: http.service\n    addr: 127.0.0.1:0\n",
-        header("d"),
-        hold_entry(&ws, "{type: lazy, max_size: 4}")
-    );
-    ws.write("reg/_index.yaml", yaml);
-    let server = Server::start(&ws);
+    let (_ws, server, holder, hold_args) = hold_server("d");
     let addr = server.addr();
-    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
-    let hold_args = json!([holder.local_addr().unwrap().to_string()]).to_string();
     let held = in_background(format!("{}/v1/functions/d:hold", server.base), hold_args);
     let connection = accept(&holder);
 
@@ -268,4 +275,26 @@ fn a_stop_finishes_the_requests_in_flight_and_takes_no_new_ones() {
         log.contains("Stopped.") && !log.contains("panicked"),
         "{log}"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_client_that_hangs_up_is_logged_and_counted_as_499() {
+    use std::io::Write;
+    let (_ws, server, holder, body) = hold_server("c");
+    let mut client = std::net::TcpStream::connect(server.addr()).unwrap();
+    write!(
+        client,
+        "POST /v1/functions/c:hold HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let connection = accept(&holder);
+    drop(client);
+    let hung_up = [("route", "/v1/functions/{id}"), ("status", "499")];
+    server.wait_for_metric("wafer_http_requests_total", &hung_up, 1.0);
+    drop(connection);
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("function=\"c:hold\" status=499"), "{log}");
 }

@@ -123,22 +123,23 @@ impl Server {
     }
 
     /// The value of the sample `name{labels}` in `/metrics` (labels as
-    /// `key=value` pairs, all of which must match), parsed with a
-    /// Prometheus text parser; `None` when there is no such sample.
+    /// `key=value` pairs, all of which must match), read with
+    /// [`parse_metrics`]; `None` when there is no such sample.
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let (status, text) = self.get("/metrics");
         assert_eq!(status, 200, "{text}");
-        let scrape = parse_metrics(&text);
-        scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => panic!("{name} is not a single value"),
+        parse_metrics(&text)
+            .into_iter()
+            .find(|sample| {
+                sample.name == name
+                    && labels.iter().all(|(k, v)| {
+                        sample
+                            .labels
+                            .iter()
+                            .any(|(key, value)| key == k && value == v)
+                    })
             })
+            .map(|sample| sample.value)
     }
 
     /// Waits until the sample `name{labels}` reads `value`.
@@ -223,19 +224,99 @@ impl Response {
     }
 }
 
-/// `/metrics` parsed with a Prometheus text parser: every line that is not
-/// a comment must be a sample it reads, and it must end in `# EOF`.
-pub fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
-    for line in text.lines().filter(|line| !line.starts_with('#')) {
-        assert!(
-            matches!(
-                prometheus_parse::LineInfo::parse(line),
-                prometheus_parse::LineInfo::Sample { .. }
-            ),
-            "not a sample: {line:?}"
-        );
+/// One sample of an exposition.
+#[derive(Debug)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// `/metrics` read strictly as the OpenMetrics text format: every line is
+/// a `# HELP`, `# TYPE` or `# UNIT` line naming a metric, or a sample
+/// `name{label="value",...} value [timestamp]` with its label values
+/// unescaped (`\\`, `\"`, `\n`); the last line is `# EOF`. (The parsers on
+/// crates.io read too little of it: `prometheus-parse` stops a label value
+/// at its first `}`, `openmetrics-parser` refuses the `# UNIT` of a
+/// histogram.)
+pub fn parse_metrics(text: &str) -> Vec<Sample> {
+    let body = text
+        .strip_suffix("# EOF\n")
+        .unwrap_or_else(|| panic!("no final # EOF:\n{text}"));
+    let mut samples = Vec::new();
+    for line in body.lines() {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut words = comment.splitn(3, ' ');
+            let (kind, name) = (words.next(), words.next());
+            assert!(
+                matches!(kind, Some("HELP" | "TYPE" | "UNIT"))
+                    && name.is_some_and(is_metric_name)
+                    && (kind == Some("HELP") || words.next().is_some()),
+                "not a metadata line: {line:?}"
+            );
+            continue;
+        }
+        samples.push(parse_sample(line).unwrap_or_else(|| panic!("not a sample: {line:?}")));
     }
-    assert!(text.ends_with("# EOF\n"), "{text}");
-    let lines = text.lines().map(|line| Ok(line.to_string()));
-    prometheus_parse::Scrape::parse(lines).unwrap()
+    samples
+}
+
+fn is_metric_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let name_end = line.find(['{', ' '])?;
+    let name = &line[..name_end];
+    if !is_metric_name(name) {
+        return None;
+    }
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(mut inner) = rest.strip_prefix('{') {
+        loop {
+            if let Some(after) = inner.strip_prefix('}') {
+                rest = after;
+                break;
+            }
+            let eq = inner.find('=')?;
+            let key = &inner[..eq];
+            if !is_metric_name(key) {
+                return None;
+            }
+            let mut chars = inner[eq + 1..].strip_prefix('"')?.char_indices();
+            let mut value = String::new();
+            let end = loop {
+                match chars.next()? {
+                    (i, '"') => break i,
+                    (_, '\\') => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        c @ ('\\' | '"') => value.push(c),
+                        _ => return None,
+                    },
+                    (_, c) => value.push(c),
+                }
+            };
+            labels.push((key.to_string(), value));
+            inner = &inner[eq + 1..][1 + end + 1..];
+            inner = inner.strip_prefix(',').unwrap_or(inner);
+        }
+    }
+    let mut fields = rest.strip_prefix(' ')?.split(' ');
+    let value = fields.next()?.parse::<f64>().ok()?;
+    if let Some(timestamp) = fields.next() {
+        timestamp.parse::<f64>().ok()?;
+    }
+    if fields.next().is_some() {
+        return None;
+    }
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
 }

@@ -51,14 +51,14 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
                 .unwrap_or_default()
         });
         let observer = routes.observer(&endpoint.path.to_string(), Some(&endpoint.func), true);
-        let http_method: Method = endpoint.method.parse().unwrap_or_default();
         let runtime = runtime.clone();
         let endpoint = Arc::new(endpoint.clone());
-        let handler = move |path: Result<Path<Vec<(String, String)>>, PathRejection>,
+        let handler = move |method: Method,
+                            path: Result<Path<Vec<(String, String)>>, PathRejection>,
                             query: Result<Query<HashMap<String, String>>, QueryRejection>,
                             body: Body| {
             let (runtime, endpoint) = (runtime.clone(), endpoint.clone());
-            let (observer, http_method) = (observer.clone(), http_method.clone());
+            let observer = observer.clone();
             async move {
                 let answer = async {
                     let (Path(values), Query(query)) = match (path, query) {
@@ -74,7 +74,7 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
                     };
                     call(&runtime, &endpoint.func, parts, body, observer.budget()).await
                 };
-                observer.serve(&http_method, None, answer).await
+                observer.serve(&method, None, answer).await
             }
         };
         router = router.route(&path, on(method, handler));

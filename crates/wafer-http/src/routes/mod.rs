@@ -179,12 +179,17 @@ fn is_too_large(error: &axum::Error) -> bool {
 /// A WASI program's input from a request: the body as stdin, `?args=a,b`
 /// as its arguments.
 fn program_input(query: &HashMap<String, String>, body: Bytes) -> Input {
-    let args: Vec<&str> = query
-        .get("args")
-        .filter(|args| !args.is_empty())
-        .map(|args| args.split(',').collect())
-        .unwrap_or_default();
+    let args = comma_separated(query.get("args").map(String::as_str));
     Input::Program(CommandInput::new().args(args).stdin(body))
+}
+
+/// Arguments written `a,b` (`?args=` here, metadata `args` in Dapr's API);
+/// none when absent or empty.
+fn comma_separated(args: Option<&str>) -> Vec<&str> {
+    match args {
+        None | Some("") => Vec::new(),
+        Some(args) => args.split(',').collect(),
+    }
 }
 
 /// The response to a call: a typed result as JSON, a program's stdout with

@@ -75,10 +75,7 @@ impl BindingRequest {
 
     /// The program's arguments: metadata `args` split on commas.
     pub fn args(&self) -> Vec<&str> {
-        match self.metadata.get("args").map(String::as_str) {
-            None | Some("") => Vec::new(),
-            Some(args) => args.split(',').collect(),
-        }
+        super::super::comma_separated(self.metadata.get("args").map(String::as_str))
     }
 }
 
