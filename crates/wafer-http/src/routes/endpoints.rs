@@ -38,7 +38,9 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
     let runtime = routes.runtime;
     let mut router = Router::new();
     for (entry, endpoint) in runtime.registry().http_endpoints(routes.service) {
-        let Some(method) = method_filter(&endpoint.method) else {
+        // The registry admits only methods the router has a filter for.
+        let method = endpoint.method.parse::<Method>().ok();
+        let Some(method) = method.and_then(|m| MethodFilter::try_from(m).ok()) else {
             continue;
         };
         tracing::debug!(endpoint = %entry.id, method = %endpoint.method, path = %endpoint.path, "Route.");
@@ -107,19 +109,6 @@ fn param_names(path: &RoutePath) -> impl Iterator<Item = String> + '_ {
     path.segments.iter().filter_map(|segment| match segment {
         RouteSegment::Param(name) => Some(name.clone()),
         RouteSegment::Literal(_) => None,
-    })
-}
-
-fn method_filter(method: &str) -> Option<MethodFilter> {
-    Some(match method {
-        "GET" => MethodFilter::GET,
-        "POST" => MethodFilter::POST,
-        "PUT" => MethodFilter::PUT,
-        "PATCH" => MethodFilter::PATCH,
-        "DELETE" => MethodFilter::DELETE,
-        "HEAD" => MethodFilter::HEAD,
-        "OPTIONS" => MethodFilter::OPTIONS,
-        _ => return None,
     })
 }
 

@@ -16,6 +16,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 use wafer::registry::HttpServiceConfig;
 use wafer::{CommandInput, Function, Input, Output, Runtime};
 
@@ -38,6 +39,20 @@ pub(crate) struct ServiceRoutes<'a> {
 impl ServiceRoutes<'_> {
     /// The observer of `route` (calling `function` when it always calls
     /// the same one), within the service's limits when `limited`.
+    /// `GET route` (and `HEAD`), answered with `answer()` outside the
+    /// service's limits: the operations routes, which must answer under
+    /// load.
+    fn fixed_get(
+        &self,
+        route: &str,
+        answer: impl Fn() -> Response + Clone + Send + Sync + 'static,
+    ) -> MethodRouter {
+        let observer = self.observer(route, None, false);
+        get(
+            move |method: Method| async move { observer.serve(&method, None, async { answer() }).await },
+        )
+    }
+
     fn observer(&self, route: &str, function: Option<&str>, limited: bool) -> Arc<RouteObserver> {
         RouteObserver::new(
             self.service,
@@ -74,26 +89,34 @@ pub(crate) fn router(
     let wrong_method = unmatched.clone();
     router
         .merge(endpoints::routes(&routes))
-        .fallback(move |method: Method| async move {
-            let answer = async {
-                request_error(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "no route answers this path",
-                )
-            };
-            unmatched.serve(&method, None, answer).await
+        .fallback(move |method: Method| {
+            let message = "no route answers this path";
+            refuse(
+                unmatched,
+                method,
+                StatusCode::NOT_FOUND,
+                "not_found",
+                message,
+            )
         })
-        .method_not_allowed_fallback(move |method: Method| async move {
-            let answer = async {
-                request_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    "this route does not answer this method",
-                )
-            };
-            wrong_method.serve(&method, None, answer).await
+        .method_not_allowed_fallback(move |method: Method| {
+            let message = "this route does not answer this method";
+            let status = StatusCode::METHOD_NOT_ALLOWED;
+            refuse(wrong_method, method, status, "method_not_allowed", message)
         })
+}
+
+/// A request no route takes, answered with an error and counted as route
+/// `unmatched`.
+async fn refuse(
+    observer: Arc<RouteObserver>,
+    method: Method,
+    status: StatusCode,
+    kind: &'static str,
+    message: &'static str,
+) -> Response {
+    let answer = async { request_error(status, kind, message) };
+    observer.serve(&method, None, answer).await
 }
 
 /// An extractor's refusal (a path or query that does not parse), as a

@@ -2,9 +2,8 @@
 //! limits, so that they answer under load.
 
 use axum::Router;
-use axum::http::{Method, header};
+use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
 
 use super::ServiceRoutes;
 
@@ -12,10 +11,6 @@ use super::ServiceRoutes;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
-    let healthz = routes.observer("/healthz", None, false);
-    // A service listens only once every function is compiled and warm.
-    let readyz = routes.observer("/readyz", None, false);
-    let scrape = routes.observer("/metrics", None, false);
     let (runtime, metrics) = (routes.runtime.clone(), routes.metrics.clone());
     let exposition = move || {
         let calls = runtime.metrics_text();
@@ -28,23 +23,12 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
     Router::new()
         .route(
             "/healthz",
-            get(move || async move {
-                let answer = async { "ok\n".into_response() };
-                healthz.serve(&Method::GET, None, answer).await
-            }),
+            routes.fixed_get("/healthz", || "ok\n".into_response()),
         )
+        // A service listens only once every function is compiled and warm.
         .route(
             "/readyz",
-            get(move || async move {
-                let answer = async { "ready\n".into_response() };
-                readyz.serve(&Method::GET, None, answer).await
-            }),
+            routes.fixed_get("/readyz", || "ready\n".into_response()),
         )
-        .route(
-            "/metrics",
-            get(move || async move {
-                let answer = async { exposition() };
-                scrape.serve(&Method::GET, None, answer).await
-            }),
-        )
+        .route("/metrics", routes.fixed_get("/metrics", exposition))
 }

@@ -28,7 +28,7 @@ use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use serde_json::json;
 use wafer::{CommandInput, Input, Runtime};
 
@@ -60,12 +60,8 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
     };
     let mut router = Router::new().route(ROUTE, post(execute.clone()).put(execute));
     for route in ["/v1.0/healthz", "/v1.0/healthz/outbound"] {
-        let observer = routes.observer(route, None, false);
-        let healthy = move || async move {
-            let answer = async { StatusCode::NO_CONTENT.into_response() };
-            observer.serve(&Method::GET, None, answer).await
-        };
-        router = router.route(route, get(healthy));
+        let healthy = routes.fixed_get(route, || StatusCode::NO_CONTENT.into_response());
+        router = router.route(route, healthy);
     }
     router
 }
