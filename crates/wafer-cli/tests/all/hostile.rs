@@ -1,7 +1,7 @@
 //! Registries and inputs written to hurt: each is refused with a clear
 //! error, within bounded memory and without hanging.
 
-use super::util::{Workspace, header};
+use super::util::{ADD_ENTRY, Workspace, header};
 
 /// A registry whose aliases repeat a 1 MB anchor 3,000 times (3 GB once
 /// expanded) is refused before it is expanded, the file named.
@@ -116,12 +116,7 @@ fn endless_and_special_files_are_refused_or_capped() {
         .fails(2, ". is a directory, not a regular file");
 
     let yaml = format!(
-        r#"{}  - name: add
-    kind: function.wat
-    source: '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
-    wit: "add: func(a: s32, b: s32) -> s32;"
-    method: add
-  - name: dev
+        r#"{}{ADD_ENTRY}  - name: dev
     kind: fs.directory
     directory: /dev
   - name: zero

@@ -1,7 +1,7 @@
 //! `wafer run`: the binary serving a registry, talked to over real HTTP.
 
 use super::server::Server;
-use super::util::{Workspace, header};
+use super::util::{ADD_ENTRY, Workspace, header};
 
 #[cfg(unix)]
 #[test]
@@ -9,12 +9,7 @@ fn functions_are_served_over_http_and_errors_have_their_status() {
     let ws = Workspace::new();
     let args_hash = ws.copy_guest(wafer_guests::P1_ARGS, "reg/bin/args.wasm");
     let yaml = format!(
-        r#"{}  - name: add
-    kind: function.wat
-    source: '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
-    wit: "add: func(a: s32, b: s32) -> s32;"
-    method: add
-  - name: bin
+        r#"{}{ADD_ENTRY}  - name: bin
     kind: fs.directory
     directory: bin
   - name: args

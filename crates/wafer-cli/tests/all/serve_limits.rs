@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::server::{PATIENCE, Server, send};
-use super::util::{Workspace, header};
-
-const ADD: &str = r#"'(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'"#;
+use super::util::{ADD_ENTRY, Workspace, header};
 
 /// `types#hold` connects to the address it is given and returns when the
 /// connection closes: a call that runs for exactly as long as a test keeps
@@ -63,12 +61,7 @@ fn every_error_has_its_status() {
     ws.copy_guest(wafer_guests::WAT_TRAP, "reg/trap.wat");
     ws.copy_guest(wafer_guests::WAT_SPIN, "reg/spin.wat");
     let yaml = format!(
-        r#"{header}  - name: add
-    kind: function.wat
-    source: {ADD}
-    wit: "add: func(a: s32, b: s32) -> s32;"
-    method: add
-  - name: trap
+        r#"{header}{ADD_ENTRY}  - name: trap
     kind: function.wat
     source: file://trap.wat
     method: trap
@@ -86,7 +79,7 @@ fn every_error_has_its_status() {
       max_execution_ms: 3600000
   - name: broken
     kind: function.wat
-    source: {ADD}
+    source: '(module (func (export "add")))'
     method: add
     pool: {{type: bogus}}
 {hold}  - name: api
@@ -215,12 +208,7 @@ fn spinning_guests_do_not_stop_the_server() {
     pool: {{type: lazy, max_size: {workers}}}
     limits:
       max_execution_ms: 3600000
-  - name: add
-    kind: function.wat
-    source: {ADD}
-    wit: "add: func(a: s32, b: s32) -> s32;"
-    method: add
-  - name: api
+{ADD_ENTRY}  - name: api
     kind: http.service
     addr: 127.0.0.1:0
 "#,

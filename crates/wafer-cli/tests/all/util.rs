@@ -5,6 +5,14 @@ use std::process::{Command, Output, Stdio};
 
 use wafer::Sha256Hash;
 
+/// A registry entry `add`: a WAT function adding two `s32`.
+pub const ADD_ENTRY: &str = r#"  - name: add
+    kind: function.wat
+    source: '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
+    wit: "add: func(a: s32, b: s32) -> s32;"
+    method: add
+"#;
+
 /// A temporary folder holding a registry.
 pub struct Workspace {
     dir: tempfile::TempDir,
