@@ -1,6 +1,6 @@
 //! Builds every guest once, one cargo call per wasm target, and writes a
 //! path constant per guest (`P2_TYPES`, `CORE_CANONICAL`, `P1_ECHO`,
-//! `P2_ECHO`, `WAT_TRAP`...).
+//! `P2_ECHO`, `BENTHOS_LOUDER`, `WAT_TRAP`...).
 //!
 //! A target that cannot be built (its rustup target missing, say) is a
 //! warning, not a build failure: its constants point at files that do not
@@ -14,39 +14,78 @@ struct Target {
     triple: &'static str,
     /// The packages this target's one cargo call builds.
     packages: &'static [&'static str],
-    /// (constant, file name) for each artifact, besides the commands.
+    /// Cargo's target selection (`--examples`...), if not its default:
+    /// libraries and binaries.
+    select: &'static [&'static str],
+    /// (constant, file name) for each artifact, besides the programs.
     artifacts: &'static [(&'static str, &'static str)],
-    /// Prefix of the constants of the command programs, if this target
-    /// builds them: `P1` gives `P1_ECHO` for `commands/src/bin/echo.rs`.
-    commands: Option<&'static str>,
+    /// The one-file programs this target builds.
+    programs: &'static [Programs],
 }
+
+/// One-file programs: a constant per `<dir>/<name>.rs`, whose doc is that
+/// file's `//!` lines.
+struct Programs {
+    /// Their folder in guests/rust.
+    dir: &'static str,
+    /// Their constants' prefix: `P1` gives `P1_ECHO` for `echo.rs`.
+    prefix: &'static str,
+    /// Where cargo writes them in `release/`: "" for binaries, "examples/".
+    out: &'static str,
+}
+
+const P1_COMMANDS: Programs = Programs {
+    dir: "commands/src/bin",
+    prefix: "P1",
+    out: "",
+};
+const P2_COMMANDS: Programs = Programs {
+    prefix: "P2",
+    ..P1_COMMANDS
+};
+/// Benthos processors in TinyGo's style: wasip1 commands, in the same
+/// `release/` as the commands, so their names must differ from theirs.
+const BENTHOS_COMMANDS: Programs = Programs {
+    dir: "benthos/src/bin",
+    prefix: "BENTHOS",
+    out: "",
+};
+/// Benthos processors in its Rust example's style: cdylib examples.
+const BENTHOS_MODULES: Programs = Programs {
+    dir: "benthos/examples",
+    prefix: "BENTHOS",
+    out: "examples/",
+};
 
 /// One built guest: its constant, its file and what it is.
 struct Artifact {
     constant: String,
     file: String,
-    /// Doc lines after "`file`, built for triple." (a command's `//!` lines).
+    /// Doc lines after "`file`, built for triple." (a program's `//!` lines).
     doc: Vec<String>,
 }
 
 const TARGETS: &[Target] = &[
     Target {
         triple: "wasm32-wasip1",
-        packages: &["wafer-guest-commands"],
+        packages: &["wafer-guest-commands", "wafer-guest-benthos"],
+        select: &[],
         artifacts: &[],
-        commands: Some("P1"),
+        programs: &[P1_COMMANDS, BENTHOS_COMMANDS],
     },
     Target {
         triple: "wasm32-wasip2",
         packages: &["wafer-guest-components", "wafer-guest-commands"],
+        select: &[],
         artifacts: &[("P2_TYPES", "p2_types.wasm")],
-        commands: Some("P2"),
+        programs: &[P2_COMMANDS],
     },
     Target {
         triple: "wasm32-unknown-unknown",
-        packages: &["core-canonical"],
+        packages: &["core-canonical", "wafer-guest-benthos"],
+        select: &["--lib", "--examples"],
         artifacts: &[("CORE_CANONICAL", "core_canonical.wasm")],
-        commands: None,
+        programs: &[BENTHOS_MODULES],
     },
 ];
 
@@ -59,11 +98,10 @@ fn main() {
     println!("cargo:rerun-if-changed={}", rust.display());
     println!("cargo:rerun-if-changed={}", guests.join("wat").display());
 
-    let commands = commands(&rust);
     let mut constants = String::new();
     for target in TARGETS {
         let built = build(&rust, &target_dir, target);
-        for artifact in artifacts(target, &commands) {
+        for artifact in artifacts(&rust, target) {
             let path = target_dir
                 .join(target.triple)
                 .join("release")
@@ -121,31 +159,30 @@ fn main() {
     std::fs::write(out_dir.join("guests.rs"), constants).unwrap();
 }
 
-/// The command programs, `commands/src/bin/<name>.rs`: each name, sorted,
-/// with the file's `//!` lines.
-fn commands(rust: &Path) -> Vec<(String, Vec<String>)> {
-    let mut commands: Vec<(String, Vec<String>)> =
-        std::fs::read_dir(rust.join("commands").join("src").join("bin"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-            .map(|p| {
-                let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-                let source = std::fs::read_to_string(&p).unwrap();
-                let doc = source
-                    .lines()
-                    .map_while(|l| l.strip_prefix("//!"))
-                    .map(str::to_owned)
-                    .collect();
-                (name, doc)
-            })
-            .collect();
-    commands.sort();
-    commands
+/// The programs of a folder, `<dir>/<name>.rs`: each name, sorted, with the
+/// file's `//!` lines.
+fn programs(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let mut programs: Vec<(String, Vec<String>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let source = std::fs::read_to_string(&p).unwrap();
+            let doc = source
+                .lines()
+                .map_while(|l| l.strip_prefix("//!"))
+                .map(str::to_owned)
+                .collect();
+            (name, doc)
+        })
+        .collect();
+    programs.sort();
+    programs
 }
 
-/// The artifacts of one target: its own, then the commands if it builds them.
-fn artifacts(target: &Target, commands: &[(String, Vec<String>)]) -> Vec<Artifact> {
+/// The artifacts of one target: its own, then its programs.
+fn artifacts(rust: &Path, target: &Target) -> Vec<Artifact> {
     let mut artifacts: Vec<Artifact> = target
         .artifacts
         .iter()
@@ -155,12 +192,16 @@ fn artifacts(target: &Target, commands: &[(String, Vec<String>)]) -> Vec<Artifac
             doc: Vec::new(),
         })
         .collect();
-    if let Some(prefix) = target.commands {
-        artifacts.extend(commands.iter().map(|(name, doc)| Artifact {
-            constant: format!("{prefix}_{}", name.to_uppercase()),
-            file: format!("{name}.wasm"),
-            doc: doc.clone(),
-        }));
+    for group in target.programs {
+        artifacts.extend(
+            programs(&rust.join(group.dir))
+                .into_iter()
+                .map(|(name, doc)| Artifact {
+                    constant: format!("{}_{}", group.prefix, name.to_uppercase()),
+                    file: format!("{}{name}.wasm", group.out),
+                    doc,
+                }),
+        );
     }
     artifacts
 }
@@ -173,6 +214,7 @@ fn build(rust: &Path, target_dir: &Path, target: &Target) -> bool {
     for package in target.packages {
         command.args(["-p", package]);
     }
+    command.args(target.select);
     let output = command
         .arg("--manifest-path")
         .arg(rust.join("Cargo.toml"))

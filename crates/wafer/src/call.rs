@@ -9,13 +9,15 @@
 //! comes back as its exit status, stdout and stderr (a non-zero status is
 //! data, not an error). JSON is an adapter on top ([`Output::into_json`]).
 //!
-//! Both enums are `#[non_exhaustive]`: the message ABIs (`benthos`,
-//! `fluentbit`) add a message form (bytes plus metadata) beside these.
+//! The message ABIs (`benthos`, later `fluentbit`) take a batch of
+//! [`Message`]s and answer the batch rewritten, one message for each, in
+//! order; a message a guest failed on is flagged, not dropped.
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wasmtime::component::Val;
 
+use crate::message::Message;
 use crate::wasi::{OutputMode, Stdin};
 
 /// The input of one call.
@@ -31,6 +33,8 @@ pub enum Input {
     Vals(Vec<Val>),
     /// A WASI program's arguments and stdin.
     Program(CommandInput),
+    /// Stream messages, processed in order on one instance.
+    Messages(Vec<Message>),
 }
 
 /// The answer of one call, in the form its [`Input`] asked for.
@@ -43,6 +47,8 @@ pub enum Output {
     Vals(Vec<Val>),
     /// What a WASI program wrote, and its exit status.
     Program(CommandOutput),
+    /// The messages rewritten, one for each input message, in order.
+    Messages(Vec<Message>),
 }
 
 /// The form of input a function takes, as its ABI declares it: how a
@@ -56,6 +62,8 @@ pub enum InputForm {
     /// A program's args and stdin: [`Input::Program`] (or JSON arguments,
     /// taken as argv entries).
     Program,
+    /// Stream messages: [`Input::Messages`].
+    Messages,
 }
 
 impl Input {
@@ -66,6 +74,7 @@ impl Input {
             Input::Json(_) => "JSON arguments",
             Input::Vals(_) => "component values",
             Input::Program(_) => "program input (args and stdin)",
+            Input::Messages(_) => "messages",
         }
     }
 }
@@ -83,6 +92,12 @@ impl Output {
                 .next()
                 .map_or(Value::Null, crate::values::into_json),
             Output::Program(output) => output.to_json(),
+            Output::Messages(messages) => Value::Array(
+                messages
+                    .iter()
+                    .map(|message| bytes_json(&message.bytes))
+                    .collect(),
+            ),
         }
     }
 
@@ -99,6 +114,14 @@ impl Output {
     pub fn into_program(self) -> Option<CommandOutput> {
         match self {
             Output::Program(output) => Some(output),
+            _ => None,
+        }
+    }
+
+    /// The messages of an [`Input::Messages`] call; `None` for other forms.
+    pub fn into_messages(self) -> Option<Vec<Message>> {
+        match self {
+            Output::Messages(messages) => Some(messages),
             _ => None,
         }
     }

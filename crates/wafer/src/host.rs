@@ -98,6 +98,13 @@ impl HostState {
         self.abi.as_deref().and_then(|state| state.downcast_ref())
     }
 
+    /// The instance's ABI state, if it is a `T`, to change.
+    pub fn abi_state_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.abi
+            .as_deref_mut()
+            .and_then(|state| state.downcast_mut())
+    }
+
     /// Starts a call that must end by `deadline`; `by_caller` when that is
     /// its caller's deadline, earlier than the function's own limit.
     pub fn begin_call(&mut self, deadline: Instant, by_caller: bool) {

@@ -22,6 +22,22 @@ use crate::registry::{Abi, Entry, FunctionConfig, ModuleSource, Registry};
 use crate::sources::{DiskCache, FetchLimits, ModuleSources};
 use crate::wasi::Sandbox;
 
+/// How to load a module that is not a registry entry
+/// ([`Runtime::load_module`]).
+#[derive(Debug, Clone)]
+pub struct ModuleSpec {
+    /// How calls cross into the guest.
+    pub abi: Abi,
+    /// The export to call; the ABI's default when `None`.
+    pub method: Option<String>,
+    /// The WASI world the guest sees.
+    pub sandbox: Sandbox,
+    /// Time, memory and output limits.
+    pub limits: Limits,
+    /// How many instances run at once and wait.
+    pub pool: PoolPolicy,
+}
+
 /// Where a [`Runtime`] keeps what it fetched and compiled, and how it
 /// fetches.
 #[derive(Debug, Clone, Default)]
@@ -298,9 +314,8 @@ impl Runtime {
 
     /// A WASI program outside the registry (`wafer exec`): `module` (a
     /// preview 1 core module or a preview 2 component, binary or WAT) run
-    /// as `id`, in
-    /// `sandbox`, under `limits`, a fresh instance per run. It compiles on
-    /// this thread: call it outside async code.
+    /// as `id`, in `sandbox`, under `limits`, a fresh instance per run. It
+    /// compiles on this thread: call it outside async code.
     ///
     /// # Errors
     ///
@@ -313,10 +328,59 @@ impl Runtime {
         sandbox: Sandbox,
         limits: Limits,
     ) -> Result<Function> {
-        // The program is a file, not a registry entry.
+        let spec = ModuleSpec {
+            abi: Abi::WasiCommand,
+            method: None,
+            sandbox,
+            limits,
+            pool: PoolPolicy::from_config(None),
+        };
+        self.compile_function(id, module, spec, Arc::new(FunctionMetrics::new()))
+    }
+
+    /// A function outside the registry, from a module file (a pipeline's
+    /// `wasm` processor): `module` (binary or WAT) loaded as `id` with the
+    /// ABI, export, sandbox, limits and pool of `spec`. Its calls are
+    /// counted in [`Runtime::metrics_text`] under `id` like a registry
+    /// function's. It compiles on this thread: call it outside async code.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Refused`] when the module does not compile or link, or
+    /// does not fit the ABI; [`Error::Unsupported`] for an ABI that is not
+    /// active yet.
+    pub fn load_module(&self, id: &str, module: &[u8], spec: ModuleSpec) -> Result<Arc<Function>> {
+        let metrics = Arc::new(FunctionMetrics::new());
+        let function = Arc::new(self.compile_function(id, module, spec, metrics.clone())?);
+        let slot = Slot {
+            loaded: OnceCell::new_with(Some(Ok(function.clone()))),
+            metrics,
+        };
+        self.slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), Arc::new(slot));
+        Ok(function)
+    }
+
+    /// Compiles `module`, a file rather than a registry entry, into a
+    /// function whose calls `metrics` count.
+    fn compile_function(
+        &self,
+        id: &str,
+        module: &[u8],
+        spec: ModuleSpec,
+        metrics: Arc<FunctionMetrics>,
+    ) -> Result<Function> {
         let refused = |kind, message| Error::Refused {
             id: id.to_string(),
             problems: vec![Problem::new(kind, message).in_file(id)],
+        };
+        let Some(abi) = abi::lookup(spec.abi) else {
+            return Err(Error::Unsupported {
+                id: id.to_string(),
+                message: format!("abi {} is not active yet", spec.abi.as_str()),
+            });
         };
         // WAT, of a core module or a component alike, is encoded first.
         let looks_like_wat =
@@ -331,33 +395,29 @@ impl Runtime {
         } else {
             module.into()
         };
-        let cx = self.load_context(None, &sandbox, "file");
-        let prepared = prepare(
-            &abi::wasi_command::WasiCommand,
-            &cx,
-            &module,
-            CompileLimits::default(),
-        )
-        .map_err(|e| match e.kind {
-            // Named by a registry field that `exec` has no flag for.
-            ProblemKind::TooLarge => refused(
-                e.kind,
-                format!(
-                    "{} (the defaults of a registry entry's `limits`)",
-                    e.message
+        let mut cx = self.load_context(None, &spec.sandbox, "file");
+        cx.method = spec.method.as_deref();
+        let prepared =
+            prepare(abi, &cx, &module, CompileLimits::default()).map_err(|e| match e.kind {
+                // Named by a registry field that a file has no flag for.
+                ProblemKind::TooLarge => refused(
+                    e.kind,
+                    format!(
+                        "{} (the defaults of a registry entry's `limits`)",
+                        e.message
+                    ),
                 ),
-            ),
-            _ => refused(e.kind, e.message),
-        })?;
+                _ => refused(e.kind, e.message),
+            })?;
         tracing::debug!(function = id, "Compiled.");
         Ok(Function::new(
             id,
             prepared,
-            PoolPolicy::from_config(None),
-            limits,
-            sandbox,
+            spec.pool,
+            spec.limits,
+            spec.sandbox,
             self.engine.interrupt_flag(),
-            Arc::new(FunctionMetrics::new()),
+            metrics,
         ))
     }
 

@@ -8,6 +8,7 @@ pub mod compile;
 pub mod exec;
 pub mod hash;
 pub mod inspect;
+pub mod pipelines;
 pub mod run;
 
 use std::path::{Path, PathBuf};

@@ -1,31 +1,41 @@
-//! `wafer run [DIR]`: serve every `http.service` of a registry, or a
-//! folder of Dapr components as Dapr's sidecar would, until Ctrl-C or
-//! SIGTERM.
+//! `wafer run [PATH]`: run a registry's pipelines and serve its
+//! `http.service`s (or a folder of Dapr components as Dapr's sidecar
+//! would), or run one pipeline file (a Benthos config), until the
+//! pipelines' inputs end or Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::anyhow;
+use tokio::sync::watch;
 use wafer::Runtime;
+use wafer_pipeline::{PipelineError, Summary};
 
-use super::{CacheArgs, load_registry};
+use super::{CacheArgs, pipelines};
 use crate::exit::Failure;
 
-/// Serve the registry's HTTP services until Ctrl-C or SIGTERM.
+/// Run the registry's pipelines and serve its HTTP services, or run a
+/// pipeline file, until Ctrl-C or SIGTERM.
 ///
 /// Every function is compiled and its pool warmed before a service listens;
 /// each service logs the address it listens on. On Ctrl-C or SIGTERM the
-/// services stop taking connections and finish the requests in flight.
-/// Entries with problems are logged and answer 422 when called.
+/// services stop taking connections and finish the requests in flight, and
+/// the pipelines stop taking input and finish the messages in flight.
+/// Entries with problems are logged and answer 422 when called; a pipeline
+/// with problems stops the run before anything starts.
+///
+/// A pipeline runs until its input ends; with no HTTP service, wafer then
+/// exits, after a summary per pipeline on stderr (received, processed,
+/// dropped, failed).
 ///
 /// A folder of Dapr components and no http.service is served on
 /// 127.0.0.1:3500, Dapr's own port, so that Dapr's
 /// `curl localhost:3500/v1.0/bindings/NAME` works as written.
 ///
-/// Example: wafer run examples/http
+/// Examples: wafer run examples/http; wafer run examples/pipelines/upper.yaml
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The registry folder or file.
+    /// The registry folder or file, or a pipeline file.
     #[arg(default_value = ".")]
     registry: PathBuf,
     /// The port of Dapr's API when the registry declares no http.service
@@ -37,12 +47,21 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let registry = load_registry(&args.registry)?;
-    for problem in registry.problems() {
+    let loaded = pipelines::load(&args.registry)?;
+    for problem in loaded.registry.problems() {
         tracing::warn!("{problem}");
     }
-    let runtime =
-        Arc::new(Runtime::with_options(registry, args.cache.options()).map_err(Failure::failed)?);
+    let runtime = Arc::new(
+        Runtime::with_options(loaded.registry, args.cache.options()).map_err(Failure::failed)?,
+    );
+    let (pipelines, mut problems) = pipelines::build(&runtime, loaded.configs);
+    problems.splice(0..0, loaded.problems);
+    if let Some(first) = problems.first() {
+        for problem in &problems[1..] {
+            tracing::error!("{problem}");
+        }
+        return Err(Failure::input(anyhow!("{first}")));
+    }
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -60,26 +79,71 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         if args.dapr_http_port.is_some() && services.iter().all(|s| s.id != wafer_http::DAPR_SERVICE) {
             tracing::warn!("--dapr-http-port is not used: the registry declares http.service entries, and each serves Dapr's API");
         }
-        if services.is_empty() {
+        if services.is_empty() && pipelines.is_empty() {
             return Err(Failure::input(anyhow!(
-                "{}: no http.service entry and no Dapr component: nothing to serve",
+                "{}: no http.service, pipeline or Dapr component: nothing to run",
                 args.registry.display()
             )));
         }
         // Registered before anyone is told where to connect: from then on a
-        // signal stops the services gracefully.
-        let stop = stop_signal().map_err(Failure::failed)?;
+        // signal stops the services and pipelines gracefully.
+        let signal = stop_signal().map_err(Failure::failed)?;
+        let (stop, stopping) = watch::channel(false);
+        tokio::spawn(async move {
+            signal.await;
+            let _ = stop.send(true);
+        });
+        let stopped = |mut stopping: watch::Receiver<bool>| async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let runs: Vec<_> = pipelines
+            .into_iter()
+            .map(|pipeline| {
+                tracing::info!(pipeline = %pipeline.name(), "Running.");
+                tokio::spawn(pipeline.run(stopped(stopping.clone())))
+            })
+            .collect();
         for service in &services {
             tracing::info!(service = %service.id, "Listening on http://{}", service.addr);
         }
-        let served = wafer_http::serve(services, stop).await;
+        let served = async {
+            if services.is_empty() {
+                return Ok(());
+            }
+            wafer_http::serve(services, stopped(stopping.clone())).await
+        };
+        let (served, failed) = tokio::join!(served, finish_pipelines(runs));
         // Guests still running after the grace period stop at their next
         // epoch tick, so that the process ends.
         runtime.engine().interrupt_all();
         served.map_err(Failure::failed)?;
+        if let Some(failure) = failed {
+            return Err(failure);
+        }
         tracing::info!("Stopped.");
         Ok(())
     })
+}
+
+/// Waits for every pipeline, printing each one's summary on stderr; the
+/// first failure, if one failed.
+async fn finish_pipelines(
+    runs: Vec<tokio::task::JoinHandle<Result<Summary, PipelineError>>>,
+) -> Option<Failure> {
+    let mut failure = None;
+    for run in runs {
+        let outcome = run
+            .await
+            .unwrap_or_else(|panicked| panic!("a pipeline panicked: {panicked}"));
+        match outcome {
+            Ok(summary) => eprintln!("{summary}"),
+            Err(error) => {
+                eprintln!("{}", error.summary());
+                failure.get_or_insert(Failure::failed(error));
+            }
+        }
+    }
+    failure
 }
 
 /// A future that completes on Ctrl-C or, where there is one, SIGTERM; both

@@ -30,21 +30,19 @@
 //!
 //! # Adding an ABI
 //!
-//! One new file here and one line in [`lookup`]. The message ABIs of the
-//! pipeline engine fit as they are:
-//!
-//! * `benthos`: `load` compiles the core module and links a clone of the
-//!   preview 1 linker with the `benthos_wasm` / `bento_wasm` host module;
-//!   `instantiate` runs `_start`/`_initialize` once and keeps the guest's
-//!   `process`, `allocate`/`malloc` and `deallocate`/`free` exports in its
-//!   ABI state; `invoke` takes a message input (bytes plus metadata, a new
-//!   variant of the non-exhaustive [`Input`]), puts the message in that
-//!   state for the host functions, calls `process` and answers the
-//!   rewritten message.
-//! * `fluentbit`: the same shape, with the record copied into guest memory
-//!   through the guest's allocator (or host-grown pages) before the call,
-//!   and the answer read from the returned pointer.
+//! One new file here and one line in [`lookup`]. `benthos` is the model
+//! of a message ABI: `load` compiles the core module and links the
+//! `benthos_wasm` / `bento_wasm` host functions (onto a clone of the
+//! preview 1 linker when the guest imports WASI); `instantiate` runs
+//! `_start`/`_initialize` once and keeps the guest's exports in its ABI
+//! state; `invoke` puts each message of an [`Input::Messages`] batch in
+//! that state for the host functions, calls the export and answers the
+//! rewritten messages. `fluentbit` will have the same shape, with the
+//! record copied into guest memory through the guest's allocator (or
+//! host-grown pages) before the call and the answer read from the returned
+//! pointer.
 
+mod benthos;
 mod linkers;
 pub(crate) mod wasi_command;
 pub(crate) mod wit;
@@ -74,7 +72,8 @@ pub(crate) fn lookup(abi: registry::Abi) -> Option<&'static dyn Abi> {
     match abi {
         registry::Abi::Wit => Some(&wit::Wit),
         registry::Abi::WasiCommand => Some(&wasi_command::WasiCommand),
-        registry::Abi::Benthos | registry::Abi::Fluentbit => None,
+        registry::Abi::Benthos => Some(&benthos::Benthos),
+        registry::Abi::Fluentbit => None,
     }
 }
 

@@ -40,8 +40,8 @@ pub enum EntryKind {
     HttpService(HttpServiceConfig),
     /// `http.endpoint`: a route and the function that answers it.
     HttpEndpoint(HttpEndpointConfig),
-    /// `pipeline`: accepted, not active yet.
-    Pipeline,
+    /// `pipeline`: a Benthos-shaped stream, run by `wafer run`.
+    Pipeline(PipelineEntry),
 }
 
 impl Entry {
@@ -57,7 +57,7 @@ impl Entry {
             },
             EntryKind::HttpService(_) => "http.service",
             EntryKind::HttpEndpoint(_) => "http.endpoint",
-            EntryKind::Pipeline => "pipeline",
+            EntryKind::Pipeline(_) => "pipeline",
         }
     }
 
@@ -87,6 +87,15 @@ impl Entry {
             _ => None,
         }
     }
+}
+
+/// A `pipeline` entry: its Benthos-shaped body (`input`, `pipeline`,
+/// `output`, `on_error`) as written, `${VAR}` not yet replaced; the
+/// pipeline engine (`wafer-pipeline`) reads and checks the rest.
+#[derive(Debug, Clone)]
+pub struct PipelineEntry {
+    /// The body's fields.
+    pub body: Value,
 }
 
 /// The kinds a Wippy `_index.yaml` may declare.
@@ -203,10 +212,11 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
             http::parse_endpoint(fields, site)
         }
         "pipeline" => {
-            let io = ["input", "inputs", "processors", "output", "outputs"];
-            fields.reject_unknown(kind, &known(&io, false));
-            fields.inactive("kind", "pipeline entries are not active yet");
-            Some(EntryKind::Pipeline)
+            let body = ["input", "pipeline", "output", "on_error"];
+            fields.reject_unknown(kind, &known(&body, false));
+            Some(EntryKind::Pipeline(PipelineEntry {
+                body: fields.subset(&body),
+            }))
         }
         other => {
             fields.problem_of(

@@ -81,6 +81,17 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The fields among `names` that are present, as a mapping.
+    pub fn subset(&self, names: &[&str]) -> Value {
+        let picked = self
+            .map
+            .iter()
+            .filter(|(key, _)| names.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        Value::Object(picked)
+    }
+
     /// Whether `field` is present (and not `null`).
     pub fn has(&self, field: &str) -> bool {
         self.map.get(field).is_some_and(|v| !v.is_null())

@@ -46,7 +46,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub use config::*;
-pub use entry::{Entry, EntryKind};
+pub use entry::{Entry, EntryKind, PipelineEntry};
 pub use http::{
     DEFAULT_HTTP_ADDR, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_REQUEST_MS, HttpEndpointConfig, HttpServiceConfig, RoutePath, RouteSegment,
@@ -117,6 +117,14 @@ impl Registry {
         let mut loader = Loader::default();
         loader.read_text(file_name.as_ref(), text, true);
         loader.finish()
+    }
+
+    /// The `pipeline` entries, by id.
+    pub fn pipelines(&self) -> impl Iterator<Item = (&Entry, &PipelineEntry)> {
+        self.entries.iter().filter_map(|entry| match &entry.kind {
+            EntryKind::Pipeline(pipeline) => Some((entry, pipeline)),
+            _ => None,
+        })
     }
 
     /// The entries that loaded without problems, sorted by id.

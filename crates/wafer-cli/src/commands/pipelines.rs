@@ -1,0 +1,71 @@
+//! What `wafer run` and `wafer check` share about pipelines: a path names
+//! a registry or a pipeline file (a Benthos config), and either way its
+//! pipelines are read and built with every problem located.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use wafer::{Problem, Registry, Runtime};
+use wafer_pipeline::Pipeline;
+use wafer_pipeline::config::{PipelineConfig, is_pipeline_file};
+
+use super::load_registry;
+use crate::exit::Failure;
+
+/// A registry and its pipelines' configs, or a pipeline file's config
+/// with an empty registry; the problems reading them found.
+pub struct Loaded {
+    /// The registry (empty for a pipeline file).
+    pub registry: Registry,
+    /// The pipelines that read without problems.
+    pub configs: Vec<PipelineConfig>,
+    /// What was wrong with the others.
+    pub problems: Vec<Problem>,
+}
+
+/// Loads what `path` names: a pipeline file, or a registry folder or file.
+pub fn load(path: &Path) -> Result<Loaded, Failure> {
+    if is_pipeline_file(path) {
+        let (configs, problems) = match PipelineConfig::from_file(path) {
+            Ok(config) => (vec![config], Vec::new()),
+            Err(problems) => (Vec::new(), problems),
+        };
+        return Ok(Loaded {
+            registry: Registry::default(),
+            configs,
+            problems,
+        });
+    }
+    let registry = load_registry(path)?;
+    let mut configs = Vec::new();
+    let mut problems = Vec::new();
+    for (entry, pipeline) in registry.pipelines() {
+        match PipelineConfig::from_entry(&entry.id, &entry.file, pipeline.body.clone()) {
+            Ok(config) => configs.push(config),
+            Err(found) => problems.extend(found),
+        }
+    }
+    Ok(Loaded {
+        registry,
+        configs,
+        problems,
+    })
+}
+
+/// Builds every pipeline (compiling its modules, loading the functions it
+/// calls); the problems of those that cannot be built. Call it outside
+/// async code.
+pub fn build(
+    runtime: &Arc<Runtime>,
+    configs: Vec<PipelineConfig>,
+) -> (Vec<Pipeline>, Vec<Problem>) {
+    let mut built = Vec::new();
+    let mut problems = Vec::new();
+    for config in configs {
+        match Pipeline::build(runtime, config) {
+            Ok(pipeline) => built.push(pipeline),
+            Err(found) => problems.extend(found),
+        }
+    }
+    (built, problems)
+}

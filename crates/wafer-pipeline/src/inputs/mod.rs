@@ -1,0 +1,44 @@
+//! Where messages come from. An input is one file here: a config struct,
+//! a `build` step, and a [`Input::run`] that hands batches to the
+//! pipeline's [`Sink`] until it ends; plus one line in [`INPUTS`].
+
+mod file;
+mod generate;
+mod scanner;
+mod stdin;
+
+use crate::config::{ComponentConfig, ComponentError};
+use crate::{BoxFuture, BuildContext, Sink};
+
+/// A running source of messages.
+pub trait Input: Send {
+    /// Produces messages into `sink` until the source ends (`Ok`) or
+    /// fails; returns early when the sink reports the pipeline stopped.
+    fn run(self: Box<Self>, sink: Sink) -> BoxFuture<'static, Result<(), String>>;
+}
+
+/// How an input is built from its config.
+type Build = fn(&ComponentConfig, &BuildContext<'_>) -> Result<Box<dyn Input>, ComponentError>;
+
+/// The inputs, by the name a config gives them.
+const INPUTS: &[(&str, Build)] = &[
+    ("file", file::build),
+    ("generate", generate::build),
+    ("stdin", stdin::build),
+];
+
+/// The most messages an input puts in one batch.
+pub const MAX_BATCH: usize = 128;
+
+/// Builds the input `config` names.
+///
+/// # Errors
+///
+/// An unknown input (the error lists the supported ones), or a problem
+/// with its fields.
+pub fn build(
+    config: &ComponentConfig,
+    cx: &BuildContext<'_>,
+) -> Result<Box<dyn Input>, ComponentError> {
+    crate::lookup(INPUTS, "input", &config.kind)?(config, cx)
+}

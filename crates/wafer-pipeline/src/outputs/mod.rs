@@ -1,0 +1,99 @@
+//! Where messages go. An output is one file here: a config struct, a
+//! `build` step, and [`Output::write`], which returns once the batch is
+//! written (the pipeline then acknowledges it); plus one line in
+//! [`OUTPUTS`].
+
+mod drop;
+mod file;
+mod stdout;
+
+use serde::Deserialize;
+
+use crate::config::{ComponentConfig, ComponentError};
+use crate::{BoxFuture, BuildContext};
+
+/// A built output, driven by the pipeline's one output task.
+pub trait Output: Send {
+    /// Writes `batch`; `Ok` once it is written.
+    fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Flushes what is buffered, at the end of the run.
+    fn close(&mut self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// How an output is built from its config.
+type Build = fn(&ComponentConfig, &BuildContext<'_>) -> Result<Box<dyn Output>, ComponentError>;
+
+/// The outputs, by the name a config gives them.
+const OUTPUTS: &[(&str, Build)] = &[
+    ("drop", drop::build),
+    ("file", file::build),
+    ("stdout", stdout::build),
+];
+
+/// Builds the output `config` names.
+///
+/// # Errors
+///
+/// An unknown output (the error lists the supported ones), or a problem
+/// with its fields.
+pub fn build(
+    config: &ComponentConfig,
+    cx: &BuildContext<'_>,
+) -> Result<Box<dyn Output>, ComponentError> {
+    crate::lookup(OUTPUTS, "output", &config.kind)?(config, cx)
+}
+
+/// How messages are framed in a byte stream (`codec`): `lines` (each
+/// followed by a newline, the default), `all-bytes` (as they are), or
+/// `delim:X` (each followed by X).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct Framing {
+    delimiter: Vec<u8>,
+}
+
+impl TryFrom<String> for Framing {
+    type Error = String;
+
+    fn try_from(codec: String) -> Result<Self, String> {
+        let delimiter = match codec.as_str() {
+            "lines" => b"\n".to_vec(),
+            "all-bytes" => Vec::new(),
+            other => match other.strip_prefix("delim:") {
+                Some(delimiter) => delimiter.as_bytes().to_vec(),
+                None => {
+                    return Err(format!(
+                        "wafer writes `lines`, `all-bytes` or `delim:X`, not `{other}`"
+                    ));
+                }
+            },
+        };
+        Ok(Framing { delimiter })
+    }
+}
+
+impl Framing {
+    /// Lines: Benthos' default.
+    pub fn lines() -> Framing {
+        Framing {
+            delimiter: b"\n".to_vec(),
+        }
+    }
+
+    /// The batch framed into one buffer, written at once.
+    pub fn frame(&self, batch: &[wafer::Message]) -> Vec<u8> {
+        let size = batch
+            .iter()
+            .map(|m| m.bytes.len() + self.delimiter.len())
+            .sum();
+        let mut buffer = Vec::with_capacity(size);
+        for message in batch {
+            buffer.extend_from_slice(&message.bytes);
+            buffer.extend_from_slice(&self.delimiter);
+        }
+        buffer
+    }
+}

@@ -1,0 +1,70 @@
+//! What happens to messages on the way. A processor is one file here: a
+//! config struct, a `build` step, and a [`Processor::process`] that turns
+//! a batch into the next one; plus one line in [`PROCESSORS`].
+//!
+//! A processor never loses a message: what it fails on is flagged
+//! ([`wafer::Message::error`]) and goes on, for the pipeline's `on_error`
+//! policy to sort out.
+
+mod call;
+mod wasm;
+
+use crate::config::{ComponentConfig, ComponentError};
+use crate::{BoxFuture, BuildContext};
+
+/// A built processor, shared by the pipeline's workers.
+pub trait Processor: Send + Sync {
+    /// The batch, processed: as many messages, in order, those it failed
+    /// on flagged.
+    fn process(&self, batch: Vec<wafer::Message>) -> BoxFuture<'_, Vec<wafer::Message>>;
+}
+
+/// How a processor is built from its config.
+type Build = fn(&ComponentConfig, &BuildContext<'_>) -> Result<Box<dyn Processor>, ComponentError>;
+
+/// The processors, by the name a config gives them.
+const PROCESSORS: &[(&str, Build)] = &[("call", call::build), ("wasm", wasm::build)];
+
+/// Builds the processor `config` names.
+///
+/// # Errors
+///
+/// An unknown processor (the error lists the supported ones), or a
+/// problem with its fields or its module.
+pub fn build(
+    config: &ComponentConfig,
+    cx: &BuildContext<'_>,
+) -> Result<Box<dyn Processor>, ComponentError> {
+    crate::lookup(PROCESSORS, "processor", &config.kind)?(config, cx)
+}
+
+/// Calls `function` with the batch as one message input; when that fails,
+/// each message alone, so that one bad message fails only itself (its
+/// neighbours are processed again on a fresh instance: the failed one was
+/// discarded with whatever it had done).
+pub(crate) async fn invoke_messages(
+    function: &wafer::Function,
+    batch: Vec<wafer::Message>,
+) -> Vec<wafer::Message> {
+    let single = batch.len() == 1;
+    let kept = if single { None } else { Some(batch.clone()) };
+    let first = batch.first().cloned();
+    match function.invoke(wafer::Input::Messages(batch)).await {
+        Ok(output) => match output.into_messages() {
+            Some(messages) => messages,
+            None => unreachable!("a message input answers messages"),
+        },
+        Err(error) if single => {
+            let mut message = first.expect("a batch of one");
+            message.flag(error.to_string());
+            vec![message]
+        }
+        Err(_) => {
+            let mut processed = Vec::new();
+            for message in kept.unwrap_or_default() {
+                processed.extend(Box::pin(invoke_messages(function, vec![message])).await);
+            }
+            processed
+        }
+    }
+}
