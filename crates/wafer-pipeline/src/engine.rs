@@ -73,6 +73,8 @@ struct Counts {
     dropped: AtomicU64,
     failed: AtomicU64,
     dead_lettered: AtomicU64,
+    /// Whether a failure was logged at warning level yet.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 /// What a finished run did.
@@ -365,23 +367,29 @@ async fn process(
     }
     let mut dead = Vec::new();
     if messages.iter().any(|m| m.error.is_some()) {
-        let (failed, ok): (Vec<Message>, Vec<Message>) =
-            messages.into_iter().partition(|m| m.error.is_some());
-        counts
-            .failed
-            .fetch_add(failed.len() as u64, Ordering::Relaxed);
-        messages = ok;
-        for mut message in failed {
-            let error = message.error.clone().unwrap_or_default();
+        let mut kept = Vec::with_capacity(messages.len());
+        for mut message in messages {
+            let Some(error) = message.error.clone() else {
+                kept.push(message);
+                continue;
+            };
+            counts.failed.fetch_add(1, Ordering::Relaxed);
+            if !counts.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(%error, "A processor failed on a message (later failures are logged at debug level and counted in the summary).");
+            } else {
+                tracing::debug!(%error, "A processor failed on a message.");
+            }
             message.metadata.insert(ERROR_METADATA.to_string(), error);
             if drop_failed {
                 counts.dropped.fetch_add(1, Ordering::Relaxed);
             } else if dead_letter {
                 dead.push(message);
             } else {
-                messages.push(message);
+                // Flagged, in its place (Benthos' `continue`).
+                kept.push(message);
             }
         }
+        messages = kept;
     }
     Processed {
         seq: batch.seq,

@@ -4,6 +4,7 @@ mod call;
 mod check;
 mod dapr;
 mod hostile;
+mod pipelines;
 mod programs;
 mod serve;
 mod serve_limits;

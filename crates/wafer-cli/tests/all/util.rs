@@ -51,9 +51,7 @@ impl Workspace {
     }
 
     pub fn wafer_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = self.command(args).stdin(Stdio::piped()).spawn().unwrap();
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
-        Run::new(args, child.wait_with_output().unwrap())
+        run_with_stdin(args, self.command(args), stdin)
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -73,6 +71,13 @@ impl Workspace {
     pub fn cache_dir(&self) -> PathBuf {
         self.path().join(".cache")
     }
+}
+
+/// Runs `command` (`wafer ARGS...`) with `stdin` as its standard input.
+pub fn run_with_stdin(args: &[&str], mut command: Command, stdin: &str) -> Run {
+    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
+    Run::new(args, child.wait_with_output().unwrap())
 }
 
 /// Starts `command`, waits until a line of its stderr contains `ready` (a
