@@ -8,10 +8,11 @@ use wafer::printable::escape_controls;
 use wafer::registry::{Entry, EntryKind, SkippedFile};
 use wafer::{Problem, Runtime};
 
-use super::{CacheArgs, compile_progress, load_registry, print_line};
+use super::{CacheArgs, compile_progress, pipelines, print_line};
 use crate::exit::Failure;
 
-/// Check a registry: every entry, skipped file and problem.
+/// Check a registry or a pipeline file: every entry, skipped file and
+/// problem.
 ///
 /// Loads and compiles every function, then lists the entries with their
 /// signatures, the files skipped, the fields not active yet, and every
@@ -19,7 +20,7 @@ use crate::exit::Failure;
 /// Environment values are never printed.
 #[derive(clap::Args)]
 pub struct CheckArgs {
-    /// The registry folder or file.
+    /// The registry folder or file, or a pipeline file.
     #[arg(default_value = ".")]
     registry: PathBuf,
     /// Print JSON instead of text.
@@ -38,12 +39,18 @@ struct Listed<'a> {
 }
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
-    let registry = load_registry(&args.registry)?;
-    let runtime = Runtime::with_options(registry, args.cache.options()).map_err(Failure::failed)?;
+    let target = pipelines::load(&args.registry)?;
+    let runtime = std::sync::Arc::new(
+        Runtime::with_options(target.registry, args.cache.options()).map_err(Failure::failed)?,
+    );
     let loaded = runtime.load_all(compile_progress());
     let registry = runtime.registry();
     let inactive = runtime.inactive();
     let mut problems: Vec<Problem> = registry.problems().to_vec();
+    problems.extend(target.problems);
+    // Pipelines are checked as `wafer run` builds them: modules compiled,
+    // the functions they call loaded.
+    problems.extend(pipelines::build(&runtime, target.configs).1);
     let mut signatures = std::collections::HashMap::new();
     for (id, outcome) in loaded {
         match outcome {

@@ -229,7 +229,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
     kind: function.wasm
     url: https://example.com/x.wasm
     hash: sha256:{zeros}
-    abi: benthos
+    abi: fluentbit
   - name: api
     kind: http.service
     addr: ":8080"
@@ -240,9 +240,8 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
     func: counter
   - name: flow
     kind: pipeline
-    inputs: []
-    processors: []
-    outputs: []
+    input: {{generate: {{mapping: 'root = "x"', count: 1}}}}
+    output: {{drop: {{}}}}
 "#,
         header = header("lf"),
         counter = wafer_guests::WAT_COUNTER,
@@ -274,7 +273,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         .stdout_has("notes.yaml: neither a registry file nor a Dapr component")
         .stdout_has("more/functions.yaml: looks like a registry file, but only files named _index.yaml are read")
         .stdout_has("entry lf:counter: field imports[0]: wasi:http is not active yet")
-        .stdout_has("entry lf:fetched: field abi: abi benthos is not active yet");
+        .stdout_has("entry lf:fetched: field abi: abi fluentbit is not active yet");
     assert!(
         !run.stdout.contains("s3cr3t"),
         "an env value was printed:\n{}",
@@ -289,7 +288,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
     ws.wafer(&["call", "lf:counter"]).prints("1");
     ws.wafer(&["call", "lf:fetched"]).fails(
         2,
-        "entry lf:fetched: field abi: abi benthos is not active yet",
+        "entry lf:fetched: field abi: abi fluentbit is not active yet",
     );
 }
 

@@ -149,6 +149,18 @@ output:
         .stderr_has("wafer has no input `kafka` (supported: file, generate, stdin)")
         .stderr_has("pipeline.processors[0].wasm.module_pth")
         .stderr_has("unknown field `module_pth`");
+    // `wafer check` lists the same problems, and compiles the modules.
+    ws.write(
+        "broken_module.yaml",
+        "input: {stdin: {}}\npipeline: {processors: [{wasm: {module_path: bad.yaml}}]}\noutput: {drop: {}}\n",
+    );
+    ws.wafer(&["check", "bad.yaml"])
+        .code(1)
+        .stdout_has("input.kafka")
+        .stdout_has("pipeline.processors[0].wasm.module_pth");
+    ws.wafer(&["check", "broken_module.yaml"])
+        .code(1)
+        .stdout_has("pipeline.processors[0].wasm.module_path");
 }
 
 #[test]
@@ -411,4 +423,13 @@ output:
         line,
         format!("pipeline endless: received {lines}, processed {lines}, dropped 0, failed 0")
     );
+}
+
+#[test]
+fn the_example_pipeline_runs_as_the_readme_says() {
+    let ws = Workspace::new();
+    let args = ["run", "examples/pipelines/upper.yaml"];
+    let mut command = ws.command(&args);
+    command.current_dir(crate::util::repo_root());
+    crate::util::run_with_stdin(&args, command, "hello\nworld\n").prints("HELLO\nWORLD");
 }
