@@ -1,5 +1,5 @@
 //! Running a pipeline: the input feeds a bounded queue, `threads` workers
-//! run the processors, one output task writes (in input order when
+//! (each a thread of its own) run the processors, one output task writes (in input order when
 //! `ordered`) and acknowledges.
 //!
 //! Delivery is at least once: a batch is acknowledged to its input only
@@ -284,7 +284,7 @@ impl Pipeline {
                 );
                 let drop_failed = self.drop_failed;
                 let dead_letter = self.dead_letter.is_some();
-                tokio::spawn(async move {
+                let work = async move {
                     loop {
                         let batch = batches.lock().await.recv().await;
                         let Some(batch) = batch else { break };
@@ -294,7 +294,13 @@ impl Pipeline {
                             break;
                         }
                     }
-                })
+                };
+                // A thread of its own per worker, as Benthos' pipeline
+                // threads are: guests run there, never on an async worker,
+                // and the workers truly run in parallel (tasks that wake
+                // each other on one async worker would not).
+                let runtime = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || runtime.block_on(work))
             })
             .collect();
         drop(done);

@@ -139,7 +139,16 @@ impl Input for Generate {
                 if let Some(ticks) = &mut ticks {
                     ticks.tick().await;
                 }
-                let batch = (0..n).map(|_| Message::new(self.content.clone())).collect();
+                // One clock read a batch: they are made at the same moment.
+                let now = std::time::SystemTime::now();
+                let batch = (0..n)
+                    .map(|_| Message {
+                        bytes: self.content.clone(),
+                        metadata: Default::default(),
+                        timestamp: now,
+                        error: None,
+                    })
+                    .collect();
                 if sink.send(batch).await.is_err() {
                     return Ok(());
                 }

@@ -28,7 +28,7 @@ const INPUTS: &[(&str, Build)] = &[
 ];
 
 /// The most messages an input puts in one batch.
-pub const MAX_BATCH: usize = 128;
+pub const MAX_BATCH: usize = 512;
 
 /// Builds the input `config` names.
 ///

@@ -46,6 +46,7 @@
 //! thread; one that imports WASI runs on a fiber.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -127,7 +128,9 @@ struct Region {
 struct Processing {
     process: TypedFunc<(), ()>,
     memory: Memory,
-    allocator: Option<Allocator>,
+    // Shared: cloning a `TypedFunc` clones its registered type, a cost
+    // every host call would pay.
+    allocator: Option<Arc<Allocator>>,
     /// The guest's `__heap_base`, when it exports it: nothing below it
     /// came from its allocator.
     heap_base: u32,
@@ -233,14 +236,14 @@ impl MessageProcessor {
             func("free"),
         );
         let allocator = match exports {
-            (Some(allocate), Some(deallocate), _, _) => Some(Allocator::Rust {
+            (Some(allocate), Some(deallocate), _, _) => Some(Arc::new(Allocator::Rust {
                 allocate: allocate.typed(&*store).map_err(Fault::Wasm)?,
                 deallocate: deallocate.typed(&*store).map_err(Fault::Wasm)?,
-            }),
-            (_, _, Some(malloc), Some(free)) => Some(Allocator::C {
+            })),
+            (_, _, Some(malloc), Some(free)) => Some(Arc::new(Allocator::C {
                 malloc: malloc.typed(&*store).map_err(Fault::Wasm)?,
                 free: free.typed(&*store).map_err(Fault::Wasm)?,
-            }),
+            })),
             _ => None,
         };
         let heap_base = match instance.get_export(&mut *store, "__heap_base") {
@@ -413,7 +416,11 @@ fn processing(host: &mut HostState) -> &mut Processing {
 /// Frees what the host allocated for the message just processed.
 async fn free_inbound(mode: Mode, store: &mut Store<HostState>) -> wasmtime::Result<()> {
     let state = processing(store.data_mut());
+    if state.inbound.is_empty() {
+        return Ok(());
+    }
     let (Some(allocator), heap_base) = (state.allocator.clone(), state.heap_base) else {
+        state.inbound.clear();
         return Ok(());
     };
     while let Some(region) = processing(store.data_mut()).inbound.pop() {
@@ -690,7 +697,7 @@ async fn copy_in(
         ));
     };
     let len = bytes.len() as u32;
-    let ptr = match (&allocator, mode) {
+    let ptr = match (&*allocator, mode) {
         (Allocator::Rust { allocate, .. }, Mode::Sync) => allocate.call(&mut *caller, len)?,
         (Allocator::Rust { allocate, .. }, Mode::Async) => {
             allocate.call_async(&mut *caller, len).await?
@@ -737,7 +744,9 @@ async fn copy_out(
             "prevented read of {len} bytes at {ptr:#x}, outside memory"
         )));
     };
-    if let Some(allocator @ Allocator::Rust { .. }) = &allocator {
+    if let Some(allocator) = allocator.as_deref()
+        && matches!(allocator, Allocator::Rust { .. })
+    {
         let inbound = &mut processing(caller.data_mut()).inbound;
         let region = match inbound.iter().position(|region| region.ptr == ptr) {
             // Given back with the size it was allocated with.
