@@ -11,9 +11,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use wafer::metrics::{MessageCount, PipelineMetrics};
 use wafer::{Message, Problem};
 
 use crate::config::{OnError, PipelineConfig, Problems};
@@ -37,6 +39,7 @@ pub struct Pipeline {
     drop_failed: bool,
     threads: usize,
     ordered: bool,
+    metrics: Arc<PipelineMetrics>,
 }
 
 /// The input side of the queue: what an input hands its messages to.
@@ -65,16 +68,17 @@ struct Processed {
     ack: Option<oneshot::Sender<Result<(), String>>>,
 }
 
-/// The pipeline's counters.
-#[derive(Default)]
+/// The pipeline's counters (in the runtime's metrics), and whether a
+/// failure was logged at warning level yet.
 struct Counts {
-    received: AtomicU64,
-    processed: AtomicU64,
-    dropped: AtomicU64,
-    failed: AtomicU64,
-    dead_lettered: AtomicU64,
-    /// Whether a failure was logged at warning level yet.
-    warned: std::sync::atomic::AtomicBool,
+    metrics: Arc<PipelineMetrics>,
+    warned: AtomicBool,
+}
+
+impl Counts {
+    fn add(&self, count: MessageCount, n: u64) {
+        self.metrics.add(count, n);
+    }
 }
 
 /// What a finished run did.
@@ -185,7 +189,7 @@ impl Sink {
         };
         self.queue.send(batch).await.map_err(|_| Stopped)?;
         self.next += 1;
-        self.counts.received.fetch_add(count, Ordering::Relaxed);
+        self.counts.add(MessageCount::Received, count);
         Ok(())
     }
 }
@@ -213,6 +217,7 @@ impl Pipeline {
             .map_err(|e| problems.component(&config.input, e))
             .ok();
         let mut stages = Vec::new();
+        let mut stage_names = Vec::new();
         for processor in config
             .input_processors
             .iter()
@@ -220,7 +225,10 @@ impl Pipeline {
             .chain(&config.output_processors)
         {
             match processors::build(processor, &cx) {
-                Ok(component) => stages.push(component),
+                Ok(component) => {
+                    stages.push(component);
+                    stage_names.push(processor.name().to_string());
+                }
                 Err(e) => problems.component(processor, e),
             }
         }
@@ -234,18 +242,22 @@ impl Pipeline {
             _ => None,
         };
         match (input, output) {
-            (Some(input), Some(output)) if problems.is_empty() => Ok(Pipeline {
-                input_name: config.input.name().to_string(),
-                output_name: config.output.name().to_string(),
-                name: config.name,
-                input,
-                processors: stages,
-                output,
-                dead_letter,
-                drop_failed: matches!(config.on_error, OnError::Drop),
-                threads: config.threads.max(1),
-                ordered: config.ordered,
-            }),
+            (Some(input), Some(output)) if problems.is_empty() => {
+                let metrics = runtime.pipeline_metrics(&config.name, stage_names);
+                Ok(Pipeline {
+                    input_name: config.input.name().to_string(),
+                    output_name: config.output.name().to_string(),
+                    name: config.name,
+                    input,
+                    processors: stages,
+                    output,
+                    dead_letter,
+                    drop_failed: matches!(config.on_error, OnError::Drop),
+                    threads: config.threads.max(1),
+                    ordered: config.ordered,
+                    metrics,
+                })
+            }
             _ => Err(problems.into_vec()),
         }
     }
@@ -253,6 +265,11 @@ impl Pipeline {
     /// The pipeline's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its counters, as the runtime's metrics render them.
+    pub fn metrics(&self) -> Arc<PipelineMetrics> {
+        self.metrics.clone()
     }
 
     /// Runs until the input ends or `stop` resolves, then lets the
@@ -267,7 +284,10 @@ impl Pipeline {
         self,
         stop: impl Future<Output = ()> + Send,
     ) -> Result<Summary, PipelineError> {
-        let counts = Arc::new(Counts::default());
+        let counts = Arc::new(Counts {
+            metrics: self.metrics.clone(),
+            warned: AtomicBool::new(false),
+        });
         let depth = self.threads * 2;
         let (queue, batches) = mpsc::channel::<Batch>(depth);
         let (done, finished) = mpsc::channel::<Processed>(depth);
@@ -332,11 +352,11 @@ impl Pipeline {
         };
         let summary = Summary {
             name: self.name.clone(),
-            received: counts.received.load(Ordering::Relaxed),
-            processed: counts.processed.load(Ordering::Relaxed),
-            dropped: counts.dropped.load(Ordering::Relaxed),
-            failed: counts.failed.load(Ordering::Relaxed),
-            dead_lettered: counts.dead_lettered.load(Ordering::Relaxed),
+            received: self.metrics.get(MessageCount::Received),
+            processed: self.metrics.get(MessageCount::Processed),
+            dropped: self.metrics.get(MessageCount::Dropped),
+            failed: self.metrics.get(MessageCount::Failed),
+            dead_lettered: self.metrics.get(MessageCount::DeadLettered),
         };
         if let Some((output, message)) = output_failed {
             return Err(PipelineError::Output {
@@ -368,8 +388,12 @@ async fn process(
     counts: &Counts,
 ) -> Processed {
     let mut messages = batch.messages;
-    for stage in stages {
+    for (index, stage) in stages.iter().enumerate() {
+        let started = Instant::now();
         messages = stage.process(messages).await;
+        counts
+            .metrics
+            .record_processor(index, started.elapsed(), messages.len() as u64);
     }
     let mut dead = Vec::new();
     if messages.iter().any(|m| m.error.is_some()) {
@@ -379,7 +403,7 @@ async fn process(
                 kept.push(message);
                 continue;
             };
-            counts.failed.fetch_add(1, Ordering::Relaxed);
+            counts.add(MessageCount::Failed, 1);
             if !counts.warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(%error, "A processor failed on a message (later failures are logged at debug level and counted in the summary).");
             } else {
@@ -387,7 +411,7 @@ async fn process(
             }
             message.metadata.insert(ERROR_METADATA.to_string(), error);
             if drop_failed {
-                counts.dropped.fetch_add(1, Ordering::Relaxed);
+                counts.add(MessageCount::Dropped, 1);
             } else if dead_letter {
                 dead.push(message);
             } else {
@@ -484,9 +508,7 @@ async fn write_batch(
             .write(&batch.dead)
             .await
             .map_err(|e| ("on_error.output".to_string(), e))?;
-        counts
-            .dead_lettered
-            .fetch_add(batch.dead.len() as u64, Ordering::Relaxed);
+        counts.add(MessageCount::DeadLettered, batch.dead.len() as u64);
     }
     if !batch.messages.is_empty() {
         output
@@ -494,8 +516,6 @@ async fn write_batch(
             .await
             .map_err(|e| (output_name.to_string(), e))?;
     }
-    counts
-        .processed
-        .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
+    counts.add(MessageCount::Processed, batch.messages.len() as u64);
     Ok(())
 }

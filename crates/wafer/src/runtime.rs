@@ -16,7 +16,7 @@ use crate::engine::{EngineSettings, WaferEngine};
 use crate::error::{EngineError, Error, Problem, ProblemKind, Result, one_line};
 use crate::function::Function;
 use crate::limits::{CompileLimits, Limits};
-use crate::metrics::{FunctionMetrics, FunctionSnapshot, Snapshot};
+use crate::metrics::{FunctionMetrics, FunctionSnapshot, PipelineMetrics, Snapshot};
 use crate::pools::PoolPolicy;
 use crate::registry::{Abi, Entry, FunctionConfig, ModuleSource, Registry};
 use crate::sources::{DiskCache, FetchLimits, ModuleSources};
@@ -85,6 +85,7 @@ pub struct Runtime {
     sources: ModuleSources,
     registry: Registry,
     slots: RwLock<HashMap<String, Arc<Slot>>>,
+    pipelines: RwLock<Vec<Arc<PipelineMetrics>>>,
 }
 
 impl Runtime {
@@ -136,6 +137,7 @@ impl Runtime {
             linkers,
             registry,
             slots: RwLock::new(HashMap::new()),
+            pipelines: RwLock::new(Vec::new()),
         })
     }
 
@@ -523,8 +525,24 @@ impl Runtime {
         Snapshot {
             functions,
             compile: self.compiler.stats(),
+            pipelines: self
+                .pipelines
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
         .render()
+    }
+
+    /// Counters for a pipeline named `name` with `processors`, rendered by
+    /// [`Runtime::metrics_text`] from now on (a pipeline built again under
+    /// the same name replaces its counters).
+    pub fn pipeline_metrics(&self, name: &str, processors: Vec<String>) -> Arc<PipelineMetrics> {
+        let metrics = Arc::new(PipelineMetrics::new(name, processors));
+        let mut pipelines = self.pipelines.write().unwrap_or_else(|p| p.into_inner());
+        pipelines.retain(|known| known.name() != name);
+        pipelines.push(metrics.clone());
+        metrics
     }
 
     /// Reads, checks and compiles function `id`, whose calls `metrics`

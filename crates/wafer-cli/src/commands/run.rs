@@ -3,12 +3,15 @@
 //! would), or run one pipeline file (a Benthos config), until the
 //! pipelines' inputs end or Ctrl-C or SIGTERM.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::anyhow;
 use tokio::sync::watch;
 use wafer::Runtime;
+use wafer::metrics::{MessageCount, PipelineMetrics};
 use wafer_pipeline::{PipelineError, Summary};
 
 use super::{CacheArgs, pipelines};
@@ -96,6 +99,11 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         let stopped = |mut stopping: watch::Receiver<bool>| async move {
             let _ = stopping.wait_for(|stop| *stop).await;
         };
+        if std::io::stderr().is_terminal() && !pipelines.is_empty() {
+            tokio::spawn(report_progress(
+                pipelines.iter().map(|p| p.metrics()).collect(),
+            ));
+        }
         let runs: Vec<_> = pipelines
             .into_iter()
             .map(|pipeline| {
@@ -123,6 +131,29 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         tracing::info!("Stopped.");
         Ok(())
     })
+}
+
+/// How often a terminal sees how the pipelines are doing.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// A line per pipeline every [`PROGRESS_EVERY`]: what it received and
+/// processed so far, and what is in flight.
+async fn report_progress(pipelines: Vec<Arc<PipelineMetrics>>) {
+    let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        for pipeline in &pipelines {
+            tracing::info!(
+                pipeline = %pipeline.name(),
+                received = pipeline.get(MessageCount::Received),
+                processed = pipeline.get(MessageCount::Processed),
+                failed = pipeline.get(MessageCount::Failed),
+                in_flight = pipeline.in_flight(),
+                "Progress."
+            );
+        }
+    }
 }
 
 /// Waits for every pipeline, printing each one's summary on stderr; the

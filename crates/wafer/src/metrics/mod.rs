@@ -1,5 +1,6 @@
 //! Call metrics, counted once on the call path and rendered in the
-//! Prometheus text format ([`crate::Runtime::metrics_text`]).
+//! Prometheus text format ([`crate::Runtime::metrics_text`]), with the
+//! pipelines' own ([`pipeline`]).
 //!
 //! Per function: calls by outcome, a latency histogram, instances created
 //! and alive, calls running and waiting. Per runtime: modules compiled,
@@ -32,6 +33,12 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
+
+pub mod pipeline;
+
+pub use pipeline::{MessageCount, PipelineMetrics};
+
+use std::sync::Arc;
 
 use crate::compiler::CompileStats;
 use crate::error::ErrorKind;
@@ -217,6 +224,18 @@ pub(crate) struct FunctionSnapshot {
 pub(crate) struct Snapshot {
     pub functions: Vec<FunctionSnapshot>,
     pub compile: CompileStats,
+    pub pipelines: Vec<Arc<PipelineMetrics>>,
+}
+
+/// Each bucket's upper bound in seconds (the last one infinite) with its
+/// count.
+fn bucket_bounds(counts: &[u64]) -> Vec<(f64, u64)> {
+    BUCKETS_NS
+        .iter()
+        .map(|&ns| ns as f64 / 1e9)
+        .chain(std::iter::once(f64::INFINITY))
+        .zip(counts.iter().copied())
+        .collect()
 }
 
 impl Snapshot {
@@ -259,12 +278,7 @@ impl Collector for Snapshot {
             )?;
             for function in functions {
                 let calls = &function.calls;
-                let buckets: Vec<(f64, u64)> = BUCKETS_NS
-                    .iter()
-                    .map(|&ns| ns as f64 / 1e9)
-                    .chain(std::iter::once(f64::INFINITY))
-                    .zip(calls.buckets.iter().copied())
-                    .collect();
+                let buckets = bucket_bounds(&calls.buckets);
                 family
                     .encode_family(&[("function", function.id.as_str())])?
                     .encode_histogram::<NoLabelSet>(
@@ -349,7 +363,7 @@ impl Collector for Snapshot {
                 MetricType::Counter,
             )?
             .encode_counter::<NoLabelSet, _, u64>(&compile.compile_time.as_secs_f64(), None)?;
-        Ok(())
+        PipelineMetrics::encode_all(&self.pipelines, &mut encoder)
     }
 }
 
@@ -377,8 +391,26 @@ mod tests {
                 pool: PoolStats::default(),
             }],
             compile: CompileStats::default(),
+            pipelines: vec![Arc::new(PipelineMetrics::new("p", vec!["upper".into()]))],
         };
+        snapshot.pipelines[0].add(MessageCount::Received, 5);
+        snapshot.pipelines[0].add(MessageCount::Processed, 3);
+        snapshot.pipelines[0].record_processor(0, Duration::from_micros(30), 3);
         let text = snapshot.render();
+        assert!(
+            text.contains(r#"wafer_pipeline_messages_total{pipeline="p",outcome="received"} 5"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"wafer_pipeline_messages_in_flight{pipeline="p"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"wafer_pipeline_processor_duration_seconds_count{pipeline="p",processor="upper"} 3"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(r#"wafer_function_calls_total{function="t:f",outcome="ok"} 2"#),
             "{text}"
