@@ -125,7 +125,7 @@ pub enum PipelineError {
         /// What failed.
         message: String,
         /// What was done before.
-        summary: Summary,
+        summary: Box<Summary>,
     },
     /// An output failed; the messages it did not confirm were not
     /// acknowledged.
@@ -138,7 +138,7 @@ pub enum PipelineError {
         /// What failed.
         message: String,
         /// What was done before.
-        summary: Summary,
+        summary: Box<Summary>,
     },
 }
 
@@ -363,7 +363,7 @@ impl Pipeline {
                 pipeline: self.name,
                 output,
                 message,
-                summary,
+                summary: Box::new(summary),
             });
         }
         if let Some(message) = input_failed {
@@ -371,7 +371,7 @@ impl Pipeline {
                 pipeline: self.name,
                 input: input_name,
                 message,
-                summary,
+                summary: Box::new(summary),
             });
         }
         Ok(summary)

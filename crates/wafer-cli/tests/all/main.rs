@@ -5,6 +5,7 @@ mod check;
 mod dapr;
 mod hostile;
 mod pipelines;
+mod pipelines_http;
 mod programs;
 mod serve;
 mod serve_limits;

@@ -146,7 +146,7 @@ output:
     let run = ws.wafer(&["run", "bad.yaml"]);
     run.code(2)
         .stderr_has("input.kafka")
-        .stderr_has("wafer has no input `kafka` (supported: file, generate, stdin)")
+        .stderr_has("wafer has no input `kafka` (supported: file, generate, http_server, stdin)")
         .stderr_has("pipeline.processors[0].wasm.module_pth")
         .stderr_has("unknown field `module_pth`");
     // `wafer check` lists the same problems, and compiles the modules.
@@ -222,7 +222,7 @@ fn trap_among_many(on_error: &str) -> (Workspace, Run, String) {
     ws.write("in.txt", numbered(10_000, Some((5_000, "trap"))));
     ws.write(
         "trap.yaml",
-        &format!(
+        format!(
             r#"
 input:
   file: {{paths: [in.txt]}}
@@ -322,7 +322,7 @@ fn hundred_thousand_through(guest: &str) -> Run {
     let ws = workspace();
     ws.write(
         "flat.yaml",
-        &format!(
+        format!(
             r#"
 input:
   generate:

@@ -1,5 +1,7 @@
 //! `${VAR}` and `${VAR:default}` in a pipeline's values, as Benthos
-//! interpolates its config files; `$${VAR}` stays literal `${VAR}`.
+//! interpolates its config files; `$${VAR}` stays literal `${VAR}`, and
+//! `${! … }` (Benthos' interpolation functions) is left for the component
+//! that reads it.
 
 use serde_json::Value;
 
@@ -58,6 +60,11 @@ fn expand(
             rest = &rest[at + 2..];
             continue;
         }
+        if rest[at + 2..].starts_with('!') {
+            out.push_str(&rest[..at + 2]);
+            rest = &rest[at + 2..];
+            continue;
+        }
         out.push_str(&rest[..at]);
         let Some(end) = rest[at..].find('}') else {
             out.push_str(&rest[at..]);
@@ -105,6 +112,7 @@ mod tests {
             "flag": "${NOPE:true}",
             "empty": "${EMPTY:dflt}",
             "literal": "$${PATH_IN}",
+            "function": "out.${! meta(\"kind\") }",
         });
         assert!(interpolate(&mut value, &env).is_empty());
         assert_eq!(
@@ -117,6 +125,7 @@ mod tests {
                 "flag": true,
                 "empty": "dflt",
                 "literal": "${PATH_IN}",
+                "function": "out.${! meta(\"kind\") }",
             })
         );
     }

@@ -21,6 +21,7 @@
 //! ([`crate::inputs`], [`crate::processors`], [`crate::outputs`]).
 //! `${VAR}` and `${VAR:default}` are replaced first ([`env`]).
 
+pub mod duration;
 pub mod env;
 
 use std::path::{Path, PathBuf};

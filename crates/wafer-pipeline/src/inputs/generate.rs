@@ -12,6 +12,7 @@ use serde::Deserialize;
 use wafer::Message;
 
 use super::{Input, MAX_BATCH};
+use crate::config::duration::parse_duration;
 use crate::config::{ComponentConfig, ComponentError};
 use crate::{BoxFuture, BuildContext, Sink};
 
@@ -84,39 +85,6 @@ fn literal_mapping(mapping: &str) -> Result<Bytes, String> {
     }
 }
 
-/// A Go duration (`1s`, `500ms`, `1m30s`); `None` for an empty one.
-pub(crate) fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let bad = || format!("`{text}` is not a duration (like `1s`, `250ms`, `1m30s`)");
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::from_secs_f64(number * seconds);
-        rest = &rest[unit_len..];
-    }
-    Ok(Some(total))
-}
-
 impl Input for Generate {
     fn run(self: Box<Self>, mut sink: Sink) -> BoxFuture<'static, Result<(), String>> {
         Box::pin(async move {
@@ -170,21 +138,5 @@ mod tests {
         let refused = literal_mapping("root = this.foo.uppercase()").unwrap_err();
         assert!(refused.contains("this.foo.uppercase()"), "{refused}");
         assert!(literal_mapping(r#"root.a = "x""#).is_err());
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_duration("1s").unwrap(), Some(Duration::from_secs(1)));
-        assert_eq!(
-            parse_duration("1m30s").unwrap(),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            parse_duration("250ms").unwrap(),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(parse_duration("").unwrap(), None);
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("10").is_err());
     }
 }

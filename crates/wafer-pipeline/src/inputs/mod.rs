@@ -4,6 +4,7 @@
 
 mod file;
 mod generate;
+mod http_server;
 mod scanner;
 mod stdin;
 
@@ -24,6 +25,7 @@ type Build = fn(&ComponentConfig, &BuildContext<'_>) -> Result<Box<dyn Input>, C
 const INPUTS: &[(&str, Build)] = &[
     ("file", file::build),
     ("generate", generate::build),
+    ("http_server", http_server::build),
     ("stdin", stdin::build),
 ];
 

@@ -84,10 +84,11 @@ pub async fn scan<R: AsyncRead + Unpin>(
         if !line.is_empty() {
             batch.push(make(line));
         }
-        if !batch.is_empty() && (batch.len() >= MAX_BATCH || reader.buffer().is_empty()) {
-            if let Err(stopped) = sink.send(std::mem::take(&mut batch)).await {
-                return Ok(Err(stopped));
-            }
+        if !batch.is_empty()
+            && (batch.len() >= MAX_BATCH || reader.buffer().is_empty())
+            && let Err(stopped) = sink.send(std::mem::take(&mut batch)).await
+        {
+            return Ok(Err(stopped));
         }
     }
     if !batch.is_empty() {

@@ -5,6 +5,7 @@
 
 mod drop;
 mod file;
+mod http_client;
 mod stdout;
 
 use serde::Deserialize;
@@ -30,6 +31,7 @@ type Build = fn(&ComponentConfig, &BuildContext<'_>) -> Result<Box<dyn Output>, 
 const OUTPUTS: &[(&str, Build)] = &[
     ("drop", drop::build),
     ("file", file::build),
+    ("http_client", http_client::build),
     ("stdout", stdout::build),
 ];
 

@@ -46,7 +46,6 @@
 //! thread; one that imports WASI runs on a fiber.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -128,9 +127,10 @@ struct Region {
 struct Processing {
     process: TypedFunc<(), ()>,
     memory: Memory,
-    // Shared: cloning a `TypedFunc` clones its registered type, a cost
-    // every host call would pay.
-    allocator: Option<Arc<Allocator>>,
+    /// Lent out (taken, then put back) for each call into the guest:
+    /// cloning a `TypedFunc` clones its registered type, a cost every host
+    /// call would pay.
+    allocator: Option<Allocator>,
     /// The guest's `__heap_base`, when it exports it: nothing below it
     /// came from its allocator.
     heap_base: u32,
@@ -236,14 +236,14 @@ impl MessageProcessor {
             func("free"),
         );
         let allocator = match exports {
-            (Some(allocate), Some(deallocate), _, _) => Some(Arc::new(Allocator::Rust {
+            (Some(allocate), Some(deallocate), _, _) => Some(Allocator::Rust {
                 allocate: allocate.typed(&*store).map_err(Fault::Wasm)?,
                 deallocate: deallocate.typed(&*store).map_err(Fault::Wasm)?,
-            })),
-            (_, _, Some(malloc), Some(free)) => Some(Arc::new(Allocator::C {
+            }),
+            (_, _, Some(malloc), Some(free)) => Some(Allocator::C {
                 malloc: malloc.typed(&*store).map_err(Fault::Wasm)?,
                 free: free.typed(&*store).map_err(Fault::Wasm)?,
-            })),
+            }),
             _ => None,
         };
         let heap_base = match instance.get_export(&mut *store, "__heap_base") {
@@ -419,14 +419,20 @@ async fn free_inbound(mode: Mode, store: &mut Store<HostState>) -> wasmtime::Res
     if state.inbound.is_empty() {
         return Ok(());
     }
-    let (Some(allocator), heap_base) = (state.allocator.clone(), state.heap_base) else {
+    let heap_base = state.heap_base;
+    let Some(allocator) = state.allocator.take() else {
         state.inbound.clear();
         return Ok(());
     };
+    let mut released = Ok(());
     while let Some(region) = processing(store.data_mut()).inbound.pop() {
-        release(mode, &mut *store, &allocator, heap_base, region).await?;
+        released = release(mode, &mut *store, &allocator, heap_base, region).await;
+        if released.is_err() {
+            break;
+        }
     }
-    Ok(())
+    processing(store.data_mut()).allocator = Some(allocator);
+    released
 }
 
 /// Gives `region` back to the guest's allocator, unless it lies below the
@@ -691,20 +697,22 @@ async fn copy_in(
 ) -> wasmtime::Result<Result<u32, String>> {
     let state = processing(caller.data_mut());
     let memory = state.memory;
-    let Some(allocator) = state.allocator.clone() else {
+    let Some(allocator) = state.allocator.take() else {
         return Ok(Err(
             "the guest exports neither allocate/deallocate nor malloc/free".into(),
         ));
     };
     let len = bytes.len() as u32;
-    let ptr = match (&*allocator, mode) {
-        (Allocator::Rust { allocate, .. }, Mode::Sync) => allocate.call(&mut *caller, len)?,
+    let allocated = match (&allocator, mode) {
+        (Allocator::Rust { allocate, .. }, Mode::Sync) => allocate.call(&mut *caller, len),
         (Allocator::Rust { allocate, .. }, Mode::Async) => {
-            allocate.call_async(&mut *caller, len).await?
+            allocate.call_async(&mut *caller, len).await
         }
-        (Allocator::C { malloc, .. }, Mode::Sync) => malloc.call(&mut *caller, len)?,
-        (Allocator::C { malloc, .. }, Mode::Async) => malloc.call_async(&mut *caller, len).await?,
+        (Allocator::C { malloc, .. }, Mode::Sync) => malloc.call(&mut *caller, len),
+        (Allocator::C { malloc, .. }, Mode::Async) => malloc.call_async(&mut *caller, len).await,
     };
+    processing(caller.data_mut()).allocator = Some(allocator);
+    let ptr = allocated?;
     let start = ptr as usize;
     match memory
         .data_mut(&mut *caller)
@@ -733,7 +741,7 @@ async fn copy_out(
     len: u32,
 ) -> wasmtime::Result<Result<Bytes, String>> {
     let state = processing(caller.data_mut());
-    let (memory, allocator, heap_base) = (state.memory, state.allocator.clone(), state.heap_base);
+    let (memory, heap_base) = (state.memory, state.heap_base);
     let (start, end) = (ptr as usize, ptr as usize + len as usize);
     let Some(bytes) = memory
         .data(&*caller)
@@ -744,16 +752,17 @@ async fn copy_out(
             "prevented read of {len} bytes at {ptr:#x}, outside memory"
         )));
     };
-    if let Some(allocator) = allocator.as_deref()
-        && matches!(allocator, Allocator::Rust { .. })
-    {
-        let inbound = &mut processing(caller.data_mut()).inbound;
-        let region = match inbound.iter().position(|region| region.ptr == ptr) {
-            // Given back with the size it was allocated with.
-            Some(at) => inbound.swap_remove(at),
-            None => Region { ptr, len },
-        };
-        release(mode, &mut *caller, allocator, heap_base, region).await?;
+    let state = processing(caller.data_mut());
+    if !matches!(state.allocator, Some(Allocator::Rust { .. })) {
+        return Ok(Ok(bytes));
     }
-    Ok(Ok(bytes))
+    let region = match state.inbound.iter().position(|region| region.ptr == ptr) {
+        // Given back with the size it was allocated with.
+        Some(at) => state.inbound.swap_remove(at),
+        None => Region { ptr, len },
+    };
+    let allocator = state.allocator.take().expect("matched above");
+    let released = release(mode, &mut *caller, &allocator, heap_base, region).await;
+    processing(caller.data_mut()).allocator = Some(allocator);
+    released.map(|()| Ok(bytes))
 }

@@ -1,0 +1,424 @@
+//! `wafer run` on pipelines that speak HTTP: the `http_server` input,
+//! answered once the output has a message, and the `http_client` output,
+//! with its retries, against a server each test runs itself.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc::Receiver;
+
+use wafer_guests::{BENTHOS_LOUDER, BENTHOS_META};
+
+use crate::server::Server;
+use crate::util::{Workspace, header};
+
+/// What Benthos' `louder` appends.
+const LOUD: &str = "!!!!111!!11!";
+
+/// The summary line a run printed for its one pipeline.
+fn summary(log: &str) -> &str {
+    log.lines()
+        .find(|line| line.starts_with("pipeline "))
+        .unwrap_or_else(|| panic!("no summary line in:\n{log}"))
+}
+
+/// A client with no time limit of its own: the server's answers are the
+/// subject.
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .unwrap()
+}
+
+/// The URL of the `http_server` input, from its `Listening on` line (which
+/// may come before or after an HTTP service's).
+fn input_url(server: &mut Server, path: &str) -> String {
+    if server.base.ends_with(path) {
+        return server.base.clone();
+    }
+    let line = server.wait_for_line(&format!("{path} "));
+    let at = line.find("http://").unwrap();
+    line[at..].split_whitespace().next().unwrap().to_string()
+}
+
+#[cfg(unix)]
+#[test]
+fn each_request_is_answered_once_the_output_has_it() {
+    let ws = Workspace::new();
+    ws.copy_guest(BENTHOS_LOUDER, "louder.wasm");
+    ws.write(
+        "ingest.yaml",
+        r#"
+input:
+  http_server: {address: "127.0.0.1:0"}
+pipeline:
+  threads: 2
+  processors:
+    - wasm: {module_path: louder.wasm}
+output:
+  file: {path: out.txt}
+"#,
+    );
+    let server = Server::start_with(&ws, &["run", "ingest.yaml"]);
+    let url = server.base.clone();
+    assert!(url.ends_with("/post"), "{url}");
+    let client = client();
+    // Another verb or path never reaches the pipeline.
+    let refused = client.get(&url).send().unwrap();
+    assert_eq!(refused.status(), 405);
+    let elsewhere = client
+        .post(url.replace("/post", "/other"))
+        .body("x")
+        .send()
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+    let out = ws.path().join("out.txt");
+    for i in 0..100 {
+        let response = client
+            .post(&url)
+            .body(format!("message {i}"))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200, "message {i}");
+        assert_eq!(response.text().unwrap(), "");
+        // Answered only once the output had it: it is in the file already.
+        let written = std::fs::read_to_string(&out).unwrap();
+        let lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines.len(), i + 1, "{written}");
+        assert!(
+            lines.contains(&format!("message {i}{LOUD}").as_str()),
+            "message {i} answered before it was written:\n{written}"
+        );
+    }
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        summary(&log),
+        "pipeline ingest: received 100, processed 100, dropped 0, failed 0"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_path_ending_in_a_slash_takes_every_path_under_it_with_its_metadata() {
+    let ws = Workspace::new();
+    ws.copy_guest(BENTHOS_META, "meta.wasm");
+    // `meta` writes `<metadata name>:<message>`: the query's `name`.
+    ws.write(
+        "hook.yaml",
+        r#"
+input:
+  http_server:
+    address: "127.0.0.1:0"
+    path: /hook/
+    allowed_verbs: [POST, PUT]
+pipeline:
+  processors:
+    - wasm: {module_path: meta.wasm}
+output:
+  file: {path: out.txt}
+"#,
+    );
+    let server = Server::start_with(&ws, &["run", "hook.yaml"]);
+    let url = server.base.clone();
+    assert!(url.ends_with("/hook/"), "{url}");
+    let client = client();
+    let put = client
+        .put(format!("{url}orders/7?name=bob&name=alice"))
+        .body("hello")
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let bare = client
+        .post(url.trim_end_matches('/'))
+        .body("x")
+        .send()
+        .unwrap();
+    assert_eq!(bare.status(), 404);
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("out.txt")).unwrap(),
+        "bob:hello\n"
+    );
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_request_the_output_does_not_confirm_in_time_is_answered_408() {
+    let ws = Workspace::new();
+    // Takes connections (the system does) but never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}/", silent.local_addr().unwrap());
+    ws.write(
+        "slow.yaml",
+        format!(
+            r#"
+input:
+  http_server: {{address: "127.0.0.1:0", timeout: 100ms}}
+output:
+  label: webhook
+  http_client: {{url: "{silent_url}", timeout: 2s, retries: 0}}
+"#
+        ),
+    );
+    let server = Server::start_with(&ws, &["run", "slow.yaml"]);
+    let response = client().post(&server.base).body("late").send().unwrap();
+    assert_eq!(response.status(), 408);
+    assert_eq!(response.text().unwrap(), "Request timed out");
+    // The output then times out too, and the run fails on it.
+    let (code, log) = server.wait();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("output webhook"), "{log}");
+    assert!(log.contains("timed out"), "{log}");
+    assert_eq!(
+        summary(&log),
+        "pipeline slow: received 1, processed 0, dropped 0, failed 0"
+    );
+    drop(silent);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_failed_output_answers_502_with_its_error() {
+    let ws = Workspace::new();
+    let (hook, requests) = test_server(vec![500]);
+    // An HTTP service keeps the process up after the pipeline failed, so
+    // that the answer is seen whole.
+    ws.write(
+        "_index.yaml",
+        format!(
+            r#"{}  - name: api
+    kind: http.service
+    addr: 127.0.0.1:0
+  - name: relay
+    kind: pipeline
+    input: {{http_server: {{address: "127.0.0.1:0"}}}}
+    output: {{label: webhook, http_client: {{url: "{hook}", retries: 0}}}}
+"#,
+            header("hooks")
+        ),
+    );
+    let mut server = Server::start_with(&ws, &["run", "."]);
+    let url = input_url(&mut server, "/post");
+    let response = client().post(&url).body("lost").send().unwrap();
+    assert_eq!(response.status(), 502);
+    let error = response.text().unwrap();
+    assert!(error.contains("HTTP 500 Internal Server Error"), "{error}");
+    assert_eq!(requests.try_iter().count(), 1);
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(1), "{log}");
+    assert_eq!(
+        summary(&log),
+        "pipeline hooks:relay: received 1, processed 0, dropped 0, failed 0"
+    );
+}
+
+#[test]
+fn http_client_retries_and_delivers_each_message_once_in_order() {
+    let ws = Workspace::new();
+    // The first message is refused twice: once plainly, once with a 429
+    // (Benthos' `backoff_on`); every later request succeeds.
+    let (url, requests) = test_server(vec![500, 429, 200]);
+    let lines: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    ws.write("in.txt", lines.join("\n") + "\n");
+    ws.write(
+        "deliver.yaml",
+        format!(
+            r#"
+input:
+  file: {{paths: [in.txt]}}
+pipeline:
+  threads: 1
+output:
+  label: webhook
+  http_client:
+    url: "{url}"
+    verb: PUT
+    headers: {{X-Source: wafer, X-Attempt-Limit: 3}}
+    retry_period: 10ms
+"#
+        ),
+    );
+    let run = ws.wafer(&["run", "deliver.yaml"]);
+    run.code(0).stderr_has("trying again");
+    assert_eq!(
+        summary(&run.stderr),
+        "pipeline deliver: received 20, processed 20, dropped 0, failed 0"
+    );
+    let seen: Vec<Request> = requests.try_iter().collect();
+    assert_eq!(seen.len(), 22, "{seen:?}");
+    let statuses: Vec<u16> = seen.iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[..3], [500, 429, 200]);
+    assert_eq!(&seen[0].body, "m0");
+    assert_eq!(&seen[1].body, "m0");
+    let delivered: Vec<&str> = seen
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.body.as_str())
+        .collect();
+    assert_eq!(delivered, lines);
+    for request in &seen {
+        assert_eq!(request.method, "PUT");
+        assert_eq!(request.header("x-source"), Some("wafer"));
+        assert_eq!(request.header("x-attempt-limit"), Some("3"));
+        // The file input's metadata `path` is not sent as a header.
+        assert_eq!(request.header("path"), None);
+    }
+}
+
+#[test]
+fn http_client_gives_up_after_its_retries_and_the_run_fails() {
+    let ws = Workspace::new();
+    let (url, requests) = test_server(vec![500]);
+    ws.write("in.txt", "m0\nm1\nm2\n");
+    ws.write(
+        "refused.yaml",
+        format!(
+            r#"
+input:
+  file: {{paths: [in.txt]}}
+output:
+  label: webhook
+  http_client: {{url: "{url}", retries: 1, retry_period: 10ms}}
+"#
+        ),
+    );
+    let run = ws.wafer(&["run", "refused.yaml"]);
+    run.code(1)
+        .stderr_has("output webhook")
+        .stderr_has("HTTP 500 Internal Server Error")
+        .stderr_has("(2 tries)");
+    assert!(
+        summary(&run.stderr).contains("processed 0, dropped 0, failed 0"),
+        "{}",
+        run.stderr
+    );
+    // The first message, twice; nothing after it.
+    let bodies: Vec<String> = requests.try_iter().map(|r| r.body).collect();
+    assert_eq!(bodies, ["m0", "m0"]);
+}
+
+#[test]
+fn a_busy_address_and_a_bad_url_are_named() {
+    let ws = Workspace::new();
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    ws.write(
+        "bad.yaml",
+        format!(
+            r#"
+input:
+  http_server: {{address: "{address}"}}
+output:
+  http_client: {{url: "ftp://example.com/", verb: POST}}
+"#
+        ),
+    );
+    ws.wafer(&["run", "bad.yaml"])
+        .code(2)
+        .stderr_has("input.http_server.address")
+        .stderr_has(&format!("cannot listen on {address}"))
+        .stderr_has("output.http_client.url")
+        .stderr_has("not `ftp://example.com/`");
+    ws.write(
+        "typo.yaml",
+        "input: {stdin: {}}\noutput: {http_client: {url: \"http://127.0.0.1:1/\", max_retries: 1}}\n",
+    );
+    ws.wafer(&["run", "typo.yaml"])
+        .code(2)
+        .stderr_has("output.http_client.max_retries")
+        .stderr_has("unknown field `max_retries`");
+    drop(busy);
+}
+
+/// One request the test server answered.
+#[derive(Debug)]
+struct Request {
+    method: String,
+    /// Names lowercased.
+    headers: Vec<(String, String)>,
+    body: String,
+    /// What it was answered.
+    status: u16,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// An HTTP server on a free loopback port, in a thread of its own: it
+/// answers its requests with `statuses` in turn (the last one over and
+/// over), one request per connection, and records each request before it
+/// answers (so a request wafer saw answered is in the receiver). Returns
+/// its URL.
+fn test_server(statuses: Vec<u16>) -> (String, Receiver<Request>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (record, recorded) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let Some(mut request) = read_request(&mut stream) else {
+                continue;
+            };
+            let status = statuses[n.min(statuses.len() - 1)];
+            request.status = status;
+            let reason = match status {
+                200 => "OK",
+                429 => "Too Many Requests",
+                500 => "Internal Server Error",
+                _ => "Whatever",
+            };
+            let body = if status == 200 { "" } else { "refused\n" };
+            if record.send(request).is_err() {
+                return;
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, recorded)
+}
+
+/// A request read from `stream`: its line, headers and `Content-Length`
+/// body; `None` when the client went away first.
+fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let method = line.split_whitespace().next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .map_or(Some(0), |(_, value)| value.parse().ok())?;
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        headers,
+        body: String::from_utf8(body).ok()?,
+        status: 0,
+    })
+}
