@@ -8,7 +8,7 @@ use std::sync::mpsc::Receiver;
 
 use wafer_guests::{BENTHOS_LOUDER, BENTHOS_META};
 
-use crate::server::Server;
+use crate::server::{PATIENCE, Server};
 use crate::util::{Workspace, header};
 
 /// What Benthos' `louder` appends.
@@ -182,7 +182,7 @@ output:
 #[test]
 fn a_failed_output_answers_502_with_its_error() {
     let ws = Workspace::new();
-    let (hook, requests) = test_server(vec![500]);
+    let (hook, requests) = test_server(vec![500], None);
     // An HTTP service keeps the process up after the pipeline failed, so
     // that the answer is seen whole.
     ws.write(
@@ -219,7 +219,7 @@ fn http_client_retries_and_delivers_each_message_once_in_order() {
     let ws = Workspace::new();
     // The first message is refused twice: once plainly, once with a 429
     // (Benthos' `backoff_on`); every later request succeeds.
-    let (url, requests) = test_server(vec![500, 429, 200]);
+    let (url, requests) = test_server(vec![500, 429, 200], None);
     let lines: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
     ws.write("in.txt", lines.join("\n") + "\n");
     ws.write(
@@ -270,7 +270,7 @@ output:
 #[test]
 fn http_client_gives_up_after_its_retries_and_the_run_fails() {
     let ws = Workspace::new();
-    let (url, requests) = test_server(vec![500]);
+    let (url, requests) = test_server(vec![500], None);
     ws.write("in.txt", "m0\nm1\nm2\n");
     ws.write(
         "refused.yaml",
@@ -332,6 +332,62 @@ output:
     drop(busy);
 }
 
+#[cfg(unix)]
+#[test]
+fn a_slow_output_bounds_the_messages_in_flight() {
+    let ws = Workspace::new();
+    ws.copy_guest(BENTHOS_LOUDER, "reg/louder.wasm");
+    let (release, gate) = std::sync::mpsc::channel();
+    let (hook, requests) = test_server(vec![200], Some(gate));
+    let registry = format!(
+        r#"{}  - name: api
+    kind: http.service
+    addr: "127.0.0.1:0"
+  - name: slow
+    kind: pipeline
+    input: {{generate: {{mapping: 'root = "m"', count: 0, interval: ""}}}}
+    pipeline: {{threads: 1, processors: [{{wasm: {{module_path: louder.wasm}}}}]}}
+    output: {{http_client: {{url: "{hook}", timeout: 600s}}}}
+"#,
+        header("t")
+    );
+    ws.write("reg/_index.yaml", registry);
+    let server = Server::start(&ws);
+    // The output's first request arrived and is held: from now on nothing
+    // is confirmed, and an endless input runs into its bounded queues. At
+    // most two batches wait for the worker, one is in it, two wait for the
+    // output and one is being written: six of 512 messages.
+    requests.recv_timeout(PATIENCE).unwrap();
+    let pipeline = ("pipeline", "t:slow");
+    for _ in 0..20 {
+        let received = server
+            .metric(
+                "wafer_pipeline_messages_total",
+                &[pipeline, ("outcome", "received")],
+            )
+            .unwrap();
+        let in_flight = server
+            .metric("wafer_pipeline_messages_in_flight", &[pipeline])
+            .unwrap();
+        assert!((1.0..=6.0 * 512.0).contains(&received), "{received}");
+        assert_eq!(in_flight, received);
+    }
+    // Once the output answers, stopping loses nothing the input produced.
+    release.send(()).unwrap();
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let line = summary(&log);
+    let received = line
+        .split("received ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap();
+    assert_eq!(
+        line,
+        format!("pipeline t:slow: received {received}, processed {received}, dropped 0, failed 0")
+    );
+}
+
 /// One request the test server answered.
 #[derive(Debug)]
 struct Request {
@@ -355,9 +411,10 @@ impl Request {
 /// An HTTP server on a free loopback port, in a thread of its own: it
 /// answers its requests with `statuses` in turn (the last one over and
 /// over), one request per connection, and records each request before it
-/// answers (so a request wafer saw answered is in the receiver). Returns
-/// its URL.
-fn test_server(statuses: Vec<u16>) -> (String, Receiver<Request>) {
+/// answers (so a request wafer saw answered is in the receiver). With a
+/// `gate`, it answers nothing until the gate opens (a message or a hang-up
+/// on it). Returns its URL.
+fn test_server(statuses: Vec<u16>, gate: Option<Receiver<()>>) -> (String, Receiver<Request>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (record, recorded) = std::sync::mpsc::channel();
@@ -378,6 +435,11 @@ fn test_server(statuses: Vec<u16>) -> (String, Receiver<Request>) {
             let body = if status == 200 { "" } else { "refused\n" };
             if record.send(request).is_err() {
                 return;
+            }
+            if n == 0
+                && let Some(gate) = &gate
+            {
+                let _ = gate.recv();
             }
             let _ = write!(
                 stream,
