@@ -4,6 +4,8 @@
 //! * `ceiling`: the louder-style Benthos guest called in a bare loop
 //!   through wasmtime (default engine), with the same host functions doing
 //!   the same copies and frees as wafer's `benthos` ABI, one instance;
+//! * `abi: benthos`: the same guest through wafer's one call path
+//!   (`Function::invoke` with batches of 512 messages), no engine;
 //! * `wasm, 1 thread` and `wasm, 2 threads`: `generate` (100-byte messages)
 //!   → `wasm` (that guest) → `drop`, the whole engine in process;
 //! * `no processor`: `generate` → `drop`.
@@ -36,6 +38,8 @@ fn main() {
             MESSAGES,
             ceiling(guest, message.as_bytes()),
         );
+        let abi = tokio.block_on(call_path(&runtime, guest, message.as_bytes()));
+        report(round, "abi: benthos", MESSAGES, abi);
         for (name, threads, processors) in [
             (
                 "wasm, 1 thread",
@@ -76,6 +80,30 @@ fn report(round: usize, name: &str, messages: u64, elapsed: Duration) {
     println!(
         "round {round} {name:>16}: {per_second:>12.0} messages/s ({per_message:.0} ns a message)"
     );
+}
+
+/// `MESSAGES` messages through `Function::invoke`, 512 at a time.
+async fn call_path(runtime: &wafer::Runtime, guest: &str, message: &[u8]) -> Duration {
+    let spec = wafer::ModuleSpec {
+        abi: wafer::registry::Abi::Benthos,
+        method: None,
+        sandbox: Default::default(),
+        limits: Default::default(),
+        pool: wafer::pools::PoolPolicy::from_config(None),
+    };
+    let module = std::fs::read(guest).unwrap();
+    let function = runtime.load_module("bench/abi", &module, spec).unwrap();
+    let message = wafer::Message::new(message.to_vec());
+    let started = Instant::now();
+    for _ in 0..MESSAGES / 512 {
+        let batch = vec![message.clone(); 512];
+        let output = function
+            .invoke(wafer::Input::Messages(batch))
+            .await
+            .unwrap();
+        std::hint::black_box(output);
+    }
+    started.elapsed()
 }
 
 /// The guest's memory, `allocate` and `deallocate`.
