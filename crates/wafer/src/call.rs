@@ -67,6 +67,14 @@ pub enum InputForm {
 }
 
 impl Input {
+    /// How many guest calls the input makes: a batch's messages, else one.
+    pub(crate) fn calls(&self) -> u32 {
+        match self {
+            Input::Messages(messages) => u32::try_from(messages.len()).unwrap_or(u32::MAX),
+            _ => 1,
+        }
+    }
+
     /// The form's name, for errors: `JSON arguments`, `component values`,
     /// `program input`.
     pub(crate) fn form(&self) -> &'static str {

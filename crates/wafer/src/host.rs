@@ -40,6 +40,8 @@ pub(crate) struct HostState {
     deadline: Instant,
     /// Whether `deadline` is the caller's, not the function's limit.
     deadline_by_caller: bool,
+    /// The caller's own deadline, if it gave one.
+    caller_deadline: Option<Instant>,
     /// How far the running call, if synchronous, is in handing its async
     /// worker over.
     hand_off: HandOff,
@@ -62,6 +64,7 @@ impl HostState {
             abi: None,
             deadline: limits.deadline(Instant::now()),
             deadline_by_caller: false,
+            caller_deadline: None,
             hand_off: HandOff::new(),
             interrupted,
             memory: MemoryCap::new(limits.max_memory_bytes),
@@ -107,10 +110,27 @@ impl HostState {
 
     /// Starts a call that must end by `deadline`; `by_caller` when that is
     /// its caller's deadline, earlier than the function's own limit.
-    pub fn begin_call(&mut self, deadline: Instant, by_caller: bool) {
+    pub fn begin_call(&mut self, deadline: Instant, by_caller: bool, until: Option<Instant>) {
         self.deadline = deadline;
         self.deadline_by_caller = by_caller;
+        self.caller_deadline = until;
         self.hand_off = HandOff::new();
+    }
+
+    /// Starts the running call's time limit again from now (a message ABI
+    /// gives each message of a batch the whole limit), never past the
+    /// caller's deadline.
+    pub fn renew_deadline(&mut self, limits: &Limits) {
+        if !self.deadline_by_caller {
+            let own = limits.deadline(Instant::now());
+            self.deadline = match self.caller_deadline {
+                Some(until) if until < own => {
+                    self.deadline_by_caller = true;
+                    until
+                }
+                _ => own,
+            };
+        }
     }
 
     /// Whether the call's deadline is its caller's, earlier than the

@@ -68,9 +68,17 @@ impl Limits {
 
     /// When a call that may start running at `ready` must stop.
     pub fn deadline(&self, ready: Instant) -> Instant {
+        self.deadline_for(ready, 1)
+    }
+
+    /// When `calls` calls in a row, each allowed the whole limit, must all
+    /// have ended: the outer bound of a message batch, whose messages
+    /// each get the limit.
+    pub fn deadline_for(&self, ready: Instant, calls: u32) -> Instant {
         // A limit past what the clock can represent is no limit.
-        ready
-            .checked_add(self.max_execution)
+        self.max_execution
+            .checked_mul(calls.max(1))
+            .and_then(|total| ready.checked_add(total))
             .unwrap_or_else(|| ready + Duration::from_secs(u32::MAX.into()))
     }
 

@@ -69,7 +69,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
-    tokio.block_on(async {
+    let outcome = tokio.block_on(async {
         for (id, error) in runtime.warm_up().await {
             tracing::warn!(function = %id, "Not ready: {error}");
         }
@@ -130,7 +130,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         }
         tracing::info!("Stopped.");
         Ok(())
-    })
+    });
+    // Everything has finished; what is left is a read of stdin that cannot
+    // be cancelled (a pipeline's stdin input stopped by a signal): leave it
+    // rather than wait for the next line.
+    tokio.shutdown_background();
+    outcome
 }
 
 /// How often a terminal sees how the pipelines are doing.

@@ -259,11 +259,21 @@ impl Function {
             Some(until) if until < own => (until, true),
             _ => (own, false),
         };
-        warm.store.data_mut().begin_call(deadline, by_caller);
+        // A message batch gives each message the whole limit (the ABI
+        // renews the deadline the epoch checks); the batch as a whole is
+        // bounded by all of them.
+        let batch = match (
+            self.site.limits.deadline_for(ready_at, input.calls()),
+            until,
+        ) {
+            (own, Some(until)) if until < own => until,
+            (own, _) => own,
+        };
+        warm.store.data_mut().begin_call(deadline, by_caller, until);
         warm.store.set_epoch_deadline(1);
         let called = match self.prepared.invoke(&self.site, &mut warm.store, input) {
             Step::Ready(done) => Ok(done),
-            Step::Pending(call) => bounded(call, deadline, &self.site.interrupted).await,
+            Step::Pending(call) => bounded(call, batch, &self.site.interrupted).await,
         };
         warm.store.data().end_call();
         match called {
@@ -284,7 +294,7 @@ impl Function {
             Ok(Err(fault)) => (Err(self.error(fault, &mut warm.store)), None),
             Err(stopped) => {
                 let error = match stopped {
-                    Stopped::Deadline => self.deadline_exceeded(by_caller),
+                    Stopped::Deadline => self.deadline_exceeded(until == Some(batch)),
                     Stopped::Interrupted => self.interrupted(),
                 };
                 (Err(self.with_written(error, &mut warm.store)), None)

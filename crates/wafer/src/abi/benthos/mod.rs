@@ -1,0 +1,441 @@
+//! `abi: benthos`, Benthos' `wasm` processor: a core module called once
+//! per message, reading and rewriting it through host functions.
+//!
+//! Guest contract, as Benthos' `internal/impl/wasm` defines it:
+//!
+//! * host module `benthos_wasm` (Bento's fork: `bento_wasm`, the same
+//!   functions; a guest may import either):
+//!   - `v0_msg_as_bytes() -> i64`: the host copies the message into a buffer
+//!     it allocates in guest memory; `ptr << 32 | len`;
+//!   - `v0_msg_set_bytes(ptr: i32, len: i32)`: the message becomes those
+//!     bytes;
+//!   - `v0_msg_get_meta(key_ptr, key_len) -> i64`: a metadata value, copied
+//!     like the message (a missing key is empty);
+//!   - `v0_msg_set_meta(key_ptr, key_len, val_ptr, val_len)`;
+//! * the export named by `method` (default `process`), no parameters, no
+//!   results, called once per message;
+//! * an allocator the host copies into: `allocate(len) -> ptr` and
+//!   `deallocate(ptr, len)` (Benthos' Rust example), or `malloc(len) -> ptr`
+//!   and `free(ptr)` (TinyGo); with both, `allocate` wins, as in Benthos;
+//! * optionally `_initialize` or `_start`, run once per instance before its
+//!   first message, as wazero does at instantiation (TinyGo's runtime needs
+//!   it); `wasi_snapshot_preview1` is linked with nothing granted.
+//!
+//! Memory ownership, as Benthos has it and tighter where Benthos leaks:
+//!
+//! * in the `allocate` style, every buffer the host reads from the guest
+//!   (the bytes of `set_bytes`, key and value of `set_meta`, the key of
+//!   `get_meta`) is given back with `deallocate(ptr, len)` once copied:
+//!   Benthos' Rust example forgets its output and relies on it;
+//! * in the `malloc` style the guest's buffers stay the guest's: TinyGo
+//!   hands over slices of its own heap, which `free` would refuse;
+//! * the buffers the host allocated for a message are freed after
+//!   `process` returns (Benthos frees them only in the `malloc` style, so a
+//!   long stream grows a Rust guest's memory without bound); one the guest
+//!   handed back to `set_bytes` (an in-place guest) was already given back
+//!   and is not freed twice;
+//! * nothing below the guest's `__heap_base` (when it exports it) is ever
+//!   given to its allocator: it is not heap memory.
+//!
+//! A host function that cannot do its work (a pointer outside memory, no
+//! allocator) flags the message with the error and processing goes on, as
+//! in Benthos; a trap fails the message and discards the instance.
+//!
+//! A guest that imports nothing from WASI (`wasm32-unknown-unknown`, as
+//! Benthos' Rust example is built) runs synchronously on the caller's
+//! thread; one that imports WASI runs on a fiber.
+
+mod guest;
+mod host;
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Module, Store, TypedFunc, ValType};
+use wasmtime_wasi::I32Exit;
+
+use self::guest::{Allocator, Free, Processing, free_inbound, probe, processing};
+use self::host::add_host_functions;
+use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
+use crate::call::{Input, InputForm, Output};
+use crate::error::ProblemKind;
+use crate::host::HostState;
+use crate::message::Message;
+use crate::wasi::Stdin;
+
+/// The host module Benthos' guests import.
+const BENTHOS_MODULE: &str = "benthos_wasm";
+/// The same host module under the Bento fork's name.
+const BENTO_MODULE: &str = "bento_wasm";
+/// The host functions both modules export.
+const HOST_FUNCTIONS: [&str; 4] = [
+    "v0_msg_as_bytes",
+    "v0_msg_set_bytes",
+    "v0_msg_get_meta",
+    "v0_msg_set_meta",
+];
+/// The preview 1 import module.
+const WASI_P1: &str = "wasi_snapshot_preview1";
+/// Benthos' default for the processor's `function`.
+const DEFAULT_EXPORT: &str = "process";
+
+/// `abi: benthos`.
+pub(crate) struct Benthos;
+
+impl Abi for Benthos {
+    fn load(&self, cx: &LoadContext<'_>, module: &[u8]) -> Result<Box<dyn Prepared>, LoadError> {
+        Ok(Box::new(MessageProcessor::load(cx, module)?))
+    }
+}
+
+/// A Benthos guest, compiled and pre-linked.
+struct MessageProcessor {
+    pre: InstancePre<HostState>,
+    export: String,
+    signature: String,
+    /// No WASI imports: instantiate and call without a fiber.
+    sync: bool,
+}
+
+/// How a host function calls back into the guest (its allocator): directly
+/// in a synchronous store, through `call_async` on a fiber otherwise.
+#[derive(Clone, Copy)]
+enum Mode {
+    Sync,
+    Async,
+}
+
+impl MessageProcessor {
+    fn load(cx: &LoadContext<'_>, bytes: &[u8]) -> Result<Self, LoadError> {
+        let field = cx.source_field;
+        if !wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(LoadError::new(
+                ProblemKind::InvalidModule,
+                field,
+                "a Benthos guest is a core WebAssembly module, not a component",
+            ));
+        }
+        let module = cx.compiler.module(bytes).map_err(|e| {
+            LoadError::new(
+                ProblemKind::InvalidModule,
+                field,
+                format!("not a loadable WebAssembly binary: {e:#}"),
+            )
+        })?;
+        let mut imports_wasi = false;
+        for import in module.imports() {
+            let known = match import.module() {
+                BENTHOS_MODULE | BENTO_MODULE => HOST_FUNCTIONS.contains(&import.name()),
+                WASI_P1 => {
+                    imports_wasi = true;
+                    true
+                }
+                _ => false,
+            };
+            if !known {
+                return Err(LoadError::new(
+                    ProblemKind::Import,
+                    field,
+                    format!(
+                        "imports {}::{}, which wafer does not provide (a Benthos guest imports {BENTHOS_MODULE} or {BENTO_MODULE}: {}; and {WASI_P1})",
+                        import.module(),
+                        import.name(),
+                        HOST_FUNCTIONS.join(", ")
+                    ),
+                ));
+            }
+        }
+        let export = cx.method.unwrap_or(DEFAULT_EXPORT).to_string();
+        let callable = module
+            .get_export(&export)
+            .and_then(|e| e.func().cloned())
+            .is_some_and(|f| f.params().len() == 0 && f.results().len() == 0);
+        if !callable {
+            return Err(LoadError::new(
+                ProblemKind::Export,
+                if cx.method.is_some() { "method" } else { field },
+                format!("the module exports no function `{export}` without parameters and results"),
+            ));
+        }
+        check_allocator(&module).map_err(|m| LoadError::new(ProblemKind::Export, field, m))?;
+        let linker = if imports_wasi {
+            add_host_functions(cx.linkers.modules(cx.sandbox.strict).clone(), Mode::Async)
+        } else {
+            add_host_functions(Linker::new(cx.compiler.engine()), Mode::Sync)
+        };
+        let pre = linker
+            .and_then(|linker| linker.instantiate_pre(&module))
+            .map_err(|e| {
+                LoadError::new(
+                    ProblemKind::Import,
+                    field,
+                    format!("cannot link its imports: {e:#}"),
+                )
+            })?;
+        Ok(MessageProcessor {
+            pre,
+            signature: format!("benthos {export}(message) -> message"),
+            export,
+            sync: !imports_wasi,
+        })
+    }
+
+    /// The instance's exports, kept in the store; then its `_initialize` or
+    /// `_start`.
+    fn keep_exports(&self, store: &mut Store<HostState>, instance: &Instance) -> Result<(), Fault> {
+        let missing =
+            |what: &str| Fault::Wasm(wasmtime::Error::msg(format!("the guest exports no {what}")));
+        let process = instance
+            .get_typed_func::<(), ()>(&mut *store, &self.export)
+            .map_err(Fault::Wasm)?;
+        let memory = match instance.get_export(&mut *store, "memory") {
+            Some(Extern::Memory(memory)) => memory,
+            _ => return Err(missing("memory")),
+        };
+        let mut func = |name: &str| instance.get_func(&mut *store, name);
+        let exports = (
+            func("allocate"),
+            func("deallocate"),
+            func("malloc"),
+            func("free"),
+        );
+        // The signatures were checked at load (`check_allocator`).
+        let typed = |e: wasmtime::Error| Fault::Wasm(e);
+        let allocator = match exports {
+            (Some(allocate), deallocate, _, _) => Some(Allocator {
+                alloc: allocate.typed(&*store).map_err(typed)?,
+                free: match deallocate {
+                    Some(f) => Some(Free::Deallocate(f.typed(&*store).map_err(typed)?)),
+                    None => None,
+                },
+                frees_copies: false,
+            }),
+            (None, _, Some(malloc), free) => Some(Allocator {
+                alloc: malloc.typed(&*store).map_err(typed)?,
+                free: match free {
+                    Some(f) => Some(Free::Free(f.typed(&*store).map_err(typed)?)),
+                    None => None,
+                },
+                frees_copies: false,
+            }),
+            _ => None,
+        };
+        let heap_base = match instance.get_export(&mut *store, "__heap_base") {
+            Some(Extern::Global(global)) => {
+                global.get(&mut *store).i32().map_or(0, |base| base as u32)
+            }
+            _ => 0,
+        };
+        store.data_mut().set_abi_state(Processing {
+            process,
+            memory,
+            allocator,
+            heap_base,
+            message: None,
+            error: None,
+            inbound: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// The start function to run once, if the guest has one.
+    fn initializer(store: &mut Store<HostState>, instance: &Instance) -> Option<TypedFunc<(), ()>> {
+        ["_initialize", "_start"]
+            .into_iter()
+            .find_map(|name| instance.get_typed_func::<(), ()>(&mut *store, name).ok())
+    }
+
+    fn messages(input: Input) -> Result<Vec<Message>, Fault> {
+        match input {
+            Input::Messages(messages) => Ok(messages),
+            other => Err(Fault::WrongInput(format!(
+                "is a Benthos message processor (abi: benthos): call it with messages, not {}",
+                other.form()
+            ))),
+        }
+    }
+}
+
+/// The allocator exports the module has, checked against the signatures
+/// the host calls them with, so that a mismatch is a load problem rather
+/// than a failure of every instance.
+fn check_allocator(module: &Module) -> Result<(), String> {
+    use ValType::I32;
+    let expected: [(&str, &[ValType], &[ValType]); 4] = [
+        ("allocate", &[I32], &[I32]),
+        ("deallocate", &[I32, I32], &[]),
+        ("malloc", &[I32], &[I32]),
+        ("free", &[I32], &[]),
+    ];
+    for (name, params, results) in expected {
+        let Some(export) = module.get_export(name) else {
+            continue;
+        };
+        let fits = export.func().is_some_and(|f| {
+            f.params()
+                .map(|t| t.is_i32())
+                .eq(params.iter().map(ValType::is_i32))
+                && f.params().len() == params.len()
+                && f.results()
+                    .map(|t| t.is_i32())
+                    .eq(results.iter().map(ValType::is_i32))
+                && f.results().len() == results.len()
+        });
+        if !fits {
+            let signature = |types: &[ValType]| vec!["i32"; types.len()].join(", ");
+            return Err(format!(
+                "its export `{name}` is not a function ({}) -> ({}), as the host calls it",
+                signature(params),
+                signature(results)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A start function that ends with `proc_exit(0)` ended well.
+fn started(outcome: wasmtime::Result<()>) -> Result<(), Fault> {
+    match outcome {
+        Err(e) if e.downcast_ref::<I32Exit>().is_some_and(|exit| exit.0 == 0) => Ok(()),
+        other => other.map_err(Fault::Wasm),
+    }
+}
+
+impl Prepared for MessageProcessor {
+    fn engine(&self) -> &Engine {
+        self.pre.module().engine()
+    }
+
+    fn signature(&self) -> &str {
+        &self.signature
+    }
+
+    fn input_form(&self) -> InputForm {
+        InputForm::Messages
+    }
+
+    fn reuses_instances(&self) -> bool {
+        true
+    }
+
+    fn is_sync(&self) -> bool {
+        self.sync
+    }
+
+    fn instantiate<'a>(
+        &'a self,
+        site: &'a Site,
+        store: &'a mut Store<HostState>,
+    ) -> Step<'a, Result<(), Fault>> {
+        if self.sync {
+            return Step::Ready((|| {
+                let instance = self.pre.instantiate(&mut *store).map_err(Fault::Wasm)?;
+                self.keep_exports(store, &instance)?;
+                if let Some(start) = Self::initializer(store, &instance) {
+                    started(start.call(&mut *store, ()))?;
+                }
+                ready(probe(Mode::Sync, store)).map_err(Fault::Wasm)
+            })());
+        }
+        let host = store.data_mut();
+        let (stdout, stderr) = host.log_streams();
+        let mut builder =
+            match site
+                .sandbox
+                .builder(&[], &Stdin::Bytes(Bytes::new()), stdout, stderr)
+            {
+                Ok(builder) => builder,
+                Err(e) => return Step::Ready(Err(Fault::Sandbox(e))),
+            };
+        host.set_wasi_p1(&mut builder);
+        Step::Pending(Box::pin(async move {
+            let instance = self
+                .pre
+                .instantiate_async(&mut *store)
+                .await
+                .map_err(Fault::Wasm)?;
+            self.keep_exports(store, &instance)?;
+            if let Some(start) = Self::initializer(store, &instance) {
+                started(start.call_async(&mut *store, ()).await)?;
+            }
+            probe(Mode::Async, store).await.map_err(Fault::Wasm)
+        }))
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        site: &'a Site,
+        store: &'a mut Store<HostState>,
+        input: Input,
+    ) -> Step<'a, Result<Answer, Fault>> {
+        let messages = match Self::messages(input) {
+            Ok(messages) => messages,
+            Err(fault) => return Step::Ready(Err(fault)),
+        };
+        let mode = if self.sync { Mode::Sync } else { Mode::Async };
+        let run = process_all(mode, site, store, messages);
+        if self.sync {
+            Step::Ready(ready(run))
+        } else {
+            Step::Pending(Box::pin(run))
+        }
+    }
+}
+
+/// Each message through the guest's export, in order, on one instance.
+///
+/// Each message gets the function's whole `max_execution_ms` (within the
+/// caller's deadline), as each is its own call in Benthos.
+async fn process_all(
+    mode: Mode,
+    site: &Site,
+    store: &mut Store<HostState>,
+    messages: Vec<Message>,
+) -> Result<Answer, Fault> {
+    let process = processing(store.data_mut()).process.clone();
+    let mut processed = Vec::with_capacity(messages.len());
+    let mut guest_error = false;
+    for (i, message) in messages.into_iter().enumerate() {
+        if i > 0 {
+            store.data_mut().renew_deadline(&site.limits);
+            store.set_epoch_deadline(1);
+        }
+        let state = processing(store.data_mut());
+        state.message = Some(message);
+        state.error = None;
+        match mode {
+            Mode::Sync => process.call(&mut *store, ()),
+            Mode::Async => process.call_async(&mut *store, ()).await,
+        }
+        .map_err(Fault::Wasm)?;
+        free_inbound(mode, &mut *store).await.map_err(Fault::Wasm)?;
+        let state = processing(store.data_mut());
+        let mut message = state
+            .message
+            .take()
+            .expect("the message stays in place while processed");
+        if let Some(error) = state.error.take() {
+            guest_error = true;
+            message.flag(error);
+        }
+        processed.push(message);
+    }
+    Ok(Answer {
+        output: Output::Messages(processed),
+        guest_error,
+    })
+}
+
+/// The result of a future that cannot wait: a synchronous store's calls
+/// never do.
+fn ready<T>(future: impl Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(done) => done,
+        Poll::Pending => unreachable!("a synchronous store never waits"),
+    }
+}
