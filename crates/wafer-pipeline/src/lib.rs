@@ -6,7 +6,8 @@
 //! * [`inputs`], [`processors`], [`outputs`]: the components, each one file
 //!   and one line in its module's table.
 //! * [`Pipeline`]: a config built into components ([`Pipeline::build`]) and
-//!   run to the end of its input or until stopped ([`Pipeline::run`]).
+//!   run to the end of its input or until stopped ([`Pipeline::run`]), or
+//!   only checked ([`Pipeline::check`]).
 //!
 //! Every processor calls its guest through the runtime's one call path
 //! ([`wafer::Function::invoke`]), so limits, pools and metrics are the
@@ -32,7 +33,7 @@ pub mod processors;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use engine::{Pipeline, PipelineError, Sink, Stopped, Summary};
+pub use engine::{Pipeline, PipelineError, Sink, Stopped, Summary, max_batches_in_flight};
 pub use wafer::{Message, Metadata};
 
 /// A boxed future that may move between threads.
@@ -50,6 +51,12 @@ pub struct BuildContext<'a> {
     /// a registry entry, the working directory (as in Benthos) for a
     /// pipeline file.
     pub base_dir: Option<&'a std::path::Path>,
+    /// The build only checks the config (`wafer check`, which may run
+    /// beside the pipelines it checks): a component validates its fields
+    /// and compiles or loads what it would run, as for a real build, but
+    /// takes no resource outside the runtime: it binds no socket, and
+    /// creates or writes nothing. The component is never run.
+    pub check_only: bool,
 }
 
 impl BuildContext<'_> {

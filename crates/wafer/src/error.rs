@@ -42,7 +42,8 @@ pub enum ProblemKind {
     MissingField,
     /// A field's value has the wrong type or is out of range.
     InvalidValue,
-    /// Two entries have the same id.
+    /// Two entries have the same id, or two components of one pipeline
+    /// the same label.
     DuplicateId,
     /// A key appears twice in one YAML mapping, or a name twice in a Dapr
     /// component's metadata: one value would silently replace the other.

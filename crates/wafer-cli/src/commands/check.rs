@@ -48,9 +48,12 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     let inactive = runtime.inactive();
     let mut problems: Vec<Problem> = registry.problems().to_vec();
     problems.extend(target.problems);
-    // Pipelines are checked as `wafer run` builds them: modules compiled,
-    // the functions they call loaded.
-    problems.extend(pipelines::build(&runtime, target.configs).1);
+    // Pipelines are checked as `wafer run` builds them (modules compiled,
+    // the functions they call loaded), but bind no sockets: the pipeline
+    // may be running.
+    for config in target.configs {
+        problems.extend(wafer_pipeline::Pipeline::check(&runtime, config));
+    }
     let mut signatures = std::collections::HashMap::new();
     for (id, outcome) in loaded {
         match outcome {

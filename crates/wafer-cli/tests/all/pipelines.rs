@@ -66,12 +66,104 @@ output:
   stdout: {}
 "#,
     );
+    // The empty line is a message too (Benthos' `lines` scanner keeps
+    // it): `louder` makes it all exclamation marks. The `\r` of `\r\n`
+    // is dropped.
     let run = ws.wafer_with_stdin(&["run", "upper.yaml"], "hello\n\nworld\r\n");
-    run.prints(&format!("HELLO{LOUD}\nWORLD{LOUD}"));
+    run.prints(&format!("HELLO{LOUD}\n{LOUD}\nWORLD{LOUD}"));
     assert_eq!(
         summary(&run),
-        "pipeline upper: received 2, processed 2, dropped 0, failed 0"
+        "pipeline upper: received 3, processed 3, dropped 0, failed 0"
     );
+}
+
+#[test]
+fn a_line_over_the_scanner_limit_fails_the_input_after_the_lines_before_it() {
+    let ws = workspace();
+    ws.write(
+        "tight.yaml",
+        r#"
+input:
+  stdin:
+    scanner: {lines: {max_buffer_size: 8}}
+pipeline:
+  threads: 1
+output:
+  stdout: {}
+"#,
+    );
+    // Eight bytes with the `\n`: `1234567` fits, the next line does not.
+    let run = ws.wafer_with_stdin(&["run", "tight.yaml"], "1234567\n12345678\nnever\n");
+    run.code(1)
+        .stderr_has("line 2: longer than 8 bytes, the limit `scanner.lines.max_buffer_size` sets");
+    assert_eq!(run.stdout, "1234567\n");
+    assert_eq!(
+        summary(&run),
+        "pipeline tight: received 1, processed 1, dropped 0, failed 0"
+    );
+    // A custom delimiter: no `\r` dropped, empty lines kept, the last
+    // line unterminated.
+    ws.write(
+        "pipes.yaml",
+        "input: {stdin: {scanner: {lines: {custom_delimiter: '|'}}}}\noutput: {stdout: {}}\n",
+    );
+    ws.wafer_with_stdin(&["run", "pipes.yaml"], "a|b\r||c")
+        .prints("a\nb\r\n\nc");
+}
+
+#[test]
+fn an_empty_label_is_none_and_a_label_names_one_component() {
+    let ws = workspace();
+    // Seed 000 writes Benthos' default, `label: ""`, on every component.
+    ws.write(
+        "unlabelled.yaml",
+        r#"
+input:
+  label: ""
+  stdin: {}
+pipeline:
+  threads: 1
+  processors:
+    - label: ""
+      wasm: {module_path: louder.wasm}
+    - label: ""
+      wasm: {module_path: tiny_upper.wasm, function: process}
+output:
+  label: ""
+  stdout: {}
+"#,
+    );
+    ws.wafer_with_stdin(&["run", "unlabelled.yaml"], "a\n")
+        .prints(&format!("A{LOUD}"));
+    ws.write(
+        "shared.yaml",
+        r#"
+input:
+  label: shout
+  stdin: {}
+pipeline:
+  processors:
+    - label: louder
+      wasm: {module_path: louder.wasm}
+    - label: louder
+      wasm: {module_path: tiny_upper.wasm, function: process}
+output:
+  label: shout
+  stdout: {}
+"#,
+    );
+    let second = "pipeline.processors[1].label";
+    let collides = "label `louder` collides with the label of pipeline.processors[0]";
+    ws.wafer(&["run", "shared.yaml"])
+        .code(2)
+        .stderr_has(second)
+        .stderr_has(collides)
+        .stderr_has("output.label")
+        .stderr_has("label `shout` collides with the label of input");
+    ws.wafer(&["check", "shared.yaml"])
+        .code(1)
+        .stdout_has(second)
+        .stdout_has(collides);
 }
 
 #[test]
@@ -192,6 +284,25 @@ output:
     );
     let written = std::fs::read_to_string(ws.path().join("out.txt")).unwrap();
     assert_eq!(written, format!("{first}{second}").to_uppercase());
+}
+
+#[test]
+fn a_guest_whose_allocator_answers_one_address_keeps_its_copies() {
+    // Shaped like Benthos' own Rust example built for wasm32-wasip1: every
+    // `allocate` answers 1, and there is no `__heap_base`; its
+    // `deallocate` traps if the host gives that pointer back.
+    let ws = workspace();
+    ws.copy_guest(wafer_guests::WAT_BENTHOS_DANGLING, "dangling.wat");
+    ws.write(
+        "dangling.yaml",
+        "input: {stdin: {}}\npipeline: {processors: [{wasm: {module_path: dangling.wat}}]}\noutput: {stdout: {}}\n",
+    );
+    let run = ws.wafer_with_stdin(&["run", "dangling.yaml"], "a\nb\n");
+    run.prints("a!\nb!");
+    assert_eq!(
+        summary(&run),
+        "pipeline dangling: received 2, processed 2, dropped 0, failed 0"
+    );
 }
 
 #[test]
@@ -411,12 +522,17 @@ output:
   file: {path: out.txt}
 "#,
     );
+    // Interrupted once messages flow: once the output wrote some.
+    let out = ws.path().join("out.txt");
     let command = ws.command(&["run", "endless.yaml"]);
-    let run = crate::util::interrupt_when(&["run", "endless.yaml"], command, "Running.");
+    let run = crate::util::interrupt_once(&["run", "endless.yaml"], command, || {
+        std::fs::metadata(&out).is_ok_and(|file| file.len() > 0)
+    });
     run.code(0);
     let line = summary(&run).to_string();
-    let written = std::fs::read_to_string(ws.path().join("out.txt")).unwrap_or_default();
+    let written = std::fs::read_to_string(&out).unwrap();
     let lines = written.lines().count();
+    assert!(lines > 0);
     assert!(written.lines().all(|l| l == format!("tick{LOUD}")));
     // Every message the input produced was processed and written.
     assert_eq!(

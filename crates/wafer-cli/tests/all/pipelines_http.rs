@@ -5,8 +5,10 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
 use wafer_guests::{BENTHOS_LOUDER, BENTHOS_META};
+use wafer_pipeline::inputs::MAX_BATCH;
 
 use crate::server::{PATIENCE, Server};
 use crate::util::{Workspace, header};
@@ -332,9 +334,26 @@ output:
     drop(busy);
 }
 
+/// The most messages a pipeline of `threads` workers has in flight when
+/// its input makes full batches: `4 × threads + 2` batches (each takes a
+/// place before it is queued and gives it back once written and
+/// acknowledged) of `MAX_BATCH` messages (`generate` without an interval
+/// makes batches that large).
+fn bound(threads: usize) -> f64 {
+    ((4 * threads + 2) * MAX_BATCH) as f64
+}
+
 #[cfg(unix)]
 #[test]
 fn a_slow_output_bounds_the_messages_in_flight() {
+    // Both modes take places the same way; what ordering adds (batches
+    // finished early, waiting for a slow one) is the next test's.
+    for (threads, ordered) in [(1, false), (2, true)] {
+        slow_output_bounds_the_messages_in_flight(threads, ordered);
+    }
+}
+
+fn slow_output_bounds_the_messages_in_flight(threads: usize, ordered: bool) {
     let ws = Workspace::new();
     ws.copy_guest(BENTHOS_LOUDER, "reg/louder.wasm");
     let (release, gate) = std::sync::mpsc::channel();
@@ -346,7 +365,7 @@ fn a_slow_output_bounds_the_messages_in_flight() {
   - name: slow
     kind: pipeline
     input: {{generate: {{mapping: 'root = "m"', count: 0, interval: ""}}}}
-    pipeline: {{threads: 1, processors: [{{wasm: {{module_path: louder.wasm}}}}]}}
+    pipeline: {{threads: {threads}, ordered: {ordered}, processors: [{{wasm: {{module_path: louder.wasm}}}}]}}
     output: {{http_client: {{url: "{hook}", timeout: 600s}}}}
 "#,
         header("t")
@@ -354,11 +373,12 @@ fn a_slow_output_bounds_the_messages_in_flight() {
     ws.write("reg/_index.yaml", registry);
     let server = Server::start(&ws);
     // The output's first request arrived and is held: from now on nothing
-    // is confirmed, and an endless input runs into its bounded queues. At
-    // most two batches wait for the worker, one is in it, two wait for the
-    // output and one is being written: six of 512 messages.
+    // is confirmed, and the endless input fills the pipeline up to its
+    // bound, exactly, and waits there.
     requests.recv_timeout(PATIENCE).unwrap();
     let pipeline = ("pipeline", "t:slow");
+    let full = bound(threads);
+    server.wait_for_metric("wafer_pipeline_messages_in_flight", &[pipeline], full);
     for _ in 0..20 {
         let received = server
             .metric(
@@ -369,14 +389,19 @@ fn a_slow_output_bounds_the_messages_in_flight() {
         let in_flight = server
             .metric("wafer_pipeline_messages_in_flight", &[pipeline])
             .unwrap();
-        assert!((1.0..=6.0 * 512.0).contains(&received), "{received}");
-        assert_eq!(in_flight, received);
+        assert_eq!((received, in_flight), (full, full), "{threads} {ordered}");
     }
     // Once the output answers, stopping loses nothing the input produced.
     release.send(()).unwrap();
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log}");
-    let line = summary(&log);
+    assert_received_all_processed(&log, "t:slow");
+}
+
+/// Asserts that the run's summary says every message it received was
+/// processed.
+fn assert_received_all_processed(log: &str, name: &str) {
+    let line = summary(log);
     let received = line
         .split("received ")
         .nth(1)
@@ -384,8 +409,172 @@ fn a_slow_output_bounds_the_messages_in_flight() {
         .unwrap();
     assert_eq!(
         line,
-        format!("pipeline t:slow: received {received}, processed {received}, dropped 0, failed 0")
+        format!("pipeline {name}: received {received}, processed {received}, dropped 0, failed 0")
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn one_slow_batch_holds_back_at_most_the_bound_when_ordered() {
+    let ws = Workspace::new();
+    // `types#hold` connects to the address it is given and returns when
+    // the connection closes. The test keeps the first connection open and
+    // closes every other at once: one message, the first a worker took,
+    // is held, and its batch with it; being ordered, every later batch
+    // waits for it. 20,000 messages are many times the bound: without it
+    // they would all pile up behind the held one.
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = holder.local_addr().unwrap();
+    let hash = ws.copy_guest(wafer_guests::P2_TYPES, "reg/types.wasm");
+    ws.write(
+        "reg/_index.yaml",
+        format!(
+            r#"{}  - name: wasm
+    kind: fs.directory
+    directory: .
+  - name: hold
+    kind: function.wasm
+    fs: wasm
+    path: types.wasm
+    hash: {hash}
+    method: types#hold
+    pool: {{type: lazy, max_size: 4}}
+    limits: {{max_execution_ms: 600000}}
+    imports:
+      - name: wasi:sockets
+        allow: ["127.0.0.1:*"]
+  - name: api
+    kind: http.service
+    addr: "127.0.0.1:0"
+  - name: held
+    kind: pipeline
+    input: {{generate: {{mapping: 'root = "\"{address}\""', count: 20000, interval: ""}}}}
+    pipeline:
+      threads: 2
+      ordered: true
+      processors: [{{label: hold, call: {{function: t:hold}}}}]
+    output: {{drop: {{}}}}
+"#,
+            header("t")
+        ),
+    );
+    let server = Server::start(&ws);
+    let (held, _) = holder.accept().unwrap();
+    std::thread::spawn(move || {
+        for connection in holder.incoming() {
+            drop(connection);
+        }
+    });
+    // The other worker goes on, and finished batches wait behind the held
+    // one until no place is left: the held batch and nine more are in
+    // flight, all but the held one through the processor.
+    let pipeline = ("pipeline", "t:held");
+    let full = bound(2);
+    let deadline = Instant::now() + PATIENCE;
+    let read = || {
+        let in_flight = server
+            .metric("wafer_pipeline_messages_in_flight", &[pipeline])
+            .unwrap();
+        let processed = server
+            .metric(
+                "wafer_pipeline_messages_total",
+                &[pipeline, ("outcome", "processed")],
+            )
+            .unwrap();
+        let through = server
+            .metric(
+                "wafer_pipeline_processor_duration_seconds_count",
+                &[pipeline, ("processor", "hold")],
+            )
+            .unwrap_or(0.0);
+        (in_flight, through - processed)
+    };
+    let waiting = full - MAX_BATCH as f64;
+    while read() != (full, waiting) {
+        assert!(Instant::now() < deadline, "never full: {:?}", read());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for _ in 0..20 {
+        assert_eq!(read(), (full, waiting));
+    }
+    // Released, everything flows again, and nothing is lost.
+    drop(held);
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_received_all_processed(&log, "t:held");
+}
+
+#[cfg(unix)]
+#[test]
+fn requests_over_max_concurrent_requests_are_answered_503_at_once() {
+    let ws = Workspace::new();
+    let (release, gate) = std::sync::mpsc::channel();
+    let (hook, requests) = test_server(vec![200], Some(gate));
+    ws.write(
+        "busy.yaml",
+        format!(
+            r#"
+input:
+  http_server: {{address: "127.0.0.1:0", max_concurrent_requests: 1, timeout: 600s}}
+output:
+  http_client: {{url: "{hook}", timeout: 600s}}
+"#
+        ),
+    );
+    let server = Server::start_with(&ws, &["run", "busy.yaml"]);
+    let url = server.base.clone();
+    let first = {
+        let url = url.clone();
+        std::thread::spawn(move || client().post(&url).body("first").send().unwrap())
+    };
+    // The output holds the first message: its request is being answered.
+    assert_eq!(requests.recv_timeout(PATIENCE).unwrap().body, "first");
+    let refused = client().post(&url).body("second").send().unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let text = refused.text().unwrap();
+    assert!(text.contains("max_concurrent_requests"), "{text}");
+    release.send(()).unwrap();
+    assert_eq!(first.join().unwrap().status(), 200);
+    // Its place is free again.
+    let again = client().post(&url).body("third").send().unwrap();
+    assert_eq!(again.status(), 200);
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        summary(&log),
+        "pipeline busy: received 2, processed 2, dropped 0, failed 0"
+    );
+}
+
+/// Fails until `wafer check` builds pipelines with `Pipeline::check`: a
+/// check must not take the address of the pipeline it checks, which may
+/// be running.
+#[test]
+fn wafer_check_binds_no_address() {
+    let ws = Workspace::new();
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    ws.write(
+        "running.yaml",
+        format!("input: {{http_server: {{address: \"{address}\"}}}}\noutput: {{drop: {{}}}}\n"),
+    );
+    ws.wafer(&["check", "running.yaml"]).code(0);
+    ws.write(
+        "bad.yaml",
+        "input: {http_server: {address: \"no port\"}}\noutput: {drop: {}}\n",
+    );
+    ws.wafer(&["check", "bad.yaml"])
+        .code(1)
+        .stdout_has("input.http_server.address")
+        .stdout_has("cannot listen on no port");
+    drop(busy);
 }
 
 /// One request the test server answered.

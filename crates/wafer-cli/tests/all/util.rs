@@ -114,6 +114,54 @@ pub fn interrupt_when(args: &[&str], mut command: Command, ready: &str) -> Run {
     Run::new(args, output)
 }
 
+/// Starts `command`, waits until `ready` holds (a state it reached, such
+/// as a file's content: checked every few milliseconds for up to
+/// [`crate::server::PATIENCE`], never a guess at how long it takes),
+/// interrupts it as a terminal's Ctrl-C would, and returns how it ended.
+/// Panics when the state never comes or the process ends first.
+#[cfg(unix)]
+pub fn interrupt_once(args: &[&str], mut command: Command, mut ready: impl FnMut() -> bool) -> Run {
+    use std::io::Read;
+    let mut child = command.spawn().unwrap();
+    // Both streams are read meanwhile, so that a full pipe never stalls it.
+    let drain = |mut stream: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            stream.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + crate::server::PATIENCE;
+    while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+            panic!(
+                "`wafer {}` ended ({status}) before it was ready:\n{stderr}",
+                args.join(" ")
+            );
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("`wafer {}` was never ready", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    let output = Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    Run::new(args, output)
+}
+
 /// What one run of `wafer` printed, with assertions that show both streams.
 pub struct Run {
     args: String,

@@ -2,7 +2,7 @@
 //!
 //! ```yaml
 //! input:
-//!   label: lines            # optional, on any component
+//!   label: lines            # optional, on any component; unique
 //!   stdin: {}
 //!   processors: [...]       # optional
 //! pipeline:
@@ -17,7 +17,9 @@
 //! ```
 //!
 //! Each component is a mapping with one key naming its type (and an
-//! optional `label`); what that type accepts is its own module's business
+//! optional `label`: an empty one is none, as Benthos' default `""` is,
+//! and two components of a pipeline cannot share one, as in Benthos);
+//! what that type accepts is its own module's business
 //! ([`crate::inputs`], [`crate::processors`], [`crate::outputs`]).
 //! `${VAR}` and `${VAR:default}` are replaced first ([`env`]).
 
@@ -39,7 +41,7 @@ pub const TOP_LEVEL: &[&str] = &["input", "pipeline", "output", "on_error"];
 pub struct ComponentConfig {
     /// Where it is: `pipeline.processors[0]`.
     pub path: String,
-    /// Its `label`, if any.
+    /// Its `label`, if it has one that is not empty.
     pub label: Option<String>,
     /// Its type: `stdin`, `wasm`, `file`...
     pub kind: String,
@@ -313,6 +315,17 @@ impl PipelineConfig {
         else {
             return Err(problems.into_vec());
         };
+        let dead_letter = match &on_error {
+            OnError::Output(output) => Some(output.as_ref()),
+            _ => None,
+        };
+        let components = std::iter::once(&input)
+            .chain(&input_processors)
+            .chain(&processors)
+            .chain(std::iter::once(&output))
+            .chain(&output_processors)
+            .chain(dead_letter);
+        refuse_shared_labels(components, &mut problems);
         if !problems.is_empty() {
             return Err(problems.into_vec());
         }
@@ -365,6 +378,8 @@ fn component(
     };
     let label = match map.remove("label") {
         None | Some(Value::Null) => None,
+        // Benthos' default, written out by configs that list every field.
+        Some(Value::String(label)) if label.is_empty() => None,
         Some(Value::String(label)) => Some(label),
         Some(_) => {
             problems.add(
@@ -418,6 +433,33 @@ fn component(
         },
         processors,
     ))
+}
+
+/// A problem for each component whose label an earlier one has: a label
+/// names one component in logs and metrics (and a `wasm` processor's
+/// module in the runtime).
+fn refuse_shared_labels<'a>(
+    components: impl Iterator<Item = &'a ComponentConfig>,
+    problems: &mut Problems,
+) {
+    let mut first: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for component in components {
+        let Some(label) = component.label.as_deref() else {
+            continue;
+        };
+        match first.get(label) {
+            Some(earlier) => problems.add(
+                ProblemKind::DuplicateId,
+                &format!("{}.label", component.path),
+                format!(
+                    "label `{label}` collides with the label of {earlier}: a label names one component"
+                ),
+            ),
+            None => {
+                first.insert(label, &component.path);
+            }
+        }
+    }
 }
 
 fn processor_list(path: &str, list: Value, problems: &mut Problems) -> Vec<ComponentConfig> {

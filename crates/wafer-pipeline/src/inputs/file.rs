@@ -1,6 +1,7 @@
 //! `file`: the files `paths` names (globs allowed), one after another, a
 //! message per line or a message per file; each message carries its file
-//! in metadata `path`.
+//! in metadata `path`. `scanner`, `codec` and `max_buffer` as
+//! [`super::scanner`] reads them.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,7 @@ struct FileConfig {
     paths: Vec<String>,
     scanner: Option<serde_json::Value>,
     codec: Option<String>,
+    max_buffer: Option<usize>,
 }
 
 struct Files {
@@ -31,7 +33,11 @@ pub(super) fn build(
     cx: &BuildContext<'_>,
 ) -> Result<Box<dyn Input>, ComponentError> {
     let parsed: FileConfig = config.parse()?;
-    let scanner = choose(parsed.scanner.as_ref(), parsed.codec.as_deref())?;
+    let scanner = choose(
+        parsed.scanner.as_ref(),
+        parsed.codec.as_deref(),
+        parsed.max_buffer,
+    )?;
     let mut files = Vec::new();
     for (i, pattern) in parsed.paths.iter().enumerate() {
         let field = format!("paths[{i}]");
@@ -66,7 +72,7 @@ impl Input for Files {
                 let name = path.display().to_string();
                 let make = |bytes: Vec<u8>| Message::new(bytes).with_meta("path", name.clone());
                 let reader = BufReader::with_capacity(64 << 10, file);
-                match scan(reader, self.scanner, &mut sink, make).await {
+                match scan(reader, &self.scanner, &mut sink, make).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_stopped)) => return Ok(()),
                     Err(e) => return Err(format!("cannot read {}: {e}", path.display())),

@@ -11,11 +11,23 @@
 //!   every path under it. Other paths answer 404.
 //! * `allowed_verbs` (default `[POST]`): other methods answer 405.
 //! * `timeout` (default `5s`): how long a request waits for the output.
+//! * `max_concurrent_requests` (default 1024), a wafer extension named as
+//!   for wafer's HTTP service: how many requests are answered at once. A
+//!   request waiting for the output holds its body (up to 16 MiB), so a
+//!   request over the limit is answered 503 with `Retry-After: 1` at
+//!   once, before its body is read.
 //!
 //! Answers, as Benthos gives them: 200 (empty body) once the output
-//! confirmed the message; 502 with the output's error when it failed; 408
-//! when `timeout` passed first (the message may still be delivered); 503
-//! when the pipeline is stopping; 413 for a body over 16 MiB.
+//! confirmed the message; 502 with the output's error when it failed (or
+//! when the pipeline could not finish the message); 408 when `timeout`
+//! passed first (the message may still be delivered); 503 when the
+//! pipeline is stopping; 413 for a body over 16 MiB. And 503 with
+//! `Retry-After: 1` over `max_concurrent_requests`.
+//!
+//! The socket is bound when the input is built, so that a busy address is
+//! a config problem; a build that only checks the config
+//! ([`crate::BuildContext::check_only`]) checks that the address resolves
+//! and binds nothing.
 //!
 //! Each message carries Benthos' metadata: `http_server_verb`,
 //! `http_server_request_path`, `http_server_user_agent`,
@@ -27,17 +39,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::IntoFuture;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use wafer::{Message, Metadata};
 
 use super::Input;
@@ -57,6 +69,10 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 /// service. A slower one is answered 408.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `max_concurrent_requests` when the config gives none: as for wafer's
+/// HTTP service.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HttpServerConfig {
@@ -68,6 +84,8 @@ struct HttpServerConfig {
     allowed_verbs: Vec<String>,
     #[serde(default = "default_timeout")]
     timeout: GoDuration,
+    #[serde(default = "default_max_concurrent_requests")]
+    max_concurrent_requests: usize,
 }
 
 fn default_address() -> String {
@@ -86,23 +104,32 @@ fn default_timeout() -> GoDuration {
     GoDuration::of("5s")
 }
 
+fn default_max_concurrent_requests() -> usize {
+    DEFAULT_MAX_CONCURRENT_REQUESTS
+}
+
 /// A built input: its socket is already bound, so that a busy address is
-/// a config problem rather than a failure once running.
+/// a config problem rather than a failure once running; `None` when it
+/// was built only to be checked.
 struct HttpServer {
     pipeline: String,
     name: String,
-    listener: std::net::TcpListener,
-    local_addr: SocketAddr,
+    listener: Option<std::net::TcpListener>,
     path: String,
     verbs: BTreeSet<String>,
     timeout: Duration,
+    max_concurrent_requests: usize,
 }
 
 /// What each request is checked against, and where its message goes.
 struct Endpoint {
+    name: String,
     path: String,
     verbs: BTreeSet<String>,
     timeout: Duration,
+    /// One per request being answered: `max_concurrent_requests`.
+    answering: Semaphore,
+    max_concurrent_requests: usize,
     relay: mpsc::Sender<Delivery>,
 }
 
@@ -156,6 +183,12 @@ pub(super) fn build(
             "a timeout above zero, like `5s`",
         ));
     }
+    if !(1..=Semaphore::MAX_PERMITS).contains(&parsed.max_concurrent_requests) {
+        return Err(ComponentError::invalid(
+            "max_concurrent_requests",
+            format!("from 1 to {}", Semaphore::MAX_PERMITS),
+        ));
+    }
     let address = match parsed.address.trim() {
         "" => DEFAULT_ADDRESS.to_string(),
         // Go's `:4195`: every interface.
@@ -165,18 +198,32 @@ pub(super) fn build(
     let cannot = |e: std::io::Error| {
         ComponentError::invalid("address", format!("cannot listen on {address}: {e}"))
     };
-    let listener = std::net::TcpListener::bind(address.as_str()).map_err(cannot)?;
-    // Tokio takes over the socket when the pipeline runs; it must not block.
-    listener.set_nonblocking(true).map_err(cannot)?;
-    let local_addr = listener.local_addr().map_err(cannot)?;
+    let listener = if cx.check_only {
+        // What binding would resolve, without taking the address: the
+        // pipeline it checks may be running and listening on it.
+        let mut resolved = address.as_str().to_socket_addrs().map_err(cannot)?;
+        if resolved.next().is_none() {
+            return Err(ComponentError::invalid(
+                "address",
+                format!("cannot listen on {address}: it resolves to no address"),
+            ));
+        }
+        None
+    } else {
+        let listener = std::net::TcpListener::bind(address.as_str()).map_err(cannot)?;
+        // Tokio takes over the socket when the pipeline runs; it must not
+        // block.
+        listener.set_nonblocking(true).map_err(cannot)?;
+        Some(listener)
+    };
     Ok(Box::new(HttpServer {
         pipeline: cx.pipeline.to_string(),
         name: config.name().to_string(),
         listener,
-        local_addr,
         path: parsed.path,
         verbs: parsed.allowed_verbs.into_iter().collect(),
         timeout: parsed.timeout.0,
+        max_concurrent_requests: parsed.max_concurrent_requests,
     }))
 }
 
@@ -187,11 +234,17 @@ impl Input for HttpServer {
                 pipeline,
                 name,
                 listener,
-                local_addr,
                 path,
                 verbs,
                 timeout,
+                max_concurrent_requests,
             } = *self;
+            let Some(listener) = listener else {
+                return Err("built only to be checked: it has no socket".to_string());
+            };
+            let local_addr = listener
+                .local_addr()
+                .map_err(|e| format!("cannot listen: {e}"))?;
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| format!("cannot listen on {local_addr}: {e}"))?;
             // The sink stays here: when the pipeline stops it drops this
@@ -199,9 +252,12 @@ impl Input for HttpServer {
             // and the relay (so requests still coming are answered 503).
             let (relay, mut deliveries) = mpsc::channel::<Delivery>(1);
             let endpoint = Endpoint {
+                name: name.clone(),
                 path: path.clone(),
                 verbs,
                 timeout,
+                answering: Semaphore::new(max_concurrent_requests),
+                max_concurrent_requests,
                 relay,
             };
             let app = Router::new()
@@ -269,6 +325,23 @@ async fn receive(
     if !endpoint.verbs.contains(request.method().as_str()) {
         return (StatusCode::METHOD_NOT_ALLOWED, "Incorrect method").into_response();
     }
+    // Held until answered: a request waiting for the output holds its
+    // body. Refused at once rather than queued, as wafer's HTTP service
+    // does: a client that retries does better than one behind a backlog.
+    let Ok(_answering) = endpoint.answering.try_acquire() else {
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "input {} is answering {} requests already (its max_concurrent_requests)",
+                endpoint.name, endpoint.max_concurrent_requests
+            ),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
     let metadata = metadata_of(request.method(), request.uri(), request.headers(), remote);
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(request, &())).await {
         Err(_) => return (StatusCode::REQUEST_TIMEOUT, "Request timed out").into_response(),
@@ -302,8 +375,11 @@ async fn deliver(relay: &mpsc::Sender<Delivery>, message: Message) -> Outcome {
     };
     match acked.await {
         Ok(Ok(())) => Outcome::Delivered,
+        // Also how the pipeline answers a message it could not finish (a
+        // worker panicked with it): 502, with why.
         Ok(Err(error)) => Outcome::Failed(error),
-        // The pipeline ended without an answer for it.
+        // The pipeline always answers (even a batch it drops answers with
+        // an error); treated as stopping should that ever change.
         Err(_) => Outcome::Stopping,
     }
 }
