@@ -117,6 +117,11 @@ impl HostState {
         self.hand_off = HandOff::new();
     }
 
+    /// When the running call must stop.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// Starts the running call's time limit again from now (a message ABI
     /// gives each message of a batch the whole limit), never past the
     /// caller's deadline.

@@ -10,7 +10,9 @@
 //!   other tasks on the thread get their turn (a synchronous call, see
 //!   [`crate::Function`], just goes on);
 //! * while the guest waits in a host call, a timer around the whole call
-//!   fires at the same deadline (`bounded`).
+//!   fires at the same deadline (`bounded`); a message batch, whose
+//!   messages each get the whole limit, has a timer per message in its ABI
+//!   and one around the batch at the sum of the limits.
 //!
 //! The same two paths stop every call when the engine is interrupted
 //! ([`crate::engine::WaferEngine::interrupt_all`], Ctrl-C).

@@ -306,6 +306,31 @@ fn a_guest_whose_allocator_answers_one_address_keeps_its_copies() {
 }
 
 #[test]
+fn a_host_call_from_a_start_section_fails_the_message_not_the_host() {
+    let ws = workspace();
+    ws.write(
+        "early.wat",
+        r#"(module
+  (import "benthos_wasm" "v0_msg_as_bytes" (func $as_bytes (result i64)))
+  (memory (export "memory") 1)
+  (func $early (drop (call $as_bytes)))
+  (start $early)
+  (func (export "process")))"#,
+    );
+    ws.write(
+        "early.yaml",
+        "input: {stdin: {}}\npipeline: {processors: [{wasm: {module_path: early.wat}}]}\noutput: {stdout: {}}\non_error: drop\n",
+    );
+    let run = ws.wafer_with_stdin(&["run", "early.yaml"], "a\n");
+    run.code(0)
+        .stderr_has("called while the instance was being set up");
+    assert_eq!(
+        summary(&run),
+        "pipeline early: received 1, processed 0, dropped 1, failed 1"
+    );
+}
+
+#[test]
 fn metadata_is_read_and_written_by_the_guest() {
     let ws = workspace();
     ws.write("in.txt", "x\n");

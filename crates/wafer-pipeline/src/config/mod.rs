@@ -221,6 +221,10 @@ pub fn is_pipeline_file(path: &Path) -> bool {
     }
 }
 
+/// The most `pipeline.threads` a pipeline may have: each is a thread, and
+/// each needs an instance of every `wasm` processor.
+pub const MAX_THREADS: usize = 256;
+
 /// The number of cores: `pipeline.threads` when it is not given.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -498,6 +502,11 @@ fn pipeline_section(
         match key.as_str() {
             // Benthos' -1 (and 0) mean "one per core".
             "threads" => match value.as_i64() {
+                Some(n) if n > MAX_THREADS as i64 => problems.add(
+                    ProblemKind::InvalidValue,
+                    "pipeline.threads",
+                    format!("at most {MAX_THREADS} threads"),
+                ),
                 Some(n) if n >= 1 => threads = n as usize,
                 Some(_) => {}
                 None => problems.add(

@@ -40,8 +40,8 @@ pub fn build(
 
 /// Calls `function` with the batch as one message input; when that fails,
 /// each message alone, so that one bad message fails only itself (its
-/// neighbours are processed again on a fresh instance: the failed one was
-/// discarded with whatever it had done).
+/// neighbours are processed again, on instances of the pool: the failed
+/// one was discarded with whatever it had done).
 pub(crate) async fn invoke_messages(
     function: &wafer::Function,
     batch: Vec<wafer::Message>,

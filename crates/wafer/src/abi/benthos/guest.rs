@@ -43,11 +43,11 @@ pub(super) struct Region {
 }
 
 impl Region {
-    /// Whether `ptr` points into the region (or is its start, when it is
-    /// empty): an in-place guest may hand back a slice of it.
+    /// Whether `ptr` points into the region (an in-place guest may hand
+    /// back a slice of it); an empty region holds nothing.
     fn holds(&self, ptr: u32) -> bool {
         ptr.checked_sub(self.ptr)
-            .is_some_and(|offset| offset < self.len.max(1))
+            .is_some_and(|offset| offset < self.len)
     }
 }
 
@@ -68,12 +68,21 @@ pub(super) struct Processing {
     pub error: Option<String>,
     /// The buffers the host allocated for this message, not yet freed.
     pub inbound: Vec<Region>,
+    /// The host's copies already given back while this message was
+    /// processed: a second slice of one is not given back again.
+    pub given_back: Vec<Region>,
 }
 
-/// The state of a Benthos instance.
+/// The state of a Benthos instance, once it is set up ([`is_set_up`]).
 pub(super) fn processing(host: &mut HostState) -> &mut Processing {
     host.abi_state_mut::<Processing>()
         .expect("a Benthos instance keeps its exports")
+}
+
+/// Whether the instance's state is there: a module's `start` section runs
+/// before it is, and may call a host function.
+pub(super) fn is_set_up(host: &mut HostState) -> bool {
+    host.abi_state_mut::<Processing>().is_some()
 }
 
 /// Decides whether the host may give back the copies it makes: two
@@ -109,6 +118,7 @@ pub(super) async fn probe(mode: Mode, store: &mut Store<HostState>) -> wasmtime:
 /// Frees what the host allocated for the message just processed.
 pub(super) async fn free_inbound(mode: Mode, store: &mut Store<HostState>) -> wasmtime::Result<()> {
     let state = processing(store.data_mut());
+    state.given_back.clear();
     if state.inbound.is_empty() {
         return Ok(());
     }
@@ -204,9 +214,14 @@ pub(super) async fn copy_out(
     if !gives_back {
         return Ok(Ok(bytes));
     }
+    if state.given_back.iter().any(|region| region.holds(ptr)) {
+        return Ok(Ok(bytes));
+    }
     let region = match state.inbound.iter().position(|region| region.holds(ptr)) {
         Some(at) if state.allocator.as_ref().is_some_and(|a| a.frees_copies) => {
-            state.inbound.swap_remove(at)
+            let region = state.inbound.swap_remove(at);
+            state.given_back.push(region);
+            region
         }
         // A copy the allocator cannot take back stays where it is.
         Some(_) => return Ok(Ok(bytes)),

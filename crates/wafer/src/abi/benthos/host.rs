@@ -8,7 +8,7 @@
 
 use wasmtime::{Caller, Linker};
 
-use super::guest::{copy_in, copy_out, processing};
+use super::guest::{copy_in, copy_out, is_set_up, processing};
 use super::{BENTHOS_MODULE, BENTO_MODULE, Mode, ready};
 use crate::host::HostState;
 
@@ -106,6 +106,19 @@ pub(super) fn add_host_functions(
     Ok(linker)
 }
 
+/// Refuses a call before the instance's state is there (from a module's
+/// `start` section, which runs while it is instantiated): a trap, not a
+/// panic of the host.
+fn set_up(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<()> {
+    if is_set_up(caller.data_mut()) {
+        Ok(())
+    } else {
+        Err(wasmtime::Error::msg(
+            "a Benthos host function was called while the instance was being set up",
+        ))
+    }
+}
+
 /// What a host function failed at: the message is flagged with it, and
 /// the guest gets an empty answer.
 fn flag(caller: &mut Caller<'_, HostState>, error: String) {
@@ -115,6 +128,7 @@ fn flag(caller: &mut Caller<'_, HostState>, error: String) {
 
 /// `v0_msg_as_bytes`.
 async fn msg_as_bytes(mode: Mode, caller: &mut Caller<'_, HostState>) -> wasmtime::Result<i64> {
+    set_up(caller)?;
     let Some(bytes) = processing(caller.data_mut())
         .message
         .as_ref()
@@ -142,6 +156,7 @@ async fn msg_set_bytes(
     ptr: u32,
     len: u32,
 ) -> wasmtime::Result<()> {
+    set_up(caller)?;
     match copy_out(mode, caller, ptr, len).await? {
         Ok(bytes) => {
             if let Some(message) = processing(caller.data_mut()).message.as_mut() {
@@ -160,6 +175,7 @@ async fn msg_get_meta(
     ptr: u32,
     len: u32,
 ) -> wasmtime::Result<i64> {
+    set_up(caller)?;
     let key = match copy_out(mode, caller, ptr, len).await? {
         Ok(key) => key,
         Err(error) => {
@@ -194,6 +210,7 @@ async fn msg_set_meta(
     (key_ptr, key_len): (u32, u32),
     (ptr, len): (u32, u32),
 ) -> wasmtime::Result<()> {
+    set_up(caller)?;
     let key = match copy_out(mode, caller, key_ptr, key_len).await? {
         Ok(key) => key,
         Err(error) => {

@@ -25,17 +25,22 @@
 //!
 //! * in the `allocate` style, every buffer the host reads from the guest
 //!   (the bytes of `set_bytes`, key and value of `set_meta`, the key of
-//!   `get_meta`) is given back with `deallocate(ptr, len)` once copied:
-//!   Benthos' Rust example forgets its output and relies on it;
+//!   `get_meta`) is given back with `deallocate(ptr, len)` once copied,
+//!   and at most once: Benthos' Rust example forgets its output and
+//!   relies on it;
 //! * in the `malloc` style the guest's buffers stay the guest's: TinyGo
 //!   hands over slices of its own heap, which `free` would refuse;
-//! * the buffers the host allocated for a message are freed after
-//!   `process` returns (Benthos frees them only in the `malloc` style, so a
-//!   long stream grows a Rust guest's memory without bound); one the guest
-//!   handed back to `set_bytes` (an in-place guest) was already given back
-//!   and is not freed twice;
+//! * the copies the host made for a message are freed after `process`
+//!   returns (Benthos frees them only in the `malloc` style, so a long
+//!   stream grows a Rust guest's memory without bound), when the guest
+//!   exports a free function and a probe at instantiation showed its
+//!   allocator hands out distinct buffers (Benthos' own Rust example
+//!   answers 1 for every size); a copy the guest handed back (an in-place
+//!   guest, or a slice of it) is given back whole, once;
 //! * nothing below the guest's `__heap_base` (when it exports it) is ever
 //!   given to its allocator: it is not heap memory.
+//!
+//! Each message of a batch gets the function's whole `max_execution_ms`.
 //!
 //! A host function that cannot do its work (a pointer outside memory, no
 //! allocator) flags the message with the error and processing goes on, as
@@ -61,6 +66,7 @@ use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
 use crate::host::HostState;
+use crate::limits::DeadlineReached;
 use crate::message::Message;
 use crate::wasi::Stdin;
 
@@ -235,6 +241,7 @@ impl MessageProcessor {
             message: None,
             error: None,
             inbound: Vec::new(),
+            given_back: Vec::new(),
         });
         Ok(())
     }
@@ -406,10 +413,23 @@ async fn process_all(
         state.error = None;
         match mode {
             Mode::Sync => process.call(&mut *store, ()),
-            Mode::Async => process.call_async(&mut *store, ()).await,
+            // The epoch stops a busy guest at the message's deadline; this
+            // timer stops one waiting in a host call (a sleep).
+            Mode::Async => {
+                let deadline = store.data().deadline();
+                let call = async {
+                    process.call_async(&mut *store, ()).await?;
+                    free_inbound(mode, &mut *store).await
+                };
+                tokio::time::timeout_at(deadline.into(), call)
+                    .await
+                    .unwrap_or_else(|_| Err(DeadlineReached.into()))
+            }
         }
         .map_err(Fault::Wasm)?;
-        free_inbound(mode, &mut *store).await.map_err(Fault::Wasm)?;
+        if let Mode::Sync = mode {
+            ready(free_inbound(mode, &mut *store)).map_err(Fault::Wasm)?;
+        }
         let state = processing(store.data_mut());
         let mut message = state
             .message
