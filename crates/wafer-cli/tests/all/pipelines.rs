@@ -9,7 +9,7 @@ use wafer_guests::{
 use crate::util::{ADD_ENTRY, Run, Workspace, header};
 
 /// What Benthos' `louder` appends.
-const LOUD: &str = "!!!!111!!11!";
+pub(crate) const LOUD: &str = "!!!!111!!11!";
 
 /// A workspace holding every Benthos guest as `<name>.wasm`.
 fn workspace() -> Workspace {
@@ -43,10 +43,14 @@ fn numbered(count: usize, special: Option<(usize, &str)>) -> String {
 
 /// The summary line a run printed for its one pipeline.
 fn summary(run: &Run) -> &str {
-    run.stderr
-        .lines()
+    summary_line(&run.stderr)
+}
+
+/// The summary line a log holds for its one pipeline.
+pub(crate) fn summary_line(log: &str) -> &str {
+    log.lines()
         .find(|line| line.starts_with("pipeline "))
-        .unwrap_or_else(|| panic!("no summary line in:\n{}", run.stderr))
+        .unwrap_or_else(|| panic!("no summary line in:\n{log}"))
 }
 
 #[test]

@@ -10,18 +10,9 @@ use std::time::{Duration, Instant};
 use wafer_guests::{BENTHOS_LOUDER, BENTHOS_META};
 use wafer_pipeline::inputs::MAX_BATCH;
 
+use crate::pipelines::{LOUD, summary_line as summary};
 use crate::server::{PATIENCE, Server};
 use crate::util::{Workspace, header};
-
-/// What Benthos' `louder` appends.
-const LOUD: &str = "!!!!111!!11!";
-
-/// The summary line a run printed for its one pipeline.
-fn summary(log: &str) -> &str {
-    log.lines()
-        .find(|line| line.starts_with("pipeline "))
-        .unwrap_or_else(|| panic!("no summary line in:\n{log}"))
-}
 
 /// A client with no time limit of its own: the server's answers are the
 /// subject.

@@ -264,8 +264,8 @@ impl MessageProcessor {
     }
 }
 
-/// The allocator exports the module has, checked against the signatures
-/// the host calls them with, so that a mismatch is a load problem rather
+/// The allocator exports the host will call, checked against the
+/// signatures it calls them with, so that a mismatch is a load problem rather
 /// than a failure of every instance.
 fn check_allocator(module: &Module) -> Result<(), String> {
     use ValType::I32;
@@ -275,7 +275,16 @@ fn check_allocator(module: &Module) -> Result<(), String> {
         ("malloc", &[I32], &[I32]),
         ("free", &[I32], &[]),
     ];
+    // Only the style the host will use (`allocate` wins, as in Benthos).
+    let used: [&str; 2] = if module.get_export("allocate").is_some() {
+        ["allocate", "deallocate"]
+    } else {
+        ["malloc", "free"]
+    };
     for (name, params, results) in expected {
+        if !used.contains(&name) {
+            continue;
+        }
         let Some(export) = module.get_export(name) else {
             continue;
         };
