@@ -4,11 +4,11 @@
 //! `/metrics`, a log line), never for time.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
-use super::server::{PATIENCE, Server, send};
+use super::server::{Server, send, wait_until};
 use super::util::{ADD_ENTRY, Workspace, header};
 
 /// `types#hold` connects to the address it is given and returns when the
@@ -248,11 +248,11 @@ fn a_stop_finishes_the_requests_in_flight_and_takes_no_new_ones() {
 
     server.interrupt();
     // The listener closes: new connections are refused.
-    let deadline = Instant::now() + PATIENCE;
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok() {
-        assert!(Instant::now() < deadline, "still taking connections");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        "the listener to refuse connections",
+        || std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok(),
+        |taken| !taken,
+    );
     // The request in flight still gets its answer.
     drop(connection);
     let held = held.join().unwrap();

@@ -13,6 +13,29 @@ use super::util::Workspace;
 /// two cores with other work.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
+/// Looks at `observe` every few milliseconds until what it sees is
+/// `done`, for up to [`PATIENCE`]: a wait for a state, never for a time.
+/// Returns what it saw last; panics, naming `what` and that, when the state
+/// never comes.
+pub fn wait_until<T: std::fmt::Debug>(
+    what: &str,
+    mut observe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let seen = observe();
+        if done(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited in vain for {what}: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -144,15 +167,11 @@ impl Server {
 
     /// Waits until the sample `name{labels}` reads `value`.
     pub fn wait_for_metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
-        let deadline = Instant::now() + PATIENCE;
-        while self.metric(name, labels) != Some(value) {
-            assert!(
-                Instant::now() < deadline,
-                "{name}{labels:?} never reached {value}: {:?}",
-                self.metric(name, labels)
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(
+            &format!("{name}{labels:?} to reach {value}"),
+            || self.metric(name, labels),
+            |seen| *seen == Some(value),
+        );
     }
 
     /// Ctrl-C, then the exit code and everything it logged.

@@ -46,22 +46,20 @@ pub(crate) async fn invoke_messages(
     function: &wafer::Function,
     batch: Vec<wafer::Message>,
 ) -> Vec<wafer::Message> {
-    let single = batch.len() == 1;
-    let kept = if single { None } else { Some(batch.clone()) };
-    let first = batch.first().cloned();
+    // The call consumes the batch; the fallback needs it as it came.
+    let mut kept = batch.clone();
     match function.invoke(wafer::Input::Messages(batch)).await {
         Ok(output) => match output.into_messages() {
             Some(messages) => messages,
             None => unreachable!("a message input answers messages"),
         },
-        Err(error) if single => {
-            let mut message = first.expect("a batch of one");
-            message.flag(error.to_string());
-            vec![message]
+        Err(error) if kept.len() == 1 => {
+            kept[0].flag(error.to_string());
+            kept
         }
         Err(_) => {
             let mut processed = Vec::new();
-            for message in kept.unwrap_or_default() {
+            for message in kept {
                 processed.extend(Box::pin(invoke_messages(function, vec![message])).await);
             }
             processed

@@ -177,6 +177,17 @@ impl Sandbox {
             && self.network.is_none()
     }
 
+    /// A builder for an instance that serves many calls (a typed function,
+    /// a message processor): nothing on stdin, stdout and stderr to the
+    /// guest's logs.
+    pub(crate) fn instance_builder(
+        &self,
+        host: &crate::host::HostState,
+    ) -> Result<WasiCtxBuilder, SandboxError> {
+        let (stdout, stderr) = host.log_streams();
+        self.builder(&[], &Stdin::Bytes(Bytes::new()), stdout, stderr)
+    }
+
     /// A WASI context builder for one instance: argv is the program name,
     /// the sandbox's args, then `call_args`.
     pub(crate) fn builder(

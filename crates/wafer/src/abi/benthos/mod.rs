@@ -56,7 +56,6 @@ mod host;
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
 use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Module, Store, TypedFunc, ValType};
 use wasmtime_wasi::I32Exit;
 
@@ -68,7 +67,6 @@ use crate::error::ProblemKind;
 use crate::host::HostState;
 use crate::limits::DeadlineReached;
 use crate::message::Message;
-use crate::wasi::Stdin;
 
 /// The host module Benthos' guests import.
 const BENTHOS_MODULE: &str = "benthos_wasm";
@@ -355,15 +353,10 @@ impl Prepared for MessageProcessor {
             })());
         }
         let host = store.data_mut();
-        let (stdout, stderr) = host.log_streams();
-        let mut builder =
-            match site
-                .sandbox
-                .builder(&[], &Stdin::Bytes(Bytes::new()), stdout, stderr)
-            {
-                Ok(builder) => builder,
-                Err(e) => return Step::Ready(Err(Fault::Sandbox(e))),
-            };
+        let mut builder = match site.sandbox.instance_builder(host) {
+            Ok(builder) => builder,
+            Err(e) => return Step::Ready(Err(Fault::Sandbox(e))),
+        };
         host.set_wasi_p1(&mut builder);
         Step::Pending(Box::pin(async move {
             let instance = self

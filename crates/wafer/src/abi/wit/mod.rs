@@ -29,7 +29,6 @@ use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
 use crate::host::HostState;
 use crate::values::{self, wit_signature, wit_type};
-use crate::wasi::Stdin;
 use crate::wasi::grants::check_component_imports;
 use core_exports::kebab_name;
 
@@ -179,10 +178,9 @@ impl WitFunction {
         if site.sandbox.is_empty() {
             return Ok(());
         }
-        let (stdout, stderr) = host.log_streams();
         let mut builder = site
             .sandbox
-            .builder(&[], &Stdin::Bytes(Default::default()), stdout, stderr)
+            .instance_builder(host)
             .map_err(Fault::Sandbox)?;
         host.set_wasi(&mut builder);
         Ok(())
