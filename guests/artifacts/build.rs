@@ -57,6 +57,19 @@ const BENTHOS_MODULES: Programs = Programs {
     out: "examples/",
 };
 
+/// Fluent Bit's `exec_wasi` programs: wasip1 commands.
+const FLUENTBIT_COMMANDS: Programs = Programs {
+    dir: "fluentbit/src/bin",
+    prefix: "FLUENTBIT",
+    out: "",
+};
+/// Fluent Bit's `wasm` filters in its Rust examples' style: cdylib examples.
+const FLUENTBIT_MODULES: Programs = Programs {
+    dir: "fluentbit/examples",
+    prefix: "FLUENTBIT",
+    out: "examples/",
+};
+
 /// One built guest: its constant, its file and what it is.
 struct Artifact {
     constant: String,
@@ -68,10 +81,14 @@ struct Artifact {
 const TARGETS: &[Target] = &[
     Target {
         triple: "wasm32-wasip1",
-        packages: &["wafer-guest-commands", "wafer-guest-benthos"],
+        packages: &[
+            "wafer-guest-commands",
+            "wafer-guest-benthos",
+            "wafer-guest-fluentbit",
+        ],
         select: &[],
         artifacts: &[],
-        programs: &[P1_COMMANDS, BENTHOS_COMMANDS],
+        programs: &[P1_COMMANDS, BENTHOS_COMMANDS, FLUENTBIT_COMMANDS],
     },
     Target {
         triple: "wasm32-wasip2",
@@ -82,10 +99,14 @@ const TARGETS: &[Target] = &[
     },
     Target {
         triple: "wasm32-unknown-unknown",
-        packages: &["core-canonical", "wafer-guest-benthos"],
+        packages: &[
+            "core-canonical",
+            "wafer-guest-benthos",
+            "wafer-guest-fluentbit",
+        ],
         select: &["--lib", "--examples"],
         artifacts: &[("CORE_CANONICAL", "core_canonical.wasm")],
-        programs: &[BENTHOS_MODULES],
+        programs: &[BENTHOS_MODULES, FLUENTBIT_MODULES],
     },
 ];
 

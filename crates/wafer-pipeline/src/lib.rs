@@ -26,8 +26,10 @@
 
 pub mod config;
 mod engine;
+pub mod fluentbit;
 pub mod inputs;
 pub mod outputs;
+pub mod parsers;
 pub mod processors;
 
 use std::future::Future;

@@ -1,0 +1,1 @@
+//! Classic `.conf` and YAML Fluent Bit configs, translated into pipelines.

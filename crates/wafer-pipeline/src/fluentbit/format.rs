@@ -1,0 +1,1 @@
+//! Records rendered as Fluent Bit's outputs render them.
