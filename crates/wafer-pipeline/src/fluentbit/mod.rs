@@ -25,3 +25,39 @@ pub mod value;
 
 /// The metadata key holding a record's Fluent Bit tag.
 pub const TAG: &str = "tag";
+
+/// The world of a Fluent Bit Wasm plugin (`exec_wasi`, `wasm_filter`):
+/// each of `accessible_paths` opened read-write at the same path in the
+/// guest (WAMR's `dir_list`, so `.` is `.`), nothing else. Relative paths
+/// are the pipeline's ([`crate::BuildContext::resolve`]). The grant is
+/// logged, as Fluent Bit's default of `.` is easy to miss.
+pub fn sandbox(
+    plugin: &str,
+    accessible_paths: &[String],
+    cx: &crate::BuildContext<'_>,
+) -> wafer::Sandbox {
+    let mounts = accessible_paths
+        .iter()
+        .map(|path| wafer::wasi::MountGrant {
+            host: cx.resolve(path),
+            guest: path.clone(),
+            read_only: false,
+        })
+        .collect();
+    if !cx.check_only && !accessible_paths.is_empty() {
+        tracing::info!(
+            pipeline = cx.pipeline,
+            "{plugin} may read and write {} (accessible_paths)",
+            accessible_paths.join(", ")
+        );
+    }
+    wafer::Sandbox {
+        mounts,
+        ..Default::default()
+    }
+}
+
+/// Fluent Bit's default `accessible_paths`: the working directory.
+pub fn default_accessible_paths() -> Vec<String> {
+    vec![".".to_string()]
+}
