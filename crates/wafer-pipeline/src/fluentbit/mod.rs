@@ -35,7 +35,7 @@ pub fn sandbox(
     plugin: &str,
     accessible_paths: &[String],
     cx: &crate::BuildContext<'_>,
-) -> wafer::Sandbox {
+) -> wafer::wasi::Sandbox {
     let mounts = accessible_paths
         .iter()
         .map(|path| wafer::wasi::MountGrant {
@@ -51,7 +51,7 @@ pub fn sandbox(
             accessible_paths.join(", ")
         );
     }
-    wafer::Sandbox {
+    wafer::wasi::Sandbox {
         mounts,
         ..Default::default()
     }
