@@ -87,6 +87,7 @@ async fn call_path(runtime: &wafer::Runtime, guest: &str, message: &[u8]) -> Dur
     let spec = wafer::ModuleSpec {
         abi: wafer::registry::Abi::Benthos,
         method: None,
+        event_format: Default::default(),
         sandbox: Default::default(),
         limits: Default::default(),
         pool: wafer::pools::PoolPolicy::from_config(None),

@@ -18,7 +18,7 @@ use crate::function::Function;
 use crate::limits::{CompileLimits, Limits};
 use crate::metrics::{FunctionMetrics, FunctionSnapshot, PipelineMetrics, Snapshot};
 use crate::pools::PoolPolicy;
-use crate::registry::{Abi, Entry, FunctionConfig, ModuleSource, Registry};
+use crate::registry::{Abi, Entry, EventFormat, FunctionConfig, ModuleSource, Registry};
 use crate::sources::{DiskCache, FetchLimits, ModuleSources};
 use crate::wasi::Sandbox;
 
@@ -30,6 +30,8 @@ pub struct ModuleSpec {
     pub abi: Abi,
     /// The export to call; the ABI's default when `None`.
     pub method: Option<String>,
+    /// How an `abi: fluentbit` filter takes and answers records.
+    pub event_format: EventFormat,
     /// The WASI world the guest sees.
     pub sandbox: Sandbox,
     /// Time, memory and output limits.
@@ -333,6 +335,7 @@ impl Runtime {
         let spec = ModuleSpec {
             abi: Abi::WasiCommand,
             method: None,
+            event_format: EventFormat::default(),
             sandbox,
             limits,
             pool: PoolPolicy::from_config(None),
@@ -399,6 +402,7 @@ impl Runtime {
         };
         let mut cx = self.load_context(None, &spec.sandbox, "file");
         cx.method = spec.method.as_deref();
+        cx.event_format = spec.event_format;
         let prepared =
             prepare(abi, &cx, &module, CompileLimits::default()).map_err(|e| match e.kind {
                 // Named by a registry field that a file has no flag for.
@@ -434,6 +438,7 @@ impl Runtime {
             linkers: &self.linkers,
             method: config.and_then(|c| c.method.as_deref()),
             wit: config.and_then(|c| c.wit.as_deref()),
+            event_format: config.map(|c| c.event_format).unwrap_or_default(),
             sandbox,
             source_field,
         }

@@ -319,6 +319,7 @@ impl Pipeline {
             dropped: self.metrics.get(MessageCount::Dropped),
             failed: self.metrics.get(MessageCount::Failed),
             dead_lettered: self.metrics.get(MessageCount::DeadLettered),
+            filtered: self.metrics.get(MessageCount::Filtered),
         });
         // A panic first: it is a bug, and it lost messages for certain.
         if let Some(message) = worker_failed {
@@ -369,7 +370,11 @@ async fn process(
     let mut messages = batch.messages;
     for (index, stage) in stages.iter().enumerate() {
         let started = Instant::now();
+        let before = messages.len();
         messages = stage.process(messages).await;
+        if messages.len() < before {
+            counts.add(MessageCount::Filtered, (before - messages.len()) as u64);
+        }
         counts
             .metrics
             .record_processor(index, started.elapsed(), messages.len() as u64);

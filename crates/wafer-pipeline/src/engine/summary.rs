@@ -17,6 +17,9 @@ pub struct Summary {
     pub failed: u64,
     /// Flagged messages the dead-letter output confirmed.
     pub dead_lettered: u64,
+    /// Messages a processor left out on purpose (a Fluent Bit filter's
+    /// dropped records).
+    pub filtered: u64,
 }
 
 impl fmt::Display for Summary {
@@ -26,6 +29,9 @@ impl fmt::Display for Summary {
             "pipeline {}: received {}, processed {}, dropped {}, failed {}",
             self.name, self.received, self.processed, self.dropped, self.failed
         )?;
+        if self.filtered > 0 {
+            write!(f, ", filtered out {}", self.filtered)?;
+        }
         if self.dead_lettered > 0 {
             write!(f, " ({} to the dead-letter output)", self.dead_lettered)?;
         }

@@ -8,14 +8,17 @@
 
 mod call;
 mod wasm;
+mod wasm_filter;
 
 use crate::config::{ComponentConfig, ComponentError};
 use crate::{BoxFuture, BuildContext};
 
 /// A built processor, shared by the pipeline's workers.
 pub trait Processor: Send + Sync {
-    /// The batch, processed: as many messages, in order, those it failed
-    /// on flagged.
+    /// The batch, processed: the messages in order, those it failed on
+    /// flagged. A processor may leave some out on purpose (a Fluent Bit
+    /// filter dropping a record; the pipeline counts them as filtered),
+    /// never one it failed on.
     fn process(&self, batch: Vec<wafer::Message>) -> BoxFuture<'_, Vec<wafer::Message>>;
 }
 
@@ -23,7 +26,11 @@ pub trait Processor: Send + Sync {
 type Build = fn(&ComponentConfig, &BuildContext<'_>) -> Result<Box<dyn Processor>, ComponentError>;
 
 /// The processors, by the name a config gives them.
-const PROCESSORS: &[(&str, Build)] = &[("call", call::build), ("wasm", wasm::build)];
+const PROCESSORS: &[(&str, Build)] = &[
+    ("call", call::build),
+    ("wasm", wasm::build),
+    ("wasm_filter", wasm_filter::build),
+];
 
 /// Builds the processor `config` names.
 ///

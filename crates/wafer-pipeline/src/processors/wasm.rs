@@ -9,11 +9,12 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use wafer::registry::{Abi, LimitsConfig, PoolConfig, PoolKind};
-use wafer::{Function, Message, ModuleSpec, ProblemKind};
+use wafer::registry::{Abi, LimitsConfig};
+use wafer::{Function, Message, ModuleSpec};
 
 use super::{Processor, invoke_messages};
 use crate::config::{ComponentConfig, ComponentError};
+use crate::modules::{self, ModuleFields};
 use crate::{BoxFuture, BuildContext};
 
 #[derive(Deserialize)]
@@ -39,54 +40,19 @@ pub(super) fn build(
     cx: &BuildContext<'_>,
 ) -> Result<Box<dyn Processor>, ComponentError> {
     let parsed: WasmConfig = config.parse()?;
-    let path = cx.resolve(&parsed.module_path);
-    let module = wafer::files::read(
-        &path,
-        wafer::files::MAX_MODULE_BYTES,
-        wafer::files::Accept::RegularFile,
-    )
-    .map_err(|e| ComponentError::new(ProblemKind::Unreadable, "module_path", e.to_string()))?;
-    let pool = PoolConfig {
-        kind: PoolKind::Lazy,
-        size: None,
-        workers: None,
-        buffer: None,
-        max_size: Some(cx.threads as u32),
-        min_size: None,
-        idle_timeout_ms: None,
-        warm_start: None,
-        max_calls: None,
-    };
     let spec = ModuleSpec {
         abi: Abi::Benthos,
         method: Some(parsed.function),
+        event_format: Default::default(),
         sandbox: Default::default(),
         limits: parsed.limits.limits(),
-        pool: wafer::pools::PoolPolicy::from_config(Some(&pool)),
+        pool: modules::worker_pool(cx),
     };
-    let id = format!("{}/{}", cx.pipeline, config.name());
-    let function = cx.runtime.load_module(&id, &module, spec).map_err(|e| {
-        let kind = match &e {
-            wafer::Error::Refused { problems, .. } => problems
-                .first()
-                .map_or(ProblemKind::InvalidModule, |p| p.kind),
-            _ => ProblemKind::InvalidModule,
-        };
-        let message = match e {
-            wafer::Error::Refused { problems, .. } => problems
-                .into_iter()
-                .map(|p| p.message)
-                .collect::<Vec<_>>()
-                .join("; "),
-            other => other.to_string(),
-        };
-        let field = if kind == ProblemKind::Export {
-            "function"
-        } else {
-            "module_path"
-        };
-        ComponentError::new(kind, field, message)
-    })?;
+    let fields = ModuleFields {
+        path: "module_path",
+        export: "function",
+    };
+    let function = modules::load(config, cx, fields, &parsed.module_path, spec)?;
     Ok(Box::new(Wasm { function }))
 }
 

@@ -43,6 +43,8 @@
 //! pointer.
 
 mod benthos;
+mod core_module;
+mod fluentbit;
 mod linkers;
 pub(crate) mod wasi_command;
 pub(crate) mod wit;
@@ -73,7 +75,7 @@ pub(crate) fn lookup(abi: registry::Abi) -> Option<&'static dyn Abi> {
         registry::Abi::Wit => Some(&wit::Wit),
         registry::Abi::WasiCommand => Some(&wasi_command::WasiCommand),
         registry::Abi::Benthos => Some(&benthos::Benthos),
-        registry::Abi::Fluentbit => None,
+        registry::Abi::Fluentbit => Some(&fluentbit::Fluentbit),
     }
 }
 
@@ -94,6 +96,8 @@ pub(crate) struct LoadContext<'a> {
     pub method: Option<&'a str>,
     /// The entry's `wit`: a core module's signature.
     pub wit: Option<&'a str>,
+    /// How a Fluent Bit filter takes and answers records.
+    pub event_format: registry::EventFormat,
     /// The world the guest runs in (`strict` picks the linkers).
     pub sandbox: &'a Sandbox,
     /// The entry field that names the module, for problems with it.

@@ -5,7 +5,7 @@
 //!
 //! | series | type | labels |
 //! |---|---|---|
-//! | `wafer_pipeline_messages_total` | counter | `pipeline`, `outcome` (`received`, `processed`, `dropped`, `failed`, `dead_lettered`) |
+//! | `wafer_pipeline_messages_total` | counter | `pipeline`, `outcome` (`received`, `processed`, `dropped`, `failed`, `dead_lettered`, `filtered`) |
 //! | `wafer_pipeline_messages_in_flight` | gauge | `pipeline` |
 //! | `wafer_pipeline_processor_duration_seconds` | histogram | `pipeline`, `processor` |
 //!
@@ -34,16 +34,20 @@ pub enum MessageCount {
     Failed,
     /// Flagged, and confirmed by the dead-letter output.
     DeadLettered,
+    /// Left out by a processor on purpose (a Fluent Bit filter dropping a
+    /// record): not a failure.
+    Filtered,
 }
 
 impl MessageCount {
     /// Every count, in rendering order.
-    pub const ALL: [MessageCount; 5] = [
+    pub const ALL: [MessageCount; 6] = [
         MessageCount::Received,
         MessageCount::Processed,
         MessageCount::Dropped,
         MessageCount::Failed,
         MessageCount::DeadLettered,
+        MessageCount::Filtered,
     ];
 
     /// The `outcome` label.
@@ -54,6 +58,7 @@ impl MessageCount {
             MessageCount::Dropped => "dropped",
             MessageCount::Failed => "failed",
             MessageCount::DeadLettered => "dead_lettered",
+            MessageCount::Filtered => "filtered",
         }
     }
 }
@@ -112,7 +117,8 @@ impl PipelineMetrics {
     pub fn in_flight(&self) -> u64 {
         let done = self.get(MessageCount::Processed)
             + self.get(MessageCount::Dropped)
-            + self.get(MessageCount::DeadLettered);
+            + self.get(MessageCount::DeadLettered)
+            + self.get(MessageCount::Filtered);
         self.get(MessageCount::Received).saturating_sub(done)
     }
 

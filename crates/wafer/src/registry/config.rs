@@ -282,8 +282,21 @@ pub struct FunctionConfig {
     pub wasi: WasiConfig,
     /// Limits.
     pub limits: LimitsConfig,
+    /// How an `abi: fluentbit` filter takes and answers records.
+    pub event_format: EventFormat,
     /// Dapr's `strictSandbox`: a deterministic world.
     pub strict_sandbox: bool,
+}
+
+/// How Fluent Bit's filter ABI passes records (`event_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    /// A NUL-terminated JSON object in, a JSON object out. The default.
+    #[default]
+    Json,
+    /// A msgpack map in and out.
+    Msgpack,
 }
 
 impl FunctionConfig {

@@ -10,7 +10,9 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::config::{Abi, FunctionConfig, LimitsConfig, ModuleSource, Transport, WasiConfig};
+use super::config::{
+    Abi, EventFormat, FunctionConfig, LimitsConfig, ModuleSource, Transport, WasiConfig,
+};
 use super::entry::{Entry, EntryKind};
 use super::fields::{Fields, Findings};
 use super::yaml::DuplicateKey;
@@ -186,6 +188,7 @@ pub(crate) fn parse_binding(
         imports: Vec::new(),
         wasi: WasiConfig::default(),
         limits: LimitsConfig::default(),
+        event_format: EventFormat::default(),
         strict_sandbox,
     };
     Some(Entry {

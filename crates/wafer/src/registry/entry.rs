@@ -119,6 +119,7 @@ const FUNCTION_COMMON: &[&str] = &[
     "imports",
     "wasi",
     "limits",
+    "event_format",
 ];
 
 /// Fully qualifies a reference: `name` means `namespace:name`.
@@ -418,6 +419,13 @@ fn parse_function(
         );
     }
     let wit: Option<String> = fields.optional("wit");
+    let event_format: Option<EventFormat> = fields.optional("event_format");
+    if event_format.is_some() && abi != Abi::Fluentbit {
+        fields.problem(
+            "event_format",
+            "only an `abi: fluentbit` function has an event format",
+        );
+    }
     let pool: Option<PoolConfig> = fields.optional("pool");
     if let Some(pool) = &pool {
         check_pool(fields, pool);
@@ -448,6 +456,7 @@ fn parse_function(
         imports,
         wasi,
         limits,
+        event_format: event_format.unwrap_or_default(),
         strict_sandbox: false,
     })))
 }

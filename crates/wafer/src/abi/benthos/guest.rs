@@ -6,6 +6,7 @@ use bytes::Bytes;
 use wasmtime::{AsContextMut, Caller, Memory, Store, TypedFunc};
 
 use super::Mode;
+use crate::abi::core_module::call;
 use crate::host::HostState;
 use crate::message::Message;
 
@@ -256,10 +257,7 @@ async fn call_alloc(
     allocator: &Allocator,
     len: u32,
 ) -> wasmtime::Result<u32> {
-    match mode {
-        Mode::Sync => allocator.alloc.call(&mut store, len),
-        Mode::Async => allocator.alloc.call_async(&mut store, len).await,
-    }
+    call(mode, &mut store, &allocator.alloc, len).await
 }
 
 /// `deallocate(ptr, len)` or `free(ptr)`.
@@ -269,12 +267,8 @@ async fn call_free(
     free: &Free,
     region: Region,
 ) -> wasmtime::Result<()> {
-    match (free, mode) {
-        (Free::Deallocate(f), Mode::Sync) => f.call(&mut store, (region.ptr, region.len)),
-        (Free::Deallocate(f), Mode::Async) => {
-            f.call_async(&mut store, (region.ptr, region.len)).await
-        }
-        (Free::Free(f), Mode::Sync) => f.call(&mut store, region.ptr),
-        (Free::Free(f), Mode::Async) => f.call_async(&mut store, region.ptr).await,
+    match free {
+        Free::Deallocate(f) => call(mode, &mut store, f, (region.ptr, region.len)).await,
+        Free::Free(f) => call(mode, &mut store, f, region.ptr).await,
     }
 }

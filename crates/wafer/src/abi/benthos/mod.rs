@@ -53,14 +53,11 @@
 mod guest;
 mod host;
 
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
-
-use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Module, Store, TypedFunc, ValType};
-use wasmtime_wasi::I32Exit;
+use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Module, Store};
 
 use self::guest::{Allocator, Free, Processing, free_inbound, probe, processing};
 use self::host::add_host_functions;
+use super::core_module::{Mode, check_i32_exports, initializer, ready, started};
 use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
@@ -100,14 +97,6 @@ struct MessageProcessor {
     signature: String,
     /// No WASI imports: instantiate and call without a fiber.
     sync: bool,
-}
-
-/// How a host function calls back into the guest (its allocator): directly
-/// in a synchronous store, through `call_async` on a fiber otherwise.
-#[derive(Clone, Copy)]
-enum Mode {
-    Sync,
-    Async,
 }
 
 impl MessageProcessor {
@@ -244,13 +233,6 @@ impl MessageProcessor {
         Ok(())
     }
 
-    /// The start function to run once, if the guest has one.
-    fn initializer(store: &mut Store<HostState>, instance: &Instance) -> Option<TypedFunc<(), ()>> {
-        ["_initialize", "_start"]
-            .into_iter()
-            .find_map(|name| instance.get_typed_func::<(), ()>(&mut *store, name).ok())
-    }
-
     fn messages(input: Input) -> Result<Vec<Message>, Fault> {
         match input {
             Input::Messages(messages) => Ok(messages),
@@ -266,12 +248,12 @@ impl MessageProcessor {
 /// signatures it calls them with, so that a mismatch is a load problem rather
 /// than a failure of every instance.
 fn check_allocator(module: &Module) -> Result<(), String> {
-    use ValType::I32;
-    let expected: [(&str, &[ValType], &[ValType]); 4] = [
-        ("allocate", &[I32], &[I32]),
-        ("deallocate", &[I32, I32], &[]),
-        ("malloc", &[I32], &[I32]),
-        ("free", &[I32], &[]),
+    // (name, i32 parameters, i32 results)
+    let expected: [(&str, usize, usize); 4] = [
+        ("allocate", 1, 1),
+        ("deallocate", 2, 0),
+        ("malloc", 1, 1),
+        ("free", 1, 0),
     ];
     // Only the style the host will use (`allocate` wins, as in Benthos).
     let used: [&str; 2] = if module.get_export("allocate").is_some() {
@@ -279,41 +261,11 @@ fn check_allocator(module: &Module) -> Result<(), String> {
     } else {
         ["malloc", "free"]
     };
-    for (name, params, results) in expected {
-        if !used.contains(&name) {
-            continue;
-        }
-        let Some(export) = module.get_export(name) else {
-            continue;
-        };
-        let fits = export.func().is_some_and(|f| {
-            f.params()
-                .map(|t| t.is_i32())
-                .eq(params.iter().map(ValType::is_i32))
-                && f.params().len() == params.len()
-                && f.results()
-                    .map(|t| t.is_i32())
-                    .eq(results.iter().map(ValType::is_i32))
-                && f.results().len() == results.len()
-        });
-        if !fits {
-            let signature = |types: &[ValType]| vec!["i32"; types.len()].join(", ");
-            return Err(format!(
-                "its export `{name}` is not a function ({}) -> ({}), as the host calls it",
-                signature(params),
-                signature(results)
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A start function that ends with `proc_exit(0)` ended well.
-fn started(outcome: wasmtime::Result<()>) -> Result<(), Fault> {
-    match outcome {
-        Err(e) if e.downcast_ref::<I32Exit>().is_some_and(|exit| exit.0 == 0) => Ok(()),
-        other => other.map_err(Fault::Wasm),
-    }
+    let used: Vec<_> = expected
+        .into_iter()
+        .filter(|(name, _, _)| used.contains(name))
+        .collect();
+    check_i32_exports(module, &used)
 }
 
 impl Prepared for MessageProcessor {
@@ -346,7 +298,7 @@ impl Prepared for MessageProcessor {
             return Step::Ready((|| {
                 let instance = self.pre.instantiate(&mut *store).map_err(Fault::Wasm)?;
                 self.keep_exports(store, &instance)?;
-                if let Some(start) = Self::initializer(store, &instance) {
+                if let Some(start) = initializer(store, &instance) {
                     started(start.call(&mut *store, ()))?;
                 }
                 ready(probe(Mode::Sync, store)).map_err(Fault::Wasm)
@@ -365,7 +317,7 @@ impl Prepared for MessageProcessor {
                 .await
                 .map_err(Fault::Wasm)?;
             self.keep_exports(store, &instance)?;
-            if let Some(start) = Self::initializer(store, &instance) {
+            if let Some(start) = initializer(store, &instance) {
                 started(start.call_async(&mut *store, ()).await)?;
             }
             probe(Mode::Async, store).await.map_err(Fault::Wasm)
@@ -447,17 +399,4 @@ async fn process_all(
         output: Output::Messages(processed),
         guest_error,
     })
-}
-
-/// The result of a future that cannot wait: a synchronous store's calls
-/// never do.
-fn ready<T>(future: impl Future<Output = T>) -> T {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(done) => done,
-        Poll::Pending => unreachable!("a synchronous store never waits"),
-    }
 }

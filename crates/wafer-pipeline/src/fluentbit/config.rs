@@ -1,1 +1,0 @@
-//! Classic `.conf` and YAML Fluent Bit configs, translated into pipelines.

@@ -1,0 +1,99 @@
+//! What the message ABIs (`benthos`, `fluentbit`) share: a core module
+//! instantiated once and called once per message, synchronously when it
+//! imports nothing that may wait, on a fiber otherwise.
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use wasmtime::{AsContextMut, Instance, Module, Store, TypedFunc, WasmParams, WasmResults};
+use wasmtime_wasi::I32Exit;
+
+use super::Fault;
+use crate::host::HostState;
+
+/// How the host calls into the guest: directly in a synchronous store,
+/// through `call_async` on a fiber otherwise.
+#[derive(Clone, Copy)]
+pub(super) enum Mode {
+    Sync,
+    Async,
+}
+
+/// `func(params)` in `mode`.
+pub(super) async fn call<P, R>(
+    mode: Mode,
+    mut store: impl AsContextMut<Data = HostState>,
+    func: &TypedFunc<P, R>,
+    params: P,
+) -> wasmtime::Result<R>
+where
+    P: WasmParams + Send + Sync,
+    R: WasmResults + Send + Sync,
+{
+    match mode {
+        Mode::Sync => func.call(&mut store, params),
+        Mode::Async => func.call_async(&mut store, params).await,
+    }
+}
+
+/// The start function to run once per instance, if the guest has one:
+/// `_initialize` (a reactor) or `_start` (a command, as TinyGo builds
+/// them, whose runtime needs it), as wazero runs them at instantiation.
+pub(super) fn initializer(
+    store: &mut Store<HostState>,
+    instance: &Instance,
+) -> Option<TypedFunc<(), ()>> {
+    ["_initialize", "_start"]
+        .into_iter()
+        .find_map(|name| instance.get_typed_func::<(), ()>(&mut *store, name).ok())
+}
+
+/// A start function that ends with `proc_exit(0)` ended well.
+pub(super) fn started(outcome: wasmtime::Result<()>) -> Result<(), Fault> {
+    match outcome {
+        Err(e) if e.downcast_ref::<I32Exit>().is_some_and(|exit| exit.0 == 0) => Ok(()),
+        other => other.map_err(Fault::Wasm),
+    }
+}
+
+/// Checks the exports the host calls that `module` has, each given as
+/// (name, i32 parameters, i32 results): a mismatch is a load problem
+/// rather than a failure of every instance. A missing one is not checked.
+pub(super) fn check_i32_exports(
+    module: &Module,
+    expected: &[(&str, usize, usize)],
+) -> Result<(), String> {
+    for &(name, params, results) in expected {
+        let Some(export) = module.get_export(name) else {
+            continue;
+        };
+        let fits = export.func().is_some_and(|f| {
+            f.params().len() == params
+                && f.params().all(|t| t.is_i32())
+                && f.results().len() == results
+                && f.results().all(|t| t.is_i32())
+        });
+        if !fits {
+            let i32s = |n: usize| vec!["i32"; n].join(", ");
+            return Err(format!(
+                "its export `{name}` is not a function ({}) -> ({}), as the host calls it",
+                i32s(params),
+                i32s(results)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The result of a future that cannot wait: a synchronous store's calls
+/// never do.
+pub(super) fn ready<T>(future: impl Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(done) => done,
+        Poll::Pending => unreachable!("a synchronous store never waits"),
+    }
+}
