@@ -28,6 +28,7 @@ pub mod config;
 mod engine;
 pub mod fluentbit;
 pub mod inputs;
+mod modules;
 pub mod outputs;
 pub mod parsers;
 pub mod processors;
