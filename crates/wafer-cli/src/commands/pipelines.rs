@@ -1,5 +1,6 @@
 //! What `wafer run` and `wafer check` share about pipelines: a path names
-//! a registry or a pipeline file (a Benthos config), and either way its
+//! a registry, a pipeline file (a Benthos config) or a Fluent Bit config
+//! (classic `.conf` or YAML, one pipeline per input), and either way its
 //! pipelines are read and built with every problem located.
 
 use std::path::Path;
@@ -8,12 +9,14 @@ use std::sync::Arc;
 use wafer::{Problem, Registry, Runtime};
 use wafer_pipeline::Pipeline;
 use wafer_pipeline::config::{PipelineConfig, is_pipeline_file};
+use wafer_pipeline::fluentbit::config as fluentbit;
 
 use super::load_registry;
 use crate::exit::Failure;
 
-/// A registry and its pipelines' configs, or a pipeline file's config
-/// with an empty registry; the problems reading them found.
+/// A registry and its pipelines' configs, or a pipeline file's (or a
+/// Fluent Bit config's) configs with an empty registry; the problems
+/// reading them found.
 pub struct Loaded {
     /// The registry (empty for a pipeline file).
     pub registry: Registry,
@@ -23,8 +26,18 @@ pub struct Loaded {
     pub problems: Vec<Problem>,
 }
 
-/// Loads what `path` names: a pipeline file, or a registry folder or file.
+/// Loads what `path` names: a Fluent Bit config, a pipeline file, or a
+/// registry folder or file.
 pub fn load(path: &Path) -> Result<Loaded, Failure> {
+    // Before the Benthos test: a Fluent Bit YAML has a `pipeline` key too.
+    if fluentbit::is_fluentbit_file(path) {
+        let translated = fluentbit::load(path);
+        return Ok(Loaded {
+            registry: Registry::default(),
+            configs: translated.pipelines,
+            problems: translated.problems,
+        });
+    }
     if is_pipeline_file(path) {
         let (configs, problems) = match PipelineConfig::from_file(path) {
             Ok(config) => (vec![config], Vec::new()),

@@ -258,7 +258,7 @@ impl PipelineConfig {
             || "pipeline".to_string(),
             |s| s.to_string_lossy().into_owned(),
         );
-        Self::from_value(name, value, problems, None)
+        Self::from_value(name, value, problems, None, true)
     }
 
     /// A registry entry's pipeline: `body` holds its `input`, `pipeline`,
@@ -274,7 +274,26 @@ impl PipelineConfig {
             body,
             Problems::new(file, Some(id)),
             base_dir,
+            true,
         )
+    }
+
+    /// A pipeline translated from another config dialect (a Fluent Bit
+    /// config, [`crate::fluentbit::config`]): `body` is Benthos-shaped with
+    /// its variables already replaced (so `${…}` is left as it is); its
+    /// problems are located in `file`; relative paths are relative to the
+    /// working directory.
+    ///
+    /// # Errors
+    ///
+    /// As [`PipelineConfig::from_file`].
+    pub fn from_translated(
+        name: &str,
+        file: &Path,
+        body: Value,
+    ) -> Result<PipelineConfig, Vec<Problem>> {
+        let problems = Problems::new(file, None);
+        Self::from_value(name.to_string(), body, problems, None, false)
     }
 
     fn from_value(
@@ -282,8 +301,14 @@ impl PipelineConfig {
         mut value: Value,
         mut problems: Problems,
         base_dir: Option<PathBuf>,
+        interpolate: bool,
     ) -> Result<PipelineConfig, Vec<Problem>> {
-        for variable in env::interpolate(&mut value, &|name| std::env::var(name).ok()) {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let unset = match interpolate {
+            true => env::interpolate(&mut value, &lookup),
+            false => Vec::new(),
+        };
+        for variable in unset {
             problems.add(
                 ProblemKind::MissingField,
                 "",

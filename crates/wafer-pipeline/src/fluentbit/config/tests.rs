@@ -1,0 +1,1 @@
+//! Tests of the Fluent Bit config reader and translator.
