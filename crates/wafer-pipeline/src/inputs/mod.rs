@@ -2,11 +2,14 @@
 //! a `build` step, and a [`Input::run`] that hands batches to the
 //! pipeline's [`Sink`] until it ends; plus one line in [`INPUTS`].
 
+mod dummy;
+mod exec_wasi;
 mod file;
 mod generate;
 mod http_server;
 mod scanner;
 mod stdin;
+mod stdin_records;
 
 use crate::config::{ComponentConfig, ComponentError};
 use crate::{BoxFuture, BuildContext, Sink};
@@ -23,10 +26,13 @@ type Build = fn(&ComponentConfig, &BuildContext<'_>) -> Result<Box<dyn Input>, C
 
 /// The inputs, by the name a config gives them.
 const INPUTS: &[(&str, Build)] = &[
+    ("dummy", dummy::build),
+    ("exec_wasi", exec_wasi::build),
     ("file", file::build),
     ("generate", generate::build),
     ("http_server", http_server::build),
     ("stdin", stdin::build),
+    ("stdin_records", stdin_records::build),
 ];
 
 /// The most messages an input puts in one batch.
