@@ -225,11 +225,6 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
       max_execution_ms: 5000
       max_memory_bytes: 1048576
       max_output_bytes: 4096
-  - name: fetched
-    kind: function.wasm
-    url: https://example.com/x.wasm
-    hash: sha256:{zeros}
-    abi: fluentbit
   - name: api
     kind: http.service
     addr: ":8080"
@@ -245,7 +240,6 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
 "#,
         header = header("lf"),
         counter = wafer_guests::WAT_COUNTER,
-        zeros = "0".repeat(64),
     );
     ws.write("_index.yaml", yaml);
     ws.write("data/readme.txt", "mounted read-only");
@@ -272,8 +266,7 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
         .stdout_has("components/state.yaml: Dapr component of type state.redis")
         .stdout_has("notes.yaml: neither a registry file nor a Dapr component")
         .stdout_has("more/functions.yaml: looks like a registry file, but only files named _index.yaml are read")
-        .stdout_has("entry lf:counter: field imports[0]: wasi:http is not active yet")
-        .stdout_has("entry lf:fetched: field abi: abi fluentbit is not active yet");
+        .stdout_has("entry lf:counter: field imports[0]: wasi:http is not active yet");
     assert!(
         !run.stdout.contains("s3cr3t"),
         "an env value was printed:\n{}",
@@ -286,10 +279,6 @@ fn fields_of_later_features_load_and_say_they_are_not_active() {
     );
     // The function with all those fields still runs with what is active.
     ws.wafer(&["call", "lf:counter"]).prints("1");
-    ws.wafer(&["call", "lf:fetched"]).fails(
-        2,
-        "entry lf:fetched: field abi: abi fluentbit is not active yet",
-    );
 }
 
 #[test]

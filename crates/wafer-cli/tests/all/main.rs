@@ -3,6 +3,7 @@
 mod call;
 mod check;
 mod dapr;
+mod fluentbit_filter;
 mod hostile;
 mod pipelines;
 mod pipelines_http;
