@@ -350,6 +350,10 @@ fn section(
                 section.props.push((key, Value::Array(items)));
             }
             Value::Array(_) | Value::Object(_) => section.groups.push(key),
+            // libyaml hands Fluent Bit the text `null`; serde only the null.
+            Value::Null if key == "name" => {
+                section.props.push((key, Value::String("null".into())));
+            }
             scalar_value => {
                 let text = scalar(&scalar_value).unwrap_or_default();
                 section.props.push((key, Value::String(text)));
