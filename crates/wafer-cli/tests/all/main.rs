@@ -4,6 +4,7 @@ mod call;
 mod check;
 mod dapr;
 mod fluentbit_filter;
+mod fluentbit_inputs;
 mod hostile;
 mod pipelines;
 mod pipelines_http;
