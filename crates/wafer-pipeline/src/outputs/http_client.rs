@@ -293,7 +293,7 @@ impl HttpClient {
 /// An error and its causes on one line, without the URL (the caller
 /// names it): reqwest's own text says only which step failed, its causes
 /// say why.
-fn error_chain(error: reqwest::Error) -> String {
+pub(super) fn error_chain(error: reqwest::Error) -> String {
     let error = error.without_url();
     let mut text = error.to_string();
     let mut source = std::error::Error::source(&error);

@@ -3,8 +3,12 @@
 //! written (the pipeline then acknowledges it); plus one line in
 //! [`OUTPUTS`].
 
+mod broker;
 mod drop;
 mod file;
+mod fluentbit_file;
+mod fluentbit_http;
+mod fluentbit_stdout;
 mod http_client;
 mod stdout;
 
@@ -29,8 +33,12 @@ type Build = fn(&ComponentConfig, &BuildContext<'_>) -> Result<Box<dyn Output>, 
 
 /// The outputs, by the name a config gives them.
 const OUTPUTS: &[(&str, Build)] = &[
+    ("broker", broker::build),
     ("drop", drop::build),
     ("file", file::build),
+    ("fluentbit_file", fluentbit_file::build),
+    ("fluentbit_http", fluentbit_http::build),
+    ("fluentbit_stdout", fluentbit_stdout::build),
     ("http_client", http_client::build),
     ("stdout", stdout::build),
 ];

@@ -17,7 +17,7 @@ struct StdoutConfig {
 
 struct Stdout {
     framing: Framing,
-    out: tokio::io::Stdout,
+    out: StdoutWriter,
 }
 
 pub(super) fn build(
@@ -27,7 +27,7 @@ pub(super) fn build(
     let parsed: StdoutConfig = config.parse()?;
     Ok(Box::new(Stdout {
         framing: parsed.codec,
-        out: tokio::io::stdout(),
+        out: StdoutWriter::new(),
     }))
 }
 
@@ -35,11 +35,30 @@ impl Output for Stdout {
     fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let framed = self.framing.frame(batch);
-            self.out
-                .write_all(&framed)
-                .await
-                .and(self.out.flush().await)
-                .map_err(|e| format!("cannot write to stdout: {e}"))
+            self.out.write(&framed).await
         })
+    }
+}
+
+/// The process's standard output for the outputs that write there: a
+/// buffer is written whole and flushed before the write returns.
+pub(super) struct StdoutWriter {
+    out: tokio::io::Stdout,
+}
+
+impl StdoutWriter {
+    pub(super) fn new() -> StdoutWriter {
+        StdoutWriter {
+            out: tokio::io::stdout(),
+        }
+    }
+
+    /// Writes `bytes` and flushes them.
+    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.out
+            .write_all(bytes)
+            .await
+            .and(self.out.flush().await)
+            .map_err(|e| format!("cannot write to stdout: {e}"))
     }
 }
