@@ -252,7 +252,8 @@ fn accessible_paths_grant_exactly_what_they_list() {
 #[test]
 fn a_failing_program_gives_what_it_printed_and_a_trapping_one_nothing() {
     let ws = workspace();
-    // exit_code prints "exiting" and exits 2: the status is ignored.
+    // exit_code prints "exiting" (and "bye" on stderr) and exits 2: the
+    // status is ignored.
     let run = run(
         &ws,
         "status",
@@ -261,6 +262,8 @@ fn a_failing_program_gives_what_it_printed_and_a_trapping_one_nothing() {
         "",
     );
     assert_eq!(records(&run), stdout_records(&["exiting"]));
+    // Its stderr is the guest's log, as Fluent Bit leaves it on stderr.
+    run.stderr_has("bye");
     let run = self::run(
         &ws,
         "trap",

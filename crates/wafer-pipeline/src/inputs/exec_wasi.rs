@@ -7,7 +7,9 @@
 //!   the runtime's `wasi-command` ABI, a fresh instance each run, with no
 //!   arguments and an empty stdin. Its exit status is ignored (a non-zero
 //!   one is logged at debug level), as in Fluent Bit; a trap or a run past
-//!   wafer's time limit (10 s) is logged and that tick gives nothing.
+//!   wafer's time limit (10 s) is logged and that tick gives nothing. What
+//!   it writes to stderr goes to the guest log (`wafer::guest`, shown by
+//!   default), as Fluent Bit leaves it on its own stderr.
 //! * `accessible_paths` (default `.`): folders the program may read and
 //!   write, each at the same path inside the guest, as WAMR maps them;
 //!   nothing else of the host. The grant is logged at start.
@@ -98,6 +100,8 @@ fn some_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
 
 struct ExecWasi {
     name: String,
+    /// The program's id in the runtime: `<pipeline>/<input>`.
+    id: String,
     program: Arc<Function>,
     interval: Duration,
     oneshot: bool,
@@ -174,6 +178,7 @@ pub(super) fn build(
     let _ = parsed.wasm_stack_size;
     Ok(Box::new(ExecWasi {
         name,
+        id,
         program,
         interval,
         oneshot: parsed.oneshot,
@@ -216,6 +221,7 @@ impl ExecWasi {
                 return Vec::new();
             }
         };
+        log_stderr(&self.id, &run.stderr);
         if run.exit_code != 0 {
             tracing::debug!(input = %self.name, status = run.exit_code, "exec_wasi: the program exited with a non-zero status (ignored, as in Fluent Bit)");
         }
@@ -248,6 +254,21 @@ impl ExecWasi {
             });
         }
         records
+    }
+}
+
+/// Most bytes of a run's stderr logged.
+const STDERR_LOG_CAP: usize = 64 << 10;
+
+/// The program's stderr, which Fluent Bit leaves on its own stderr, as
+/// guest log lines (the log wafer gives every guest's output).
+fn log_stderr(id: &str, stderr: &[u8]) {
+    let kept = &stderr[..stderr.len().min(STDERR_LOG_CAP)];
+    for line in String::from_utf8_lossy(kept).lines() {
+        tracing::info!(target: "wafer::guest", function = %id, stream = "stderr", "{line}");
+    }
+    if stderr.len() > kept.len() {
+        tracing::warn!(function = %id, "exec_wasi: {} more bytes of stderr not logged", stderr.len() - kept.len());
     }
 }
 

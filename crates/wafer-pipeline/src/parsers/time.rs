@@ -55,7 +55,11 @@ pub(super) enum Zone {
 impl TimeFormat {
     /// Compiles `format`; an error names a directive chrono cannot read.
     pub(super) fn new(format: &str, zone: Zone) -> Result<TimeFormat, String> {
-        let with_year = ["%Y", "%y", "%s"].iter().any(|d| format.contains(d));
+        // chrono refuses a year given twice, so the directives holding one
+        // count too (strptime lets the later win).
+        let with_year = ["%Y", "%y", "%s", "%F", "%D", "%c", "%G", "%g"]
+            .iter()
+            .any(|d| format.contains(d));
         let with_zone = ["%z", "%Z", "%SZ", "%S.%LZ"]
             .iter()
             .any(|d| format.contains(d));
