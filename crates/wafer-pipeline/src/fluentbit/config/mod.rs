@@ -43,6 +43,7 @@
 
 mod classic;
 mod routing;
+mod service;
 mod translate;
 mod yaml;
 
@@ -283,10 +284,7 @@ fn folder(file: &Path) -> PathBuf {
 fn expand(value: &str, vars: &dyn Fn(&str) -> Option<String>, unset: &mut Vec<String>) -> String {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
-    loop {
-        let (Some(start), Some(end)) = (rest.find("${"), rest.find('}')) else {
-            break;
-        };
+    while let (Some(start), Some(end)) = (rest.find("${"), rest.find('}')) {
         if end <= start + 2 {
             break;
         }

@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 use wafer::{Problem, ProblemKind};
 
 use super::routing::Rule;
-use super::{Document, Kind, Section, Translation, classic, expand, folder, locate, yaml};
+use super::service::{Parsers, service};
+use super::{Document, Kind, Section, Translation, expand};
 use crate::config::{ComponentConfig, PipelineConfig};
 
 /// Fluent Bit's plugins wafer has, and the component each becomes.
@@ -50,67 +51,6 @@ const IGNORED: &[&str] = &[
 /// always passed as a list.
 const MULTI: &[&str] = &["header"];
 
-/// `SERVICE` keys with nothing to do in wafer: accepted and ignored.
-const SERVICE_IGNORED: &[&str] = &[
-    "flush",
-    "grace",
-    "log_level",
-    "coro_stack_size",
-    "scheduler.cap",
-    "scheduler.base",
-    "http_listen",
-    "http_port",
-    "health_check",
-    "hc_errors_count",
-    "hc_retry_failure_count",
-    "hc_period",
-    "storage.path",
-    "storage.sync",
-    "storage.metrics",
-    "storage.checksum",
-    "storage.backlog.mem_limit",
-    "storage.backlog.flush_on_shutdown",
-    "storage.max_chunks_up",
-    "storage.delete_irrecoverable_chunks",
-    "storage.trim_files",
-    "storage.type",
-    "storage.inherit",
-    "storage.rejected.path",
-    "storage.rejected.limit",
-    "dns.mode",
-    "dns.resolver",
-    "dns.prefer_ipv4",
-    "dns.prefer_ipv6",
-    "hot_reload.ensure_thread_safety",
-    "hot_reload.timeout",
-    "windows.maxstdio",
-    "multiline_buffer_limit",
-    "sp.convert_from_str_to_num",
-    "json.convert_nan_to_null",
-    "json.escape_unicode",
-];
-
-/// `SERVICE` switches wafer accepts only when off, and what each asks for.
-const SERVICE_OFF: &[(&str, &str)] = &[
-    (
-        "daemon",
-        "wafer runs in the foreground (use your service manager)",
-    ),
-    ("http_server", "wafer has no Fluent Bit monitoring server"),
-    ("hot_reload", "wafer does not reload a Fluent Bit config"),
-    ("enable_chunk_trace", "wafer has no chunk tracing"),
-    ("storage.keep.rejected", "wafer keeps no rejected chunks"),
-    ("security.fips_mode", "wafer has no FIPS mode"),
-];
-
-/// `SERVICE` keys asking for what wafer does not do.
-const SERVICE_REFUSED: &[(&str, &str)] = &[
-    ("log_file", "wafer logs to stderr"),
-    ("streams_file", "wafer has no stream processor"),
-    ("telemetry", "wafer has no Fluent Bit telemetry"),
-];
-
-/// Translates the sections of `document`, read from `main`.
 pub(super) fn translate(
     main: &Path,
     document: Document,
@@ -453,153 +393,6 @@ fn body(section: &Section, problems: &mut Vec<Problem>) -> Map<String, Value> {
     body
 }
 
-/// The `SERVICE` section: `Parsers_File` read, harmless keys ignored,
-/// keys asking for what wafer does not do refused.
-fn service(
-    main: &Path,
-    section: &Section,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    parsers: &mut Parsers,
-    problems: &mut Vec<Problem>,
-) {
-    for (key, value) in &section.props {
-        let texts: Vec<&str> = match value {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        let key = key.as_str();
-        if key == "parsers_file" {
-            for file in texts {
-                parsers.read_file(main, section, file, lookup, problems);
-            }
-        } else if key == "plugins_file" {
-            for file in texts {
-                plugins_file(main, section, file, problems);
-            }
-        } else if let Some((_, why)) = SERVICE_OFF.iter().find(|(k, _)| *k == key) {
-            if texts
-                .iter()
-                .any(|t| crate::fluentbit::value::parse_bool(t) != Ok(false))
-            {
-                problems.push(section.problem(
-                    ProblemKind::InvalidValue,
-                    key,
-                    format!("only Off: {why}"),
-                ));
-            }
-        } else if let Some((_, why)) = SERVICE_REFUSED.iter().find(|(k, _)| *k == key) {
-            problems.push(section.problem(
-                ProblemKind::UnknownField,
-                key,
-                format!("not supported: {why}"),
-            ));
-        } else if !SERVICE_IGNORED.contains(&key) && !key.starts_with("flush.adaptive") {
-            tracing::warn!(file = %section.file.display(), "Fluent Bit ignores the SERVICE key `{key}`; so does wafer.");
-        }
-    }
-    if !section.groups.is_empty() {
-        problems.push(section.problem(
-            ProblemKind::UnknownField,
-            &section.groups[0],
-            "wafer has no nested SERVICE settings",
-        ));
-    }
-}
-
-/// `Plugins_File`: harmless when it declares no plugin (Fluent Bit's own
-/// `plugins.conf` is only comments).
-fn plugins_file(main: &Path, section: &Section, file: &str, problems: &mut Vec<Problem>) {
-    let path = locate(file, &folder(main));
-    let mut document = Document::default();
-    let mut found = Vec::new();
-    classic::read_root(&path, &mut document, &mut found);
-    let declares = document.sections.iter().any(|s| !s.props.is_empty());
-    if !found.is_empty() || declares {
-        problems.push(section.problem(
-            ProblemKind::UnknownField,
-            "plugins_file",
-            format!("{file}: wafer does not load Fluent Bit plugins (.so files)"),
-        ));
-    }
-}
-
-/// Parser definitions by name, in the order Fluent Bit registers them.
-#[derive(Default)]
-struct Parsers {
-    defined: Vec<(String, Map<String, Value>)>,
-}
-
-impl Parsers {
-    /// Adds a `[PARSER]` section; one with a name already taken is
-    /// skipped with a warning, as Fluent Bit skips it.
-    fn add(&mut self, section: &Section, problems: &mut Vec<Problem>) {
-        let Some(name) = section.text("name").filter(|n| !n.is_empty()) else {
-            return problems.push(section.problem(
-                ProblemKind::MissingField,
-                "name",
-                "a parser has a `Name`",
-            ));
-        };
-        if self.get(name).is_some() {
-            tracing::warn!(file = %section.file.display(), "A parser named `{name}` already exists: this one is skipped (as in Fluent Bit).");
-            return;
-        }
-        // An empty value is no value (Fluent Bit's get_parser_key).
-        let definition = section
-            .props
-            .iter()
-            .filter(|(_, v)| v.as_str() != Some(""))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        self.defined.push((name.to_string(), definition));
-    }
-
-    /// The definition named `name` (case-sensitive, as in Fluent Bit).
-    fn get(&self, name: &str) -> Option<&Map<String, Value>> {
-        self.defined.iter().find(|(n, _)| n == name).map(|(_, d)| d)
-    }
-
-    fn names(&self) -> Option<String> {
-        let names: Vec<&str> = self.defined.iter().map(|(n, _)| n.as_str()).collect();
-        (!names.is_empty()).then(|| names.join(", "))
-    }
-
-    /// Reads the parsers of a `Parsers_File` (classic, or YAML by its
-    /// extension), found as written, else beside the main config.
-    fn read_file(
-        &mut self,
-        main: &Path,
-        service: &Section,
-        file: &str,
-        lookup: &dyn Fn(&str) -> Option<String>,
-        problems: &mut Vec<Problem>,
-    ) {
-        let path = locate(file, &folder(main));
-        if !path.is_file() {
-            return problems.push(service.problem(
-                ProblemKind::Unreadable,
-                "parsers_file",
-                format!(
-                    "{file}: no such file (looked in the working directory and beside {})",
-                    main.display()
-                ),
-            ));
-        }
-        let mut document = Document::default();
-        match super::is_classic(&path) {
-            true => classic::read_root(&path, &mut document, problems),
-            false => yaml::read_parsers(&path, &mut document, problems),
-        }
-        // Its own @SET lines are never run; the main config's variables
-        // apply.
-        expand_all(&mut document.sections, lookup);
-        for section in document.sections.iter().filter(|s| s.kind == Kind::Parser) {
-            self.add(section, problems);
-        }
-    }
-}
-
 /// The variable lookup: `@SET`/`env` (a later one wins), then
 /// `HOSTNAME` (Fluent Bit sets it when the shell does not export it),
 /// then the environment, where an empty variable is unset.
@@ -619,7 +412,7 @@ fn variables(vars: Vec<(String, String)>) -> impl Fn(&str) -> Option<String> {
 }
 
 /// Replaces the variables in every value of `sections`.
-fn expand_all(sections: &mut [Section], lookup: &dyn Fn(&str) -> Option<String>) {
+pub(super) fn expand_all(sections: &mut [Section], lookup: &dyn Fn(&str) -> Option<String>) {
     for section in sections {
         let mut unset = Vec::new();
         for (_, value) in &mut section.props {
