@@ -146,8 +146,14 @@ impl Parser {
                     .regex
                     .as_deref()
                     .ok_or("format regex needs `regex`, a pattern with named groups")?;
-                let regex = regex::bytes::Regex::new(&onigmo_to_regex(pattern))
-                    .map_err(|e| format!("regex `{pattern}` is not supported: {e}"))?;
+                let regex = regex::bytes::Regex::new(&onigmo_to_regex(pattern)).map_err(|e| {
+                    // The crate's message draws the rewritten pattern;
+                    // its last line says what is wrong.
+                    let text = e.to_string();
+                    let why = text.lines().last().unwrap_or_default();
+                    let why = why.strip_prefix("error: ").unwrap_or(why);
+                    format!("regex `{pattern}` is not supported: {why}")
+                })?;
                 let names: Vec<String> =
                     regex.capture_names().flatten().map(String::from).collect();
                 if names.is_empty() {
