@@ -5,6 +5,7 @@ mod check;
 mod dapr;
 mod fluentbit_filter;
 mod fluentbit_inputs;
+mod fluentbit_outputs;
 mod hostile;
 mod pipelines;
 mod pipelines_http;

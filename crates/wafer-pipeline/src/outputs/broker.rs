@@ -2,8 +2,11 @@
 //! default, and the only one wafer has): every output in `outputs` gets
 //! the whole batch, all at once, and the batch is written once every one
 //! of them wrote it. The first failure fails the write (after the others
-//! finished theirs): the pipeline then stops, and the batch is not
-//! acknowledged. Closing closes every output.
+//! finished theirs; the error names the output by its label, or by its
+//! place, `output.broker.outputs[1]`): the pipeline then stops, and the
+//! batch is not acknowledged. Unlike Benthos, which tries a failed output
+//! again until it succeeds, wafer does not retry. Closing closes every
+//! output.
 //!
 //! ```yaml
 //! output:
@@ -43,6 +46,8 @@ fn default_pattern() -> String {
 
 struct Broker {
     outputs: Vec<Box<dyn Output>>,
+    /// How errors name each output: its label, or its place.
+    names: Vec<String>,
 }
 
 pub(super) fn build(
@@ -66,6 +71,7 @@ pub(super) fn build(
         ));
     }
     let mut outputs = Vec::with_capacity(parsed.outputs.len());
+    let mut names = Vec::with_capacity(parsed.outputs.len());
     for (i, value) in parsed.outputs.into_iter().enumerate() {
         let place = format!("outputs[{i}]");
         let child = child(config, &place, value)?;
@@ -78,8 +84,9 @@ pub(super) fn build(
             ComponentError::new(e.kind, &field, e.message)
         })?;
         outputs.push(output);
+        names.push(child.name().to_string());
     }
-    Ok(Box::new(Broker { outputs }))
+    Ok(Box::new(Broker { outputs, names }))
 }
 
 /// The output at `outputs[i]` (`place`): a mapping with an optional
@@ -138,9 +145,12 @@ fn child(
     })
 }
 
-/// Runs `futures` together; answers the first error (in their order)
-/// once all of them finished.
-async fn all(mut futures: Vec<BoxFuture<'_, Result<(), String>>>) -> Result<(), String> {
+/// Runs `futures` together; answers the first error (in their order,
+/// after the name paired with it) once all of them finished.
+async fn all(
+    mut futures: Vec<BoxFuture<'_, Result<(), String>>>,
+    names: &[String],
+) -> Result<(), String> {
     let mut results: Vec<Option<Result<(), String>>> = futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
         let mut pending = false;
@@ -159,18 +169,23 @@ async fn all(mut futures: Vec<BoxFuture<'_, Result<(), String>>>) -> Result<(), 
         }
     })
     .await;
-    results.into_iter().flatten().collect()
+    results
+        .into_iter()
+        .flatten()
+        .zip(names)
+        .map(|(result, name)| result.map_err(|e| format!("{name}: {e}")))
+        .collect()
 }
 
 impl Output for Broker {
     fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
         let writes = self.outputs.iter_mut().map(|o| o.write(batch)).collect();
-        Box::pin(all(writes))
+        Box::pin(all(writes, &self.names))
     }
 
     fn close(&mut self) -> BoxFuture<'_, Result<(), String>> {
         let closes = self.outputs.iter_mut().map(|o| o.close()).collect();
-        Box::pin(all(closes))
+        Box::pin(all(closes, &self.names))
     }
 }
 
@@ -202,14 +217,17 @@ mod tests {
         let fixed = |result: Result<(), &str>| -> Box<dyn Output> {
             Box::new(Fixed(result.map_err(String::from), count.clone()))
         };
+        let names = |n: usize| (0..n).map(|i| format!("out{i}")).collect();
         let mut broker = Broker {
             outputs: vec![fixed(Ok(())), fixed(Err("first")), fixed(Err("second"))],
+            names: names(3),
         };
         let batch = [wafer::Message::new("m")];
-        assert_eq!(broker.write(&batch).await, Err("first".to_string()));
+        assert_eq!(broker.write(&batch).await, Err("out1: first".to_string()));
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
         let mut fine = Broker {
             outputs: vec![fixed(Ok(())), fixed(Ok(()))],
+            names: names(2),
         };
         assert_eq!(fine.write(&batch).await, Ok(()));
         assert_eq!(fine.close().await, Ok(()));
