@@ -26,8 +26,9 @@
 //! * Time: only with `time_format` (see `time.rs` for the directives). A
 //!   value that does not fit it is logged: `json` keeps the field, `regex`
 //!   drops it (as Fluent Bit does), and the record gets no time.
-//!   `time_offset` (`+0900`) or `time_system_timezone` place times whose
-//!   format has no zone; `time_strict: off` makes a misfit silent.
+//!   `time_offset` (`+0900`) or `time_system_timezone` (which wins, as in
+//!   Fluent Bit) place times whose format has no zone (`time_zone` only
+//!   as `UTC`); `time_strict: off` makes a misfit silent.
 //!
 //! A line that is not a JSON object, or does not match the regex, is an
 //! error: the input logs it and drops the line.
@@ -73,7 +74,8 @@ pub struct ParserConfig {
     /// Times whose format has no zone are in the host's zone.
     #[serde(default, deserialize_with = "value::bool")]
     pub time_system_timezone: bool,
-    /// An IANA zone for times without one: not supported (a problem).
+    /// An IANA zone for times without one: only `UTC` (any other is a
+    /// problem).
     #[serde(default, deserialize_with = "some_text")]
     pub time_zone: Option<String>,
     /// Leave out empty captures (default on).
@@ -169,19 +171,28 @@ impl Parser {
             }
             _ => return Err(format!("format `{}` is not json or regex", config.format)),
         };
-        if config.time_zone.is_some() {
-            return Err(
-                "time_zone is not supported by wafer: use time_offset or time_system_timezone"
-                    .into(),
-            );
-        }
-        let zone = match (&config.time_offset, config.time_system_timezone) {
-            (Some(_), true) => {
-                return Err("time_offset cannot be combined with time_system_timezone".into());
+        let zone = match (
+            &config.time_zone,
+            &config.time_offset,
+            config.time_system_timezone,
+        ) {
+            (Some(zone), None, false) if ["UTC", "Etc/UTC", "GMT"].contains(&zone.as_str()) => {
+                time::Zone::Fixed(0)
             }
-            (Some(offset), false) => time::Zone::Fixed(time::parse_time_offset(offset)?),
-            (None, true) => time::Zone::Local,
-            (None, false) => time::Zone::Fixed(0),
+            (Some(zone), None, false) => {
+                return Err(format!(
+                    "time_zone `{zone}` is not supported by wafer (only UTC): use time_offset or time_system_timezone"
+                ));
+            }
+            (Some(_), _, _) => {
+                return Err(
+                    "time_zone cannot be combined with time_offset or time_system_timezone".into(),
+                );
+            }
+            // As in Fluent Bit, the system's zone wins over time_offset.
+            (None, _, true) => time::Zone::Local,
+            (None, Some(offset), false) => time::Zone::Fixed(time::parse_time_offset(offset)?),
+            (None, None, false) => time::Zone::Fixed(0),
         };
         let time = match &config.time_format {
             Some(text) => Some(TimeLookup {
