@@ -59,7 +59,14 @@ fn route(p: &PipelineConfig) -> String {
             let outputs = p.output.body["outputs"].as_array().unwrap();
             let kinds: Vec<String> = outputs
                 .iter()
-                .map(|o| o.as_object().unwrap().keys().next().unwrap().clone())
+                .map(|o| {
+                    o.as_object()
+                        .unwrap()
+                        .keys()
+                        .find(|k| *k != "label")
+                        .unwrap()
+                        .clone()
+                })
                 .collect();
             format!("broker[{}]", kinds.join(", "))
         }
@@ -214,10 +221,16 @@ fn both_dialects_route_the_same_way() {
         );
         assert_eq!(
             web.output.body["outputs"],
-            json!([{"fluentbit_stdout": {"format": "json_lines"}}, {"fluentbit_file": {"path": "/tmp"}}])
+            json!([
+                {"label": "stdout.0", "fluentbit_stdout": {"format": "json_lines"}},
+                {"label": "file.1", "fluentbit_file": {"path": "/tmp"}},
+            ])
         );
         // `null` keeps none of its keys: `drop` takes none.
-        assert_eq!(pipelines[2].output.body["outputs"][1], json!({"drop": {}}));
+        assert_eq!(
+            pipelines[2].output.body["outputs"][1],
+            json!({"label": "null.2", "drop": {}})
+        );
     }
 }
 
@@ -518,4 +531,23 @@ fn fluent_bit_files_are_told_apart_from_benthos_and_registry_files() {
     assert!(!is("benthos.yaml") && !is("registry.yaml") && !is("missing.conf"));
     assert!(!is_fluentbit_file(Path::new(".")));
     let _: PathBuf = dir.path().to_path_buf();
+}
+
+#[test]
+fn aliases_name_instances_and_an_input_alias_is_its_own() {
+    let conf = "[INPUT]\n    Name dummy\n    Alias same\n[OUTPUT]\n    Name stdout\n    Alias same\n    Match *\n";
+    let pipelines = translate(&[("x.conf", conf)], "x.conf");
+    // Fluent Bit lets an input and an output share an alias; only the
+    // first keeps it as its label.
+    assert_eq!(
+        routes(&pipelines),
+        ["same dummy(same) [same] |  | fluentbit_stdout"]
+    );
+    let twice = "[INPUT]\n    Name dummy\n    Alias a\n[INPUT]\n    Name stdin\n    Alias a\n";
+    assert_eq!(
+        problems(&[("x.conf", twice)], "x.conf"),
+        [
+            "x.conf: field [INPUT] at line 4, key alias: another input is named `a`: each input's name or alias is its own"
+        ]
+    );
 }

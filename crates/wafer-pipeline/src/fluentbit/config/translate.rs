@@ -179,20 +179,32 @@ fn pipeline(
     filters: &[&Plugin],
     outputs: &[&Plugin],
 ) -> Result<PipelineConfig, Vec<Problem>> {
-    let labelled = |p: &Plugin| json!({"label": p.instance, p.kind: p.body});
+    // Each component is labelled with its instance name, unless an
+    // earlier one has it: Fluent Bit lets an input and an output share an
+    // alias, a pipeline's labels are unique.
+    let mut used = std::collections::HashSet::new();
+    let mut labelled = |p: &Plugin| match used.insert(p.instance.clone()) {
+        true => json!({"label": p.instance, p.kind: p.body}),
+        false => json!({p.kind: p.body}),
+    };
+    let input_value = labelled(input);
+    let processors: Vec<Value> = filters.iter().map(|f| labelled(f)).collect();
     let output = match outputs {
         [] => json!({"drop": {}}),
         [one] => labelled(one),
         several => json!({"broker": {
             "pattern": "fan_out",
-            "outputs": several.iter().map(|p| json!({p.kind: p.body})).collect::<Vec<_>>(),
+            "outputs": several
+                .iter()
+                .map(|p| json!({"label": p.instance, p.kind: p.body}))
+                .collect::<Vec<_>>(),
         }}),
     };
     let body = json!({
-        "input": labelled(input),
+        "input": input_value,
         "pipeline": {
             "ordered": true,
-            "processors": filters.iter().map(|f| labelled(f)).collect::<Vec<_>>(),
+            "processors": processors,
         },
         "output": output,
         "on_error": "drop",
