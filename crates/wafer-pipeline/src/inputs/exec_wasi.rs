@@ -48,7 +48,7 @@ use serde::{Deserialize, Deserializer};
 use wafer::registry::Abi;
 use wafer::{CommandInput, Function, Input as CallInput, Message, ModuleSpec, Output, ProblemKind};
 
-use super::{Input, MAX_BATCH};
+use super::{Input, send_batched};
 use crate::config::{ComponentConfig, ComponentError};
 use crate::fluentbit::{TAG, value};
 use crate::parsers::{Parser, ParserConfig};
@@ -189,7 +189,7 @@ pub(super) fn build(
 }
 
 /// A load error as a problem at `field`: the runtime's own kind and words.
-pub(super) fn load_error(error: wafer::Error, field: &str) -> ComponentError {
+fn load_error(error: wafer::Error, field: &str) -> ComponentError {
     match error {
         wafer::Error::Refused { problems, .. } => {
             let kind = problems
@@ -293,23 +293,11 @@ fn fgets_pieces(stdout: &[u8], buf_size: usize) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// Hands `records` to `sink` in batches; `false` when the pipeline stopped.
-pub(super) async fn send_all(sink: &mut Sink, mut records: Vec<Message>) -> bool {
-    while !records.is_empty() {
-        let rest = records.split_off(records.len().min(MAX_BATCH));
-        if sink.send(records).await.is_err() {
-            return false;
-        }
-        records = rest;
-    }
-    true
-}
-
 impl Input for ExecWasi {
     fn run(self: Box<Self>, mut sink: Sink) -> BoxFuture<'static, Result<(), String>> {
         Box::pin(async move {
             if self.oneshot {
-                send_all(&mut sink, self.run_once().await).await;
+                send_batched(&mut sink, self.run_once().await).await;
                 return Ok(());
             }
             let first = tokio::time::Instant::now() + self.interval;
@@ -319,7 +307,7 @@ impl Input for ExecWasi {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticks.tick().await;
-                if !send_all(&mut sink, self.run_once().await).await {
+                if !send_batched(&mut sink, self.run_once().await).await {
                     return Ok(());
                 }
             }

@@ -11,6 +11,8 @@ mod scanner;
 mod stdin;
 mod stdin_records;
 
+use wafer::Message;
+
 use crate::config::{ComponentConfig, ComponentError};
 use crate::{BoxFuture, BuildContext, Sink};
 
@@ -49,4 +51,16 @@ pub fn build(
     cx: &BuildContext<'_>,
 ) -> Result<Box<dyn Input>, ComponentError> {
     crate::lookup(INPUTS, "input", &config.kind)?(config, cx)
+}
+
+/// Hands `records` to `sink` in batches; `false` when the pipeline stopped.
+pub(crate) async fn send_batched(sink: &mut Sink, mut records: Vec<Message>) -> bool {
+    while !records.is_empty() {
+        let rest = records.split_off(records.len().min(MAX_BATCH));
+        if sink.send(records).await.is_err() {
+            return false;
+        }
+        records = rest;
+    }
+    true
 }

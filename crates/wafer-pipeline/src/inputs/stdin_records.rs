@@ -27,8 +27,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use wafer::{Message, Metadata};
 
-use super::Input;
-use super::exec_wasi::send_all;
+use super::{Input, send_batched};
 use crate::config::{ComponentConfig, ComponentError};
 use crate::fluentbit::{TAG, value};
 use crate::parsers::{Parser, ParserConfig};
@@ -249,7 +248,7 @@ impl Input for StdinRecords {
                     None => self.values(&buf, at_end),
                 };
                 buf.drain(..decoded.consumed);
-                if !send_all(&mut sink, decoded.records).await || at_end {
+                if !send_batched(&mut sink, decoded.records).await || at_end {
                     return Ok(());
                 }
                 if buf.len() >= self.buffer_size {
