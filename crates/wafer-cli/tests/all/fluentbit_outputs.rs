@@ -393,7 +393,7 @@ fn fluentbit_http_sends_a_batch_per_request_in_each_format() {
     assert_eq!(json.header("authorization"), Some("Basic Zmx1ZW50OmJpdA=="));
     assert_eq!(json.header("x-team"), Some("logs"));
     assert_eq!(json.header("x-note"), Some("a, b"));
-    let records = vec![RECORD; 5].join(",");
+    let records = [RECORD; 5].join(",");
     assert_eq!(
         String::from_utf8(json.body).unwrap(),
         format!("[{records}]")

@@ -173,8 +173,7 @@ async fn all(
         .into_iter()
         .flatten()
         .zip(names)
-        .map(|(result, name)| result.map_err(|e| format!("{name}: {e}")))
-        .collect()
+        .try_for_each(|(result, name)| result.map_err(|e| format!("{name}: {e}")))
 }
 
 impl Output for Broker {

@@ -72,6 +72,7 @@ impl Appender {
         }
     }
 
+    /// Where the file is.
     pub(super) fn path(&self) -> &Path {
         &self.path
     }

@@ -47,6 +47,7 @@ pub(super) struct StdoutWriter {
 }
 
 impl StdoutWriter {
+    /// The process's standard output.
     pub(super) fn new() -> StdoutWriter {
         StdoutWriter {
             out: tokio::io::stdout(),
