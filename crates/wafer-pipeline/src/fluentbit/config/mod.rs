@@ -4,14 +4,14 @@
 //!
 //! # Reading
 //!
-//! Both dialects are read into the same [`Section`]s, as Fluent Bit's
+//! Both dialects are read into the same sections, as Fluent Bit's
 //! `flb_cf` does (`src/config_format/`): keys lowercased (YAML's
 //! `camelCase` first becomes `camel_case`), values as text.
 //!
-//! * classic ([`classic`]): `[SECTION]` headers, keys indented by the
+//! * classic (`classic.rs`): `[SECTION]` headers, keys indented by the
 //!   file's first indentation, `key value` split at the first space, `#`
 //!   comments, `@INCLUDE file` (a glob allowed) and `@SET KEY=VALUE`.
-//! * YAML ([`yaml`]): `service`, `pipeline: {inputs, filters, outputs}`,
+//! * YAML (`yaml.rs`): `service`, `pipeline: {inputs, filters, outputs}`,
 //!   `parsers`, `includes` (relative to the including file) and `env`.
 //!
 //! # Translating
@@ -19,13 +19,13 @@
 //! `${VAR}` (and `${VAR:-default}`) in a value is replaced from the
 //! `@SET` / `env` variables, then the environment; an unset one becomes
 //! empty, with a warning, as in Fluent Bit. Then each input becomes one
-//! pipeline ([`translate`]):
+//! pipeline (`translate.rs`):
 //!
 //! * named by the input's `Alias`, or `<plugin>.<N>` with N its index
 //!   among all inputs (Fluent Bit's instance name, `dummy.0`); its `Tag`
 //!   defaults to that name;
 //! * its processors are the filters, in file order, whose `Match`
-//!   (wildcards `*`) or `Match_Regex` matches the tag ([`routing`]);
+//!   (wildcards `*`) or `Match_Regex` matches the tag (`routing.rs`);
 //! * its output is the one output that matches, a `broker` fanning out to
 //!   each when several match, or `drop` (with a warning) when none does;
 //! * a record a filter failed on is dropped (`on_error: drop`), as Fluent
@@ -40,6 +40,22 @@
 //!
 //! Relative paths in plugin fields (`WASI_Path`, `Path`) are relative to
 //! the working directory, as in Fluent Bit.
+//!
+//! `SERVICE`: `Parsers_File` (several allowed) is read; keys with nothing
+//! to do in wafer (`Flush`, `Grace`, `Log_Level`, `storage.*`...) are
+//! ignored, as are unknown ones (with a warning, as Fluent Bit ignores
+//! them); switches wafer lacks (`Daemon`, `HTTP_Server`, `Hot_Reload`)
+//! are accepted only when off, and `Log_File`, `Streams_File` or a
+//! `Plugins_File` that declares plugins are problems.
+//!
+//! # Where wafer differs
+//!
+//! * A classic main file may hold `[PARSER]` sections (Fluent Bit wants
+//!   them in a `Parsers_File`); `[MULTILINE_PARSER]` is a problem there.
+//! * A line of blanks is skipped (Fluent Bit would take it for the file's
+//!   indentation and refuse the keys after it).
+//! * Each input's pipeline has its own copy of the filters and outputs
+//!   that match it: an output matched by two inputs is opened twice.
 
 mod classic;
 mod routing;
