@@ -251,4 +251,33 @@ mod tests {
         );
         assert_eq!(period(&config("{rate: 2000000000}")), Duration::ZERO);
     }
+
+    fn dummy(flush_on_startup: bool) -> Dummy {
+        Dummy {
+            body: Bytes::new(),
+            metadata: Metadata::new(),
+            period: Duration::from_secs(1),
+            copies: 1,
+            samples: 0,
+            flush_on_startup,
+            start_time: None,
+            fixed_timestamp: false,
+        }
+    }
+
+    #[test]
+    fn ticks_are_due_after_each_period_or_also_at_start() {
+        let start = tokio::time::Instant::now();
+        let ms = Duration::from_millis;
+        let late = dummy(false);
+        assert_eq!(late.due(ms(999)), 0);
+        assert_eq!(late.due(ms(1000)), 1);
+        assert_eq!(late.due(ms(3500)), 3);
+        assert_eq!(late.due_at(start, 0), start + ms(1000));
+        let early = dummy(true);
+        assert_eq!(early.due(ms(0)), 1);
+        assert_eq!(early.due(ms(1000)), 2);
+        assert_eq!(early.due_at(start, 0), start);
+        assert_eq!(early.due_at(start, 2), start + ms(2000));
+    }
 }

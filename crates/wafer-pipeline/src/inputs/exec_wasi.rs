@@ -9,7 +9,9 @@
 //!   one is logged at debug level), as in Fluent Bit; a trap or a run past
 //!   wafer's time limit (10 s) is logged and that tick gives nothing. What
 //!   it writes to stderr goes to the guest log (`wafer::guest`, shown by
-//!   default), as Fluent Bit leaves it on its own stderr.
+//!   default), as Fluent Bit leaves it on its own stderr. stdout and
+//!   stderr together are kept up to wafer's output limit (16 MiB); a run
+//!   that writes more fails.
 //! * `accessible_paths` (default `.`): folders the program may read and
 //!   write, each at the same path inside the guest, as WAMR maps them;
 //!   nothing else of the host. The grant is logged at start.
