@@ -5,7 +5,8 @@
 //! * `wasi_path`: the program, a wasip1 core module (or a wasip2
 //!   component), compiled once when the pipeline is built and run through
 //!   the runtime's `wasi-command` ABI, a fresh instance each run, with no
-//!   arguments and an empty stdin. Its exit status is ignored (a non-zero
+//!   arguments and an empty stdin (Fluent Bit hands it its own stdin, which a
+//!   pipeline may be reading). Its exit status is ignored (a non-zero
 //!   one is logged at debug level), as in Fluent Bit; a trap or a run past
 //!   wafer's time limit (10 s) is logged and that tick gives nothing. What
 //!   it writes to stderr goes to the guest log (`wafer::guest`, shown by
