@@ -26,14 +26,15 @@
 //! * Time: only with `time_format` (see `time.rs` for the directives). A
 //!   value that does not fit it is logged: `json` keeps the field, `regex`
 //!   drops it (as Fluent Bit does), and the record gets no time.
-//!   `time_offset` (`+0900`) or `time_system_timezone` (which wins, as in
-//!   Fluent Bit) place times whose format has no zone (`time_zone` only
-//!   as `UTC`); `time_strict: off` makes a misfit silent.
+//!   `time_offset` (`+0900`), `time_system_timezone` (which wins over
+//!   `time_offset`, as in Fluent Bit) or `time_zone` (`Europe/Paris`, from
+//!   the host's zoneinfo) place times whose format has no zone; `time_strict: off` makes a misfit silent.
 //!
 //! A line that is not a JSON object, or does not match the regex, is an
 //! error: the input logs it and drops the line.
 
 mod time;
+mod zone;
 
 use std::time::{Duration, SystemTime};
 
@@ -74,8 +75,8 @@ pub struct ParserConfig {
     /// Times whose format has no zone are in the host's zone.
     #[serde(default, deserialize_with = "value::bool")]
     pub time_system_timezone: bool,
-    /// An IANA zone for times without one: only `UTC` (any other is a
-    /// problem).
+    /// The IANA zone of times whose format has no zone (`Europe/Paris`),
+    /// from the host's zoneinfo files.
     #[serde(default, deserialize_with = "some_text")]
     pub time_zone: Option<String>,
     /// Leave out empty captures (default on).
@@ -176,13 +177,11 @@ impl Parser {
             &config.time_offset,
             config.time_system_timezone,
         ) {
-            (Some(zone), None, false) if ["UTC", "Etc/UTC", "GMT"].contains(&zone.as_str()) => {
-                time::Zone::Fixed(0)
+            (Some(_), _, _) if config.time_format.is_none() => {
+                return Err("time_zone needs time_format".into());
             }
             (Some(zone), None, false) => {
-                return Err(format!(
-                    "time_zone `{zone}` is not supported by wafer (only UTC): use time_offset or time_system_timezone"
-                ));
+                time::Zone::Named(std::sync::Arc::new(zone::NamedZone::load(zone)?))
             }
             (Some(_), _, _) => {
                 return Err(

@@ -138,6 +138,25 @@ fn types_cast_as_c_reads_numbers() {
 }
 
 #[test]
+fn time_zone_places_times_without_a_zone() {
+    // Where the host has zoneinfo (Debian's tzdata): Paris is +02:00 in May.
+    if !std::path::Path::new("/usr/share/zoneinfo/Europe/Paris").exists() {
+        return;
+    }
+    let p = parser("{format: json, time_format: '%Y-%m-%d %H:%M:%S', time_zone: Europe/Paris}")
+        .unwrap();
+    assert_eq!(record(&p, r#"{"time":"2024-05-06 09:08:09"}"#).1, at(T, 0));
+    // A zone in the text wins.
+    let zoned =
+        parser("{format: json, time_format: '%Y-%m-%d %H:%M:%S%z', time_zone: Europe/Paris}")
+            .unwrap();
+    assert_eq!(
+        record(&zoned, r#"{"time":"2024-05-06 07:08:09Z"}"#).1,
+        at(T, 0)
+    );
+}
+
+#[test]
 fn definitions_that_cannot_work_are_refused_naming_why() {
     for (yaml, expected) in [
         ("{format: ltsv}", "not supported"),
@@ -151,8 +170,17 @@ fn definitions_that_cannot_work_are_refused_naming_why() {
             "time_offset",
         ),
         (
-            "{format: json, time_format: '%s', time_zone: Europe/Paris}",
-            "time_zone",
+            "{format: json, time_format: '%s', time_zone: Nowhere/Else}",
+            "Nowhere/Else",
+        ),
+        (
+            "{format: json, time_format: '%s', time_zone: ../x}",
+            "not an IANA zone",
+        ),
+        ("{format: json, time_zone: UTC}", "needs time_format"),
+        (
+            "{format: json, time_format: '%s', time_zone: UTC, time_offset: '+01'}",
+            "combined",
         ),
         ("{format: json, decoders: x}", "unknown field"),
     ] {

@@ -10,7 +10,8 @@
 //!   year, and a format without month and day today's.
 //! * As strptime, what follows the last directive is ignored.
 //! * Without a zone in the format the time is UTC, unless `time_offset`
-//!   (`+0200`) or `time_system_timezone` says otherwise.
+//!   (`+0200`), `time_system_timezone` or `time_zone` (see `zone.rs`) says
+//!   otherwise.
 //!
 //! Every other directive is chrono's, which reads strptime's (`%Y %m %d %H
 //! %M %S %b %a %e %j %p %I %y %s %T %F`...).
@@ -44,12 +45,14 @@ enum Segment {
 }
 
 /// The zone of a time whose format does not say it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Zone {
     /// Seconds east of UTC (`time_offset`; 0 by default).
     Fixed(i32),
     /// The host's zone (`time_system_timezone`).
     Local,
+    /// An IANA zone (`time_zone`).
+    Named(std::sync::Arc<super::zone::NamedZone>),
 }
 
 impl TimeFormat {
@@ -128,9 +131,13 @@ impl TimeFormat {
         text: &str,
         now: chrono::DateTime<Utc>,
     ) -> Result<(i64, u32), String> {
-        let today = match self.zone {
+        let today = match &self.zone {
             Zone::Local => now.with_timezone(&Local).date_naive(),
             Zone::Fixed(_) => now.date_naive(),
+            Zone::Named(zone) => {
+                let offset = chrono::Duration::seconds(zone.offset_at(now.timestamp()).into());
+                (now + offset).date_naive()
+            }
         };
         let owned;
         let mut rest = if self.with_year {
@@ -177,14 +184,15 @@ impl TimeFormat {
             return Ok((seconds, nanos));
         }
         let naive = naive_datetime(&mut parsed, today).map_err(|e| unreadable(&e))?;
-        let offset = match (offset.or(parsed.offset()), self.with_zone, self.zone) {
+        let offset = match (offset.or(parsed.offset()), self.with_zone, &self.zone) {
             (Some(seconds), _, _) => seconds,
             (None, true, _) => 0,
-            (None, false, Zone::Fixed(seconds)) => seconds,
+            (None, false, Zone::Fixed(seconds)) => *seconds,
             (None, false, Zone::Local) => Local
                 .from_local_datetime(&naive)
                 .earliest()
                 .map_or(0, |local| local.offset().local_minus_utc()),
+            (None, false, Zone::Named(zone)) => zone.offset_of_local(naive.and_utc().timestamp()),
         };
         Ok((naive.and_utc().timestamp() - i64::from(offset), nanos))
     }
