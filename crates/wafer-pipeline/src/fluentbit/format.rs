@@ -503,7 +503,28 @@ fn write_general(out: &mut Vec<u8>, value: f64, precision: usize) {
     }
     let start = out.len();
     // The exponent the value has once rounded to `precision` digits
-    // decides between fixed and exponent notation.
+    // decides between fixed and exponent notation. log10 guesses the
+    // value's own exponent, checked against exact powers of ten; it is
+    // the rounded one unless rounding carries into one more integer digit
+    // (a date in seconds takes this path).
+    let magnitude = value.abs();
+    if (1.0..1e15).contains(&magnitude) {
+        let guess = magnitude.log10().floor() as usize;
+        let power = |n: usize| 10f64.powi(n as i32);
+        if guess < precision && power(guess) <= magnitude && magnitude < power(guess + 1) {
+            let _ = write!(out, "{value:.*}", precision - 1 - guess);
+            let digits = out[start..]
+                .iter()
+                .take_while(|&&b| b != b'.')
+                .filter(|b| b.is_ascii_digit())
+                .count();
+            if digits == guess + 1 {
+                strip_fraction_zeros(out, start);
+                return;
+            }
+            out.truncate(start);
+        }
+    }
     let _ = write!(out, "{value:.*e}", precision - 1);
     let e_at = start
         + out[start..]

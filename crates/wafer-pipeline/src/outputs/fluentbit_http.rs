@@ -95,6 +95,26 @@ fn headers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     })
 }
 
+/// Where out_http sends: `uri` gets a leading `/` when it has none, an
+/// IPv6 `host` its brackets.
+fn url(host: &str, port: i64, uri: Option<&str>, tls: bool) -> Result<Url, ComponentError> {
+    let port = u16::try_from(port)
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| ComponentError::invalid("port", format!("`{port}` is not a port")))?;
+    let uri = uri.unwrap_or("/");
+    let slash = if uri.starts_with('/') { "" } else { "/" };
+    let bracketed = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let scheme = if tls { "https" } else { "http" };
+    Url::parse(&format!("{scheme}://{bracketed}:{port}{slash}{uri}")).map_err(|e| {
+        ComponentError::invalid("host", format!("`{host}` and `{uri}` make no URL: {e}"))
+    })
+}
+
 struct FluentBitHttp {
     client: reqwest::Client,
     url: Url,
@@ -117,27 +137,7 @@ pub(super) fn build(
         parsed.json_date_key.as_deref(),
         parsed.json_date_format.as_deref(),
     )?;
-    let port = u16::try_from(parsed.port)
-        .ok()
-        .filter(|&p| p != 0)
-        .ok_or_else(|| {
-            ComponentError::invalid("port", format!("`{}` is not a port", parsed.port))
-        })?;
-    let mut uri = parsed.uri.unwrap_or_else(|| "/".into());
-    if !uri.starts_with('/') {
-        uri.insert(0, '/');
-    }
-    let host = match parsed.host.contains(':') && !parsed.host.starts_with('[') {
-        true => format!("[{}]", parsed.host),
-        false => parsed.host.clone(),
-    };
-    let scheme = if parsed.tls { "https" } else { "http" };
-    let url = Url::parse(&format!("{scheme}://{host}:{port}{uri}")).map_err(|e| {
-        ComponentError::invalid(
-            "uri",
-            format!("`{}` with `{uri}` is not a URL: {e}", parsed.host),
-        )
-    })?;
+    let url = url(&parsed.host, parsed.port, parsed.uri.as_deref(), parsed.tls)?;
     let method = match parsed
         .http_method
         .as_deref()
@@ -238,5 +238,47 @@ impl Output for FluentBitHttp {
             }
             Err(failed(error))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_of(host: &str, port: i64, uri: Option<&str>, tls: bool) -> Result<String, String> {
+        url(host, port, uri, tls)
+            .map(String::from)
+            .map_err(|e| format!("{}: {}", e.field, e.message))
+    }
+
+    #[test]
+    fn the_url_is_made_as_out_http_makes_it() {
+        assert_eq!(
+            url_of("127.0.0.1", 80, None, false).unwrap(),
+            "http://127.0.0.1/"
+        );
+        assert_eq!(
+            url_of("logs.example", 9880, Some("in/app?x=1"), true).unwrap(),
+            "https://logs.example:9880/in/app?x=1"
+        );
+        assert_eq!(
+            url_of("::1", 8080, Some("/v1"), false).unwrap(),
+            "http://[::1]:8080/v1"
+        );
+        assert!(
+            url_of("h", 0, None, false)
+                .unwrap_err()
+                .starts_with("port:")
+        );
+        assert!(
+            url_of("h", 70000, None, false)
+                .unwrap_err()
+                .starts_with("port:")
+        );
+        assert!(
+            url_of("bad host", 80, None, false)
+                .unwrap_err()
+                .starts_with("host:")
+        );
     }
 }

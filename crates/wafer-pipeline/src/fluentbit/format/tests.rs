@@ -193,6 +193,22 @@ fn floats_are_written_as_c_writes_them() {
     assert_eq!(general(1e20), "1e+20");
     assert_eq!(general(-2.5), "-2.5");
     assert_eq!(general(1234567890123456.7), "1234567890123457");
+    // %.16g itself, around its switches (Python's '%.16g' as reference).
+    let g16 = |value: f64| {
+        let mut out = Vec::new();
+        write_general(&mut out, value, 16);
+        text(out)
+    };
+    assert_eq!(g16(9_999_999_999.999_998), "9999999999.999998");
+    assert_eq!(g16(99_999.999_999_999_99), "99999.99999999999");
+    assert_eq!(g16(0.300_000_000_000_000_04), "0.3");
+    assert_eq!(g16(f64::MAX), "1.797693134862316e+308");
+    assert_eq!(g16(5e-324), "4.940656458412465e-324");
+    assert_eq!(g16(0.000_012_34), "1.234e-05");
+    assert_eq!(g16(999_999_999_999_999.9), "999999999999999.9");
+    assert_eq!(g16(1_700_000_000.123_456_7), "1700000000.123457");
+    assert_eq!(g16(1e15 + 0.3), "1000000000000000");
+    assert_eq!(g16(1e16 + 2.0), "1e+16");
     let fixed = |value: f64| {
         let mut out = Vec::new();
         write_fixed6(&mut out, value);
