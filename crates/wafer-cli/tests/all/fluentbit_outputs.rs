@@ -137,6 +137,71 @@ fn fluentbit_stdout_prints_each_format_as_fluent_bit_does() {
 }
 
 #[test]
+fn records_of_a_dummy_input_print_exactly_as_fluent_bit_prints_them() {
+    let ws = Workspace::new();
+    // Fluent Bit's dummy input, its time fixed: one tick of three copies,
+    // a batch of three records tagged `dummy.0`.
+    let input = r#"input:
+  dummy:
+    tag: dummy.0
+    dummy: '{"message":"dummy","level":3,"ratio":0.25,"tags":["a","b"],"ctx":{"ok":true,"none":null}}'
+    copies: 3
+    samples: 1
+    flush_on_startup: true
+    start_time_sec: 1700000000
+    start_time_nsec: 123456789
+    fixed_timestamp: true
+"#;
+    let outputs = r#"output:
+  broker:
+    outputs:
+      - fluentbit_stdout: {}
+      - fluentbit_file: {path: logs, mkdir: true}
+      - fluentbit_file: {path: logs, mkdir: true, file: dates.json, format: plain}
+      - fluentbit_file: {path: logs, mkdir: true, file: records.csv, format: csv}
+"#;
+    let printed = run(&ws, "dummy.yaml", &format!("{input}{outputs}"));
+    let body = r#"{"message"=>"dummy", "level"=>3, "ratio"=>0.250000, "tags"=>["a", "b"], "ctx"=>{"ok"=>true, "none"=>nil}}"#;
+    printed.prints(
+        &(0..3)
+            .map(|i| format!("[{i}] dummy.0: [[1700000000.123456789, {{}}], {body}]"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let read = |name: &str| std::fs::read_to_string(ws.path().join("logs").join(name)).unwrap();
+    let json = r#"{"message":"dummy","level":3,"ratio":0.25,"tags":["a","b"],"ctx":{"ok":true,"none":null}}"#;
+    // out_file names the file after the tag.
+    assert_eq!(
+        read("dummy.0"),
+        format!("dummy.0: [1700000000.123456789, {json}]\n").repeat(3)
+    );
+    assert_eq!(read("dates.json"), format!("{json}\n").repeat(3));
+    assert_eq!(
+        read("records.csv"),
+        "1700000000.123456789,\"dummy\",3,0.250000,[\"a\", \"b\"],{\"ok\"=>true, \"none\"=>nil}\n"
+            .repeat(3)
+    );
+    // The JSON formats with each date format.
+    for (format, date) in [
+        ("double", "1700000000.123457"),
+        ("epoch", "1700000000"),
+        ("epoch_ms", "1700000000123"),
+        ("iso8601", "\"2023-11-14T22:13:20.123456Z\""),
+        ("java_sql_timestamp", "\"2023-11-14 22:13:20.123456\""),
+    ] {
+        let yaml = format!(
+            "{input}output:\n  fluentbit_stdout: {{format: json_lines, json_date_format: {format}}}\n"
+        );
+        let line = format!("{{\"date\":{date},{}\n", &json[1..]);
+        assert_eq!(
+            run(&ws, "dates.yaml", &yaml).stdout,
+            line.repeat(3),
+            "{format}"
+        );
+    }
+}
+
+#[test]
 fn fluentbit_file_appends_in_out_file_s_formats() {
     let ws = Workspace::new();
     // One pipeline fans out to every format; the folder does not exist

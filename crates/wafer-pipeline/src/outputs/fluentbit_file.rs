@@ -3,7 +3,9 @@
 //! relative path as Fluent Bit does: characters other than letters,
 //! digits, `-`, `_` and `.` become `_`, a `.` or `..` segment `_`), one
 //! write per batch per file; a file is opened (created if missing, its
-//! folders too with `mkdir`) at its first record and kept open.
+//! folders too with `mkdir`) at its first record and kept open. A relative
+//! `path` (or `file` without one) is relative to the working directory for
+//! a pipeline file, to the registry's folder for a registry entry.
 //!
 //! `format`, as out_file writes each record:
 //!
@@ -22,6 +24,7 @@
 //! rotation and strftime placeholders are not supported.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -86,7 +89,10 @@ struct Destination {
 struct FluentBitFile {
     layout: Layout,
     /// `path`, as the pipeline means it.
-    folder: Option<String>,
+    folder: Option<PathBuf>,
+    /// What a file without `path` is relative to (a registry entry's
+    /// folder; the working directory for a pipeline file).
+    base: Option<PathBuf>,
     /// `file`, when records do not go to their tag's file.
     file: Option<String>,
     mkdir: bool,
@@ -145,9 +151,8 @@ pub(super) fn build(
     };
     Ok(Box::new(FluentBitFile {
         layout,
-        folder: parsed
-            .path
-            .map(|p| cx.resolve(&p).to_string_lossy().into_owned()),
+        folder: parsed.path.map(|p| cx.resolve(&p)),
+        base: cx.base_dir.map(Path::to_path_buf),
         file: parsed.file,
         mkdir: parsed.mkdir,
         renderer: Renderer::new(),
@@ -201,20 +206,16 @@ impl FluentBitFile {
             Some(file) => file.clone(),
             None => sanitize_tag(tag),
         };
-        let path = match &self.folder {
-            Some(folder) => format!("{folder}/{name}"),
-            None => name,
+        let path = match (&self.folder, &self.base) {
+            (Some(folder), _) | (None, Some(folder)) => folder.join(name),
+            (None, None) => PathBuf::from(name),
         };
         // Two tags may make the same file name.
-        let at = match self
-            .destinations
-            .iter()
-            .position(|d| d.file.path().as_os_str() == path.as_str())
-        {
+        let at = match self.destinations.iter().position(|d| d.file.path() == path) {
             Some(at) => at,
             None => {
                 self.destinations.push(Destination {
-                    file: Appender::new(path.into(), self.mkdir),
+                    file: Appender::new(path, self.mkdir),
                     buffer: Vec::new(),
                     header: false,
                 });
