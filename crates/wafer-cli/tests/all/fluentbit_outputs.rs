@@ -216,6 +216,10 @@ fn fluentbit_file_appends_in_out_file_s_formats() {
       - fluentbit_file: {path: out/deep, mkdir: true, file: said.txt, format: template, template: '{message} is {n} at {time}'}
 "#;
     let yaml = pipeline(2, outputs);
+    ws.write("files.yaml", &yaml);
+    // Checking creates nothing.
+    ws.wafer(&["check", "files.yaml"]).code(0);
+    assert!(!ws.path().join("out").exists());
     run(&ws, "files.yaml", &yaml);
     // Run twice: each file is appended to, the csv header written once.
     run(&ws, "files.yaml", &yaml);

@@ -2,8 +2,8 @@
 //!
 //! * [`Renderer::print`]: `out_stdout`'s default (`msgpack`) line,
 //!   `[N] tag: [[sec.nsec, {}], {"key"=>"value"}]`, as its
-//!   `msgpack_object_print` writes it (strings unquoted inside, floats
-//!   `%f`, `nil`);
+//!   `msgpack_object_print` writes it (strings in quotes but not
+//!   escaped, floats `%f`, `nil`, `=>` between key and value);
 //! * [`Renderer::chunk`]: `flb_pack_msgpack_to_json_format`, the
 //!   `json`, `json_lines` and `json_stream` formats of `out_stdout` and
 //!   `out_http`, with their date key ([`JsonDate`]), or the records in

@@ -124,6 +124,8 @@ struct FluentBitHttp {
     format: Format,
     date: JsonDate,
     renderer: Renderer,
+    /// The size of the last body.
+    last_body: usize,
 }
 
 pub(super) fn build(
@@ -196,6 +198,7 @@ pub(super) fn build(
         format,
         date,
         renderer: Renderer::new(),
+        last_body: 0,
     }))
 }
 
@@ -205,10 +208,12 @@ impl Output for FluentBitHttp {
             if batch.is_empty() {
                 return Ok(());
             }
-            // The body is handed to the client: a buffer per request.
-            let mut body = Vec::new();
+            // The body is handed to the client: a buffer per request,
+            // sized after the last one.
+            let mut body = Vec::with_capacity(self.last_body);
             self.renderer
                 .chunk(&mut body, self.format, &self.date, batch);
+            self.last_body = body.len();
             let mut request = self
                 .client
                 .request(self.method.clone(), self.url.clone())
