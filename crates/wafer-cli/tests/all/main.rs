@@ -3,6 +3,7 @@
 mod call;
 mod check;
 mod dapr;
+mod fluentbit_configs;
 mod fluentbit_filter;
 mod fluentbit_inputs;
 mod fluentbit_outputs;

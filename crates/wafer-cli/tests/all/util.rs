@@ -85,14 +85,39 @@ pub fn run_with_stdin(args: &[&str], mut command: Command, stdin: &str) -> Run {
 /// as a terminal's Ctrl-C would, and returns how it ended. Panics when the
 /// line never comes (the process ended first).
 #[cfg(unix)]
-pub fn interrupt_when(args: &[&str], mut command: Command, ready: &str) -> Run {
+pub fn interrupt_when(args: &[&str], command: Command, ready: &str) -> Run {
+    interrupt_on_line(args, command, false, ready)
+}
+
+/// [`interrupt_when`], watching stdout for the line.
+#[cfg(unix)]
+pub fn interrupt_when_stdout(args: &[&str], command: Command, ready: &str) -> Run {
+    interrupt_on_line(args, command, true, ready)
+}
+
+#[cfg(unix)]
+fn interrupt_on_line(args: &[&str], mut command: Command, on_stdout: bool, ready: &str) -> Run {
     use std::io::{BufRead, BufReader, Read};
     let mut child = command.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+    let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+    let (watched, other) = if on_stdout {
+        (stdout, stderr)
+    } else {
+        (stderr, stdout)
+    };
+    // The other stream is read meanwhile, so that a full pipe never stalls it.
+    let other = std::thread::spawn(move || {
+        let mut other = other;
+        let mut bytes = Vec::new();
+        other.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    let mut watched = BufReader::new(watched);
     let mut seen = String::new();
     loop {
         let mut line = String::new();
-        let read = stderr.read_line(&mut line).unwrap();
+        let read = watched.read_line(&mut line).unwrap();
         assert!(
             read > 0,
             "`wafer {}` ended before printing {ready:?}:\n{seen}",
@@ -108,10 +133,21 @@ pub fn interrupt_when(args: &[&str], mut command: Command, ready: &str) -> Run {
         .status()
         .unwrap();
     assert!(status.success());
-    stderr.read_to_string(&mut seen).unwrap();
-    let mut output = child.wait_with_output().unwrap();
-    output.stderr = seen.into_bytes();
-    Run::new(args, output)
+    watched.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    let (stdout, stderr) = if on_stdout {
+        (seen.into_bytes(), other.join().unwrap())
+    } else {
+        (other.join().unwrap(), seen.into_bytes())
+    };
+    Run::new(
+        args,
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+    )
 }
 
 /// Starts `command`, waits until `ready` holds (a state it reached, such
