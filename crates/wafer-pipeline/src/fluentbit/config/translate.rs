@@ -37,14 +37,18 @@ const GENERAL: &[&str] = &[
     "match_regex",
 ];
 
-/// Keys about Fluent Bit's buffering and threading, which wafer's bounded
-/// pipeline replaces: accepted and ignored.
+/// Keys about Fluent Bit's buffering, threading and retries, which
+/// wafer's bounded pipeline replaces (an output that fails stops the
+/// pipeline with nothing more acknowledged): accepted and ignored.
 const IGNORED: &[&str] = &[
     "mem_buf_limit",
     "threaded",
     "storage.pause_on_chunks_overlimit",
     "workers",
     "storage.total_limit_size",
+    "retry_limit",
+    "buffer_chunk_size",
+    "buffer_max_size",
 ];
 
 /// Plugin keys Fluent Bit takes several times (`FLB_CONFIG_MAP_MULT`):
