@@ -5,10 +5,13 @@
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
-use wasmtime::{AsContextMut, Instance, Module, Store, TypedFunc, WasmParams, WasmResults};
+use wasmtime::{
+    AsContextMut, Instance, InstancePre, Module, Store, TypedFunc, WasmParams, WasmResults,
+};
 use wasmtime_wasi::I32Exit;
 
-use super::Fault;
+use super::{Fault, LoadContext, LoadError, Site, Step};
+use crate::error::ProblemKind;
 use crate::host::HostState;
 
 /// How the host calls into the guest: directly in a synchronous store,
@@ -17,6 +20,30 @@ use crate::host::HostState;
 pub(super) enum Mode {
     Sync,
     Async,
+}
+
+/// `bytes` compiled, when they are a core module; `guest` says what the
+/// ABI expects ("a Benthos guest").
+pub(super) fn compile(
+    cx: &LoadContext<'_>,
+    bytes: &[u8],
+    guest: &str,
+) -> Result<Module, LoadError> {
+    let field = cx.source_field;
+    if !wasmparser::Parser::is_core_wasm(bytes) {
+        return Err(LoadError::new(
+            ProblemKind::InvalidModule,
+            field,
+            format!("{guest} is a core WebAssembly module, not a component"),
+        ));
+    }
+    cx.compiler.module(bytes).map_err(|e| {
+        LoadError::new(
+            ProblemKind::InvalidModule,
+            field,
+            format!("not a loadable WebAssembly binary: {e:#}"),
+        )
+    })
 }
 
 /// `func(params)` in `mode`.
@@ -36,20 +63,62 @@ where
     }
 }
 
+/// A new instance of `pre` in `store`: its exports kept (`keep`), its
+/// start function run once, then `after` (the ABI's own set-up);
+/// synchronously when `sync`, else on a fiber, with the sandbox's WASI
+/// preview 1 context.
+pub(super) fn instantiate<'a, A, F>(
+    pre: &'a InstancePre<HostState>,
+    sync: bool,
+    site: &'a Site,
+    store: &'a mut Store<HostState>,
+    keep: impl Fn(&mut Store<HostState>, &Instance) -> Result<(), Fault> + Send + 'a,
+    after: A,
+) -> Step<'a, Result<(), Fault>>
+where
+    A: FnOnce(Mode, &'a mut Store<HostState>) -> F + Send + 'a,
+    F: Future<Output = wasmtime::Result<()>> + Send + 'a,
+{
+    if sync {
+        return Step::Ready((|| {
+            let instance = pre.instantiate(&mut *store).map_err(Fault::Wasm)?;
+            keep(store, &instance)?;
+            if let Some(start) = initializer(store, &instance) {
+                started(start.call(&mut *store, ()))?;
+            }
+            ready(after(Mode::Sync, store)).map_err(Fault::Wasm)
+        })());
+    }
+    let host = store.data_mut();
+    let mut builder = match site.sandbox.instance_builder(host) {
+        Ok(builder) => builder,
+        Err(e) => return Step::Ready(Err(Fault::Sandbox(e))),
+    };
+    host.set_wasi_p1(&mut builder);
+    Step::Pending(Box::pin(async move {
+        let instance = pre
+            .instantiate_async(&mut *store)
+            .await
+            .map_err(Fault::Wasm)?;
+        keep(store, &instance)?;
+        if let Some(start) = initializer(store, &instance) {
+            started(start.call_async(&mut *store, ()).await)?;
+        }
+        after(Mode::Async, store).await.map_err(Fault::Wasm)
+    }))
+}
+
 /// The start function to run once per instance, if the guest has one:
 /// `_initialize` (a reactor) or `_start` (a command, as TinyGo builds
 /// them, whose runtime needs it), as wazero runs them at instantiation.
-pub(super) fn initializer(
-    store: &mut Store<HostState>,
-    instance: &Instance,
-) -> Option<TypedFunc<(), ()>> {
+fn initializer(store: &mut Store<HostState>, instance: &Instance) -> Option<TypedFunc<(), ()>> {
     ["_initialize", "_start"]
         .into_iter()
         .find_map(|name| instance.get_typed_func::<(), ()>(&mut *store, name).ok())
 }
 
 /// A start function that ends with `proc_exit(0)` ended well.
-pub(super) fn started(outcome: wasmtime::Result<()>) -> Result<(), Fault> {
+fn started(outcome: wasmtime::Result<()>) -> Result<(), Fault> {
     match outcome {
         Err(e) if e.downcast_ref::<I32Exit>().is_some_and(|exit| exit.0 == 0) => Ok(()),
         other => other.map_err(Fault::Wasm),

@@ -57,7 +57,7 @@ use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Module, Store};
 
 use self::guest::{Allocator, Free, Processing, free_inbound, probe, processing};
 use self::host::add_host_functions;
-use super::core_module::{Mode, check_i32_exports, initializer, ready, started};
+use super::core_module::{Mode, check_i32_exports, compile, instantiate, ready};
 use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
@@ -102,20 +102,7 @@ struct MessageProcessor {
 impl MessageProcessor {
     fn load(cx: &LoadContext<'_>, bytes: &[u8]) -> Result<Self, LoadError> {
         let field = cx.source_field;
-        if !wasmparser::Parser::is_core_wasm(bytes) {
-            return Err(LoadError::new(
-                ProblemKind::InvalidModule,
-                field,
-                "a Benthos guest is a core WebAssembly module, not a component",
-            ));
-        }
-        let module = cx.compiler.module(bytes).map_err(|e| {
-            LoadError::new(
-                ProblemKind::InvalidModule,
-                field,
-                format!("not a loadable WebAssembly binary: {e:#}"),
-            )
-        })?;
+        let module = compile(cx, bytes, "a Benthos guest")?;
         let mut imports_wasi = false;
         for import in module.imports() {
             let known = match import.module() {
@@ -294,34 +281,9 @@ impl Prepared for MessageProcessor {
         site: &'a Site,
         store: &'a mut Store<HostState>,
     ) -> Step<'a, Result<(), Fault>> {
-        if self.sync {
-            return Step::Ready((|| {
-                let instance = self.pre.instantiate(&mut *store).map_err(Fault::Wasm)?;
-                self.keep_exports(store, &instance)?;
-                if let Some(start) = initializer(store, &instance) {
-                    started(start.call(&mut *store, ()))?;
-                }
-                ready(probe(Mode::Sync, store)).map_err(Fault::Wasm)
-            })());
-        }
-        let host = store.data_mut();
-        let mut builder = match site.sandbox.instance_builder(host) {
-            Ok(builder) => builder,
-            Err(e) => return Step::Ready(Err(Fault::Sandbox(e))),
-        };
-        host.set_wasi_p1(&mut builder);
-        Step::Pending(Box::pin(async move {
-            let instance = self
-                .pre
-                .instantiate_async(&mut *store)
-                .await
-                .map_err(Fault::Wasm)?;
-            self.keep_exports(store, &instance)?;
-            if let Some(start) = initializer(store, &instance) {
-                started(start.call_async(&mut *store, ()).await)?;
-            }
-            probe(Mode::Async, store).await.map_err(Fault::Wasm)
-        }))
+        let keep =
+            |store: &mut Store<HostState>, instance: &Instance| self.keep_exports(store, instance);
+        instantiate(&self.pre, self.sync, site, store, keep, probe)
     }
 
     fn invoke<'a>(

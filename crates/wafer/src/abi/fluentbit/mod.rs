@@ -39,10 +39,10 @@
 
 mod records;
 
-use wasmtime::{Engine, Extern, InstancePre, Linker, Memory, Store, TypedFunc};
+use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Memory, Store, TypedFunc};
 
 use self::records::{Answer as RecordAnswer, read_answer, record_for_guest};
-use super::core_module::{Mode, call, check_i32_exports, initializer, ready, started};
+use super::core_module::{Mode, call, check_i32_exports, compile, instantiate, ready};
 use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
@@ -99,20 +99,7 @@ struct Funcs {
 impl RecordFilter {
     fn load(cx: &LoadContext<'_>, bytes: &[u8]) -> Result<Self, LoadError> {
         let field = cx.source_field;
-        if !wasmparser::Parser::is_core_wasm(bytes) {
-            return Err(LoadError::new(
-                ProblemKind::InvalidModule,
-                field,
-                "a Fluent Bit filter is a core WebAssembly module, not a component",
-            ));
-        }
-        let module = cx.compiler.module(bytes).map_err(|e| {
-            LoadError::new(
-                ProblemKind::InvalidModule,
-                field,
-                format!("not a loadable WebAssembly binary: {e:#}"),
-            )
-        })?;
+        let module = compile(cx, bytes, "a Fluent Bit filter")?;
         let mut imports_wasi = false;
         for import in module.imports() {
             if import.module() != WASI_P1 {
@@ -174,11 +161,7 @@ impl RecordFilter {
         })
     }
 
-    fn keep_exports(
-        &self,
-        store: &mut Store<HostState>,
-        instance: &wasmtime::Instance,
-    ) -> Result<(), Fault> {
+    fn keep_exports(&self, store: &mut Store<HostState>, instance: &Instance) -> Result<(), Fault> {
         let filter = instance
             .get_typed_func(&mut *store, &self.export)
             .map_err(Fault::Wasm)?;
@@ -230,34 +213,11 @@ impl Prepared for RecordFilter {
         site: &'a Site,
         store: &'a mut Store<HostState>,
     ) -> Step<'a, Result<(), Fault>> {
-        if self.sync {
-            return Step::Ready((|| {
-                let instance = self.pre.instantiate(&mut *store).map_err(Fault::Wasm)?;
-                self.keep_exports(store, &instance)?;
-                if let Some(start) = initializer(store, &instance) {
-                    started(start.call(&mut *store, ()))?;
-                }
-                Ok(())
-            })());
-        }
-        let host = store.data_mut();
-        let mut builder = match site.sandbox.instance_builder(host) {
-            Ok(builder) => builder,
-            Err(e) => return Step::Ready(Err(Fault::Sandbox(e))),
-        };
-        host.set_wasi_p1(&mut builder);
-        Step::Pending(Box::pin(async move {
-            let instance = self
-                .pre
-                .instantiate_async(&mut *store)
-                .await
-                .map_err(Fault::Wasm)?;
-            self.keep_exports(store, &instance)?;
-            if let Some(start) = initializer(store, &instance) {
-                started(start.call_async(&mut *store, ()).await)?;
-            }
-            Ok(())
-        }))
+        let keep =
+            |store: &mut Store<HostState>, instance: &Instance| self.keep_exports(store, instance);
+        instantiate(&self.pre, self.sync, site, store, keep, |_, _| {
+            std::future::ready(Ok(()))
+        })
     }
 
     fn invoke<'a>(
