@@ -29,11 +29,11 @@ impl fmt::Display for Summary {
             "pipeline {}: received {}, processed {}, dropped {}, failed {}",
             self.name, self.received, self.processed, self.dropped, self.failed
         )?;
-        if self.filtered > 0 {
-            write!(f, ", filtered out {}", self.filtered)?;
-        }
         if self.dead_lettered > 0 {
             write!(f, " ({} to the dead-letter output)", self.dead_lettered)?;
+        }
+        if self.filtered > 0 {
+            write!(f, ", filtered out {}", self.filtered)?;
         }
         Ok(())
     }

@@ -17,7 +17,9 @@
 //! The module is compiled once; the pipeline's workers share a pool of as
 //! many instances, each reused for every record. A record the filter
 //! traps on is flagged (a Fluent Bit config drops it: `on_error: drop`),
-//! and the rest of its batch runs again on a fresh instance.
+//! and its batch runs again, a record at a time, on fresh instances: the
+//! records before it are filtered a second time, so a filter with effects
+//! outside its records (a file it writes) sees them twice.
 
 use std::sync::Arc;
 
@@ -39,7 +41,7 @@ struct WasmFilterConfig {
     #[serde(deserialize_with = "value::text")]
     function_name: String,
     #[serde(default)]
-    event_format: Format,
+    event_format: EventFormat,
     #[serde(default = "default_accessible_paths", deserialize_with = "value::list")]
     accessible_paths: Vec<String>,
     #[serde(default, deserialize_with = "value::size")]
@@ -50,23 +52,6 @@ struct WasmFilterConfig {
     _wasm_stack_size: u64,
     #[serde(default)]
     limits: LimitsConfig,
-}
-
-/// `event_format`, in any case, as Fluent Bit compares it.
-#[derive(Default)]
-struct Format(EventFormat);
-
-impl<'de> Deserialize<'de> for Format {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = value::text(d)?;
-        match text.to_ascii_lowercase().as_str() {
-            "json" => Ok(Format(EventFormat::Json)),
-            "msgpack" => Ok(Format(EventFormat::Msgpack)),
-            _ => Err(serde::de::Error::custom(format!(
-                "`{text}` is not an event format (json or msgpack)"
-            ))),
-        }
-    }
 }
 
 struct WasmFilter {
@@ -85,7 +70,7 @@ pub(super) fn build(
     let spec = ModuleSpec {
         abi: Abi::Fluentbit,
         method: Some(parsed.function_name),
-        event_format: parsed.event_format.0,
+        event_format: parsed.event_format,
         sandbox: sandbox("wasm_filter", &parsed.accessible_paths, cx),
         limits,
         pool: modules::worker_pool(cx),
@@ -100,6 +85,9 @@ pub(super) fn build(
 
 impl Processor for WasmFilter {
     fn process(&self, batch: Vec<Message>) -> BoxFuture<'_, Vec<Message>> {
+        if batch.is_empty() {
+            return Box::pin(std::future::ready(batch));
+        }
         Box::pin(invoke_messages(&self.function, batch))
     }
 }

@@ -288,15 +288,28 @@ pub struct FunctionConfig {
     pub strict_sandbox: bool,
 }
 
-/// How Fluent Bit's filter ABI passes records (`event_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// How Fluent Bit's filter ABI passes records (`event_format`: `json` or
+/// `msgpack`, in any case, as Fluent Bit compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EventFormat {
     /// A NUL-terminated JSON object in, a JSON object out. The default.
     #[default]
     Json,
     /// A msgpack map in and out.
     Msgpack,
+}
+
+impl<'de> Deserialize<'de> for EventFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.to_ascii_lowercase().as_str() {
+            "json" => Ok(EventFormat::Json),
+            "msgpack" => Ok(EventFormat::Msgpack),
+            _ => Err(serde::de::Error::custom(format!(
+                "`{text}` is not an event format (json or msgpack)"
+            ))),
+        }
+    }
 }
 
 impl FunctionConfig {

@@ -55,8 +55,6 @@ use crate::registry::EventFormat;
 const WASI_P1: &str = "wasi_snapshot_preview1";
 /// The metadata key of a record's tag.
 pub(crate) const TAG: &str = "tag";
-/// Guest memory pages are 64 KiB.
-const PAGE: u64 = 65536;
 
 /// `abi: fluentbit`.
 pub(crate) struct Fluentbit;
@@ -136,6 +134,16 @@ impl RecordFilter {
         }
         check_i32_exports(&module, &[(export, 6, 1), ("malloc", 1, 1), ("free", 1, 0)])
             .map_err(|m| LoadError::new(ProblemKind::Export, method_field, m))?;
+        let memory = module
+            .get_export("memory")
+            .and_then(|e| e.memory().cloned());
+        if !memory.is_some_and(|m| !m.is_shared() && !m.is_64()) {
+            return Err(LoadError::new(
+                ProblemKind::Export,
+                field,
+                "a Fluent Bit filter exports its memory as `memory` (32-bit, not shared): the host copies records into it",
+            ));
+        }
         let linker = if imports_wasi {
             cx.linkers.modules(cx.sandbox.strict).clone()
         } else {
@@ -266,6 +274,12 @@ async fn filter_all(
     let mut kept = Vec::with_capacity(records.len());
     let mut guest_error = false;
     for (i, mut record) in records.into_iter().enumerate() {
+        // Fluent Bit never hands a filter a record an earlier one failed
+        // on: it is already gone there.
+        if record.error.is_some() {
+            kept.push(record);
+            continue;
+        }
         if i > 0 {
             store.data_mut().renew_deadline(&site.limits);
             store.set_epoch_deadline(1);
@@ -326,11 +340,20 @@ async fn filter_one(
     // The tag and (in json mode) the record are NUL-terminated.
     let tag_size = tag.len() as u64 + 1;
     let record_size = body.len() as u64 + u64::from(format == EventFormat::Json);
+    let (Ok(tag_len), Ok(record_len)) = (u32::try_from(tag_size), u32::try_from(record_size))
+    else {
+        return Ok(Err(
+            "the record is too large for 32-bit guest memory".to_string()
+        ));
+    };
     let (tag_ptr, record_ptr) = match &funcs.allocator {
-        Some((malloc, _)) => {
-            let tag_ptr = call(mode, &mut *store, malloc, tag_size as u32).await?;
-            let record_ptr = call(mode, &mut *store, malloc, record_size as u32).await?;
+        Some((malloc, free)) => {
+            let tag_ptr = call(mode, &mut *store, malloc, tag_len).await?;
+            let record_ptr = call(mode, &mut *store, malloc, record_len).await?;
             if tag_ptr == 0 || record_ptr == 0 {
+                for ptr in [tag_ptr, record_ptr].into_iter().filter(|&p| p != 0) {
+                    call(mode, &mut *store, free, ptr).await?;
+                }
                 return Ok(Err("the guest's malloc answered NULL".to_string()));
             }
             (u64::from(tag_ptr), u64::from(record_ptr))
@@ -345,6 +368,10 @@ async fn filter_one(
     let copied = write(&memory, &mut *store, tag_ptr, tag.as_bytes(), true)
         .and_then(|()| write(&memory, &mut *store, record_ptr, &body, json));
     if let Err(problem) = copied {
+        if let Some((_, free)) = &funcs.allocator {
+            call(mode, &mut *store, free, tag_ptr as u32).await?;
+            call(mode, &mut *store, free, record_ptr as u32).await?;
+        }
         return Ok(Err(problem));
     }
     let params = (
@@ -392,6 +419,11 @@ fn write(
 
 /// Room for `size` bytes in pages the host grew for its own use, reused
 /// from record to record and grown when a record needs more.
+///
+/// Pages are added at the end of memory: when the region is still there
+/// it grows by what is missing; when the guest grew memory after it, a
+/// new region is taken, twice the old one at least, so that growing
+/// records do not leave a trail of small ones behind.
 fn scratch(store: &mut Store<HostState>, size: u64) -> Result<u64, String> {
     let state = filtering(store.data_mut());
     let (offset, len) = state.scratch;
@@ -399,11 +431,24 @@ fn scratch(store: &mut Store<HostState>, size: u64) -> Result<u64, String> {
         return Ok(offset);
     }
     let memory = state.memory;
-    let pages = size.div_ceil(PAGE);
-    let before = memory
-        .grow(&mut *store, pages)
-        .map_err(|e| format!("no room in guest memory for a {size}-byte record: {e}"))?;
-    let offset = before * PAGE;
-    filtering(store.data_mut()).scratch = (offset, pages * PAGE);
-    Ok(offset)
+    let page = memory.page_size(&*store);
+    let end = memory.data_size(&*store) as u64;
+    let at_end = len > 0 && offset + len == end;
+    let (start, wanted) = if at_end {
+        (offset, size - len)
+    } else {
+        (end, size.max(2 * len))
+    };
+    let pages = wanted.div_ceil(page);
+    if let Err(e) = memory.grow(&mut *store, pages) {
+        // The refusal is this record's, not a reason to call a later trap
+        // of the batch a memory limit.
+        store.data_mut().memory.reset();
+        return Err(format!(
+            "no room in guest memory for a {size}-byte record: {e}"
+        ));
+    }
+    let grown = memory.data_size(&*store) as u64;
+    filtering(store.data_mut()).scratch = (start, grown - start);
+    Ok(start)
 }

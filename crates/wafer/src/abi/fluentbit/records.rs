@@ -28,7 +28,15 @@ pub(super) fn record_for_guest(
     record: &[u8],
 ) -> Result<Cow<'_, [u8]>, String> {
     match format {
-        EventFormat::Json => Ok(Cow::Borrowed(record)),
+        EventFormat::Json => {
+            // Fluent Bit only ever passes an object; a line of text would
+            // make a guest that parses it trap.
+            let text = record.trim_ascii();
+            if !(text.starts_with(b"{") && text.ends_with(b"}")) {
+                return Err("the record is not a JSON object".to_string());
+            }
+            Ok(Cow::Borrowed(record))
+        }
         EventFormat::Msgpack => {
             let json: Json = serde_json::from_slice(record)
                 .map_err(|e| format!("the record is not JSON ({e}), so it has no msgpack form"))?;
@@ -78,11 +86,15 @@ fn read_json(answer: &[u8]) -> Result<Answer, String> {
     let end = start + values.byte_offset();
     if answer[start] != b'{' {
         let what = describe_json(answer[start]);
-        return Err(format!(
-            "the filter answered {what}, not a JSON object: the record is dropped"
-        ));
+        return Err(format!("the filter answered {what}, not a JSON object"));
     }
-    Ok(Answer::Keep(Bytes::copy_from_slice(&answer[start..end])))
+    // serde skips over strings without checking their UTF-8: a record's
+    // bytes are UTF-8 JSON, so what is not becomes U+FFFD.
+    let value = &answer[start..end];
+    Ok(Answer::Keep(match std::str::from_utf8(value) {
+        Ok(_) => Bytes::copy_from_slice(value),
+        Err(_) => Bytes::from(String::from_utf8_lossy(value).into_owned()),
+    }))
 }
 
 /// "a JSON array", "a JSON string"... from a value's first byte.
@@ -104,7 +116,7 @@ fn read_msgpack(answer: &[u8]) -> Result<Answer, String> {
         .map_err(|e| format!("the filter's answer is not msgpack: {e}"))?;
     if !value.is_map() {
         return Err(format!(
-            "the filter answered msgpack {}, not a map: the record is dropped",
+            "the filter answered msgpack {}, not a map",
             describe_pack(&value)
         ));
     }
@@ -169,6 +181,7 @@ fn to_json(pack: Pack) -> Json {
                 .map(|(k, v)| {
                     let key = match k {
                         Pack::String(s) => lossy(s),
+                        Pack::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                         other => to_json(other).to_string(),
                     };
                     (key, to_json(v))
@@ -215,6 +228,25 @@ mod tests {
         assert!(json(b"x{\"a\":").contains("not JSON"));
         assert!(json(b"xnot json").contains("not JSON"));
         assert!(kept(read_answer(EventFormat::Json, b"{}", 9)).contains("outside its memory"));
+    }
+
+    #[test]
+    fn a_record_that_is_not_an_object_never_reaches_the_guest() {
+        assert!(record_for_guest(EventFormat::Json, b" {\"a\":1}\n").is_ok());
+        for record in [&b"plain text"[..], b"[1]", b"", b"{"] {
+            let refused = record_for_guest(EventFormat::Json, record).unwrap_err();
+            assert_eq!(refused, "the record is not a JSON object");
+        }
+        assert!(record_for_guest(EventFormat::Msgpack, b"not json").is_err());
+    }
+
+    #[test]
+    fn an_answer_that_is_not_utf8_is_kept_as_valid_text() {
+        let answer = b"x{\"a\":\"\xff\"}\0";
+        assert_eq!(
+            kept(read_answer(EventFormat::Json, answer, 1)),
+            "{\"a\":\"\u{fffd}\"}"
+        );
     }
 
     #[test]
