@@ -218,3 +218,18 @@ fn an_unsupported_plugin_is_named_with_what_is_supported() {
         .stderr_has("supported: dummy, exec_wasi, stdin");
     ws.wafer(&["check", "tail.conf"]).code(1).stdout_has("tail");
 }
+
+#[test]
+fn an_alias_names_the_pipeline_but_not_the_tag_and_any_text_is_read() {
+    // Fluent Bit's default tag is the instance's name, `dummy.0`, whatever
+    // its alias; text beyond ASCII (here in a comment and a value) is read
+    // as it is.
+    let ws = Workspace::new();
+    ws.write(
+        "alias.conf",
+        "[INPUT]\n    Name    dummy\n    Alias   web\n    # été, 日本\n    Dummy   {\"message\":\"héllo\"}\n    Samples 2\n    Rate    1000\n\n[OUTPUT]\n    Name          stdout\n    Match         dummy.*\n    Format        json_lines\n    json_date_key false\n",
+    );
+    let run = ws.wafer(&["run", "alias.conf"]);
+    run.prints("{\"message\":\"h\\u00e9llo\"}\n{\"message\":\"h\\u00e9llo\"}");
+    run.stderr_has("pipeline web: received 2, processed 2, dropped 0, failed 0");
+}

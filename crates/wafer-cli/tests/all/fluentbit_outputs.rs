@@ -309,11 +309,6 @@ fn mistakes_are_named_by_their_field() {
             "`unix` is not a date format",
         ),
         (
-            "  fluentbit_file: {format: csv, delimiter: ';'}\n",
-            "output.fluentbit_file.delimiter",
-            "`;` is not a delimiter Fluent Bit knows",
-        ),
-        (
             "  fluentbit_file: {file: '$key'}\n",
             "output.fluentbit_file.file",
             "record accessors",

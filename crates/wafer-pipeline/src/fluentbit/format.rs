@@ -448,7 +448,12 @@ fn write_date(out: &mut Vec<u8>, format: DateFormat, (sec, nsec): (i64, u32)) {
             let _ = write!(out, "{sec}");
         }
         DateFormat::EpochMs => {
-            let _ = write!(out, "{}", sec * 1000 + i64::from(nsec / 1_000_000));
+            let _ = write!(
+                out,
+                "{}",
+                sec.saturating_mul(1000)
+                    .saturating_add(i64::from(nsec / 1_000_000))
+            );
         }
         DateFormat::Iso8601 | DateFormat::JavaSqlTimestamp => {
             let separator = if format == DateFormat::Iso8601 {

@@ -49,8 +49,9 @@ pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         .map_err(|_| D::Error::custom(format!("`{text}` is not a whole number")))
 }
 
-/// A size in bytes: `4096`, `4k`, `4K`, `4KB`, `8M`, `1G` (powers of
-/// 1024, as Fluent Bit's `flb_utils_size_to_bytes` counts them).
+/// A size in bytes: `4096`, `4k`, `4K`, `4KB`, `1.5M`, `1G` (powers of
+/// 1000, as Fluent Bit's `flb_utils_size_to_bytes` counts them), or
+/// `false` for 0.
 pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     parse_size(&Scalar::deserialize(d)?.text()).map_err(D::Error::custom)
 }
@@ -58,23 +59,28 @@ pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 /// [`size`] from text.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("false") {
+        return Ok(0);
+    }
     let digits = trimmed
-        .find(|c: char| !c.is_ascii_digit())
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(digits);
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        _ => 0,
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        _ => 0.0,
     };
     number
-        .parse::<u64>()
+        .parse::<f64>()
         .ok()
-        .filter(|_| scale != 0)
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("`{text}` is not a size (4096, 4k, 8M, 1G)"))
+        .map(|n| n * scale)
+        .filter(|bytes| scale != 0.0 && bytes.is_finite() && *bytes < 9.0e18)
+        // Fluent Bit truncates, as its cast does.
+        .map(|bytes| bytes as u64)
+        .ok_or_else(|| format!("`{text}` is not a size (4096, 4k, 1.5M, 1G)"))
 }
 
 /// A list: comma-separated text (`a, b`), or a YAML sequence.
@@ -101,6 +107,16 @@ pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Scalar::deserialize(d)?.text())
 }
 
+/// [`text`], for an optional field (`#[serde(default)]`).
+pub fn optional_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    text(d).map(Some)
+}
+
+/// [`size`], for an optional field (`#[serde(default)]`).
+pub fn optional_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    size(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,8 +124,10 @@ mod tests {
     #[test]
     fn sizes_and_bools_read_as_fluent_bit_reads_them() {
         assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("4k"), Ok(4096));
-        assert_eq!(parse_size("8MB"), Ok(8 << 20));
+        assert_eq!(parse_size("4k"), Ok(4000));
+        assert_eq!(parse_size("8MB"), Ok(8_000_000));
+        assert_eq!(parse_size("1.5M"), Ok(1_500_000));
+        assert_eq!(parse_size("false"), Ok(0));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("4x").is_err());
         assert_eq!(parse_bool("On"), Ok(true));

@@ -126,6 +126,24 @@ pub(super) fn build(
     if parsed.copies < 1 {
         return Err(ComponentError::invalid("copies", "at least 1"));
     }
+    let start_time = match (parsed.start_time_sec >= 0 || parsed.start_time_nsec >= 0).then(|| {
+        SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_secs(
+                parsed.start_time_sec.max(0).unsigned_abs(),
+            ))?
+            .checked_add(Duration::from_nanos(
+                parsed.start_time_nsec.max(0).unsigned_abs(),
+            ))
+    }) {
+        None => None,
+        Some(Some(start)) => Some(start),
+        Some(None) => {
+            return Err(ComponentError::invalid(
+                "start_time_sec",
+                "too far in the future for a timestamp",
+            ));
+        }
+    };
     Ok(Box::new(Dummy {
         body,
         metadata,
@@ -133,11 +151,7 @@ pub(super) fn build(
         copies: parsed.copies.unsigned_abs(),
         samples: parsed.samples.max(0).unsigned_abs(),
         flush_on_startup: parsed.flush_on_startup,
-        start_time: (parsed.start_time_sec >= 0 || parsed.start_time_nsec >= 0).then(|| {
-            SystemTime::UNIX_EPOCH
-                + Duration::from_secs(parsed.start_time_sec.max(0).unsigned_abs())
-                + Duration::from_nanos(parsed.start_time_nsec.max(0).unsigned_abs())
-        }),
+        start_time,
         fixed_timestamp: parsed.fixed_timestamp,
     }))
 }
@@ -184,7 +198,9 @@ impl Dummy {
         match (self.fixed_timestamp, self.start_time) {
             (true, Some(start)) => start,
             (true, None) => base,
-            (false, Some(start)) => start + base.elapsed().unwrap_or_default(),
+            (false, Some(start)) => start
+                .checked_add(base.elapsed().unwrap_or_default())
+                .unwrap_or(start),
             (false, None) => SystemTime::now(),
         }
     }
@@ -212,16 +228,23 @@ impl Input for Dummy {
                 let ticks = (due - done).min(ticks_per_batch);
                 // One clock read a batch: its records are made together.
                 let timestamp = self.timestamp(base);
-                let batch = (0..ticks * self.copies)
-                    .map(|_| Message {
-                        bytes: self.body.clone(),
-                        metadata: self.metadata.clone(),
-                        timestamp,
-                        error: None,
-                    })
-                    .collect();
-                if sink.send(batch).await.is_err() {
-                    return Ok(());
+                // A tick of more than `MAX_BATCH` copies goes out in
+                // several batches.
+                let mut left = ticks * self.copies;
+                while left > 0 {
+                    let n = left.min(MAX_BATCH as u64);
+                    let batch = (0..n)
+                        .map(|_| Message {
+                            bytes: self.body.clone(),
+                            metadata: self.metadata.clone(),
+                            timestamp,
+                            error: None,
+                        })
+                        .collect();
+                    if sink.send(batch).await.is_err() {
+                        return Ok(());
+                    }
+                    left -= n;
                 }
                 done += ticks;
             }

@@ -47,13 +47,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use wafer::registry::Abi;
 use wafer::{CommandInput, Function, Input as CallInput, Message, ModuleSpec, Output, ProblemKind};
 
-use super::{Input, send_batched};
+use super::{Input, MAX_BATCH};
 use crate::config::{ComponentConfig, ComponentError};
 use crate::fluentbit::{TAG, value};
+use crate::modules::{self, ModuleFields};
 use crate::parsers::{Parser, ParserConfig};
 use crate::{BoxFuture, BuildContext, Sink};
 
@@ -77,9 +78,9 @@ struct ExecWasiConfig {
     buf_size: u64,
     #[serde(default)]
     parser: Option<ParserConfig>,
-    #[serde(default, deserialize_with = "some_size")]
+    #[serde(default, deserialize_with = "value::optional_size")]
     wasm_heap_size: Option<u64>,
-    #[serde(default, deserialize_with = "some_size")]
+    #[serde(default, deserialize_with = "value::optional_size")]
     wasm_stack_size: Option<u64>,
     #[serde(default = "default_tag", deserialize_with = "value::text")]
     tag: String,
@@ -95,10 +96,6 @@ fn default_buf_size() -> u64 {
 
 fn default_tag() -> String {
     "exec_wasi".into()
-}
-
-fn some_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    value::size(d).map(Some)
 }
 
 struct ExecWasi {
@@ -142,13 +139,6 @@ pub(super) fn build(
             ));
         }
     }
-    let path = cx.resolve(&parsed.wasi_path);
-    let module = wafer::files::read(
-        &path,
-        wafer::files::MAX_MODULE_BYTES,
-        wafer::files::Accept::RegularFile,
-    )
-    .map_err(|e| ComponentError::new(ProblemKind::Unreadable, "wasi_path", e.to_string()))?;
     let name = config.name().to_string();
     let mut sandbox =
         crate::fluentbit::sandbox(&format!("exec_wasi {name}"), &parsed.accessible_paths, cx);
@@ -165,18 +155,22 @@ pub(super) fn build(
         limits: wafer::limits::Limits::with_defaults(None, Some(memory), None),
         pool: wafer::pools::PoolPolicy::from_config(None),
     };
+    let fields = ModuleFields {
+        path: "wasi_path",
+        export: "wasi_path",
+    };
+    let program = modules::load(config, cx, fields, &parsed.wasi_path, spec)?;
     let id = format!("{}/{name}", cx.pipeline);
-    let program = cx
-        .runtime
-        .load_module(&id, &module, spec)
-        .map_err(|e| load_error(e, "wasi_path"))?;
     // Fluent Bit's fallback for an interval of zero or less.
     let interval = if parsed.interval_sec <= 0 && parsed.interval_nsec <= 0 {
         Duration::from_secs(1)
     } else {
         Duration::from_secs(parsed.interval_sec.max(0).unsigned_abs())
             + Duration::from_nanos(parsed.interval_nsec.max(0).unsigned_abs())
-    };
+    }
+    // Beyond a century it may as well be never; an Instant cannot reach
+    // much further.
+    .min(Duration::from_secs(100 * 365 * 24 * 3600));
     // Checked as a size, otherwise ignored (see the module doc).
     let _ = parsed.wasm_stack_size;
     Ok(Box::new(ExecWasi {
@@ -191,27 +185,9 @@ pub(super) fn build(
     }))
 }
 
-/// A load error as a problem at `field`: the runtime's own kind and words.
-fn load_error(error: wafer::Error, field: &str) -> ComponentError {
-    match error {
-        wafer::Error::Refused { problems, .. } => {
-            let kind = problems
-                .first()
-                .map_or(ProblemKind::InvalidModule, |p| p.kind);
-            let message = problems
-                .into_iter()
-                .map(|p| p.message)
-                .collect::<Vec<_>>()
-                .join("; ");
-            ComponentError::new(kind, field, message)
-        }
-        other => ComponentError::new(ProblemKind::InvalidModule, field, other.to_string()),
-    }
-}
-
 impl ExecWasi {
-    /// One run of the program: its records, none when it failed.
-    async fn run_once(&self) -> Vec<Message> {
+    /// One run of the program: its stdout, empty when it failed.
+    async fn run_once(&self) -> Vec<u8> {
         let outcome = self
             .program
             .invoke(CallInput::Program(CommandInput::new()))
@@ -228,35 +204,56 @@ impl ExecWasi {
         if run.exit_code != 0 {
             tracing::debug!(input = %self.name, status = run.exit_code, "exec_wasi: the program exited with a non-zero status (ignored, as in Fluent Bit)");
         }
-        let now = SystemTime::now();
-        let mut records = Vec::new();
-        for piece in fgets_pieces(&run.stdout, self.buf_size) {
-            let (bytes, time) = match &self.parser {
-                None => {
-                    let text = String::from_utf8_lossy(piece);
-                    (
-                        serde_json::json!({ "wasi_stdout": text })
-                            .to_string()
-                            .into_bytes(),
-                        None,
-                    )
+        run.stdout
+    }
+
+    /// The record of one piece of stdout; `None` when the parser refused
+    /// it (logged).
+    fn record(&self, piece: &[u8], now: SystemTime) -> Option<Message> {
+        let (bytes, time) = match &self.parser {
+            None => {
+                let text = String::from_utf8_lossy(piece);
+                let record = serde_json::json!({ "wasi_stdout": text }).to_string();
+                (record.into_bytes(), None)
+            }
+            Some(parser) => match parser.parse_to_bytes(piece) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    tracing::error!(input = %self.name, %error, line = %String::from_utf8_lossy(piece), "exec_wasi: the parser refused a line; it is dropped");
+                    return None;
                 }
-                Some(parser) => match parser.parse_to_bytes(piece) {
-                    Ok(parsed) => parsed,
-                    Err(error) => {
-                        tracing::error!(input = %self.name, %error, line = %String::from_utf8_lossy(piece), "exec_wasi: the parser refused a line; it is dropped");
-                        continue;
-                    }
-                },
-            };
-            records.push(Message {
-                bytes: bytes.into(),
-                metadata: [(TAG.to_string(), self.tag.clone())].into(),
-                timestamp: time.unwrap_or(now),
-                error: None,
-            });
+            },
+        };
+        Some(Message {
+            bytes: bytes.into(),
+            metadata: [(TAG.to_string(), self.tag.clone())].into(),
+            timestamp: time.unwrap_or(now),
+            error: None,
+        })
+    }
+
+    /// One run's records, sent as they are made, a batch at a time (a
+    /// program may print many short lines); `false` when the pipeline
+    /// stopped.
+    async fn run_and_send(&self, sink: &mut Sink) -> bool {
+        let stdout = self.run_once().await;
+        let now = SystemTime::now();
+        let mut pieces = fgets_pieces(&stdout, self.buf_size);
+        loop {
+            let mut batch = Vec::new();
+            for piece in pieces.by_ref() {
+                batch.extend(self.record(piece, now));
+                if batch.len() == MAX_BATCH {
+                    break;
+                }
+            }
+            if batch.is_empty() {
+                return true;
+            }
+            if sink.send(batch).await.is_err() {
+                return false;
+            }
         }
-        records
     }
 }
 
@@ -300,7 +297,7 @@ impl Input for ExecWasi {
     fn run(self: Box<Self>, mut sink: Sink) -> BoxFuture<'static, Result<(), String>> {
         Box::pin(async move {
             if self.oneshot {
-                send_batched(&mut sink, self.run_once().await).await;
+                self.run_and_send(&mut sink).await;
                 return Ok(());
             }
             let first = tokio::time::Instant::now() + self.interval;
@@ -310,7 +307,7 @@ impl Input for ExecWasi {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticks.tick().await;
-                if !send_batched(&mut sink, self.run_once().await).await {
+                if !self.run_and_send(&mut sink).await {
                     return Ok(());
                 }
             }

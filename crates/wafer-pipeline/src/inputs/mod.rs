@@ -53,14 +53,18 @@ pub fn build(
     crate::lookup(INPUTS, "input", &config.kind)?(config, cx)
 }
 
-/// Hands `records` to `sink` in batches; `false` when the pipeline stopped.
-pub(crate) async fn send_batched(sink: &mut Sink, mut records: Vec<Message>) -> bool {
-    while !records.is_empty() {
-        let rest = records.split_off(records.len().min(MAX_BATCH));
-        if sink.send(records).await.is_err() {
+/// Hands `records` to `sink` in batches of [`MAX_BATCH`] at most; `false`
+/// when the pipeline stopped.
+pub(crate) async fn send_batched(
+    sink: &mut Sink,
+    records: impl IntoIterator<Item = Message>,
+) -> bool {
+    let mut records = records.into_iter().peekable();
+    while records.peek().is_some() {
+        let batch: Vec<Message> = records.by_ref().take(MAX_BATCH).collect();
+        if sink.send(batch).await.is_err() {
             return false;
         }
-        records = rest;
     }
     true
 }

@@ -30,7 +30,6 @@ use serde::Deserialize;
 
 use super::Output;
 use super::file::Appender;
-use super::fluentbit_stdout::some_text;
 use crate::config::{ComponentConfig, ComponentError};
 use crate::fluentbit::format::{Renderer, tag};
 use crate::fluentbit::value;
@@ -39,15 +38,15 @@ use crate::{BoxFuture, BuildContext};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FluentBitFileConfig {
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     path: Option<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     file: Option<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     format: Option<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     delimiter: Option<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     label_delimiter: Option<String>,
     #[serde(default = "default_template", deserialize_with = "value::text")]
     template: String,
@@ -117,13 +116,19 @@ pub(super) fn build(
             ));
         }
     }
+    // out_file's `check_delimiter` knows a few names; anything else keeps
+    // the default, as there (with a warning here).
     let delimiter = |field: &str, text: &Option<String>, default: &str| match text {
-        None => Ok(default.to_string()),
-        Some(text) => named_delimiter(text).map(str::to_string).ok_or_else(|| {
-            ComponentError::invalid(
-                field,
-                format!("`{text}` is not a delimiter Fluent Bit knows (tab or \\t, space, comma)"),
-            )
+        None => Ok::<_, ComponentError>(default.to_string()),
+        Some(text) => Ok(match named_delimiter(text) {
+            Some(named) => named.to_string(),
+            None => {
+                tracing::warn!(
+                    pipeline = cx.pipeline,
+                    "fluentbit_file {field} `{text}` is not tab, space or comma: the default is used, as in Fluent Bit"
+                );
+                default.to_string()
+            }
         }),
     };
     let format = parsed.format.as_deref().unwrap_or("out_file");

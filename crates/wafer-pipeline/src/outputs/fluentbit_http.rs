@@ -31,7 +31,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 
 use super::Output;
-use super::fluentbit_stdout::{json_fields, some_text};
+use super::fluentbit_stdout::json_fields;
 use super::http_client::error_chain;
 use crate::config::{ComponentConfig, ComponentError};
 use crate::fluentbit::format::{Format, JsonDate, Renderer};
@@ -51,19 +51,19 @@ struct FluentBitHttpConfig {
     host: String,
     #[serde(default = "default_port", deserialize_with = "value::int")]
     port: i64,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     uri: Option<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     format: Option<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     http_method: Option<String>,
     #[serde(default, deserialize_with = "headers")]
     header: Vec<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     json_date_key: Option<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     json_date_format: Option<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     http_user: Option<String>,
     #[serde(default, deserialize_with = "value::text")]
     http_passwd: String,

@@ -25,20 +25,12 @@ use crate::{BoxFuture, BuildContext};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FluentBitStdoutConfig {
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     format: Option<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     json_date_key: Option<String>,
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     json_date_format: Option<String>,
-}
-
-/// An optional field in either dialect (`json_date_key: false` is text
-/// `false` here).
-pub(super) fn some_text<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<String>, D::Error> {
-    value::text(d).map(Some)
 }
 
 /// `format`, `json_date_key` and `json_date_format`, checked.

@@ -38,7 +38,7 @@ mod zone;
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::fluentbit::value;
@@ -55,13 +55,13 @@ pub struct ParserConfig {
     #[serde(deserialize_with = "value::text")]
     pub format: String,
     /// The pattern of a `regex` parser.
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     pub regex: Option<String>,
     /// The field holding the time (default `time`).
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     pub time_key: Option<String>,
     /// How the time is written (strptime, with `%L`).
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     pub time_format: Option<String>,
     /// Keep the time field in the record (default off).
     #[serde(default, deserialize_with = "value::bool")]
@@ -70,29 +70,25 @@ pub struct ParserConfig {
     #[serde(default = "yes", deserialize_with = "value::bool")]
     pub time_strict: bool,
     /// The UTC offset of times whose format has no zone.
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     pub time_offset: Option<String>,
     /// Times whose format has no zone are in the host's zone.
     #[serde(default, deserialize_with = "value::bool")]
     pub time_system_timezone: bool,
     /// The IANA zone of times whose format has no zone (`Europe/Paris`),
     /// from the host's zoneinfo files.
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     pub time_zone: Option<String>,
     /// Leave out empty captures (default on).
     #[serde(default = "yes", deserialize_with = "value::bool")]
     pub skip_empty_values: bool,
     /// `name:type` pairs separated by spaces.
-    #[serde(default, deserialize_with = "some_text")]
+    #[serde(default, deserialize_with = "value::optional_text")]
     pub types: Option<String>,
 }
 
 fn yes() -> bool {
     true
-}
-
-fn some_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    value::text(d).map(Some)
 }
 
 /// A parser, ready to parse lines.
@@ -422,7 +418,7 @@ fn numeric_prefix(text: &str, float: bool) -> usize {
 /// `regex` crate: `/pattern/imx` unwrapped into inline flags; `^` and `$`
 /// match at line ends, as in Ruby; `\h`/`\H` (hex digits) and `\Z` written
 /// out. Named groups `(?<name>...)` are the same in both.
-fn onigmo_to_regex(pattern: &str) -> String {
+pub(crate) fn onigmo_to_regex(pattern: &str) -> String {
     let mut body = pattern;
     let mut flags = String::from("m");
     if let Some(inner) = pattern.strip_prefix('/')

@@ -123,7 +123,8 @@ impl Reader {
         if line.trim().is_empty() || line.starts_with('#') {
             return true;
         }
-        if line.len() > 9 && line[..9].eq_ignore_ascii_case("@include ") {
+        // Bytes, not a `str` slice: byte 9 may fall inside a character.
+        if line.len() > 9 && line.as_bytes()[..9].eq_ignore_ascii_case(b"@include ") {
             return self.include(path, number, line[9..].trim(), document, problems);
         }
         if let Some(meta) = line.strip_prefix('@') {

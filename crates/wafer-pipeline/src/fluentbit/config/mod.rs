@@ -92,7 +92,12 @@ pub fn is_fluentbit_file(path: &Path) -> bool {
     if !path.is_file() {
         return false;
     }
-    if is_classic(path) {
+    // Any other extension is a pipeline's (`.json`) or nobody's: a classic
+    // file goes by `.conf`, as Fluent Bit's own do.
+    if path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("conf"))
+    {
         return true;
     }
     let Ok(text) = std::fs::read_to_string(path) else {

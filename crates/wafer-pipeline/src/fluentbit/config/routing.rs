@@ -25,7 +25,8 @@ impl Rule {
     pub fn new(pattern: Option<&str>, regex: Option<&str>) -> Result<Rule, String> {
         let regex = regex
             .map(|r| {
-                Regex::new(&format!("^(?:{r})"))
+                // Onigmo's syntax, as Fluent Bit compiles it.
+                Regex::new(&format!("^(?:{})", crate::parsers::onigmo_to_regex(r)))
                     .map_err(|e| format!("not a valid regular expression: {e}"))
             })
             .transpose()?;

@@ -538,10 +538,10 @@ fn aliases_name_instances_and_an_input_alias_is_its_own() {
     let conf = "[INPUT]\n    Name dummy\n    Alias same\n[OUTPUT]\n    Name stdout\n    Alias same\n    Match *\n";
     let pipelines = translate(&[("x.conf", conf)], "x.conf");
     // Fluent Bit lets an input and an output share an alias; only the
-    // first keeps it as its label.
+    // first keeps it as its label. The tag stays the instance's own name.
     assert_eq!(
         routes(&pipelines),
-        ["same dummy(same) [same] |  | fluentbit_stdout"]
+        ["same dummy(same) [dummy.0] |  | fluentbit_stdout"]
     );
     let twice = "[INPUT]\n    Name dummy\n    Alias a\n[INPUT]\n    Name stdin\n    Alias a\n";
     assert_eq!(

@@ -127,7 +127,7 @@ pub(super) fn translate(
     let mut pipelines = Vec::new();
     let mut names = std::collections::HashSet::new();
     for (index, section) in inputs.iter().enumerate() {
-        let Some(mut input) = Plugin::new_input(section, index, &parsers, &mut problems) else {
+        let Some(input) = Plugin::new_input(section, index, &parsers, &mut problems) else {
             continue;
         };
         if !names.insert(input.instance.clone()) {
@@ -141,16 +141,13 @@ pub(super) fn translate(
             ));
             continue;
         }
-        let tag = match input.body.get("tag").and_then(Value::as_str) {
-            Some(tag) => tag.to_string(),
-            None => {
-                // Fluent Bit's default tag: the instance's name.
-                input
-                    .body
-                    .insert("tag".into(), Value::String(input.instance.clone()));
-                input.instance.clone()
-            }
-        };
+        // Set when the input was read (`Plugin::new_input`).
+        let tag = input
+            .body
+            .get("tag")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let routed: Vec<&Plugin> = filters.iter().filter(|f| f.rule.matches(&tag)).collect();
         // One input and one output: the output takes everything, even
         // without a Match (Fluent Bit's command-line case).
@@ -292,6 +289,15 @@ impl<'a> Plugin<'a> {
             return None;
         }
         let mut body = body(section, problems);
+        if !body.contains_key("tag") {
+            // Fluent Bit's default tag: the instance's own name,
+            // `<plugin>.<index>`, whatever its `Alias`.
+            let plugin = section
+                .text("name")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            body.insert("tag".into(), Value::String(format!("{plugin}.{index}")));
+        }
         for key in ["match", "match_regex"] {
             if section.get(key).is_some() {
                 problems.push(section.problem(
