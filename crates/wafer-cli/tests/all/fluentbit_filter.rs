@@ -2,8 +2,8 @@
 //! (`wasm_filter`), on our guests written to Fluent Bit's filter ABI.
 
 use wafer_guests::{
-    FLUENTBIT_FILTER_ANSWER, FLUENTBIT_FILTER_JSON, FLUENTBIT_FILTER_MSGPACK,
-    WAT_FLUENTBIT_HEAP_END,
+    FLUENTBIT_FB_FILTER_LOG, FLUENTBIT_FILTER_ANSWER, FLUENTBIT_FILTER_JSON,
+    FLUENTBIT_FILTER_MSGPACK, WAT_FLUENTBIT_HEAP_END,
 };
 
 use crate::pipelines::summary_line;
@@ -17,6 +17,7 @@ fn workspace() -> Workspace {
         (FLUENTBIT_FILTER_JSON, "json.wasm"),
         (FLUENTBIT_FILTER_MSGPACK, "msgpack.wasm"),
         (WAT_FLUENTBIT_HEAP_END, "heap_end.wat"),
+        (FLUENTBIT_FB_FILTER_LOG, "filter_log.wasm"),
     ] {
         ws.copy_guest(guest, name);
     }
@@ -226,4 +227,40 @@ fn a_bad_filter_config_names_its_field() {
         .code(2)
         .stderr_has("event_format")
         .stderr_has("`xml` is not an event format");
+}
+
+#[test]
+fn a_wasi_filter_filters_each_record_once_even_when_one_traps() {
+    // A TinyGo-shaped guest (WASI, its own malloc/free) that logs every
+    // call to a file in the folder `accessible_paths` grants, then traps
+    // on one record: the records after it go on in a fresh instance, and
+    // none is filtered twice.
+    let ws = workspace();
+    filter_pipeline(
+        &ws,
+        "logged",
+        "{wasm_path: filter_log.wasm, function_name: filter_log, accessible_paths: [.]}",
+    );
+    let names = ["a", "b", "trap", "c", "d", "e"];
+    let input: String = names
+        .iter()
+        .map(|n| format!("{{\"name\":\"{n}\"}}\n"))
+        .collect();
+    let run = ws.wafer_with_stdin(&["run", "logged.yaml"], &input);
+    run.prints(
+        "{\"name\":\"a\"}\n{\"name\":\"b\"}\n{\"name\":\"c\"}\n{\"name\":\"d\"}\n{\"name\":\"e\"}",
+    );
+    assert_eq!(
+        summary_line(&run.stderr),
+        "pipeline logged: received 6, processed 5, dropped 1, failed 1"
+    );
+    run.stderr_has("the filter trapped on this record");
+    // Two workers may each take part of the stream: sorted, the log holds
+    // each record once.
+    let calls = std::fs::read_to_string(ws.path().join("calls.log")).unwrap();
+    let mut calls: Vec<&str> = calls.lines().collect();
+    let mut expected: Vec<&str> = input.lines().collect();
+    calls.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(calls, expected, "each record reached the guest once");
 }

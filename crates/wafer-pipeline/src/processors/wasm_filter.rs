@@ -16,10 +16,9 @@
 //!
 //! The module is compiled once; the pipeline's workers share a pool of as
 //! many instances, each reused for every record. A record the filter
-//! traps on is flagged (a Fluent Bit config drops it: `on_error: drop`),
-//! and its batch runs again, a record at a time, on fresh instances: the
-//! records before it are filtered a second time, so a filter with effects
-//! outside its records (a file it writes) sees them twice.
+//! traps on (or runs past its time limit on) is flagged (a Fluent Bit
+//! config drops it: `on_error: drop`) and the rest of its batch goes on in
+//! a fresh instance: each record is filtered once.
 
 use std::sync::Arc;
 

@@ -33,9 +33,10 @@
 //! `timestamp` is the event time and whose metadata `tag` is the tag.
 //!
 //! An answer that is not a JSON object, or a pointer outside memory,
-//! flags the record (Fluent Bit logs and drops it); a trap fails it and
-//! discards the instance, so the next record gets a fresh one. Each record
-//! of a batch gets the function's whole `max_execution_ms`.
+//! flags the record (Fluent Bit logs and drops it). So does a trap or the
+//! time limit: the records after it go on in a fresh instance, each record
+//! filtered once. Each record of a batch gets the function's whole
+//! `max_execution_ms`.
 
 mod records;
 
@@ -244,7 +245,7 @@ impl Prepared for RecordFilter {
             }
         };
         let mode = if self.sync { Mode::Sync } else { Mode::Async };
-        let run = filter_all(mode, self.format, site, store, records);
+        let run = self.filter_all(mode, site, store, records);
         if self.sync {
             Step::Ready(ready(run))
         } else {
@@ -258,65 +259,130 @@ fn filtering(host: &mut HostState) -> &mut Filtering {
         .expect("a Fluent Bit instance keeps its exports")
 }
 
-/// Each record through the filter, in order, on one instance: the records
-/// it kept (rewritten), flagged where it failed.
-async fn filter_all(
-    mode: Mode,
-    format: EventFormat,
-    site: &Site,
-    store: &mut Store<HostState>,
-    records: Vec<Message>,
-) -> Result<Answer, Fault> {
-    let funcs = filtering(store.data_mut())
-        .funcs
-        .take()
-        .expect("an instance that trapped is not called again");
-    let mut kept = Vec::with_capacity(records.len());
-    let mut guest_error = false;
-    for (i, mut record) in records.into_iter().enumerate() {
-        // Fluent Bit never hands a filter a record an earlier one failed
-        // on: it is already gone there.
-        if record.error.is_some() {
-            kept.push(record);
-            continue;
-        }
-        if i > 0 {
-            store.data_mut().renew_deadline(&site.limits);
-            store.set_epoch_deadline(1);
-        }
-        let filtered = match mode {
-            Mode::Sync => filter_one(mode, format, &funcs, store, &record).await,
-            // The epoch stops a busy guest at the record's deadline; this
-            // timer stops one waiting in a host call (a sleep).
-            Mode::Async => {
-                let deadline = store.data().deadline();
-                tokio::time::timeout_at(
-                    deadline.into(),
-                    filter_one(mode, format, &funcs, store, &record),
-                )
-                .await
-                .unwrap_or_else(|_| Err(DeadlineReached.into()))
-            }
-        }
-        .map_err(Fault::Wasm)?;
-        match filtered {
-            Ok(RecordAnswer::Keep(bytes)) => {
-                record.bytes = bytes;
+/// The most fresh instances one batch starts after traps: each holds a
+/// slot of the engine's pool until the batch ends. After that many the
+/// batch fails as a whole and the caller takes it a record at a time.
+const MAX_RESTARTS: usize = 4;
+
+impl RecordFilter {
+    /// Each record through the filter, in order: the records it kept
+    /// (rewritten), flagged where it failed.
+    ///
+    /// A record the guest traps on (or runs past its time on) is flagged,
+    /// and the records after it go on in a fresh instance started in the
+    /// same store, which is then discarded with both: so each record is
+    /// filtered once, as in Fluent Bit, and the next record gets a fresh
+    /// instance, as Fluent Bit's persistent one does not.
+    async fn filter_all(
+        &self,
+        mode: Mode,
+        site: &Site,
+        store: &mut Store<HostState>,
+        records: Vec<Message>,
+    ) -> Result<Answer, Fault> {
+        let mut funcs = take_funcs(store);
+        let mut kept = Vec::with_capacity(records.len());
+        let mut guest_error = false;
+        let mut restarts = 0;
+        for (i, mut record) in records.into_iter().enumerate() {
+            // Fluent Bit never hands a filter a record an earlier one
+            // failed on: it is already gone there.
+            if record.error.is_some() {
                 kept.push(record);
+                continue;
             }
-            Ok(RecordAnswer::Drop) => {}
-            Err(problem) => {
-                guest_error = true;
-                record.flag(problem);
-                kept.push(record);
+            if i > 0 {
+                store.data_mut().renew_deadline(&site.limits);
+                store.set_epoch_deadline(1);
             }
+            let filtered = match mode {
+                Mode::Sync => filter_one(mode, self.format, &funcs, store, &record).await,
+                // The epoch stops a busy guest at the record's deadline;
+                // this timer stops one waiting in a host call (a sleep).
+                Mode::Async => {
+                    let deadline = store.data().deadline();
+                    tokio::time::timeout_at(
+                        deadline.into(),
+                        filter_one(mode, self.format, &funcs, store, &record),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err(DeadlineReached.into()))
+                }
+            };
+            let filtered = match filtered {
+                Ok(filtered) => filtered,
+                Err(trap) if restarts < MAX_RESTARTS && restartable(&trap, store) => {
+                    restarts += 1;
+                    // The new instance's start function gets a whole limit.
+                    store.data_mut().renew_deadline(&site.limits);
+                    store.set_epoch_deadline(1);
+                    self.restart(site, store).await?;
+                    funcs = take_funcs(store);
+                    Err(describe(&trap, &site.limits))
+                }
+                Err(fatal) => return Err(Fault::Wasm(fatal)),
+            };
+            match filtered {
+                Ok(RecordAnswer::Keep(bytes)) => {
+                    record.bytes = bytes;
+                    kept.push(record);
+                }
+                Ok(RecordAnswer::Drop) => {}
+                Err(problem) => {
+                    guest_error = true;
+                    record.flag(problem);
+                    kept.push(record);
+                }
+            }
+        }
+        filtering(store.data_mut()).funcs = Some(funcs);
+        Ok(Answer {
+            output: Output::Messages(kept),
+            guest_error,
+            discard_instance: restarts > 0,
+        })
+    }
+
+    /// A fresh instance in `store`, in place of one that trapped.
+    async fn restart(&self, site: &Site, store: &mut Store<HostState>) -> Result<(), Fault> {
+        let keep =
+            |store: &mut Store<HostState>, instance: &Instance| self.keep_exports(store, instance);
+        let started = instantiate(&self.pre, self.sync, site, store, keep, |_, _| {
+            std::future::ready(Ok(()))
+        });
+        match started {
+            Step::Ready(done) => done,
+            Step::Pending(starting) => starting.await,
         }
     }
-    filtering(store.data_mut()).funcs = Some(funcs);
-    Ok(Answer {
-        output: Output::Messages(kept),
-        guest_error,
-    })
+}
+
+/// The instance's functions, lent out for a batch.
+fn take_funcs(store: &mut Store<HostState>) -> Funcs {
+    filtering(store.data_mut())
+        .funcs
+        .take()
+        .expect("an instance that trapped is not called again")
+}
+
+/// Whether a failed record may be passed over for a fresh instance: a trap
+/// or its time limit, not the engine stopping (Ctrl-C) nor the memory limit
+/// (a second instance would count against it too).
+fn restartable(error: &wasmtime::Error, store: &Store<HostState>) -> bool {
+    (error.downcast_ref::<wasmtime::Trap>().is_some() || error.is::<DeadlineReached>())
+        && !store.data().memory.was_refused()
+}
+
+/// How a record's failure reads in its `error`.
+fn describe(error: &wasmtime::Error, limits: &crate::limits::Limits) -> String {
+    if error.is::<DeadlineReached>() {
+        format!(
+            "the filter ran past its time limit ({} ms) on this record",
+            limits.max_execution.as_millis()
+        )
+    } else {
+        format!("the filter trapped on this record: {error:#}")
+    }
 }
 
 /// One record through the filter: a trap is the outer error, a record the

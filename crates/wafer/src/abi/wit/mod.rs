@@ -156,6 +156,7 @@ impl WitFunction {
         Answer {
             output,
             guest_error,
+            discard_instance: false,
         }
     }
 
