@@ -9,6 +9,7 @@ use wafer::{Problem, ProblemKind};
 
 use super::translate::expand_all;
 use super::{Document, Kind, Section, classic, folder, locate, yaml};
+use crate::parsers::{Parser, ParserConfig};
 
 /// `SERVICE` keys with nothing to do in wafer: accepted and ignored.
 const SERVICE_IGNORED: &[&str] = &[
@@ -145,7 +146,17 @@ fn plugins_file(main: &Path, section: &Section, file: &str, problems: &mut Vec<P
 /// Parser definitions by name, in the order Fluent Bit registers them.
 #[derive(Default)]
 pub(super) struct Parsers {
-    defined: Vec<(String, Map<String, Value>)>,
+    defined: Vec<Defined>,
+}
+
+/// A parser as its section defines it.
+struct Defined {
+    name: String,
+    definition: Map<String, Value>,
+    /// Why wafer cannot build it, named at its own section: reported when
+    /// an input uses it (an unused one is no problem, so that Fluent Bit's
+    /// stock parsers files, with formats wafer lacks, still load).
+    unusable: Option<Problem>,
 }
 
 impl Parsers {
@@ -164,22 +175,38 @@ impl Parsers {
             return;
         }
         // An empty value is no value (Fluent Bit's get_parser_key).
-        let definition = section
+        let definition: Map<String, Value> = section
             .props
             .iter()
             .filter(|(_, v)| v.as_str() != Some(""))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        self.defined.push((name.to_string(), definition));
+        let unusable = serde_json::from_value::<ParserConfig>(Value::Object(definition.clone()))
+            .map_err(|e| e.to_string())
+            .and_then(|config| Parser::new(&config).map(drop))
+            .err()
+            .map(|e| section.problem(ProblemKind::InvalidValue, "format", e));
+        self.defined.push(Defined {
+            name: name.to_string(),
+            definition,
+            unusable,
+        });
     }
 
-    /// The definition named `name` (case-sensitive, as in Fluent Bit).
-    pub(super) fn get(&self, name: &str) -> Option<&Map<String, Value>> {
-        self.defined.iter().find(|(n, _)| n == name).map(|(_, d)| d)
+    /// The definition named `name` (case-sensitive, as in Fluent Bit), or
+    /// why wafer cannot use it, named at the parser's own section.
+    pub(super) fn get(&self, name: &str) -> Option<Result<&Map<String, Value>, &Problem>> {
+        self.defined
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| match &d.unusable {
+                None => Ok(&d.definition),
+                Some(problem) => Err(problem),
+            })
     }
 
     pub(super) fn names(&self) -> Option<String> {
-        let names: Vec<&str> = self.defined.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = self.defined.iter().map(|d| d.name.as_str()).collect();
         (!names.is_empty()).then(|| names.join(", "))
     }
 

@@ -551,3 +551,22 @@ fn aliases_name_instances_and_an_input_alias_is_its_own() {
         ]
     );
 }
+
+#[test]
+fn a_parser_wafer_cannot_build_is_named_at_its_section_when_used() {
+    let parsers = "[PARSER]\n    Name   lt\n    Format ltsv\n\n[PARSER]\n    Name   bad\n    Format regex\n    Regex  (?<a>x\n";
+    // Unused, neither is a problem: Fluent Bit's stock parsers files hold
+    // formats wafer lacks.
+    let unused =
+        format!("{parsers}[INPUT]\n    Name dummy\n[OUTPUT]\n    Name null\n    Match *\n");
+    translate(&[("x.conf", &unused)], "x.conf");
+    let used = format!(
+        "{parsers}[INPUT]\n    Name stdin\n    Parser bad\n[OUTPUT]\n    Name null\n    Match *\n"
+    );
+    let found = problems(&[("x.conf", &used)], "x.conf");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("x.conf: field [PARSER] at line 5"),
+        "{found:?}"
+    );
+}

@@ -309,9 +309,10 @@ impl<'a> Plugin<'a> {
         }
         if let Some(name) = body.get("parser").and_then(Value::as_str) {
             match parsers.get(name) {
-                Some(definition) => {
+                Some(Ok(definition)) => {
                     body.insert("parser".into(), Value::Object(definition.clone()));
                 }
+                Some(Err(unusable)) => problems.push(unusable.clone()),
                 None => problems.push(section.problem(
                     ProblemKind::Reference,
                     "parser",
