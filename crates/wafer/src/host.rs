@@ -186,6 +186,21 @@ impl HostState {
         self.interrupted.load(Ordering::Relaxed)
     }
 
+    /// A fresh state for a new instance of `function` that takes over the
+    /// running call from this one (a message ABI replacing an instance
+    /// that trapped): the same deadlines and worker hand-off, a new memory
+    /// cap, no ABI or WASI state yet. What this one's guest wrote is logged
+    /// first.
+    pub fn take_over_call(&mut self, function: Arc<str>, limits: &Limits) -> HostState {
+        self.end_call();
+        let mut next = HostState::new(function, self.interrupted.clone(), limits);
+        next.deadline = self.deadline;
+        next.deadline_by_caller = self.deadline_by_caller;
+        next.caller_deadline = self.caller_deadline;
+        next.hand_off = std::mem::replace(&mut self.hand_off, HandOff::new());
+        next
+    }
+
     /// Logs the rest of the call's output.
     pub fn end_call(&self) {
         self.stdout.end_call();

@@ -264,3 +264,29 @@ fn a_wasi_filter_filters_each_record_once_even_when_one_traps() {
     expected.sort_unstable();
     assert_eq!(calls, expected, "each record reached the guest once");
 }
+
+#[test]
+fn failures_one_after_another_each_get_a_fresh_instance() {
+    // Traps back to back, a loop stopped at its limit, and a trap on the
+    // last record: each fails only itself.
+    let ws = workspace();
+    filter_pipeline(
+        &ws,
+        "many",
+        "{wasm_path: answer.wasm, function_name: filter_answer, accessible_paths: [], limits: {max_execution_ms: 300}}",
+    );
+    let answers = ["keep", "trap", "trap", "spin", "keep", "trap"];
+    let input: String = answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{{\"answer\":\"{a}\",\"n\":{i}}}\n"))
+        .collect();
+    let run = ws.wafer_with_stdin(&["run", "many.yaml"], &input);
+    run.prints("{\"answer\":\"keep\",\"n\":0}\n{\"answer\":\"keep\",\"n\":4}");
+    assert_eq!(
+        summary_line(&run.stderr),
+        "pipeline many: received 6, processed 2, dropped 4, failed 4"
+    );
+    run.stderr_has("the filter trapped on this record: ")
+        .stderr_has("wasm `unreachable` instruction executed");
+}

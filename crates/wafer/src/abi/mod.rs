@@ -170,9 +170,6 @@ pub(crate) enum Step<'a, T> {
 pub(crate) struct Answer {
     pub output: Output,
     pub guest_error: bool,
-    /// The store must not serve another call (an ABI started a fresh
-    /// instance in it after a trap, and the trapped one is still there).
-    pub discard_instance: bool,
 }
 
 /// Why an instantiation or a call failed, before it is an [`crate::Error`]

@@ -235,7 +235,6 @@ impl Prepared for CommandProgram {
                     exit_code,
                 }),
                 guest_error: exit_code != 0,
-                discard_instance: false,
             })
         }))
     }

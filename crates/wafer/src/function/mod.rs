@@ -279,7 +279,7 @@ impl Function {
         match called {
             Ok(Ok(answer)) => {
                 warm.store.data_mut().memory.reset();
-                let reusable = (reuses && !answer.discard_instance).then_some(Reusable {
+                let reusable = reuses.then_some(Reusable {
                     warm,
                     calls: calls + 1,
                     slot,

@@ -185,7 +185,8 @@ impl Parsers {
             .map_err(|e| e.to_string())
             .and_then(|config| Parser::new(&config).map(drop))
             .err()
-            .map(|e| section.problem(ProblemKind::InvalidValue, "format", e));
+            // The message names the key at fault; the section is the place.
+            .map(|e| section.problem(ProblemKind::InvalidValue, "", e));
         self.defined.push(Defined {
             name: name.to_string(),
             definition,

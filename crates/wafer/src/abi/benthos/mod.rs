@@ -360,6 +360,5 @@ async fn process_all(
     Ok(Answer {
         output: Output::Messages(processed),
         guest_error,
-        discard_instance: false,
     })
 }

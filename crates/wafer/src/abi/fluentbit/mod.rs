@@ -33,9 +33,9 @@
 //! `timestamp` is the event time and whose metadata `tag` is the tag.
 //!
 //! An answer that is not a JSON object, or a pointer outside memory,
-//! flags the record (Fluent Bit logs and drops it). So does a trap or the
-//! time limit: the records after it go on in a fresh instance, each record
-//! filtered once. Each record of a batch gets the function's whole
+//! flags the record (Fluent Bit logs and drops it). So does a trap, the
+//! time or memory limit: the records after it go on in a fresh instance,
+//! each record filtered once. Each record of a batch gets the function's whole
 //! `max_execution_ms`.
 
 mod records;
@@ -48,7 +48,7 @@ use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
 use crate::host::HostState;
-use crate::limits::DeadlineReached;
+use crate::limits::{DeadlineReached, InterruptRaised};
 use crate::message::Message;
 use crate::registry::EventFormat;
 
@@ -79,8 +79,8 @@ struct RecordFilter {
 /// What one instance keeps.
 struct Filtering {
     /// Lent out for each batch (cloning a `TypedFunc` clones its
-    /// registered type, a cost every record would pay); a batch that
-    /// traps discards the instance with them.
+    /// registered type, a cost every record would pay); `None` once the
+    /// instance failed on a record, until it is replaced.
     funcs: Option<Funcs>,
     memory: Memory,
     /// The pages the host grew for its copies (guests without an
@@ -259,20 +259,15 @@ fn filtering(host: &mut HostState) -> &mut Filtering {
         .expect("a Fluent Bit instance keeps its exports")
 }
 
-/// The most fresh instances one batch starts after traps: each holds a
-/// slot of the engine's pool until the batch ends. After that many the
-/// batch fails as a whole and the caller takes it a record at a time.
-const MAX_RESTARTS: usize = 4;
-
 impl RecordFilter {
     /// Each record through the filter, in order: the records it kept
     /// (rewritten), flagged where it failed.
     ///
-    /// A record the guest traps on (or runs past its time on) is flagged,
-    /// and the records after it go on in a fresh instance started in the
-    /// same store, which is then discarded with both: so each record is
-    /// filtered once, as in Fluent Bit, and the next record gets a fresh
-    /// instance, as Fluent Bit's persistent one does not.
+    /// A record the guest fails on (a trap, its time limit, its memory
+    /// limit, an exit) is flagged, and the records after it go on in a
+    /// fresh instance in a fresh store, which replaces this one: so each
+    /// record is filtered once, as in Fluent Bit, and the next record gets
+    /// a fresh instance, as Fluent Bit's persistent one does not.
     async fn filter_all(
         &self,
         mode: Mode,
@@ -280,10 +275,11 @@ impl RecordFilter {
         store: &mut Store<HostState>,
         records: Vec<Message>,
     ) -> Result<Answer, Fault> {
-        let mut funcs = take_funcs(store);
+        // None after a record failed: its instance is replaced before the
+        // next record (of this call or the next) needs one.
+        let mut funcs = filtering(store.data_mut()).funcs.take();
         let mut kept = Vec::with_capacity(records.len());
         let mut guest_error = false;
-        let mut restarts = 0;
         for (i, mut record) in records.into_iter().enumerate() {
             // Fluent Bit never hands a filter a record an earlier one
             // failed on: it is already gone there.
@@ -295,30 +291,39 @@ impl RecordFilter {
                 store.data_mut().renew_deadline(&site.limits);
                 store.set_epoch_deadline(1);
             }
+            // Started only when a record needs it: a failure on the last
+            // record costs nothing more.
+            let current = match funcs.take() {
+                Some(current) => current,
+                None => {
+                    self.restart(site, store).await?;
+                    filtering(store.data_mut())
+                        .funcs
+                        .take()
+                        .expect("a fresh instance keeps its functions")
+                }
+            };
             let filtered = match mode {
-                Mode::Sync => filter_one(mode, self.format, &funcs, store, &record).await,
+                Mode::Sync => filter_one(mode, self.format, &current, store, &record).await,
                 // The epoch stops a busy guest at the record's deadline;
                 // this timer stops one waiting in a host call (a sleep).
                 Mode::Async => {
                     let deadline = store.data().deadline();
                     tokio::time::timeout_at(
                         deadline.into(),
-                        filter_one(mode, self.format, &funcs, store, &record),
+                        filter_one(mode, self.format, &current, store, &record),
                     )
                     .await
                     .unwrap_or_else(|_| Err(DeadlineReached.into()))
                 }
             };
             let filtered = match filtered {
-                Ok(filtered) => filtered,
-                Err(trap) if restarts < MAX_RESTARTS && restartable(&trap, store) => {
-                    restarts += 1;
-                    // The new instance's start function gets a whole limit.
-                    store.data_mut().renew_deadline(&site.limits);
-                    store.set_epoch_deadline(1);
-                    self.restart(site, store).await?;
-                    funcs = take_funcs(store);
-                    Err(describe(&trap, &site.limits))
+                Ok(filtered) => {
+                    funcs = Some(current);
+                    filtered
+                }
+                Err(failure) if passes_over(&failure, store) => {
+                    Err(describe(&failure, store, &site.limits))
                 }
                 Err(fatal) => return Err(Fault::Wasm(fatal)),
             };
@@ -335,16 +340,23 @@ impl RecordFilter {
                 }
             }
         }
-        filtering(store.data_mut()).funcs = Some(funcs);
+        filtering(store.data_mut()).funcs = funcs;
         Ok(Answer {
             output: Output::Messages(kept),
             guest_error,
-            discard_instance: restarts > 0,
         })
     }
 
-    /// A fresh instance in `store`, in place of one that trapped.
+    /// A fresh instance in a fresh store, in place of one that failed: its
+    /// pool slot and memory are given back at once, and the call's
+    /// deadlines carry over, the start function getting a whole limit.
     async fn restart(&self, site: &Site, store: &mut Store<HostState>) -> Result<(), Fault> {
+        let next = store
+            .data_mut()
+            .take_over_call(site.id.clone(), &site.limits);
+        *store = next.into_store(self.pre.module().engine(), !self.sync);
+        store.data_mut().renew_deadline(&site.limits);
+        store.set_epoch_deadline(1);
         let keep =
             |store: &mut Store<HostState>, instance: &Instance| self.keep_exports(store, instance);
         let started = instantiate(&self.pre, self.sync, site, store, keep, |_, _| {
@@ -357,31 +369,35 @@ impl RecordFilter {
     }
 }
 
-/// The instance's functions, lent out for a batch.
-fn take_funcs(store: &mut Store<HostState>) -> Funcs {
-    filtering(store.data_mut())
-        .funcs
-        .take()
-        .expect("an instance that trapped is not called again")
+/// Whether a record the guest failed on is passed over, the batch going on
+/// in a fresh instance: not when the engine is stopping (Ctrl-C) nor when
+/// the caller's own deadline passed (the whole call is over).
+fn passes_over(error: &wasmtime::Error, store: &Store<HostState>) -> bool {
+    !(error.is::<InterruptRaised>()
+        || (error.is::<DeadlineReached>() && store.data().deadline_by_caller()))
 }
 
-/// Whether a failed record may be passed over for a fresh instance: a trap
-/// or its time limit, not the engine stopping (Ctrl-C) nor the memory limit
-/// (a second instance would count against it too).
-fn restartable(error: &wasmtime::Error, store: &Store<HostState>) -> bool {
-    (error.downcast_ref::<wasmtime::Trap>().is_some() || error.is::<DeadlineReached>())
-        && !store.data().memory.was_refused()
-}
-
-/// How a record's failure reads in its `error`.
-fn describe(error: &wasmtime::Error, limits: &crate::limits::Limits) -> String {
+/// How a record's failure reads in its `error`: one line, without the
+/// wasm backtrace.
+fn describe(
+    error: &wasmtime::Error,
+    store: &Store<HostState>,
+    limits: &crate::limits::Limits,
+) -> String {
     if error.is::<DeadlineReached>() {
         format!(
             "the filter ran past its time limit ({} ms) on this record",
             limits.max_execution.as_millis()
         )
+    } else if store.data().memory.was_refused() {
+        format!(
+            "the filter ran out of memory (its limit is {} bytes) on this record",
+            limits.max_memory_bytes
+        )
+    } else if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        format!("the filter trapped on this record: {trap}")
     } else {
-        format!("the filter trapped on this record: {error:#}")
+        format!("the filter failed on this record: {}", error.root_cause())
     }
 }
 

@@ -156,7 +156,6 @@ impl WitFunction {
         Answer {
             output,
             guest_error,
-            discard_instance: false,
         }
     }
 
