@@ -13,6 +13,7 @@ use wasmtime_wasi::I32Exit;
 use super::{Fault, LoadContext, LoadError, Site, Step};
 use crate::error::ProblemKind;
 use crate::host::HostState;
+use crate::limits::{DeadlineReached, InterruptRaised, Limits};
 
 /// How the host calls into the guest: directly in a synchronous store,
 /// through `call_async` on a fiber otherwise.
@@ -106,6 +107,70 @@ where
         }
         after(Mode::Async, store).await.map_err(Fault::Wasm)
     }))
+}
+
+/// A fresh instance of `pre` in a fresh store, in place of one that
+/// failed on a message: its pool slot and memory are given back at once,
+/// the call's deadlines carry over and the start function gets a whole
+/// limit. Set up as [`instantiate`] does.
+pub(super) async fn replace_instance<'a, A, F>(
+    pre: &'a InstancePre<HostState>,
+    sync: bool,
+    site: &'a Site,
+    store: &'a mut Store<HostState>,
+    keep: impl Fn(&mut Store<HostState>, &Instance) -> Result<(), Fault> + Send + 'a,
+    after: A,
+) -> Result<(), Fault>
+where
+    A: FnOnce(Mode, &'a mut Store<HostState>) -> F + Send + 'a,
+    F: Future<Output = wasmtime::Result<()>> + Send + 'a,
+{
+    let next = store
+        .data_mut()
+        .take_over_call(site.id.clone(), &site.limits);
+    *store = next.into_store(pre.module().engine(), !sync);
+    store.data_mut().renew_deadline(&site.limits);
+    store.set_epoch_deadline(1);
+    match instantiate(pre, sync, site, store, keep, after) {
+        Step::Ready(done) => done,
+        Step::Pending(starting) => starting.await,
+    }
+}
+
+/// Whether a message the guest failed on is passed over, the batch going
+/// on in a fresh instance ([`replace_instance`]): not when the engine is
+/// stopping (Ctrl-C) nor when the caller's own deadline passed (the whole
+/// call is over).
+pub(super) fn passes_over(error: &wasmtime::Error, store: &Store<HostState>) -> bool {
+    !(error.is::<InterruptRaised>()
+        || (error.is::<DeadlineReached>() && store.data().deadline_by_caller()))
+}
+
+/// How a message's failure reads in its `error`, `guest` naming the guest
+/// ("the filter") and `item` what it failed on ("record"): one line,
+/// without the wasm backtrace.
+pub(super) fn describe_failure(
+    guest: &str,
+    item: &str,
+    error: &wasmtime::Error,
+    store: &Store<HostState>,
+    limits: &Limits,
+) -> String {
+    if error.is::<DeadlineReached>() {
+        format!(
+            "{guest} ran past its time limit ({} ms) on this {item}",
+            limits.max_execution.as_millis()
+        )
+    } else if store.data().memory.was_refused() {
+        format!(
+            "{guest} ran out of memory (its limit is {} bytes) on this {item}",
+            limits.max_memory_bytes
+        )
+    } else if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        format!("{guest} trapped on this {item}: {trap}")
+    } else {
+        format!("{guest} failed on this {item}: {}", error.root_cause())
+    }
 }
 
 /// The start function to run once per instance, if the guest has one:

@@ -72,6 +72,8 @@ pub(super) struct Processing {
     /// The host's copies already given back while this message was
     /// processed: a second slice of one is not given back again.
     pub given_back: Vec<Region>,
+    /// The instance failed on a message: replace it before the next.
+    pub failed: bool,
 }
 
 /// The state of a Benthos instance, once it is set up ([`is_set_up`]).

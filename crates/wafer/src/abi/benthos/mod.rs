@@ -44,7 +44,9 @@
 //!
 //! A host function that cannot do its work (a pointer outside memory, no
 //! allocator) flags the message with the error and processing goes on, as
-//! in Benthos; a trap fails the message and discards the instance.
+//! in Benthos; a trap (or the time or memory limit) fails the message as
+//! it stands, and the messages after it go on in a fresh instance, so each
+//! message is processed once.
 //!
 //! A guest that imports nothing from WASI (`wasm32-unknown-unknown`, as
 //! Benthos' Rust example is built) runs synchronously on the caller's
@@ -57,7 +59,10 @@ use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Module, Store};
 
 use self::guest::{Allocator, Free, Processing, free_inbound, probe, processing};
 use self::host::add_host_functions;
-use super::core_module::{Mode, check_i32_exports, compile, instantiate, ready};
+use super::core_module::{
+    Mode, check_i32_exports, compile, describe_failure, instantiate, passes_over, ready,
+    replace_instance,
+};
 use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
@@ -216,6 +221,7 @@ impl MessageProcessor {
             error: None,
             inbound: Vec::new(),
             given_back: Vec::new(),
+            failed: false,
         });
         Ok(())
     }
@@ -297,7 +303,7 @@ impl Prepared for MessageProcessor {
             Err(fault) => return Step::Ready(Err(fault)),
         };
         let mode = if self.sync { Mode::Sync } else { Mode::Async };
-        let run = process_all(mode, site, store, messages);
+        let run = self.process_all(mode, site, store, messages);
         if self.sync {
             Step::Ready(ready(run))
         } else {
@@ -306,59 +312,96 @@ impl Prepared for MessageProcessor {
     }
 }
 
-/// Each message through the guest's export, in order, on one instance.
-///
-/// Each message gets the function's whole `max_execution_ms` (within the
-/// caller's deadline), as each is its own call in Benthos.
-async fn process_all(
-    mode: Mode,
-    site: &Site,
-    store: &mut Store<HostState>,
-    messages: Vec<Message>,
-) -> Result<Answer, Fault> {
-    let process = processing(store.data_mut()).process.clone();
-    let mut processed = Vec::with_capacity(messages.len());
-    let mut guest_error = false;
-    for (i, message) in messages.into_iter().enumerate() {
-        if i > 0 {
-            store.data_mut().renew_deadline(&site.limits);
-            store.set_epoch_deadline(1);
-        }
-        let state = processing(store.data_mut());
-        state.message = Some(message);
-        state.error = None;
-        match mode {
-            Mode::Sync => process.call(&mut *store, ()),
-            // The epoch stops a busy guest at the message's deadline; this
-            // timer stops one waiting in a host call (a sleep).
-            Mode::Async => {
-                let deadline = store.data().deadline();
-                let call = async {
-                    process.call_async(&mut *store, ()).await?;
-                    free_inbound(mode, &mut *store).await
-                };
-                tokio::time::timeout_at(deadline.into(), call)
-                    .await
-                    .unwrap_or_else(|_| Err(DeadlineReached.into()))
+impl MessageProcessor {
+    /// Each message through the guest's export, in order.
+    ///
+    /// Each message gets the function's whole `max_execution_ms` (within
+    /// the caller's deadline), as each is its own call in Benthos. A
+    /// message the guest fails on (a trap, its time or memory limit) is
+    /// flagged as it stands, and the messages after it go on in a fresh
+    /// instance: each message is processed once.
+    async fn process_all(
+        &self,
+        mode: Mode,
+        site: &Site,
+        store: &mut Store<HostState>,
+        messages: Vec<Message>,
+    ) -> Result<Answer, Fault> {
+        let mut processed = Vec::with_capacity(messages.len());
+        let mut guest_error = false;
+        // Cloned once per instance: cloning a `TypedFunc` clones its
+        // registered type.
+        let mut process = None;
+        for (i, message) in messages.into_iter().enumerate() {
+            if i > 0 {
+                store.data_mut().renew_deadline(&site.limits);
+                store.set_epoch_deadline(1);
             }
+            if processing(store.data_mut()).failed {
+                self.restart(site, store).await?;
+                process = None;
+            }
+            let process =
+                process.get_or_insert_with(|| processing(store.data_mut()).process.clone());
+            let state = processing(store.data_mut());
+            state.message = Some(message);
+            state.error = None;
+            let outcome = match mode {
+                Mode::Sync => process
+                    .call(&mut *store, ())
+                    .and_then(|()| ready(free_inbound(mode, &mut *store))),
+                // The epoch stops a busy guest at the message's deadline;
+                // this timer stops one waiting in a host call (a sleep).
+                Mode::Async => {
+                    let deadline = store.data().deadline();
+                    let call = async {
+                        process.call_async(&mut *store, ()).await?;
+                        free_inbound(mode, &mut *store).await
+                    };
+                    tokio::time::timeout_at(deadline.into(), call)
+                        .await
+                        .unwrap_or_else(|_| Err(DeadlineReached.into()))
+                }
+            };
+            let failure = match outcome {
+                Ok(()) => None,
+                Err(failure) if passes_over(&failure, store) => Some(describe_failure(
+                    "the processor",
+                    "message",
+                    &failure,
+                    store,
+                    &site.limits,
+                )),
+                Err(fatal) => return Err(Fault::Wasm(fatal)),
+            };
+            let state = processing(store.data_mut());
+            let mut message = state
+                .message
+                .take()
+                .expect("the message stays in place while processed");
+            let error = match (state.error.take(), failure) {
+                (_, Some(failure)) => {
+                    state.failed = true;
+                    Some(failure)
+                }
+                (error, None) => error,
+            };
+            if let Some(error) = error {
+                guest_error = true;
+                message.flag(error);
+            }
+            processed.push(message);
         }
-        .map_err(Fault::Wasm)?;
-        if let Mode::Sync = mode {
-            ready(free_inbound(mode, &mut *store)).map_err(Fault::Wasm)?;
-        }
-        let state = processing(store.data_mut());
-        let mut message = state
-            .message
-            .take()
-            .expect("the message stays in place while processed");
-        if let Some(error) = state.error.take() {
-            guest_error = true;
-            message.flag(error);
-        }
-        processed.push(message);
+        Ok(Answer {
+            output: Output::Messages(processed),
+            guest_error,
+        })
     }
-    Ok(Answer {
-        output: Output::Messages(processed),
-        guest_error,
-    })
+
+    /// A fresh instance in place of one that failed on a message.
+    async fn restart(&self, site: &Site, store: &mut Store<HostState>) -> Result<(), Fault> {
+        let keep =
+            |store: &mut Store<HostState>, instance: &Instance| self.keep_exports(store, instance);
+        replace_instance(&self.pre, self.sync, site, store, keep, probe).await
+    }
 }

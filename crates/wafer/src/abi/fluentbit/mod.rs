@@ -43,12 +43,15 @@ mod records;
 use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Memory, Store, TypedFunc};
 
 use self::records::{Answer as RecordAnswer, read_answer, record_for_guest};
-use super::core_module::{Mode, call, check_i32_exports, compile, instantiate, ready};
+use super::core_module::{
+    Mode, call, check_i32_exports, compile, describe_failure, instantiate, passes_over, ready,
+    replace_instance,
+};
 use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
 use crate::host::HostState;
-use crate::limits::{DeadlineReached, InterruptRaised};
+use crate::limits::DeadlineReached;
 use crate::message::Message;
 use crate::registry::EventFormat;
 
@@ -322,9 +325,13 @@ impl RecordFilter {
                     funcs = Some(current);
                     filtered
                 }
-                Err(failure) if passes_over(&failure, store) => {
-                    Err(describe(&failure, store, &site.limits))
-                }
+                Err(failure) if passes_over(&failure, store) => Err(describe_failure(
+                    "the filter",
+                    "record",
+                    &failure,
+                    store,
+                    &site.limits,
+                )),
                 Err(fatal) => return Err(Fault::Wasm(fatal)),
             };
             match filtered {
@@ -347,57 +354,14 @@ impl RecordFilter {
         })
     }
 
-    /// A fresh instance in a fresh store, in place of one that failed: its
-    /// pool slot and memory are given back at once, and the call's
-    /// deadlines carry over, the start function getting a whole limit.
+    /// A fresh instance in place of one that failed on a record.
     async fn restart(&self, site: &Site, store: &mut Store<HostState>) -> Result<(), Fault> {
-        let next = store
-            .data_mut()
-            .take_over_call(site.id.clone(), &site.limits);
-        *store = next.into_store(self.pre.module().engine(), !self.sync);
-        store.data_mut().renew_deadline(&site.limits);
-        store.set_epoch_deadline(1);
         let keep =
             |store: &mut Store<HostState>, instance: &Instance| self.keep_exports(store, instance);
-        let started = instantiate(&self.pre, self.sync, site, store, keep, |_, _| {
+        replace_instance(&self.pre, self.sync, site, store, keep, |_, _| {
             std::future::ready(Ok(()))
-        });
-        match started {
-            Step::Ready(done) => done,
-            Step::Pending(starting) => starting.await,
-        }
-    }
-}
-
-/// Whether a record the guest failed on is passed over, the batch going on
-/// in a fresh instance: not when the engine is stopping (Ctrl-C) nor when
-/// the caller's own deadline passed (the whole call is over).
-fn passes_over(error: &wasmtime::Error, store: &Store<HostState>) -> bool {
-    !(error.is::<InterruptRaised>()
-        || (error.is::<DeadlineReached>() && store.data().deadline_by_caller()))
-}
-
-/// How a record's failure reads in its `error`: one line, without the
-/// wasm backtrace.
-fn describe(
-    error: &wasmtime::Error,
-    store: &Store<HostState>,
-    limits: &crate::limits::Limits,
-) -> String {
-    if error.is::<DeadlineReached>() {
-        format!(
-            "the filter ran past its time limit ({} ms) on this record",
-            limits.max_execution.as_millis()
-        )
-    } else if store.data().memory.was_refused() {
-        format!(
-            "the filter ran out of memory (its limit is {} bytes) on this record",
-            limits.max_memory_bytes
-        )
-    } else if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        format!("the filter trapped on this record: {trap}")
-    } else {
-        format!("the filter failed on this record: {}", error.root_cause())
+        })
+        .await
     }
 }
 
