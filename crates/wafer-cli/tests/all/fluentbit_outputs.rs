@@ -3,11 +3,10 @@
 //! Benthos' `broker`, fed by `generate` (records without a tag: the tag
 //! is empty, and out_file names such a file `_`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::mpsc::Receiver;
 
 use crate::pipelines::summary_line as summary;
+use crate::receiver::{Request, http_receiver};
 use crate::server::PATIENCE;
 use crate::util::{Run, Workspace};
 
@@ -349,80 +348,6 @@ fn mistakes_are_named_by_their_field() {
     }
 }
 
-/// One request the receiver took.
-struct Request {
-    line: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A local HTTP server answering each request with the next of
-/// `statuses` (the last one repeated); returns its address and the
-/// requests it took.
-fn receiver(statuses: Vec<u16>) -> (String, Receiver<Request>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    let (record, recorded) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let Some(request) = read_request(&mut stream) else {
-                continue;
-            };
-            let status = statuses[n.min(statuses.len() - 1)];
-            if record.send(request).is_err() {
-                return;
-            }
-            let body = if status == 200 { "" } else { "refused" };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} Whatever\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (address.to_string(), recorded)
-}
-
-fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut headers = Vec::new();
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).ok()? == 0 {
-            return None;
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(name, _)| name == "content-length")
-        .map_or(Some(0), |(_, value)| value.parse().ok())?;
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request {
-        line: line.trim_end().to_string(),
-        headers,
-        body,
-    })
-}
-
 /// The one request a run sent.
 fn only_request(requests: &Receiver<Request>) -> Request {
     let request = requests.recv_timeout(PATIENCE).expect("a request");
@@ -433,7 +358,7 @@ fn only_request(requests: &Receiver<Request>) -> Request {
 #[test]
 fn fluentbit_http_sends_a_batch_per_request_in_each_format() {
     let ws = Workspace::new();
-    let (address, requests) = receiver(vec![200]);
+    let (address, requests) = http_receiver(vec![200], None);
     let (host, port) = address.split_once(':').unwrap();
     let http = |fields: &str| {
         format!("  fluentbit_http: {{host: {host}, port: {port}, uri: logs, {fields}}}\n")
@@ -496,7 +421,7 @@ fn fluentbit_http_sends_a_batch_per_request_in_each_format() {
 #[test]
 fn a_refusing_server_fails_the_run_and_nothing_is_acknowledged() {
     let ws = Workspace::new();
-    let (address, requests) = receiver(vec![500]);
+    let (address, requests) = http_receiver(vec![500], None);
     let (host, port) = address.split_once(':').unwrap();
     ws.write(
         "refused.yaml",

@@ -11,6 +11,7 @@ mod hostile;
 mod pipelines;
 mod pipelines_http;
 mod programs;
+mod receiver;
 mod serve;
 mod serve_limits;
 mod server;

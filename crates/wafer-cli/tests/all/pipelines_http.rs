@@ -2,7 +2,6 @@
 //! answered once the output has a message, and the `http_client` output,
 //! with its retries, against a server each test runs itself.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc::Receiver;
 
@@ -10,6 +9,7 @@ use wafer_guests::{BENTHOS_LOUDER, BENTHOS_META};
 use wafer_pipeline::inputs::MAX_BATCH;
 
 use crate::pipelines::{LOUD, summary_line as summary};
+use crate::receiver::{Request, http_receiver};
 use crate::server::{PATIENCE, Server, wait_until};
 use crate::util::{Workspace, header};
 
@@ -242,16 +242,16 @@ output:
     assert_eq!(seen.len(), 22, "{seen:?}");
     let statuses: Vec<u16> = seen.iter().map(|r| r.status).collect();
     assert_eq!(&statuses[..3], [500, 429, 200]);
-    assert_eq!(&seen[0].body, "m0");
-    assert_eq!(&seen[1].body, "m0");
+    assert_eq!(seen[0].text(), "m0");
+    assert_eq!(seen[1].text(), "m0");
     let delivered: Vec<&str> = seen
         .iter()
         .filter(|r| r.status == 200)
-        .map(|r| r.body.as_str())
+        .map(|r| r.text())
         .collect();
     assert_eq!(delivered, lines);
     for request in &seen {
-        assert_eq!(request.method, "PUT");
+        assert_eq!(request.method(), "PUT");
         assert_eq!(request.header("x-source"), Some("wafer"));
         assert_eq!(request.header("x-attempt-limit"), Some("3"));
         // The file input's metadata `path` is not sent as a header.
@@ -287,7 +287,7 @@ output:
         run.stderr
     );
     // The first message, twice; nothing after it.
-    let bodies: Vec<String> = requests.try_iter().map(|r| r.body).collect();
+    let bodies: Vec<String> = requests.try_iter().map(|r| r.text().to_string()).collect();
     assert_eq!(bodies, ["m0", "m0"]);
 }
 
@@ -516,7 +516,7 @@ output:
         std::thread::spawn(move || client().post(&url).body("first").send().unwrap())
     };
     // The output holds the first message: its request is being answered.
-    assert_eq!(requests.recv_timeout(PATIENCE).unwrap().body, "first");
+    assert_eq!(requests.recv_timeout(PATIENCE).unwrap().text(), "first");
     let refused = client().post(&url).body("second").send().unwrap();
     assert_eq!(refused.status(), 503);
     assert_eq!(
@@ -565,99 +565,8 @@ fn wafer_check_binds_no_address() {
     drop(busy);
 }
 
-/// One request the test server answered.
-#[derive(Debug)]
-struct Request {
-    method: String,
-    /// Names lowercased.
-    headers: Vec<(String, String)>,
-    body: String,
-    /// What it was answered.
-    status: u16,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-/// An HTTP server on a free loopback port, in a thread of its own: it
-/// answers its requests with `statuses` in turn (the last one over and
-/// over), one request per connection, and records each request before it
-/// answers (so a request wafer saw answered is in the receiver). With a
-/// `gate`, it answers nothing until the gate opens (a message or a hang-up
-/// on it). Returns its URL.
+/// [`http_receiver`] at `http://ADDRESS/hook`.
 fn test_server(statuses: Vec<u16>, gate: Option<Receiver<()>>) -> (String, Receiver<Request>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (record, recorded) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let Some(mut request) = read_request(&mut stream) else {
-                continue;
-            };
-            let status = statuses[n.min(statuses.len() - 1)];
-            request.status = status;
-            let reason = match status {
-                200 => "OK",
-                429 => "Too Many Requests",
-                500 => "Internal Server Error",
-                _ => "Whatever",
-            };
-            let body = if status == 200 { "" } else { "refused\n" };
-            if record.send(request).is_err() {
-                return;
-            }
-            if n == 0
-                && let Some(gate) = &gate
-            {
-                let _ = gate.recv();
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (url, recorded)
-}
-
-/// A request read from `stream`: its line, headers and `Content-Length`
-/// body; `None` when the client went away first.
-fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let method = line.split_whitespace().next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(name, _)| name == "content-length")
-        .map_or(Some(0), |(_, value)| value.parse().ok())?;
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request {
-        method,
-        headers,
-        body: String::from_utf8(body).ok()?,
-        status: 0,
-    })
+    let (address, requests) = http_receiver(statuses, gate);
+    (format!("http://{address}/hook"), requests)
 }
