@@ -74,6 +74,6 @@ pub use compiler::CompileStats;
 pub use error::{EngineError, Error, ErrorKind, Problem, ProblemKind, Result};
 pub use function::Function;
 pub use hash::Sha256Hash;
-pub use message::{Message, Metadata};
+pub use message::{Message, Metadata, TAG_METADATA};
 pub use registry::Registry;
 pub use runtime::{ModuleSpec, Runtime, RuntimeOptions};

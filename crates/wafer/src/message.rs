@@ -6,6 +6,10 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+/// The metadata key of a record's Fluent Bit tag: what `abi: fluentbit`
+/// hands its filter as the tag (the empty tag when a message has none).
+pub const TAG_METADATA: &str = "tag";
+
 /// A message's metadata: string keys and values, ordered by key so that
 /// whatever renders it renders it the same way every time.
 pub type Metadata = BTreeMap<String, String>;

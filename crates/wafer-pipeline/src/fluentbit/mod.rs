@@ -23,8 +23,9 @@ pub mod config;
 pub mod format;
 pub mod value;
 
-/// The metadata key holding a record's Fluent Bit tag.
-pub const TAG: &str = "tag";
+/// The metadata key holding a record's Fluent Bit tag, the one the
+/// `fluentbit` ABI reads.
+pub const TAG: &str = wafer::TAG_METADATA;
 
 /// The world of a Fluent Bit Wasm plugin (`exec_wasi`, `wasm_filter`):
 /// each of `accessible_paths` opened read-write at the same path in the
