@@ -18,11 +18,15 @@
 //! Run: `cargo bench -p wafer-pipeline --bench fluentbit` (figures in
 //! BENCHMARKS.md).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::de::IgnoredAny;
 use wasmtime::{Engine, Extern, Instance, Module, Store};
+
+use common::{call_path, report, run_pipeline};
 
 const RECORDS: u64 = 409_600;
 const ROUNDS: usize = 3;
@@ -40,9 +44,19 @@ fn main() {
     let runtime = Arc::new(wafer::Runtime::new(wafer::Registry::default()).unwrap());
     let dir = tempfile::tempdir().unwrap();
     for round in 1..=ROUNDS {
-        report(round, "guest alone", RECORDS, guest_alone());
-        let abi = tokio.block_on(call_path(&runtime));
-        report(round, "abi: fluentbit", RECORDS, abi);
+        report(round, "guest alone", "records", RECORDS, guest_alone());
+        let spec = wafer::ModuleSpec {
+            abi: wafer::registry::Abi::Fluentbit,
+            method: Some("filter_serde".into()),
+            event_format: wafer::registry::EventFormat::Json,
+            sandbox: Default::default(),
+            limits: Default::default(),
+            pool: wafer::pools::PoolPolicy::from_config(None),
+        };
+        let record = wafer::Message::new(RECORD.as_bytes().to_vec()).with_meta("tag", "dummy.0");
+        let guest = wafer_guests::FLUENTBIT_FILTER_SERDE;
+        let abi = tokio.block_on(call_path(&runtime, guest, spec, record, RECORDS));
+        report(round, "abi: fluentbit", "records", RECORDS, abi);
         for (name, threads, guest, function, format) in [
             (
                 "json, 1 thread",
@@ -97,25 +111,10 @@ fn main() {
                 "output": {"drop": {}},
             });
             std::fs::write(&path, config.to_string()).unwrap();
-            let config = wafer_pipeline::config::PipelineConfig::from_file(&path).unwrap();
-            let pipeline = wafer_pipeline::Pipeline::build(&runtime, config).unwrap();
-            let started = Instant::now();
-            let summary = tokio
-                .block_on(pipeline.run(std::future::pending()))
-                .unwrap();
-            let elapsed = started.elapsed();
-            assert_eq!(summary.processed, RECORDS, "{summary}");
-            report(round, name, RECORDS, elapsed);
+            let elapsed = run_pipeline(&runtime, &tokio, &path, RECORDS);
+            report(round, name, "records", RECORDS, elapsed);
         }
     }
-}
-
-fn report(round: usize, name: &str, records: u64, elapsed: Duration) {
-    let per_second = records as f64 / elapsed.as_secs_f64();
-    let per_record = elapsed.as_nanos() as f64 / records as f64;
-    println!(
-        "round {round} {name:>23}: {per_second:>10.0} records/s ({per_record:.0} ns a record)"
-    );
 }
 
 /// `RECORDS` calls of `filter_serde` on one instance, each record copied
@@ -150,31 +149,6 @@ fn guest_alone() -> Duration {
         std::hint::black_box(bytes::Bytes::copy_from_slice(
             &memory.data(&store)[answer as usize..end],
         ));
-    }
-    started.elapsed()
-}
-
-/// `RECORDS` records through `Function::invoke`, 512 at a time.
-async fn call_path(runtime: &wafer::Runtime) -> Duration {
-    let spec = wafer::ModuleSpec {
-        abi: wafer::registry::Abi::Fluentbit,
-        method: Some("filter_serde".into()),
-        event_format: wafer::registry::EventFormat::Json,
-        sandbox: Default::default(),
-        limits: Default::default(),
-        pool: wafer::pools::PoolPolicy::from_config(None),
-    };
-    let module = std::fs::read(wafer_guests::FLUENTBIT_FILTER_SERDE).unwrap();
-    let function = runtime.load_module("bench/abi", &module, spec).unwrap();
-    let record = wafer::Message::new(RECORD.as_bytes().to_vec()).with_meta("tag", "dummy.0");
-    let started = Instant::now();
-    for _ in 0..RECORDS / 512 {
-        let batch = vec![record.clone(); 512];
-        let output = function
-            .invoke(wafer::Input::Messages(batch))
-            .await
-            .unwrap();
-        std::hint::black_box(output);
     }
     started.elapsed()
 }

@@ -13,10 +13,14 @@
 //! Run: `cargo bench -p wafer-pipeline --bench throughput` (figures in
 //! BENCHMARKS.md).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Caller, Engine, Extern, Linker, Memory, Module, Store, TypedFunc};
+
+use common::{call_path, report, run_pipeline};
 
 const MESSAGES: u64 = 2_000_000;
 const ROUNDS: usize = 3;
@@ -32,14 +36,19 @@ fn main() {
     let runtime = Arc::new(wafer::Runtime::new(wafer::Registry::default()).unwrap());
     let dir = tempfile::tempdir().unwrap();
     for round in 1..=ROUNDS {
-        report(
-            round,
-            "ceiling",
-            MESSAGES,
-            ceiling(guest, message.as_bytes()),
-        );
-        let abi = tokio.block_on(call_path(&runtime, guest, message.as_bytes()));
-        report(round, "abi: benthos", MESSAGES, abi);
+        let bare = ceiling(guest, message.as_bytes());
+        report(round, "ceiling", "messages", MESSAGES, bare);
+        let spec = wafer::ModuleSpec {
+            abi: wafer::registry::Abi::Benthos,
+            method: None,
+            event_format: Default::default(),
+            sandbox: Default::default(),
+            limits: Default::default(),
+            pool: wafer::pools::PoolPolicy::from_config(None),
+        };
+        let one = wafer::Message::new(message.clone().into_bytes());
+        let abi = tokio.block_on(call_path(&runtime, guest, spec, one, MESSAGES));
+        report(round, "abi: benthos", "messages", MESSAGES, abi);
         for (name, threads, processors) in [
             (
                 "wasm, 1 thread",
@@ -61,50 +70,10 @@ fn main() {
                 ),
             )
             .unwrap();
-            let config = wafer_pipeline::config::PipelineConfig::from_file(&path).unwrap();
-            let pipeline = wafer_pipeline::Pipeline::build(&runtime, config).unwrap();
-            let started = Instant::now();
-            let summary = tokio
-                .block_on(pipeline.run(std::future::pending()))
-                .unwrap();
-            let elapsed = started.elapsed();
-            assert_eq!(summary.processed, MESSAGES);
-            report(round, name, MESSAGES, elapsed);
+            let elapsed = run_pipeline(&runtime, &tokio, &path, MESSAGES);
+            report(round, name, "messages", MESSAGES, elapsed);
         }
     }
-}
-
-fn report(round: usize, name: &str, messages: u64, elapsed: Duration) {
-    let per_second = messages as f64 / elapsed.as_secs_f64();
-    let per_message = elapsed.as_nanos() as f64 / messages as f64;
-    println!(
-        "round {round} {name:>16}: {per_second:>12.0} messages/s ({per_message:.0} ns a message)"
-    );
-}
-
-/// `MESSAGES` messages through `Function::invoke`, 512 at a time.
-async fn call_path(runtime: &wafer::Runtime, guest: &str, message: &[u8]) -> Duration {
-    let spec = wafer::ModuleSpec {
-        abi: wafer::registry::Abi::Benthos,
-        method: None,
-        event_format: Default::default(),
-        sandbox: Default::default(),
-        limits: Default::default(),
-        pool: wafer::pools::PoolPolicy::from_config(None),
-    };
-    let module = std::fs::read(guest).unwrap();
-    let function = runtime.load_module("bench/abi", &module, spec).unwrap();
-    let message = wafer::Message::new(message.to_vec());
-    let started = Instant::now();
-    for _ in 0..MESSAGES / 512 {
-        let batch = vec![message.clone(); 512];
-        let output = function
-            .invoke(wafer::Input::Messages(batch))
-            .await
-            .unwrap();
-        std::hint::black_box(output);
-    }
-    started.elapsed()
 }
 
 /// The guest's memory, `allocate` and `deallocate`.

@@ -100,8 +100,6 @@ fn default_tag() -> String {
 
 struct ExecWasi {
     name: String,
-    /// The program's id in the runtime: `<pipeline>/<input>`.
-    id: String,
     program: Arc<Function>,
     interval: Duration,
     oneshot: bool,
@@ -124,12 +122,7 @@ pub(super) fn build(
                 "at least 2 bytes: each line is read in pieces of buf_size - 1 bytes",
             )
         })?;
-    let parser = parsed
-        .parser
-        .as_ref()
-        .map(Parser::new)
-        .transpose()
-        .map_err(|e| ComponentError::invalid("parser", e))?;
+    let parser = Parser::for_field(parsed.parser.as_ref())?;
     for path in &parsed.accessible_paths {
         if !cx.resolve(path).is_dir() {
             return Err(ComponentError::new(
@@ -160,7 +153,6 @@ pub(super) fn build(
         export: "wasi_path",
     };
     let program = modules::load(config, cx, fields, &parsed.wasi_path, spec)?;
-    let id = format!("{}/{name}", cx.pipeline);
     // Fluent Bit's fallback for an interval of zero or less.
     let interval = if parsed.interval_sec <= 0 && parsed.interval_nsec <= 0 {
         Duration::from_secs(1)
@@ -175,7 +167,6 @@ pub(super) fn build(
     let _ = parsed.wasm_stack_size;
     Ok(Box::new(ExecWasi {
         name,
-        id,
         program,
         interval,
         oneshot: parsed.oneshot,
@@ -200,7 +191,7 @@ impl ExecWasi {
                 return Vec::new();
             }
         };
-        log_stderr(&self.id, &run.stderr);
+        log_stderr(self.program.id(), &run.stderr);
         if run.exit_code != 0 {
             tracing::debug!(input = %self.name, status = run.exit_code, "exec_wasi: the program exited with a non-zero status (ignored, as in Fluent Bit)");
         }

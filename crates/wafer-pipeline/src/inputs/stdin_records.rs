@@ -72,12 +72,7 @@ pub(super) fn build(
             format!("at least {MIN_BUFFER} bytes, as in Fluent Bit"),
         ));
     }
-    let parser = parsed
-        .parser
-        .as_ref()
-        .map(Parser::new)
-        .transpose()
-        .map_err(|e| ComponentError::invalid("parser", e))?;
+    let parser = Parser::for_field(parsed.parser.as_ref())?;
     Ok(Box::new(StdinRecords {
         parser,
         buffer_size: usize::try_from(parsed.buffer_size).unwrap_or(usize::MAX),

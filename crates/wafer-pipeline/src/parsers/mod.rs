@@ -130,6 +130,17 @@ enum Cast {
 }
 
 impl Parser {
+    /// An input's `parser` field, built when it is set: a problem with
+    /// it names the field.
+    pub(crate) fn for_field(
+        config: Option<&ParserConfig>,
+    ) -> Result<Option<Parser>, crate::config::ComponentError> {
+        config
+            .map(Parser::new)
+            .transpose()
+            .map_err(|e| crate::config::ComponentError::invalid("parser", e))
+    }
+
     /// Builds the parser `config` defines.
     ///
     /// # Errors

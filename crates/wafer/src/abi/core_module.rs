@@ -219,6 +219,16 @@ pub(super) fn check_i32_exports(
     Ok(())
 }
 
+/// `run` as a step: finished at once in a synchronous store, whose calls
+/// never wait; a boxed future otherwise.
+pub(super) fn step<'a, T>(sync: bool, run: impl Future<Output = T> + Send + 'a) -> Step<'a, T> {
+    if sync {
+        Step::Ready(ready(run))
+    } else {
+        Step::Pending(Box::pin(run))
+    }
+}
+
 /// The result of a future that cannot wait: a synchronous store's calls
 /// never do.
 pub(super) fn ready<T>(future: impl Future<Output = T>) -> T {

@@ -61,7 +61,7 @@ use self::guest::{Allocator, Free, Processing, free_inbound, probe, processing};
 use self::host::add_host_functions;
 use super::core_module::{
     Mode, check_i32_exports, compile, describe_failure, instantiate, passes_over, ready,
-    replace_instance,
+    replace_instance, step,
 };
 use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{Input, InputForm, Output};
@@ -303,12 +303,7 @@ impl Prepared for MessageProcessor {
             Err(fault) => return Step::Ready(Err(fault)),
         };
         let mode = if self.sync { Mode::Sync } else { Mode::Async };
-        let run = self.process_all(mode, site, store, messages);
-        if self.sync {
-            Step::Ready(ready(run))
-        } else {
-            Step::Pending(Box::pin(run))
-        }
+        step(self.sync, self.process_all(mode, site, store, messages))
     }
 }
 

@@ -44,21 +44,19 @@ use wasmtime::{Engine, Extern, Instance, InstancePre, Linker, Memory, Store, Typ
 
 use self::records::{Answer as RecordAnswer, read_answer, record_for_guest};
 use super::core_module::{
-    Mode, call, check_i32_exports, compile, describe_failure, instantiate, passes_over, ready,
-    replace_instance,
+    Mode, call, check_i32_exports, compile, describe_failure, instantiate, passes_over,
+    replace_instance, step,
 };
 use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
 use crate::host::HostState;
 use crate::limits::DeadlineReached;
-use crate::message::Message;
+use crate::message::{Message, TAG_METADATA};
 use crate::registry::EventFormat;
 
 /// The preview 1 import module.
 const WASI_P1: &str = "wasi_snapshot_preview1";
-/// The metadata key of a record's tag.
-pub(crate) const TAG: &str = "tag";
 
 /// `abi: fluentbit`.
 pub(crate) struct Fluentbit;
@@ -248,12 +246,7 @@ impl Prepared for RecordFilter {
             }
         };
         let mode = if self.sync { Mode::Sync } else { Mode::Async };
-        let run = self.filter_all(mode, site, store, records);
-        if self.sync {
-            Step::Ready(ready(run))
-        } else {
-            Step::Pending(Box::pin(run))
-        }
+        step(self.sync, self.filter_all(mode, site, store, records))
     }
 }
 
@@ -378,7 +371,7 @@ async fn filter_one(
         Ok(body) => body,
         Err(problem) => return Ok(Err(problem)),
     };
-    let tag = record.metadata.get(TAG).map_or("", String::as_str);
+    let tag = record.metadata.get(TAG_METADATA).map_or("", String::as_str);
     let (sec, nsec) = match record.timestamp.duration_since(std::time::UNIX_EPOCH) {
         Ok(since) => (since.as_secs() as u32, since.subsec_nanos()),
         Err(_) => (0, 0),
