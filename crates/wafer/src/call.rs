@@ -18,10 +18,11 @@ use serde_json::{Value, json};
 use wasmtime::component::Val;
 
 use crate::message::Message;
+use crate::proxy::HttpCall;
 use crate::wasi::{OutputMode, Stdin};
 
 /// The input of one call.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Input {
     /// Typed arguments as JSON, mapped onto the function's WIT parameters
@@ -35,6 +36,9 @@ pub enum Input {
     Program(CommandInput),
     /// Stream messages, processed in order on one instance.
     Messages(Vec<Message>),
+    /// An HTTP request for a wasi:http proxy; its response goes out
+    /// through the call's responder (see [`crate::proxy`]).
+    Http(HttpCall),
 }
 
 /// The answer of one call, in the form its [`Input`] asked for.
@@ -49,6 +53,9 @@ pub enum Output {
     Program(CommandOutput),
     /// The messages rewritten, one for each input message, in order.
     Messages(Vec<Message>),
+    /// A proxy's handler returned (its response went out through the
+    /// call's responder).
+    Http,
 }
 
 /// The form of input a function takes, as its ABI declares it: how a
@@ -64,9 +71,23 @@ pub enum InputForm {
     Program,
     /// Stream messages: [`Input::Messages`].
     Messages,
+    /// An HTTP request: [`Input::Http`].
+    Http,
 }
 
 impl Input {
+    /// A copy, to call again with; `None` for an HTTP request, which its
+    /// one call consumes.
+    pub fn try_clone(&self) -> Option<Input> {
+        Some(match self {
+            Input::Json(args) => Input::Json(args.clone()),
+            Input::Vals(vals) => Input::Vals(vals.clone()),
+            Input::Program(input) => Input::Program(input.clone()),
+            Input::Messages(messages) => Input::Messages(messages.clone()),
+            Input::Http(_) => return None,
+        })
+    }
+
     /// How many guest calls the input makes: a batch's messages, else one.
     pub(crate) fn calls(&self) -> u32 {
         match self {
@@ -83,13 +104,14 @@ impl Input {
             Input::Vals(_) => "component values",
             Input::Program(_) => "program input (args and stdin)",
             Input::Messages(_) => "messages",
+            Input::Http(_) => "an HTTP request",
         }
     }
 }
 
 impl Output {
     /// The answer as JSON: a typed result as it is (component values
-    /// converted), a program's run as
+    /// converted), a proxy's handled request as `null`, a program's run as
     /// `{"stdout": …, "stderr": …, "exit_code": n}` (see
     /// [`CommandOutput::to_json`]).
     pub fn into_json(self) -> Value {
@@ -100,6 +122,7 @@ impl Output {
                 .next()
                 .map_or(Value::Null, crate::values::into_json),
             Output::Program(output) => output.to_json(),
+            Output::Http => Value::Null,
             Output::Messages(messages) => Value::Array(
                 messages
                     .iter()

@@ -61,7 +61,7 @@ impl EngineSettings {
             .entries()
             .iter()
             .filter_map(|entry| entry.function())
-            .map(|function| PoolPolicy::from_config(function.pool.as_ref()).max_instances())
+            .map(|function| PoolPolicy::for_function(function).max_instances())
             .sum();
         let slots = u32::try_from(wanted)
             .unwrap_or(u32::MAX)

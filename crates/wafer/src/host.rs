@@ -18,10 +18,13 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::abi::Site;
 use crate::blocking::HandOff;
 use crate::guest_log::GuestLog;
 use crate::limits::{Limits, MemoryCap, on_epoch_tick};
+use crate::wasi::outbound_http::{OutboundGuard, OutboundHooks};
 use crate::wasi::output::{Output, Written};
 
 /// Store data for one instance.
@@ -30,6 +33,10 @@ pub(crate) struct HostState {
     // Boxed: both contexts are large, and a store moves its data around.
     wasi: Option<Box<WasiCtx>>,
     p1: Option<Box<WasiP1Ctx>>,
+    /// wasi:http's context, made when the guest first uses wasi:http.
+    http: Option<Box<(WasiHttpCtx, OutboundHooks)>>,
+    /// What the function's outbound requests are checked against.
+    outbound: Arc<OutboundGuard>,
     stdout: GuestLog,
     stderr: GuestLog,
     /// A program's stdout and stderr, captured for its answer.
@@ -52,21 +59,24 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    /// A state for an instance of `function`.
-    pub fn new(function: Arc<str>, interrupted: Arc<AtomicBool>, limits: &Limits) -> Self {
+    /// A state for an instance of the function `site` describes.
+    pub fn new(site: &Site) -> Self {
+        let limits = &site.limits;
         HostState {
             table: ResourceTable::new(),
             wasi: None,
             p1: None,
-            stdout: GuestLog::new(function.clone(), "stdout"),
-            stderr: GuestLog::new(function, "stderr"),
+            http: None,
+            outbound: site.outbound.clone(),
+            stdout: GuestLog::new(site.id.clone(), "stdout"),
+            stderr: GuestLog::new(site.id.clone(), "stderr"),
             captured: None,
             abi: None,
             deadline: limits.deadline(Instant::now()),
             deadline_by_caller: false,
             caller_deadline: None,
             hand_off: HandOff::new(),
-            interrupted,
+            interrupted: site.interrupted.clone(),
             memory: MemoryCap::new(limits.max_memory_bytes),
         }
     }
@@ -191,9 +201,9 @@ impl HostState {
     /// that trapped): the same deadlines and worker hand-off, a new memory
     /// cap, no ABI or WASI state yet. What this one's guest wrote is logged
     /// first.
-    pub fn take_over_call(&mut self, function: Arc<str>, limits: &Limits) -> HostState {
+    pub fn take_over_call(&mut self, site: &Site) -> HostState {
         self.end_call();
-        let mut next = HostState::new(function, self.interrupted.clone(), limits);
+        let mut next = HostState::new(site);
         next.deadline = self.deadline;
         next.deadline_by_caller = self.deadline_by_caller;
         next.caller_deadline = self.caller_deadline;
@@ -205,6 +215,20 @@ impl HostState {
     pub fn end_call(&self) {
         self.stdout.end_call();
         self.stderr.end_call();
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        let outbound = &self.outbound;
+        let (ctx, hooks) = &mut **self
+            .http
+            .get_or_insert_with(|| Box::new((WasiHttpCtx::new(), OutboundHooks(outbound.clone()))));
+        WasiHttpCtxView {
+            ctx,
+            table: &mut self.table,
+            hooks,
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! * [`Function`]: one loaded function with its pool of instances, called
 //!   through [`Function::invoke`] whatever its ABI.
 //! * [`Input`] and [`Output`]: what goes into a call and comes out of it.
+//! * [`proxy`]: an HTTP request served by a wasi:http proxy component.
 //! * [`values`]: how JSON arguments and results map onto WIT types.
 //! * [`wasi`]: the sandbox a guest sees, and the grant model.
 //! * [`sources`]: modules named by URL, and the disk cache shared with
@@ -62,6 +63,7 @@ mod message;
 pub mod metrics;
 pub mod pools;
 pub mod printable;
+pub mod proxy;
 pub mod registry;
 mod runtime;
 mod shards;

@@ -589,7 +589,7 @@ impl Runtime {
         Ok(Arc::new(Function::new(
             id,
             prepared,
-            PoolPolicy::from_config(config.pool.as_ref()),
+            PoolPolicy::for_function(config),
             config.limits.limits(),
             sandbox,
             self.engine.interrupt_flag(),

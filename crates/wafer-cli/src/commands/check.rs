@@ -100,7 +100,7 @@ fn describe(entry: &Entry) -> Option<String> {
         EntryKind::HttpService(service) => Some(format!("listens on {}", service.addr)),
         EntryKind::HttpEndpoint(endpoint) => Some(format!(
             "{} {} -> {}{}",
-            endpoint.method,
+            endpoint.method.as_deref().unwrap_or("*"),
             endpoint.path,
             endpoint.func,
             endpoint

@@ -203,6 +203,12 @@ impl FunctionArgs {
                     .args(self.program_args()?)
                     .stdin(stdin),
             ),
+            wafer::InputForm::Http => {
+                return Err(Failure::input(anyhow!(
+                    "{} is a wasi:http proxy: serve it with an http.endpoint and `wafer run`",
+                    self.id
+                )));
+            }
             _ => wafer::Input::Json(self.json_args()?),
         })
     }

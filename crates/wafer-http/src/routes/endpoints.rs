@@ -11,6 +11,8 @@
 //!   `list<u8>`; a function without parameters ignores it); a result of `none` or no result answers 204, bytes
 //!   `application/octet-stream`, a string `text/plain`, anything else JSON.
 //!
+//! A wasi:http proxy gets the request itself (see `proxy`).
+//!
 //! A WASI program gets the body as its stdin and `?args=a,b` as its
 //! arguments, whatever the transport.
 
@@ -26,11 +28,11 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use serde_json::{Map, Value};
-use wafer::registry::{RoutePath, RouteSegment, Transport};
+use wafer::registry::{Abi, RoutePath, RouteSegment, Transport};
 use wafer::values::{Type, Val};
 use wafer::{Function, Input, InputForm, Runtime};
 
-use super::{ServiceRoutes, function_and_body, program_input, rejected, respond};
+use super::{ServiceRoutes, function_and_body, program_input, proxy, rejected, respond};
 use crate::limits::Budget;
 use crate::response::{self, json_response, request_error};
 
@@ -38,15 +40,27 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
     let runtime = routes.runtime;
     let mut router = Router::new();
     for (entry, endpoint) in runtime.registry().http_endpoints(routes.service) {
-        // The registry admits only methods the router has a filter for.
-        let method = endpoint.method.parse::<Method>().ok();
+        let method = endpoint.method.as_deref().unwrap_or("*");
+        tracing::debug!(endpoint = %entry.id, method, path = %endpoint.path, "Route.");
+        let function = runtime.registry().get(&endpoint.func);
+        if function
+            .and_then(|entry| entry.function())
+            .is_some_and(|function| function.abi == Abi::HttpProxy)
+        {
+            router = proxy::route(router, routes, endpoint);
+            continue;
+        }
+        // The registry admits only methods the router has a filter for, and
+        // leaves `method` out only for proxies.
+        let method = endpoint
+            .method
+            .as_deref()
+            .and_then(|m| m.parse::<Method>().ok());
         let Some(method) = method.and_then(|m| MethodFilter::try_from(m).ok()) else {
             continue;
         };
-        tracing::debug!(endpoint = %entry.id, method = %endpoint.method, path = %endpoint.path, "Route.");
         let path = positional(&endpoint.path);
         let transport = endpoint.transport.unwrap_or_else(|| {
-            let function = runtime.registry().get(&endpoint.func);
             function
                 .and_then(|entry| entry.function())
                 .map(|function| function.transport)

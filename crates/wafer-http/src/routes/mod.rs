@@ -8,6 +8,7 @@ mod dapr;
 mod endpoints;
 mod functions;
 mod ops;
+mod proxy;
 
 use std::collections::HashMap;
 use std::sync::Arc;

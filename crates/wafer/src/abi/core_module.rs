@@ -125,9 +125,7 @@ where
     A: FnOnce(Mode, &'a mut Store<HostState>) -> F + Send + 'a,
     F: Future<Output = wasmtime::Result<()>> + Send + 'a,
 {
-    let next = store
-        .data_mut()
-        .take_over_call(site.id.clone(), &site.limits);
+    let next = store.data_mut().take_over_call(site);
     *store = next.into_store(pre.module().engine(), !sync);
     store.data_mut().renew_deadline(&site.limits);
     store.set_epoch_deadline(1);

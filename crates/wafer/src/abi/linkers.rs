@@ -1,4 +1,5 @@
-//! The WASI linkers every ABI links against: preview 2 for components,
+//! The WASI linkers every ABI links against: preview 2 (with wasi:http)
+//! for components,
 //! preview 1 for core modules, each also in a strict form whose sleeps
 //! return at once (Dapr's `strictSandbox`). Built once per runtime; an ABI
 //! with host functions of its own adds them to a clone at load.
@@ -21,6 +22,8 @@ impl Linkers {
     pub fn new(engine: &Engine) -> wasmtime::Result<Linkers> {
         let mut components = ComponentLinker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut components)?;
+        // Outgoing requests pass the function's outbound guard (its hooks).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut components)?;
         let mut strict_components = components.clone();
         crate::wasi::strict::add_instant_clock_subscriptions(&mut strict_components)?;
         let mut modules = wasmtime::Linker::new(engine);

@@ -47,6 +47,7 @@ mod core_module;
 mod fluentbit;
 mod linkers;
 pub(crate) mod wasi_command;
+mod wasi_http;
 pub(crate) mod wit;
 
 pub(crate) use linkers::Linkers;
@@ -66,6 +67,7 @@ use crate::host::HostState;
 use crate::limits::Limits;
 use crate::registry;
 use crate::values::ValueError;
+use crate::wasi::outbound_http::OutboundGuard;
 use crate::wasi::{Sandbox, SandboxError};
 
 /// The ABIs wafer runs, by the entry's `abi:`; `None` for those the
@@ -76,6 +78,7 @@ pub(crate) fn lookup(abi: registry::Abi) -> Option<&'static dyn Abi> {
         registry::Abi::WasiCommand => Some(&wasi_command::WasiCommand),
         registry::Abi::Benthos => Some(&benthos::Benthos),
         registry::Abi::Fluentbit => Some(&fluentbit::Fluentbit),
+        registry::Abi::HttpProxy => Some(&wasi_http::proxy::HttpProxy),
     }
 }
 
@@ -114,6 +117,8 @@ pub(crate) struct Site {
     pub sandbox: Sandbox,
     /// The engine's interrupt flag (Ctrl-C, shutdown).
     pub interrupted: Arc<AtomicBool>,
+    /// What its outbound HTTP requests are checked against.
+    pub outbound: Arc<OutboundGuard>,
 }
 
 /// A module loaded by its ABI: compiled, linked, its export resolved.

@@ -25,6 +25,7 @@ use crate::limits::{DeadlineReached, InterruptRaised, Limits, Stopped, bounded};
 use crate::metrics::{CallStats, FunctionMetrics, Outcome};
 use crate::pools::{InstancePool, LiveToken, PoolPolicy, PoolStats, QueueFull, Slot};
 use crate::wasi::Sandbox;
+use crate::wasi::outbound_http::OutboundGuard;
 use crate::wasi::output::{WriteFailed, Written};
 
 /// A callable function of the registry, whatever its ABI.
@@ -78,12 +79,15 @@ impl Function {
         interrupted: Arc<AtomicBool>,
         metrics: Arc<FunctionMetrics>,
     ) -> Function {
+        let id: Arc<str> = id.into();
+        let outbound = OutboundGuard::new(id.clone(), sandbox.http.clone(), metrics.clone());
         Function {
             site: Site {
-                id: id.into(),
+                id,
                 limits,
                 sandbox,
                 interrupted,
+                outbound: Arc::new(outbound),
             },
             prepared,
             pool: Arc::new(InstancePool::new(policy)),
@@ -323,11 +327,7 @@ impl Function {
     }
 
     async fn instantiate(&self) -> Result<Warm> {
-        let host = HostState::new(
-            self.site.id.clone(),
-            self.site.interrupted.clone(),
-            &self.site.limits,
-        );
+        let host = HostState::new(&self.site);
         let mut store = host.into_store(self.prepared.engine(), !self.prepared.is_sync());
         let instantiated = match self.prepared.instantiate(&self.site, &mut store) {
             Step::Ready(done) => done,

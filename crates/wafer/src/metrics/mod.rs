@@ -13,6 +13,7 @@
 //! | `wafer_function_instances_created_total` | counter | `function` |
 //! | `wafer_function_instances` | gauge | `function`, `state` (`alive`, `idle`) |
 //! | `wafer_function_calls_in_flight` | gauge | `function`, `state` (`running`, `waiting`) |
+//! | `wafer_outbound_http_requests_total` | counter | `function`, `outcome` (`allowed`, `denied`) |
 //! | `wafer_modules_compiled_total` | counter | |
 //! | `wafer_compiled_cache_hits_total` | counter | |
 //! | `wafer_compile_duration_seconds_total` | counter | |
@@ -115,6 +116,8 @@ impl Outcome {
 /// One function's call counters.
 pub(crate) struct FunctionMetrics {
     shards: Box<[Shard]>,
+    /// Outbound HTTP requests its guests sent, allowed and denied.
+    outbound: [AtomicU64; 2],
 }
 
 /// One thread shard's counters, on cache lines of its own.
@@ -131,7 +134,13 @@ impl FunctionMetrics {
     pub fn new() -> FunctionMetrics {
         FunctionMetrics {
             shards: (0..shards::count()).map(|_| Shard::default()).collect(),
+            outbound: Default::default(),
         }
+    }
+
+    /// Counts one outbound HTTP request, allowed or denied.
+    pub fn count_outbound(&self, allowed: bool) {
+        self.outbound[usize::from(!allowed)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one call that took `elapsed`.
@@ -166,6 +175,8 @@ impl FunctionMetrics {
             }
             stats.total += Duration::from_nanos(shard.total_ns.load(Ordering::Relaxed));
         }
+        stats.outbound_allowed = self.outbound[0].load(Ordering::Relaxed);
+        stats.outbound_denied = self.outbound[1].load(Ordering::Relaxed);
         stats
     }
 }
@@ -177,6 +188,10 @@ pub struct CallStats {
     buckets: [u64; BUCKETS_NS.len() + 1],
     /// The time all calls took together.
     pub total: Duration,
+    /// Outbound HTTP requests its guests were allowed to send.
+    pub outbound_allowed: u64,
+    /// Outbound HTTP requests denied (not in `allowed_outbound_hosts`).
+    pub outbound_denied: u64,
 }
 
 impl CallStats {
@@ -334,6 +349,29 @@ impl Collector for Snapshot {
                     family
                         .encode_family(&[("function", function.id.as_str()), ("state", state)])?
                         .encode_gauge(&(count as i64))?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "wafer_outbound_http_requests",
+                "Outbound HTTP requests of guests, allowed or denied by allowed_outbound_hosts.",
+                None,
+                MetricType::Counter,
+            )?;
+            for function in functions {
+                let calls = &function.calls;
+                if calls.outbound_allowed + calls.outbound_denied == 0 {
+                    continue;
+                }
+                let outcomes = [
+                    ("allowed", calls.outbound_allowed),
+                    ("denied", calls.outbound_denied),
+                ];
+                for (outcome, count) in outcomes {
+                    family
+                        .encode_family(&[("function", function.id.as_str()), ("outcome", outcome)])?
+                        .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
                 }
             }
         }

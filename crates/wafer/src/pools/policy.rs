@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::registry::{PoolConfig, PoolKind};
+use crate::registry::{Abi, FunctionConfig, PoolConfig, PoolKind};
 
 pub use crate::registry::DEFAULT_MAX_SIZE;
 /// `max_size` of a `lazy` pool.
@@ -26,7 +26,8 @@ pub const DEFAULT_MIN_SIZE: u32 = 1;
 /// | `static` | `workers` (8) | `buffer` (workers × 64) | `size` (= workers) | `size` | `size` |
 /// | `adaptive` | `max_size` (100) | `buffer` (runs × 64) | `max_size` | `min_size` (1) | `min_size` if `warm_start` |
 ///
-/// No `pool:` at all is `lazy` with `max_size` 100. Idle instances above
+/// No `pool:` at all is `lazy` with `max_size` 100 (`inline` for a
+/// wasi:http proxy: [`PoolPolicy::for_function`]). Idle instances above
 /// the floor are dropped after `idle_timeout_ms` (30 s). A call that finds
 /// the queue full fails at once with "pool full".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,18 +51,23 @@ pub struct PoolPolicy {
 }
 
 impl PoolPolicy {
+    /// The policy of a function entry: its `pool`, or else its ABI's
+    /// default. A wasi:http proxy gets a fresh instance per request, as
+    /// under `wasmtime serve`; any other function the default pool.
+    pub fn for_function(function: &FunctionConfig) -> PoolPolicy {
+        match (&function.pool, function.abi) {
+            (None, Abi::HttpProxy) => {
+                PoolPolicy::from_config(Some(&PoolConfig::of_kind(PoolKind::Inline)))
+            }
+            (pool, _) => PoolPolicy::from_config(pool.as_ref()),
+        }
+    }
+
     /// The policy for `config`, or the default pool when there is none.
     pub fn from_config(config: Option<&PoolConfig>) -> PoolPolicy {
         let default = PoolConfig {
-            kind: PoolKind::Lazy,
-            size: None,
-            workers: None,
-            buffer: None,
             max_size: Some(DEFAULT_MAX_SIZE),
-            min_size: None,
-            idle_timeout_ms: None,
-            warm_start: None,
-            max_calls: None,
+            ..PoolConfig::of_kind(PoolKind::Lazy)
         };
         let config = config.unwrap_or(&default);
         let n = |v: u32| v.max(1) as usize;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::hash::Sha256Hash;
 use crate::limits::{CompileLimits, Limits};
-use crate::wasi::AddressPattern;
+use crate::wasi::{AddressPattern, HostPattern};
 
 /// How a call crosses into the guest (`abi:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -25,6 +25,10 @@ pub enum Abi {
     Benthos,
     /// Fluent Bit's filter ABI.
     Fluentbit,
+    /// A wasi:http proxy component (exports `wasi:http/incoming-handler`),
+    /// served as `wasmtime serve` serves it. What a function without
+    /// `abi` and without `method` is.
+    HttpProxy,
 }
 
 impl Abi {
@@ -35,6 +39,7 @@ impl Abi {
             Abi::WasiCommand => "wasi-command",
             Abi::Benthos => "benthos",
             Abi::Fluentbit => "fluentbit",
+            Abi::HttpProxy => "http-proxy",
         }
     }
 }
@@ -87,6 +92,23 @@ pub struct PoolConfig {
     pub warm_start: Option<bool>,
     /// Recycle an instance after this many calls.
     pub max_calls: Option<u64>,
+}
+
+impl PoolConfig {
+    /// A pool of `kind` with every other field at its default.
+    pub fn of_kind(kind: PoolKind) -> PoolConfig {
+        PoolConfig {
+            kind,
+            size: None,
+            workers: None,
+            buffer: None,
+            max_size: None,
+            min_size: None,
+            idle_timeout_ms: None,
+            warm_start: None,
+            max_calls: None,
+        }
+    }
 }
 
 /// `max_size` of `inline` and `adaptive` pools, and of the pool a function
@@ -276,8 +298,10 @@ pub struct FunctionConfig {
     pub pool: Option<PoolConfig>,
     /// HTTP mapping. Default [`Transport::Payload`].
     pub transport: Transport,
-    /// Capabilities that reach outside (`wasi:sockets`).
+    /// Capabilities that reach outside (`wasi:sockets`, `wasi:http`).
     pub imports: Vec<ImportGrant>,
+    /// The hosts a `wasi:http` guest may call, in Spin's syntax.
+    pub allowed_outbound_hosts: Vec<HostPattern>,
     /// What the guest sees of WASI.
     pub wasi: WasiConfig,
     /// Limits.

@@ -186,6 +186,7 @@ pub(crate) fn parse_binding(
         pool: None,
         transport: Transport::Payload,
         imports: Vec::new(),
+        allowed_outbound_hosts: Vec::new(),
         wasi: WasiConfig::default(),
         limits: LimitsConfig::default(),
         event_format: EventFormat::default(),

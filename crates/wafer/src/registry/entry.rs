@@ -11,7 +11,7 @@ use super::http::{self, HttpEndpointConfig, HttpServiceConfig};
 use crate::error::{Problem, ProblemKind};
 use crate::hash::Sha256Hash;
 use crate::wasi::grants::{check_grant_name, split_import};
-use crate::wasi::{AddressPattern, guest_path};
+use crate::wasi::{AddressPattern, HostPattern, guest_path};
 
 /// A registry entry that loaded without problems.
 #[derive(Debug, Clone)]
@@ -120,6 +120,7 @@ const FUNCTION_COMMON: &[&str] = &[
     "wasi",
     "limits",
     "event_format",
+    "allowed_outbound_hosts",
 ];
 
 /// Fully qualifies a reference: `name` means `namespace:name`.
@@ -304,8 +305,11 @@ fn parse_imports(fields: &mut Fields, items: Vec<ImportItem>) -> Vec<ImportGrant
             ImportItem::Grant(grant) => (grant.name, grant.allow),
         };
         let field = format!("imports[{i}]");
-        if split_import(&name).0 == "wasi:http" {
-            fields.inactive(&field, "wasi:http is not active yet: it is not linked");
+        if split_import(&name).0 == "wasi:http" && !allow.is_empty() {
+            fields.problem(
+                &format!("{field}.allow"),
+                "wasi:http takes its hosts from `allowed_outbound_hosts`",
+            );
             continue;
         }
         if let Err(message) = check_grant_name(&name) {
@@ -325,6 +329,31 @@ fn parse_imports(fields: &mut Fields, items: Vec<ImportItem>) -> Vec<ImportGrant
         });
     }
     grants
+}
+
+/// `allowed_outbound_hosts`, each in Spin's syntax; they need
+/// `imports: [wasi:http]`.
+fn parse_outbound_hosts(fields: &mut Fields, imports: &[ImportGrant]) -> Vec<HostPattern> {
+    let texts: Vec<String> = fields
+        .optional("allowed_outbound_hosts")
+        .unwrap_or_default();
+    let mut hosts = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        match text.parse::<HostPattern>() {
+            Ok(pattern) => hosts.push(pattern),
+            Err(message) => fields.problem(&format!("allowed_outbound_hosts[{i}]"), message),
+        }
+    }
+    let imports_http = imports
+        .iter()
+        .any(|grant| split_import(&grant.name).0 == "wasi:http");
+    if !texts.is_empty() && !imports_http {
+        fields.problem(
+            "allowed_outbound_hosts",
+            "lists hosts, but the entry does not import wasi:http: add `imports: [wasi:http]`",
+        );
+    }
+    hosts
 }
 
 /// `wasi.cwd` and mount paths must be absolute; mount paths unique.
@@ -409,8 +438,14 @@ fn parse_function(
     source: Option<ModuleSource>,
     hash: Option<Option<Sha256Hash>>,
 ) -> Option<EntryKind> {
-    let abi: Abi = fields.optional("abi").unwrap_or_default();
     let method: Option<String> = fields.optional("method");
+    // Without an export to call, a component is served as a wasi:http
+    // proxy; its load says so when it is not one.
+    let abi: Abi = fields.optional("abi").unwrap_or(if fields.has("method") {
+        Abi::Wit
+    } else {
+        Abi::HttpProxy
+    });
     if abi == Abi::Wit && method.is_none() && !fields.has("method") {
         fields.problem_of(
             ProblemKind::MissingField,
@@ -433,6 +468,7 @@ fn parse_function(
     let transport: Transport = fields.optional("transport").unwrap_or_default();
     let items: Vec<ImportItem> = fields.optional("imports").unwrap_or_default();
     let imports = parse_imports(fields, items);
+    let allowed_outbound_hosts = parse_outbound_hosts(fields, &imports);
     let mut wasi: WasiConfig = fields.optional("wasi").unwrap_or_default();
     check_guest_paths(fields, &mut wasi);
     for mapping in &mut wasi.env {
@@ -454,6 +490,7 @@ fn parse_function(
         pool,
         transport,
         imports,
+        allowed_outbound_hosts,
         wasi,
         limits,
         event_format: event_format.unwrap_or_default(),

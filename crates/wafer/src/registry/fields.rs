@@ -50,12 +50,6 @@ impl<'a> Fields<'a> {
         self.findings.problems.push(problem);
     }
 
-    /// Records that `field` is accepted but does nothing yet.
-    pub fn inactive(&mut self, field: &str, message: impl Into<String>) {
-        let notice = self.located(ProblemKind::Inactive, field, message);
-        self.findings.inactive.push(notice);
-    }
-
     fn located(&self, kind: ProblemKind, field: &str, message: impl Into<String>) -> Problem {
         let mut problem = self.context.clone();
         problem.kind = kind;

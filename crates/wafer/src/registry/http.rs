@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::Transport;
 use super::entry::{Entry, EntryKind, EntrySite, qualify};
 use super::fields::Fields;
+use super::{Abi, Transport};
 use crate::error::{Problem, ProblemKind};
 
 /// `addr` of an `http.service` that gives none.
@@ -65,8 +65,9 @@ impl HttpServiceConfig {
 /// An `http.endpoint`: one route and the function that answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpEndpointConfig {
-    /// The HTTP method, upper case.
-    pub method: String,
+    /// The HTTP method, upper case; `None`: every method (a wasi:http
+    /// proxy's endpoint may leave it out).
+    pub method: Option<String>,
     /// The path, segment by segment.
     pub path: RoutePath,
     /// The function's id.
@@ -78,11 +79,15 @@ pub struct HttpEndpointConfig {
     pub transport: Option<Transport>,
 }
 
-/// A route's path: literal segments and `{name}` parameters.
+/// A route's path: literal segments and `{name}` parameters, and for a
+/// wasi:http proxy a final `/...` that makes it a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePath {
     /// The segments between slashes.
     pub segments: Vec<RouteSegment>,
+    /// Whether it ends in `/...`: it matches the path itself and every
+    /// path below it.
+    pub prefix: bool,
 }
 
 /// One segment of a [`RoutePath`].
@@ -95,16 +100,24 @@ pub enum RouteSegment {
 }
 
 impl RoutePath {
-    /// Parses `/users/{id}/orders`.
+    /// Parses `/users/{id}/orders`, or a prefix `/app/...`.
     ///
     /// # Errors
     ///
     /// When the path is not absolute, a segment is empty or holds a brace
-    /// that is not a whole `{name}`, or a parameter is named twice.
+    /// that is not a whole `{name}`, a parameter is named twice, or `...`
+    /// is not the last segment.
     pub fn parse(path: &str) -> Result<RoutePath, String> {
         let Some(rest) = path.strip_prefix('/') else {
             return Err(format!("`{path}` must start with `/`"));
         };
+        let (rest, prefix) = match rest.strip_suffix("...") {
+            Some(head) if head.is_empty() || head.ends_with('/') => (head, true),
+            _ => (rest, false),
+        };
+        if rest.split('/').any(|segment| segment == "...") {
+            return Err(format!("`{path}`: `...` may only end the path"));
+        }
         let mut segments = Vec::new();
         for segment in rest.split('/').filter(|s| !s.is_empty()) {
             let param = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
@@ -129,7 +142,7 @@ impl RoutePath {
                 _ => segments.push(RouteSegment::Literal(segment.to_string())),
             }
         }
-        Ok(RoutePath { segments })
+        Ok(RoutePath { segments, prefix })
     }
 
     /// The path with every parameter written `{}`: two routes with the same
@@ -143,6 +156,9 @@ impl RoutePath {
                 RouteSegment::Param(_) => shape.push_str("{}"),
             }
         }
+        if self.prefix {
+            shape.push_str("/...");
+        }
         if shape.is_empty() {
             shape.push('/');
         }
@@ -152,16 +168,17 @@ impl RoutePath {
 
 impl std::fmt::Display for RoutePath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.segments.is_empty() {
-            return f.write_str("/");
-        }
         for segment in &self.segments {
             match segment {
                 RouteSegment::Literal(text) => write!(f, "/{text}")?,
                 RouteSegment::Param(name) => write!(f, "/{{{name}}}")?,
             }
         }
-        Ok(())
+        match (self.prefix, self.segments.is_empty()) {
+            (true, _) => f.write_str("/..."),
+            (false, true) => f.write_str("/"),
+            (false, false) => Ok(()),
+        }
     }
 }
 
@@ -175,6 +192,40 @@ fn parse_addr(text: &str) -> Option<SocketAddr> {
         return Some(SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?)));
     }
     text.parse().ok()
+}
+
+/// An endpoint that leaves `method` out or ends its path in `/...` must
+/// name a wasi:http proxy (a function with `abi: http-proxy`, or with
+/// neither `abi` nor `method`).
+fn proxy_only(
+    entry: &Entry,
+    endpoint: &HttpEndpointConfig,
+    by_id: &BTreeMap<String, Entry>,
+) -> Option<Problem> {
+    let function = by_id.get(&endpoint.func)?.function()?;
+    if function.abi == Abi::HttpProxy {
+        return None;
+    }
+    if endpoint.method.is_none() {
+        return Some(entry.problem(
+            ProblemKind::MissingField,
+            "method",
+            format!(
+                "missing required field ({} is not a wasi:http proxy, which alone answers every method)",
+                endpoint.func
+            ),
+        ));
+    }
+    endpoint.path.prefix.then(|| {
+        entry.problem(
+            ProblemKind::InvalidValue,
+            "path",
+            format!(
+                "{}: a path prefix (`/...`) is for wasi:http proxies, and {} is not one",
+                endpoint.path, endpoint.func
+            ),
+        )
+    })
 }
 
 /// What of wafer's own a path would shadow: the operations routes, the
@@ -246,7 +297,10 @@ pub(super) fn parse_service(fields: &mut Fields) -> Option<EntryKind> {
 
 /// Reads an `http.endpoint` entry's fields.
 pub(super) fn parse_endpoint(fields: &mut Fields, site: &EntrySite) -> Option<EntryKind> {
-    let method: Option<String> = fields.required("method");
+    // Required unless the function is a wasi:http proxy (checked across
+    // the registry, in `route_problems`).
+    let method: Option<String> = fields.optional("method");
+    let method_given = fields.has("method");
     let method = method.and_then(|method| {
         let upper = method.to_ascii_uppercase();
         if METHODS.contains(&upper.as_str()) {
@@ -259,6 +313,9 @@ pub(super) fn parse_endpoint(fields: &mut Fields, site: &EntrySite) -> Option<En
             None
         }
     });
+    if method_given && method.is_none() {
+        return None;
+    }
     let path: Option<String> = fields.required("path");
     let path = path.and_then(|path| match RoutePath::parse(&path) {
         Ok(parsed) => Some(parsed),
@@ -271,7 +328,7 @@ pub(super) fn parse_endpoint(fields: &mut Fields, site: &EntrySite) -> Option<En
     let service: Option<String> = fields.optional("service");
     let transport: Option<Transport> = fields.optional("transport");
     Some(EntryKind::HttpEndpoint(HttpEndpointConfig {
-        method: method?,
+        method,
         path: path?,
         func: qualify(site.namespace, &func?),
         service: service.map(|s| qualify(site.namespace, &s)),
@@ -352,9 +409,18 @@ pub(super) fn route_problems(by_id: &BTreeMap<String, Entry>, declared: &[String
             ));
             continue;
         }
-        let key = (service, endpoint.method.clone(), endpoint.path.shape());
-        match routes.get(&key) {
-            Some(first) => {
+        if let Some(problem) = proxy_only(entry, endpoint, by_id) {
+            problems.push(problem);
+            continue;
+        }
+        // Every method is `*`, which overlaps each single method.
+        let method = endpoint.method.clone().unwrap_or_else(|| "*".into());
+        let shape = endpoint.path.shape();
+        let first = routes.iter().find(|((s, m, sh), _)| {
+            *s == service && *sh == shape && (*m == method || *m == "*" || method == "*")
+        });
+        match first {
+            Some((_, first)) => {
                 let EntryKind::HttpEndpoint(theirs) = &first.kind else {
                     unreachable!("only endpoints are kept")
                 };
@@ -363,12 +429,16 @@ pub(super) fn route_problems(by_id: &BTreeMap<String, Entry>, declared: &[String
                     "path",
                     format!(
                         "{} {} answers the same requests as {} ({} {})",
-                        endpoint.method, endpoint.path, first.id, theirs.method, theirs.path
+                        method,
+                        endpoint.path,
+                        first.id,
+                        theirs.method.as_deref().unwrap_or("*"),
+                        theirs.path
                     ),
                 ));
             }
             None => {
-                routes.insert(key, entry);
+                routes.insert((service, method, shape), entry);
             }
         }
     }

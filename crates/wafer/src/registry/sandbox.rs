@@ -3,7 +3,8 @@
 
 use super::{Entry, ModuleSource, Registry};
 use crate::error::{Problem, ProblemKind};
-use crate::wasi::{EnvBinding, EnvSource, MountGrant, NetworkGrant, Sandbox};
+use crate::wasi::grants::split_import;
+use crate::wasi::{EnvBinding, EnvSource, MountGrant, NetworkGrant, OutboundHttp, Sandbox};
 
 impl Registry {
     /// The WASI world of function `entry`: argv\[0\] (the module's file name
@@ -49,9 +50,12 @@ impl Registry {
             });
         }
         let mut network = NetworkGrant::default();
+        let mut http = OutboundHttp::default();
         for grant in &function.imports {
             network.grant(&grant.name, &grant.allow);
+            http.granted |= split_import(&grant.name).0 == "wasi:http";
         }
+        http.allowed_hosts = function.allowed_outbound_hosts.clone();
         Ok(Sandbox {
             program_name: program_name(&function.source, &entry.id),
             args: function.wasi.args.clone(),
@@ -60,6 +64,7 @@ impl Registry {
             mounts,
             strict: function.strict_sandbox,
             network,
+            http,
         })
     }
 }

@@ -10,8 +10,12 @@
 //!   support load, but every socket operation is denied unless `imports`
 //!   grants `wasi:sockets` (or one of its interfaces); even then only the
 //!   addresses in its `allow` list may be bound or connected to.
-//! * Anything else (`wasi:http`, a custom host module) is not provided: the
-//!   entry is refused at load, naming the import.
+//! * `wasi:http` is linked too (a proxy component imports its types), but
+//!   every outgoing request is denied unless `imports` grants `wasi:http`,
+//!   and even then only the hosts in `allowed_outbound_hosts` may be
+//!   called ([`super::outbound_http`]).
+//! * Anything else (a custom host module) is not provided: the entry is
+//!   refused at load, naming the import.
 //!
 //! Names are accepted with or without a version, per package
 //! (`wasi:sockets`) or per interface (`wasi:sockets/tcp@0.2.0`).
@@ -35,7 +39,7 @@ pub const ALWAYS_LINKED: &[&str] = &[
 ];
 
 /// Packages an entry may grant in `imports`.
-pub const GRANTABLE: &[&str] = &["wasi:sockets"];
+pub const GRANTABLE: &[&str] = &["wasi:sockets", "wasi:http"];
 
 /// An import name split into package and interface, version dropped:
 /// `wasi:sockets/tcp@0.2.0` is (`wasi:sockets`, `Some("tcp")`).
@@ -68,11 +72,8 @@ pub fn check_grant_name(name: &str) -> Result<(), String> {
 /// Whether a component import (`wasi:cli/environment@0.2.3`) is one wafer
 /// links; otherwise the reason it is refused.
 pub fn check_component_import(name: &str) -> Result<(), String> {
-    let (package, _) = split_import(name);
     if is_provided(name) {
         Ok(())
-    } else if package == "wasi:http" {
-        Err(format!("imports {name}, and wasi:http is not provided yet"))
     } else {
         Err(format!("imports {name}, which wafer does not provide"))
     }

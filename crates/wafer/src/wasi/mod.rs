@@ -15,6 +15,7 @@
 //! components: only the last step (`build_p1` or `build`) differs.
 
 pub mod grants;
+pub mod outbound_http;
 pub(crate) mod output;
 pub(crate) mod strict;
 
@@ -25,6 +26,7 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use grants::{AddressPattern, NetworkGrant};
+pub use outbound_http::{HostPattern, OutboundHttp};
 pub use output::OutputMode;
 use wasmtime_wasi::cli::StdoutStream;
 
@@ -47,6 +49,8 @@ pub struct Sandbox {
     pub strict: bool,
     /// What the guest may reach over the network.
     pub network: NetworkGrant,
+    /// The hosts the guest may call through wasi:http.
+    pub http: OutboundHttp,
 }
 
 /// One environment variable of the guest.

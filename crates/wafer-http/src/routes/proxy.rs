@@ -1,0 +1,132 @@
+//! Endpoints whose function is a wasi:http proxy component, served as
+//! `wasmtime serve` serves one: the request goes to the guest whole
+//! (method, path with query, headers, its body streamed, at most the
+//! service's `max_body_bytes`), and the guest's response comes back
+//! streamed, trailers included.
+//!
+//! A path ending in `/...` is a prefix: `/app/...` answers `/app` and
+//! every path below it, and the guest sees the whole path. An endpoint
+//! without `method` answers every method. A guest that fails before it
+//! sets a response answers as any failed call does (500 for a trap, 504
+//! for its time limit, 503 for a full pool); one that fails while it
+//! streams the body cuts the body short.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{MethodFilter, MethodRouter, any, on};
+use wafer::proxy::HttpCall;
+use wafer::registry::{HttpEndpointConfig, RoutePath, RouteSegment};
+use wafer::{Input, Runtime};
+
+use super::ServiceRoutes;
+use crate::limits::Budget;
+use crate::response::{self, request_error};
+
+/// Adds `endpoint`'s routes to `router`.
+pub(super) fn route(
+    router: Router,
+    routes: &ServiceRoutes<'_>,
+    endpoint: &HttpEndpointConfig,
+) -> Router {
+    let observer = routes.observer(&endpoint.path.to_string(), Some(&endpoint.func), true);
+    let runtime = routes.runtime.clone();
+    let func: Arc<str> = Arc::from(endpoint.func.as_str());
+    let handler = move |request: Request| {
+        let (runtime, func, observer) = (runtime.clone(), func.clone(), observer.clone());
+        async move {
+            let method = request.method().clone();
+            let budget = observer.budget();
+            observer
+                .serve(&method, None, serve(&runtime, func, request, budget))
+                .await
+        }
+    };
+    let method_router: MethodRouter = match endpoint.method.as_deref() {
+        None => any(handler),
+        Some(method) => {
+            // The registry admits only methods the router has a filter for.
+            let Some(filter) = method
+                .parse::<Method>()
+                .ok()
+                .and_then(|m| MethodFilter::try_from(m).ok())
+            else {
+                return router;
+            };
+            on(filter, handler)
+        }
+    };
+    let mut router = router;
+    for path in router_paths(&endpoint.path) {
+        router = router.route(&path, method_router.clone());
+    }
+    router
+}
+
+/// The router's paths for `path`: itself, and for a prefix every path
+/// below it too.
+fn router_paths(path: &RoutePath) -> Vec<String> {
+    let mut base = String::new();
+    for (i, segment) in path.segments.iter().enumerate() {
+        match segment {
+            RouteSegment::Literal(text) => base.push_str(&format!("/{text}")),
+            RouteSegment::Param(_) => base.push_str(&format!("/{{p{i}}}")),
+        }
+    }
+    let itself = if base.is_empty() {
+        "/".to_string()
+    } else {
+        base.clone()
+    };
+    if path.prefix {
+        vec![itself, format!("{base}/{{*rest}}")]
+    } else {
+        vec![itself]
+    }
+}
+
+/// One request through the proxy `func`.
+async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budget) -> Response {
+    let function = match runtime.function_to_call(&func).await {
+        Ok(function) => function,
+        Err(error) => return response::error(&error),
+    };
+    let (mut parts, body) = request.into_parts();
+    // HTTP/1.0 clients may send no Host; the guest is always told one.
+    if !parts.headers.contains_key(header::HOST) {
+        parts
+            .headers
+            .insert(header::HOST, HeaderValue::from_static("localhost"));
+    }
+    let body = http_body_util::Limited::new(body, budget.body_bytes);
+    let (call, response) = HttpCall::new(Request::from_parts(parts, body), false);
+    // The call outlives the response: the guest streams the body after
+    // setting it.
+    let running =
+        tokio::spawn(async move { function.invoke_until(Input::Http(call), budget.until).await });
+    match response.await {
+        Ok(Ok(response)) => response.map(Body::new),
+        Ok(Err(code)) => request_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "guest_error",
+            format!("{func} answered with the error {code:?}"),
+        ),
+        Err(_) => match running.await {
+            Ok(Err(error)) => response::error(&error),
+            Ok(Ok(_)) => request_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "abi",
+                format!("{func} returned without setting a response"),
+            ),
+            Err(join) => request_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "abi",
+                format!("{func} stopped: {join}"),
+            ),
+        },
+    }
+}
