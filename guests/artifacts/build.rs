@@ -70,6 +70,22 @@ const FLUENTBIT_MODULES: Programs = Programs {
     out: "examples/",
 };
 
+/// wasi:http proxy components (`wasi:http/incoming-handler`): cdylib
+/// examples for wasm32-wasip2.
+const HTTP_COMPONENTS: Programs = Programs {
+    dir: "http/examples",
+    prefix: "HTTP",
+    out: "examples/",
+};
+
+/// Dapr-shaped programs that make HTTP calls through the 2023 preview of
+/// wasi-http imported as core functions: wasip1 commands.
+const DAPR_COMMANDS: Programs = Programs {
+    dir: "dapr/src/bin",
+    prefix: "DAPR",
+    out: "",
+};
+
 /// One built guest: its constant, its file and what it is.
 struct Artifact {
     constant: String,
@@ -85,10 +101,16 @@ const TARGETS: &[Target] = &[
             "wafer-guest-commands",
             "wafer-guest-benthos",
             "wafer-guest-fluentbit",
+            "wafer-guest-dapr",
         ],
         select: &[],
         artifacts: &[],
-        programs: &[P1_COMMANDS, BENTHOS_COMMANDS, FLUENTBIT_COMMANDS],
+        programs: &[
+            P1_COMMANDS,
+            BENTHOS_COMMANDS,
+            FLUENTBIT_COMMANDS,
+            DAPR_COMMANDS,
+        ],
     },
     Target {
         triple: "wasm32-wasip2",
@@ -96,6 +118,13 @@ const TARGETS: &[Target] = &[
         select: &[],
         artifacts: &[("P2_TYPES", "p2_types.wasm")],
         programs: &[P2_COMMANDS],
+    },
+    Target {
+        triple: "wasm32-wasip2",
+        packages: &["wafer-guest-http"],
+        select: &["--examples"],
+        artifacts: &[],
+        programs: &[HTTP_COMPONENTS],
     },
     Target {
         triple: "wasm32-unknown-unknown",

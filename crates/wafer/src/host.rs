@@ -21,6 +21,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::abi::Site;
+use crate::abi::wasi_http::preview2023::Http2023;
 use crate::blocking::HandOff;
 use crate::guest_log::GuestLog;
 use crate::limits::{Limits, MemoryCap, on_epoch_tick};
@@ -37,6 +38,9 @@ pub(crate) struct HostState {
     http: Option<Box<(WasiHttpCtx, OutboundHooks)>>,
     /// What the function's outbound requests are checked against.
     outbound: Arc<OutboundGuard>,
+    /// The resources of the 2023 wasi-http preview's calls, made when the
+    /// guest first uses them.
+    http_2023: Option<Box<Http2023>>,
     stdout: GuestLog,
     stderr: GuestLog,
     /// A program's stdout and stderr, captured for its answer.
@@ -68,6 +72,7 @@ impl HostState {
             p1: None,
             http: None,
             outbound: site.outbound.clone(),
+            http_2023: None,
             stdout: GuestLog::new(site.id.clone(), "stdout"),
             stderr: GuestLog::new(site.id.clone(), "stderr"),
             captured: None,
@@ -189,6 +194,16 @@ impl HostState {
     pub fn wasi_p1(&mut self) -> &mut WasiP1Ctx {
         self.p1
             .get_or_insert_with(|| Box::new(WasiCtxBuilder::new().build_p1()))
+    }
+
+    /// What the function's outbound requests are checked against.
+    pub fn outbound(&self) -> &OutboundGuard {
+        &self.outbound
+    }
+
+    /// The resources of the 2023 wasi-http preview's calls.
+    pub fn http_2023(&mut self) -> &mut Http2023 {
+        self.http_2023.get_or_insert_default()
     }
 
     /// Whether the engine was interrupted.

@@ -37,6 +37,8 @@ impl Linkers {
             "proc_exit",
             |status: i32| -> wasmtime::Result<()> { Err(wasmtime_wasi::I32Exit(status).into()) },
         )?;
+        // Dapr's TinyGo HTTP clients; a strict sandbox refuses them at load.
+        crate::abi::wasi_http::preview2023::add_to_linker(&mut modules)?;
         let mut strict_modules = modules.clone();
         crate::wasi::strict::add_instant_poll_oneoff(&mut strict_modules)?;
         Ok(Linkers {

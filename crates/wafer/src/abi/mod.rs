@@ -47,7 +47,7 @@ mod core_module;
 mod fluentbit;
 mod linkers;
 pub(crate) mod wasi_command;
-mod wasi_http;
+pub(crate) mod wasi_http;
 pub(crate) mod wit;
 
 pub(crate) use linkers::Linkers;

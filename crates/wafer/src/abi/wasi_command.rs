@@ -3,9 +3,10 @@
 //! Guest contract, as Dapr's `bindings.wasm` and Fluent Bit's `exec_wasi`
 //! expect it:
 //!
-//! * a **preview 1 core module** imports only `wasi_snapshot_preview1` and
-//!   exports `_start` (and its `memory`); `proc_exit(n)` ends it with
-//!   status `n`.
+//! * a **preview 1 core module** imports `wasi_snapshot_preview1` (and
+//!   may import the 2023 preview of wasi-http, as Dapr's TinyGo HTTP
+//!   clients do: [`preview2023`]; not in a strict sandbox) and exports
+//!   `_start` (and its `memory`); `proc_exit(n)` ends it with status `n`.
 //! * a **preview 2 component** exports `wasi:cli/run`; it imports what the
 //!   grant model links (see [`crate::wasi::grants`]). Its status is 0 or 1:
 //!   `wasi:cli/exit` reports only success or failure.
@@ -19,6 +20,7 @@ use wasmtime::{Engine, InstancePre, Store};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
+use super::wasi_http::preview2023;
 use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{CommandInput, CommandOutput, Input, InputForm, Output};
 use crate::error::ProblemKind;
@@ -67,12 +69,24 @@ impl CommandProgram {
         if wasmparser::Parser::is_core_wasm(bytes) {
             let module = cx.compiler.module(bytes).map_err(not_loadable)?;
             for import in module.imports() {
-                if import.module() != WASI_P1 {
+                let wasi_http = preview2023::MODULES.contains(&import.module());
+                if import.module() != WASI_P1 && !wasi_http {
                     return Err(LoadError::new(
                         ProblemKind::Import,
                         source_field,
                         format!(
-                            "imports {}::{}, which wafer does not provide (a WASI program imports only {WASI_P1})",
+                            "imports {}::{}, which wafer does not provide (a WASI program imports {WASI_P1}, and the 2023 preview of wasi-http)",
+                            import.module(),
+                            import.name()
+                        ),
+                    ));
+                }
+                if wasi_http && cx.sandbox.strict {
+                    return Err(LoadError::new(
+                        ProblemKind::Import,
+                        source_field,
+                        format!(
+                            "imports {}::{}: wasi-http cannot be instantiated in a strict sandbox (Dapr refuses it too)",
                             import.module(),
                             import.name()
                         ),

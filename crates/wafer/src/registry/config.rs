@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::hash::Sha256Hash;
 use crate::limits::{CompileLimits, Limits};
-use crate::wasi::{AddressPattern, HostPattern};
+use crate::wasi::{AddressPattern, OutboundHttp};
 
 /// How a call crosses into the guest (`abi:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -300,8 +300,9 @@ pub struct FunctionConfig {
     pub transport: Transport,
     /// Capabilities that reach outside (`wasi:sockets`, `wasi:http`).
     pub imports: Vec<ImportGrant>,
-    /// The hosts a `wasi:http` guest may call, in Spin's syntax.
-    pub allowed_outbound_hosts: Vec<HostPattern>,
+    /// Whether the guest may make HTTP calls (`imports: [wasi:http]`), and
+    /// to which hosts (`allowed_outbound_hosts`, in Spin's syntax).
+    pub outbound_http: OutboundHttp,
     /// What the guest sees of WASI.
     pub wasi: WasiConfig,
     /// Limits.

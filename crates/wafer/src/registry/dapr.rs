@@ -18,6 +18,7 @@ use super::fields::{Fields, Findings};
 use super::yaml::DuplicateKey;
 use crate::error::{Problem, ProblemKind};
 use crate::hash::Sha256Hash;
+use crate::wasi::{DAPR_HOSTS_KEY, HostPattern, HostsSource, OutboundHttp};
 
 /// The one Dapr component type wafer runs.
 pub(crate) const WASM_BINDING: &str = "bindings.wasm";
@@ -60,7 +61,14 @@ struct MetadataItem {
     secret_key_ref: Option<Value>,
 }
 
-const METADATA_NAMES: &[&str] = &["url", "strictSandbox", "direction", "route", "hash"];
+const METADATA_NAMES: &[&str] = &[
+    "url",
+    "strictSandbox",
+    "direction",
+    "route",
+    "hash",
+    DAPR_HOSTS_KEY,
+];
 
 /// Parses a `bindings.wasm` component, reporting every problem into
 /// `findings`.
@@ -116,6 +124,10 @@ pub(crate) fn parse_binding(
     let mut url = None;
     let mut strict_sandbox = false;
     let mut hash = None;
+    let mut outbound_http = OutboundHttp {
+        source: HostsSource::DaprMetadata,
+        ..OutboundHttp::default()
+    };
     let mut first_of: HashMap<&str, usize> = HashMap::new();
     for (index, item) in spec.metadata.iter().enumerate() {
         let field = format!("spec.metadata[{index}]");
@@ -155,6 +167,15 @@ pub(crate) fn parse_binding(
                 Ok(h) => hash = Some(h),
                 Err(message) => fields.problem(&field, message),
             },
+            DAPR_HOSTS_KEY => {
+                outbound_http.granted = true;
+                for host in value.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+                    match host.parse::<HostPattern>() {
+                        Ok(pattern) => outbound_http.allowed_hosts.push(pattern),
+                        Err(message) => fields.problem(&field, message),
+                    }
+                }
+            }
             "direction" | "route" => {}
             other => fields.problem(
                 &field,
@@ -186,7 +207,7 @@ pub(crate) fn parse_binding(
         pool: None,
         transport: Transport::Payload,
         imports: Vec::new(),
-        allowed_outbound_hosts: Vec::new(),
+        outbound_http,
         wasi: WasiConfig::default(),
         limits: LimitsConfig::default(),
         event_format: EventFormat::default(),

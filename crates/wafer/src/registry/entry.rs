@@ -11,7 +11,7 @@ use super::http::{self, HttpEndpointConfig, HttpServiceConfig};
 use crate::error::{Problem, ProblemKind};
 use crate::hash::Sha256Hash;
 use crate::wasi::grants::{check_grant_name, split_import};
-use crate::wasi::{AddressPattern, HostPattern, guest_path};
+use crate::wasi::{AddressPattern, HostPattern, HostsSource, OutboundHttp, guest_path};
 
 /// A registry entry that loaded without problems.
 #[derive(Debug, Clone)]
@@ -331,9 +331,9 @@ fn parse_imports(fields: &mut Fields, items: Vec<ImportItem>) -> Vec<ImportGrant
     grants
 }
 
-/// `allowed_outbound_hosts`, each in Spin's syntax; they need
-/// `imports: [wasi:http]`.
-fn parse_outbound_hosts(fields: &mut Fields, imports: &[ImportGrant]) -> Vec<HostPattern> {
+/// `imports: [wasi:http]` and `allowed_outbound_hosts`, each in Spin's
+/// syntax; the hosts need the import.
+fn parse_outbound_http(fields: &mut Fields, imports: &[ImportGrant]) -> OutboundHttp {
     let texts: Vec<String> = fields
         .optional("allowed_outbound_hosts")
         .unwrap_or_default();
@@ -353,7 +353,11 @@ fn parse_outbound_hosts(fields: &mut Fields, imports: &[ImportGrant]) -> Vec<Hos
             "lists hosts, but the entry does not import wasi:http: add `imports: [wasi:http]`",
         );
     }
-    hosts
+    OutboundHttp {
+        granted: imports_http,
+        allowed_hosts: hosts,
+        source: HostsSource::Entry,
+    }
 }
 
 /// `wasi.cwd` and mount paths must be absolute; mount paths unique.
@@ -468,7 +472,7 @@ fn parse_function(
     let transport: Transport = fields.optional("transport").unwrap_or_default();
     let items: Vec<ImportItem> = fields.optional("imports").unwrap_or_default();
     let imports = parse_imports(fields, items);
-    let allowed_outbound_hosts = parse_outbound_hosts(fields, &imports);
+    let outbound_http = parse_outbound_http(fields, &imports);
     let mut wasi: WasiConfig = fields.optional("wasi").unwrap_or_default();
     check_guest_paths(fields, &mut wasi);
     for mapping in &mut wasi.env {
@@ -490,7 +494,7 @@ fn parse_function(
         pool,
         transport,
         imports,
-        allowed_outbound_hosts,
+        outbound_http,
         wasi,
         limits,
         event_format: event_format.unwrap_or_default(),

@@ -3,15 +3,15 @@
 
 use super::{Entry, ModuleSource, Registry};
 use crate::error::{Problem, ProblemKind};
-use crate::wasi::grants::split_import;
-use crate::wasi::{EnvBinding, EnvSource, MountGrant, NetworkGrant, OutboundHttp, Sandbox};
+use crate::wasi::{EnvBinding, EnvSource, MountGrant, NetworkGrant, Sandbox};
 
 impl Registry {
     /// The WASI world of function `entry`: argv\[0\] (the module's file name
     /// without `.wasm`, as Dapr names it, or the entry's name for WAT),
     /// `wasi.args`, `wasi.env` bound to its `env.variable` entries,
     /// `wasi.cwd`, `wasi.mounts` at their `fs.directory` folders, the
-    /// network grants of `imports`, and Dapr's `strictSandbox`.
+    /// network grants of `imports`, the hosts it may call over HTTP, and
+    /// Dapr's `strictSandbox`.
     ///
     /// # Errors
     ///
@@ -50,12 +50,9 @@ impl Registry {
             });
         }
         let mut network = NetworkGrant::default();
-        let mut http = OutboundHttp::default();
         for grant in &function.imports {
             network.grant(&grant.name, &grant.allow);
-            http.granted |= split_import(&grant.name).0 == "wasi:http";
         }
-        http.allowed_hosts = function.allowed_outbound_hosts.clone();
         Ok(Sandbox {
             program_name: program_name(&function.source, &entry.id),
             args: function.wasi.args.clone(),
@@ -64,7 +61,7 @@ impl Registry {
             mounts,
             strict: function.strict_sandbox,
             network,
-            http,
+            http: function.outbound_http.clone(),
         })
     }
 }

@@ -26,7 +26,7 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use grants::{AddressPattern, NetworkGrant};
-pub use outbound_http::{HostPattern, OutboundHttp};
+pub use outbound_http::{DAPR_HOSTS_KEY, HostPattern, HostsSource, OutboundHttp};
 pub use output::OutputMode;
 use wasmtime_wasi::cli::StdoutStream;
 

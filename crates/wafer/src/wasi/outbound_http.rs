@@ -21,18 +21,41 @@ use crate::metrics::FunctionMetrics;
 /// What a function may reach over HTTP.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboundHttp {
-    /// Whether the entry imports `wasi:http`.
+    /// Whether the entry imports `wasi:http` (a Dapr component: whether it
+    /// lists hosts at all).
     pub granted: bool,
     /// `allowed_outbound_hosts`: what a granted guest may call.
     pub allowed_hosts: Vec<HostPattern>,
+    /// Where the list comes from, for denials.
+    pub source: HostsSource,
 }
+
+/// Where a function's outbound hosts are listed, as a denial names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostsSource {
+    /// A registry entry's `imports` and `allowed_outbound_hosts`.
+    #[default]
+    Entry,
+    /// A Dapr component's metadata [`DAPR_HOSTS_KEY`].
+    DaprMetadata,
+}
+
+/// The metadata key of a Dapr `bindings.wasm` component that lists the
+/// hosts its guest may call (comma-separated, in Spin's syntax): wafer's
+/// own, as Dapr has no allow-list.
+pub const DAPR_HOSTS_KEY: &str = "allowedOutboundHosts";
 
 impl OutboundHttp {
     /// Why a request to `scheme://host:port` is refused; `None` when it is
     /// allowed. `port` is the URL's, `None` for the scheme's default.
     pub fn refusal(&self, scheme: &str, host: &str, port: Option<u16>) -> Option<&'static str> {
+        let dapr = self.source == HostsSource::DaprMetadata;
         if !self.granted {
-            return Some("the entry does not import wasi:http");
+            return Some(if dapr {
+                "the component lists no hosts in its metadata allowedOutboundHosts"
+            } else {
+                "the entry does not import wasi:http"
+            });
         }
         let port = port.or(match scheme {
             "http" => Some(80),
@@ -44,7 +67,11 @@ impl OutboundHttp {
             .allowed_hosts
             .iter()
             .any(|pattern| pattern.matches(scheme, host, port));
-        (!allowed).then_some("not in allowed_outbound_hosts")
+        (!allowed).then_some(if dapr {
+            "not in the component's metadata allowedOutboundHosts"
+        } else {
+            "not in allowed_outbound_hosts"
+        })
     }
 }
 
@@ -203,25 +230,22 @@ impl OutboundGuard {
         }
     }
 
-    /// Whether a request to `uri` may go out; a denial is logged and
-    /// counted, an allowed request counted.
-    pub fn admit(&self, uri: &http::Uri) -> bool {
+    /// Whether a request to `uri` may go out; a denial, with why, is
+    /// logged and counted, an allowed request counted.
+    pub fn admit(&self, uri: &http::Uri) -> Result<(), String> {
         let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
         let host = uri.host().unwrap_or("");
         match self.grant.refusal(&scheme, host, uri.port_u16()) {
             None => {
                 self.metrics.count_outbound(true);
-                true
+                Ok(())
             }
             Some(reason) => {
                 self.metrics.count_outbound(false);
                 let authority = uri.authority().map_or(host, |a| a.as_str());
-                tracing::warn!(
-                    function = %self.function,
-                    host = %authority,
-                    "Outbound HTTP request to {scheme}://{authority} denied: {reason}."
-                );
-                false
+                let denied = format!("HTTP request to {scheme}://{authority} denied: {reason}");
+                tracing::warn!(function = %self.function, host = %authority, "Outbound {denied}.");
+                Err(denied)
             }
         }
     }
@@ -245,7 +269,7 @@ impl WasiHttpHooks for OutboundHooks {
                 )>,
             > + Send,
     > {
-        if !self.0.admit(request.uri()) {
+        if self.0.admit(request.uri()).is_err() {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let default = wasmtime_wasi_http::default_hooks();
@@ -261,6 +285,7 @@ mod tests {
         OutboundHttp {
             granted: true,
             allowed_hosts: hosts.iter().map(|h| h.parse().unwrap()).collect(),
+            source: HostsSource::Entry,
         }
     }
 

@@ -1,0 +1,91 @@
+//! The resources of one instance's 2023 wasi-http calls, by handle.
+//!
+//! One counter numbers every kind, from 1: 0 is never a handle (wasi-go
+//! answers 0 for a failure, so guests treat it as none).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
+use wasmtime_wasi_http::WasiBody;
+
+/// Header fields, in order, a name as often as it has values.
+pub(crate) type Fields = Vec<(String, String)>;
+
+/// A request the guest is building.
+pub(crate) struct OutgoingRequest {
+    pub method: http::Method,
+    pub path: String,
+    pub query: String,
+    /// `None`: https, as in wasi-go.
+    pub scheme: Option<String>,
+    pub authority: String,
+    pub headers: u32,
+    /// The output stream its body is written to, once asked for.
+    pub body: Option<u32>,
+}
+
+/// How a request failed: the 2023 `error` variant's case and its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorCase {
+    InvalidUrl = 0,
+    Timeout = 1,
+    Protocol = 2,
+    Unexpected = 3,
+}
+
+/// A response, its body not yet read.
+pub(crate) struct IncomingResponse {
+    pub status: u16,
+    pub headers: Fields,
+    /// The fields handle of its headers, made when first asked for.
+    pub headers_handle: Option<u32>,
+    pub body: Option<IncomingBody>,
+}
+
+/// A response body and the task that drives its connection, kept only to
+/// be dropped with the body: that closes the connection.
+pub(crate) struct IncomingBody {
+    pub body: WasiBody,
+    pub _connection: AbortOnDropJoinHandle<()>,
+}
+
+/// A stream handle's resource.
+pub(crate) enum Stream {
+    /// A request body, written whole before the request is sent.
+    Output(Vec<u8>),
+    /// A response body being read: what is left of the last frame, and
+    /// whether the body ended.
+    Input {
+        body: IncomingBody,
+        pending: Bytes,
+        ended: bool,
+    },
+}
+
+/// Every resource of one instance.
+#[derive(Default)]
+pub(crate) struct Tables {
+    next: u32,
+    pub fields: HashMap<u32, Fields>,
+    pub requests: HashMap<u32, OutgoingRequest>,
+    /// A sent request's outcome: its response's handle, or its error.
+    pub futures: HashMap<u32, Result<u32, (ErrorCase, String)>>,
+    pub responses: HashMap<u32, IncomingResponse>,
+    pub streams: HashMap<u32, Stream>,
+}
+
+impl Tables {
+    /// A new handle, never 0.
+    pub fn handle(&mut self) -> u32 {
+        self.next = self.next.checked_add(1).unwrap_or(1);
+        self.next
+    }
+
+    /// Keeps `value` in `table` under a new handle.
+    pub fn insert<T>(&mut self, select: fn(&mut Tables) -> &mut HashMap<u32, T>, value: T) -> u32 {
+        let handle = self.handle();
+        select(self).insert(handle, value);
+        handle
+    }
+}
