@@ -268,6 +268,26 @@ spec:
         let function = entry.function().unwrap();
         assert!(function.strict_sandbox);
         assert_eq!(function.abi, Abi::WasiCommand);
+        assert!(!function.outbound_http.granted, "no hosts: no HTTP");
+    }
+
+    #[test]
+    fn allowed_outbound_hosts_are_wafers_own_metadata() {
+        let document: Value = serde_norway::from_str(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: http\nspec:\n  type: bindings.wasm\n  metadata:\n  - name: url\n    value: file://main.wasm\n  - name: allowedOutboundHosts\n    value: \"http://127.0.0.1:8080, https://*.example.com\"\n",
+        )
+        .unwrap();
+        let mut findings = Findings::default();
+        let entry = parse_binding(Path::new("c.yaml"), &document, &[], &mut findings).unwrap();
+        assert!(findings.problems.is_empty(), "{:?}", findings.problems);
+        let outbound = &entry.function().unwrap().outbound_http;
+        assert!(outbound.granted);
+        assert_eq!(outbound.source, HostsSource::DaprMetadata);
+        assert_eq!(outbound.refusal("https", "api.example.com", None), None);
+        assert_eq!(
+            outbound.refusal("http", "127.0.0.1", Some(9)),
+            Some("not in the component's metadata allowedOutboundHosts")
+        );
     }
 
     #[test]

@@ -472,6 +472,13 @@ mod tests {
             "`/users/:id`: write the parameter `:id` as `{id}`"
         );
         assert!(RoutePath::parse("/static/*rest").is_err());
+        let prefix = RoutePath::parse("/app/...").unwrap();
+        assert!(prefix.prefix);
+        assert_eq!(prefix.to_string(), "/app/...");
+        assert_eq!(prefix.shape(), "/app/...");
+        assert_eq!(RoutePath::parse("/...").unwrap().to_string(), "/...");
+        assert!(RoutePath::parse("/a/.../b").is_err());
+        assert!(!RoutePath::parse("/a...").unwrap().prefix);
         let reserved = |p: &str| reserved_route(&RoutePath::parse(p).unwrap());
         assert_eq!(reserved("/metrics"), Some("operations"));
         assert_eq!(reserved("/v1/functions/{x}"), Some("the function API"));
@@ -576,5 +583,44 @@ entries:
             panic!("admin is a service");
         };
         assert_eq!(admin.addr.to_string(), "127.0.0.1:9090");
+    }
+
+    #[test]
+    fn only_proxies_answer_every_method_and_path_prefixes() {
+        let registry = crate::Registry::from_yaml(
+            "r.yaml",
+            r#"
+version: "1.0"
+namespace: app
+entries:
+  - name: typed
+    kind: function.wat
+    source: '(module (func (export "f")))'
+    method: f
+  - name: proxy
+    kind: function.wat
+    source: '(component)'
+  - { name: any-typed, kind: http.endpoint, path: /t, func: typed }
+  - { name: prefix-typed, kind: http.endpoint, method: GET, path: /t/..., func: typed }
+  - { name: any-proxy, kind: http.endpoint, path: /p/..., func: proxy }
+  - { name: get-proxy, kind: http.endpoint, method: GET, path: /p/..., func: proxy }
+  - { name: other-proxy, kind: http.endpoint, method: GET, path: /q, func: proxy }
+"#,
+        );
+        let problems: Vec<String> = registry
+            .problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let proxy = registry
+            .get("app:proxy")
+            .and_then(|e| e.function())
+            .unwrap();
+        assert_eq!(proxy.abi, Abi::HttpProxy, "no method: a proxy");
+        assert!(problems.iter().any(|p| p.contains("entry app:any-typed: field method: missing required field (app:typed is not a wasi:http proxy")), "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("entry app:prefix-typed: field path: /t/...: a path prefix (`/...`) is for wasi:http proxies")), "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("entry app:get-proxy: field path: GET /p/... answers the same requests as app:any-proxy (* /p/...)")), "{problems:#?}");
+        assert!(registry.get("app:other-proxy").is_some(), "{problems:#?}");
+        assert_eq!(problems.len(), 3, "{problems:#?}");
     }
 }
