@@ -58,6 +58,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use wasmtime::component::types::Type;
+use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Engine, Store};
 
 use crate::call::{Input, InputForm, Output};
@@ -67,6 +68,7 @@ use crate::host::HostState;
 use crate::limits::Limits;
 use crate::registry;
 use crate::values::ValueError;
+use crate::wasi::grants::check_component_imports;
 use crate::wasi::outbound_http::OutboundGuard;
 use crate::wasi::{Sandbox, SandboxError};
 
@@ -105,6 +107,32 @@ pub(crate) struct LoadContext<'a> {
     pub sandbox: &'a Sandbox,
     /// The entry field that names the module, for problems with it.
     pub source_field: &'static str,
+}
+
+impl LoadContext<'_> {
+    /// `bytes` compiled as a component.
+    pub fn component(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        self.compiler.component(bytes).map_err(|e| {
+            LoadError::new(
+                ProblemKind::InvalidModule,
+                self.source_field,
+                format!("not a loadable WebAssembly binary: {e:#}"),
+            )
+        })
+    }
+
+    /// `component`'s imports checked against the grant model, then linked.
+    pub fn link_component(
+        &self,
+        component: &Component,
+    ) -> Result<InstancePre<HostState>, LoadError> {
+        let refused = |message| LoadError::new(ProblemKind::Import, self.source_field, message);
+        check_component_imports(self.compiler.engine(), component).map_err(refused)?;
+        self.linkers
+            .components(self.sandbox.strict)
+            .instantiate_pre(component)
+            .map_err(|e| refused(format!("cannot link its imports: {e:#}")))
+    }
 }
 
 /// What every call of one function shares: who it is and what it may do.

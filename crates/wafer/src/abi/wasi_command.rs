@@ -25,7 +25,6 @@ use super::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Step};
 use crate::call::{CommandInput, CommandOutput, Input, InputForm, Output};
 use crate::error::ProblemKind;
 use crate::host::HostState;
-use crate::wasi::grants::check_component_imports;
 use crate::wasi::output::{self, Stream};
 
 /// The preview 1 import module.
@@ -107,14 +106,8 @@ impl CommandProgram {
                 .map_err(not_linked)?;
             Ok(CommandProgram::P1(pre))
         } else {
-            let component = cx.compiler.component(bytes).map_err(not_loadable)?;
-            check_component_imports(cx.compiler.engine(), &component)
-                .map_err(|m| LoadError::new(ProblemKind::Import, source_field, m))?;
-            let pre = cx
-                .linkers
-                .components(cx.sandbox.strict)
-                .instantiate_pre(&component)
-                .map_err(not_linked)?;
+            let component = cx.component(bytes)?;
+            let pre = cx.link_component(&component)?;
             let pre = CommandPre::new(pre).map_err(|e| {
                 LoadError::new(
                     ProblemKind::Export,

@@ -14,7 +14,6 @@
 //! many requests, as `wasmtime serve --max-instance-reuse-count`): a
 //! reused guest keeps its state between requests.
 
-use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -24,7 +23,6 @@ use crate::abi::{Abi, Answer, Fault, LoadContext, LoadError, Prepared, Site, Ste
 use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
 use crate::host::HostState;
-use crate::wasi::grants::check_component_imports;
 
 /// `abi: http-proxy`.
 pub(crate) struct HttpProxy;
@@ -54,26 +52,8 @@ impl ProxyComponent {
                 format!("{NOT_A_PROXY} it is a core module, not a component"),
             ));
         }
-        let component: Component = cx.compiler.component(module).map_err(|e| {
-            LoadError::new(
-                ProblemKind::InvalidModule,
-                cx.source_field,
-                format!("not a loadable WebAssembly binary: {e:#}"),
-            )
-        })?;
-        check_component_imports(cx.compiler.engine(), &component)
-            .map_err(|m| LoadError::new(ProblemKind::Import, cx.source_field, m))?;
-        let pre = cx
-            .linkers
-            .components(cx.sandbox.strict)
-            .instantiate_pre(&component)
-            .map_err(|e| {
-                LoadError::new(
-                    ProblemKind::Import,
-                    cx.source_field,
-                    format!("cannot link its imports: {e:#}"),
-                )
-            })?;
+        let component = cx.component(module)?;
+        let pre = cx.link_component(&component)?;
         let pre = ProxyPre::new(pre).map_err(|_| {
             LoadError::new(
                 ProblemKind::MissingField,

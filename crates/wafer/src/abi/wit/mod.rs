@@ -29,7 +29,6 @@ use crate::call::{Input, InputForm, Output};
 use crate::error::ProblemKind;
 use crate::host::HostState;
 use crate::values::{self, wit_signature, wit_type};
-use crate::wasi::grants::check_component_imports;
 use core_exports::kebab_name;
 
 /// `abi: wit`.
@@ -57,7 +56,6 @@ impl WitFunction {
     /// Compiles `module` (a component, or a core module wrapped into one)
     /// and resolves its imports and the export `method` ahead of any call.
     fn load(cx: &LoadContext<'_>, module: &[u8]) -> Result<Self, LoadError> {
-        let source_field = cx.source_field;
         let method = cx.method.ok_or_else(|| {
             LoadError::new(
                 ProblemKind::MissingField,
@@ -83,13 +81,7 @@ impl WitFunction {
             module
         };
         let engine = cx.compiler.engine();
-        let component = cx.compiler.component(bytes).map_err(|e| {
-            LoadError::new(
-                ProblemKind::InvalidModule,
-                source_field,
-                format!("not a loadable WebAssembly binary: {e:#}"),
-            )
-        })?;
+        let component = cx.component(bytes)?;
         // A wrapped core module exports its functions under their WIT names.
         let export_name = match kebab_name(method) {
             Some(name) if is_core => name,
@@ -99,21 +91,7 @@ impl WitFunction {
             .map_err(|m| LoadError::new(ProblemKind::Export, "method", m))?;
         refuse_resources(&func_ty)
             .map_err(|m| LoadError::new(ProblemKind::Signature, "method", m))?;
-        if !is_core {
-            check_component_imports(engine, &component)
-                .map_err(|m| LoadError::new(ProblemKind::Import, source_field, m))?;
-        }
-        let pre = cx
-            .linkers
-            .components(cx.sandbox.strict)
-            .instantiate_pre(&component)
-            .map_err(|e| {
-                LoadError::new(
-                    ProblemKind::Import,
-                    source_field,
-                    format!("cannot link its imports: {e:#}"),
-                )
-            })?;
+        let pre = cx.link_component(&component)?;
         Ok(WitFunction {
             pre,
             export,
