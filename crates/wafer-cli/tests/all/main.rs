@@ -17,3 +17,4 @@ mod serve_limits;
 mod server;
 mod tools;
 mod util;
+mod wasi_http;

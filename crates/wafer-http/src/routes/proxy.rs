@@ -1,8 +1,10 @@
 //! Endpoints whose function is a wasi:http proxy component, served as
 //! `wasmtime serve` serves one: the request goes to the guest whole
 //! (method, path with query, headers, its body streamed, at most the
-//! service's `max_body_bytes`), and the guest's response comes back
-//! streamed, trailers included.
+//! service's `max_body_bytes`: a larger declared `Content-Length` is 413
+//! before the guest runs, a chunked body that grows past it fails the
+//! guest's read), and the guest's response comes back streamed, trailers
+//! included.
 //!
 //! A path ending in `/...` is a prefix: `/app/...` answers `/app` and
 //! every path below it, and the guest sees the whole path. An endpoint
@@ -96,6 +98,22 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
         Err(error) => return response::error(&error),
     };
     let (mut parts, body) = request.into_parts();
+    // A body declared too large is refused before the guest runs; one that
+    // grows too large while the guest reads it fails the guest's read.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > budget.body_bytes as u64) {
+        return request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the body is larger than {} bytes (max_body_bytes)",
+                budget.body_bytes
+            ),
+        );
+    }
     // HTTP/1.0 clients may send no Host; the guest is always told one.
     if !parts.headers.contains_key(header::HOST) {
         parts
