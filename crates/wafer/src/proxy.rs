@@ -18,7 +18,10 @@
 //! match response.await {
 //!     Ok(Ok(response)) => Ok(response),
 //!     Ok(Err(code)) => Err(format!("the guest answered an error: {code}").into()),
-//!     Err(_) => Err(running.await?.unwrap_err().into()),
+//!     Err(_) => match running.await? {
+//!         Err(error) => Err(error.into()),
+//!         Ok(_) => Err("the guest set no response".into()),
+//!     },
 //! }
 //! # }
 //! ```
@@ -75,9 +78,7 @@ impl HttpCall {
         };
         (call, response)
     }
-}
 
-impl HttpCall {
     /// The request, the scheme it came by and where its response goes.
     pub(crate) fn into_parts(self) -> (http::Request<WasiBody>, bool, Responder) {
         let request = self

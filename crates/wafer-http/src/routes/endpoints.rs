@@ -100,8 +100,9 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
 
 /// The route as the router sees it: parameters named by position
 /// (`/users/{p0}`), so that routes of different methods whose parameters
-/// have different names share one path.
-fn positional(path: &RoutePath) -> String {
+/// have different names share one path (a proxy's prefix `/...` is not
+/// part of it).
+pub(super) fn positional(path: &RoutePath) -> String {
     if path.segments.is_empty() {
         return "/".into();
     }

@@ -11,7 +11,8 @@
 //! without `method` answers every method. A guest that fails before it
 //! sets a response answers as any failed call does (500 for a trap, 504
 //! for its time limit, 503 for a full pool); one that fails while it
-//! streams the body cuts the body short.
+//! streams the body ends it there (a chunked body then ends as if it were
+//! complete: the failure shows in the function's metrics and log).
 
 use std::sync::Arc;
 
@@ -22,10 +23,11 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, any, on};
 use wafer::proxy::HttpCall;
-use wafer::registry::{HttpEndpointConfig, RoutePath, RouteSegment};
+use wafer::registry::{HttpEndpointConfig, RoutePath};
 use wafer::{Input, Runtime};
 
 use super::ServiceRoutes;
+use super::endpoints::positional;
 use crate::limits::Budget;
 use crate::response::{self, request_error};
 
@@ -70,25 +72,18 @@ pub(super) fn route(
 }
 
 /// The router's paths for `path`: itself, and for a prefix every path
-/// below it too.
+/// below it too, its trailing slash included.
 fn router_paths(path: &RoutePath) -> Vec<String> {
-    let mut base = String::new();
-    for (i, segment) in path.segments.iter().enumerate() {
-        match segment {
-            RouteSegment::Literal(text) => base.push_str(&format!("/{text}")),
-            RouteSegment::Param(_) => base.push_str(&format!("/{{p{i}}}")),
-        }
+    let itself = positional(path);
+    if !path.prefix {
+        return vec![itself];
     }
-    let itself = if base.is_empty() {
-        "/".to_string()
-    } else {
-        base.clone()
-    };
-    if path.prefix {
-        vec![itself, format!("{base}/{{*rest}}")]
-    } else {
-        vec![itself]
+    let base = itself.trim_end_matches('/');
+    let mut paths = vec![format!("{base}/"), format!("{base}/{{*rest}}")];
+    if !base.is_empty() {
+        paths.push(itself.clone());
     }
+    paths
 }
 
 /// One request through the proxy `func`.

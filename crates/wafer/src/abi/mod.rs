@@ -68,7 +68,7 @@ use crate::host::HostState;
 use crate::limits::Limits;
 use crate::registry;
 use crate::values::ValueError;
-use crate::wasi::grants::check_component_imports;
+use crate::wasi::grants::{check_component_imports, split_import};
 use crate::wasi::outbound_http::OutboundGuard;
 use crate::wasi::{Sandbox, SandboxError};
 
@@ -121,13 +121,27 @@ impl LoadContext<'_> {
         })
     }
 
-    /// `component`'s imports checked against the grant model, then linked.
+    /// `component`'s imports checked against the grant model (and, in a
+    /// strict sandbox, refused if it makes HTTP calls), then linked.
     pub fn link_component(
         &self,
         component: &Component,
     ) -> Result<InstancePre<HostState>, LoadError> {
         let refused = |message| LoadError::new(ProblemKind::Import, self.source_field, message);
         check_component_imports(self.compiler.engine(), component).map_err(refused)?;
+        if self.sandbox.strict {
+            // Dapr refuses wasi-http in a strict sandbox: it is not
+            // deterministic.
+            let types = component.component_type();
+            let outgoing = types
+                .imports(self.compiler.engine())
+                .find(|(name, _)| split_import(name) == ("wasi:http", Some("outgoing-handler")));
+            if let Some((name, _)) = outgoing {
+                return Err(refused(format!(
+                    "imports {name}: wasi-http cannot be instantiated in a strict sandbox (Dapr refuses it too)"
+                )));
+            }
+        }
         self.linkers
             .components(self.sandbox.strict)
             .instantiate_pre(component)

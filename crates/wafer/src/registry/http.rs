@@ -1,14 +1,12 @@
 //! `http.service` and `http.endpoint` entries: where a server listens and
-//! which function answers which route, checked across the whole registry
-//! (each endpoint's service, route conflicts) before anything is served.
+//! which function answers which route. `routes` checks them across the
+//! whole registry before anything is served.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use super::Transport;
 use super::entry::{Entry, EntryKind, EntrySite, qualify};
 use super::fields::Fields;
-use super::{Abi, Transport};
-use crate::error::{Problem, ProblemKind};
 
 /// `addr` of an `http.service` that gives none.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
@@ -147,7 +145,7 @@ impl RoutePath {
 
     /// The path with every parameter written `{}`: two routes with the same
     /// shape match the same requests.
-    fn shape(&self) -> String {
+    pub(super) fn shape(&self) -> String {
         let mut shape = String::new();
         for segment in &self.segments {
             shape.push('/');
@@ -192,57 +190,6 @@ fn parse_addr(text: &str) -> Option<SocketAddr> {
         return Some(SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?)));
     }
     text.parse().ok()
-}
-
-/// An endpoint that leaves `method` out or ends its path in `/...` must
-/// name a wasi:http proxy (a function with `abi: http-proxy`, or with
-/// neither `abi` nor `method`).
-fn proxy_only(
-    entry: &Entry,
-    endpoint: &HttpEndpointConfig,
-    by_id: &BTreeMap<String, Entry>,
-) -> Option<Problem> {
-    let function = by_id.get(&endpoint.func)?.function()?;
-    if function.abi == Abi::HttpProxy {
-        return None;
-    }
-    if endpoint.method.is_none() {
-        return Some(entry.problem(
-            ProblemKind::MissingField,
-            "method",
-            format!(
-                "missing required field ({} is not a wasi:http proxy, which alone answers every method)",
-                endpoint.func
-            ),
-        ));
-    }
-    endpoint.path.prefix.then(|| {
-        entry.problem(
-            ProblemKind::InvalidValue,
-            "path",
-            format!(
-                "{}: a path prefix (`/...`) is for wasi:http proxies, and {} is not one",
-                endpoint.path, endpoint.func
-            ),
-        )
-    })
-}
-
-/// What of wafer's own a path would shadow: the operations routes, the
-/// function API and Dapr's binding API.
-fn reserved_route(path: &RoutePath) -> Option<&'static str> {
-    let first = |n: usize| -> Option<&str> {
-        match path.segments.get(n)? {
-            RouteSegment::Literal(text) => Some(text),
-            RouteSegment::Param(_) => None,
-        }
-    };
-    match (first(0)?, first(1)) {
-        ("healthz" | "readyz" | "metrics", _) if path.segments.len() == 1 => Some("operations"),
-        ("v1", Some("functions")) => Some("the function API"),
-        ("v1.0", _) => Some("Dapr's API"),
-        _ => None,
-    }
 }
 
 fn is_param_name(name: &str) -> bool {
@@ -298,7 +245,7 @@ pub(super) fn parse_service(fields: &mut Fields) -> Option<EntryKind> {
 /// Reads an `http.endpoint` entry's fields.
 pub(super) fn parse_endpoint(fields: &mut Fields, site: &EntrySite) -> Option<EntryKind> {
     // Required unless the function is a wasi:http proxy (checked across
-    // the registry, in `route_problems`).
+    // the registry, in `routes`).
     let method: Option<String> = fields.optional("method");
     let method_given = fields.has("method");
     let method = method.and_then(|method| {
@@ -353,7 +300,7 @@ impl super::Registry {
     }
 }
 
-fn service_ids<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<&'a str> {
+pub(super) fn service_ids<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<&'a str> {
     entries
         .filter(|e| matches!(e.kind, EntryKind::HttpService(_)))
         .map(|e| e.id.as_str())
@@ -363,7 +310,7 @@ fn service_ids<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<&'a str> {
 /// The service an endpoint belongs to: the one it names, or the only one;
 /// `Ok(None)` when there is none, `Err` with the candidates when it must
 /// name one of several. The one rule for it.
-fn service_of<'a>(
+pub(super) fn service_of<'a>(
     endpoint: &'a HttpEndpointConfig,
     services: &[&'a str],
 ) -> Result<Option<&'a str>, String> {
@@ -373,76 +320,6 @@ fn service_of<'a>(
         (None, []) => Ok(None),
         (None, several) => Err(several.join(", ")),
     }
-}
-
-/// Across the registry: an endpoint names its service when there are
-/// several, and no two endpoints of a service answer the same requests (the
-/// one declared later is refused, naming the first). `declared` is every
-/// id in declaration order.
-pub(super) fn route_problems(by_id: &BTreeMap<String, Entry>, declared: &[String]) -> Vec<Problem> {
-    let services = service_ids(by_id.values());
-    let mut problems = Vec::new();
-    // (service, method, shape) -> the first endpoint with that route.
-    let mut routes: BTreeMap<(String, String, String), &Entry> = BTreeMap::new();
-    for entry in declared.iter().filter_map(|id| by_id.get(id)) {
-        let EntryKind::HttpEndpoint(endpoint) = &entry.kind else {
-            continue;
-        };
-        let service = match service_of(endpoint, &services) {
-            Ok(service) => service.unwrap_or_default().to_string(),
-            Err(several) => {
-                problems.push(entry.problem(
-                    ProblemKind::MissingField,
-                    "service",
-                    format!(
-                        "missing: the registry declares several http.service entries ({several})"
-                    ),
-                ));
-                continue;
-            }
-        };
-        if let Some(reserved) = reserved_route(&endpoint.path) {
-            problems.push(entry.problem(
-                ProblemKind::InvalidValue,
-                "path",
-                format!("{} is wafer's own route ({reserved})", endpoint.path),
-            ));
-            continue;
-        }
-        if let Some(problem) = proxy_only(entry, endpoint, by_id) {
-            problems.push(problem);
-            continue;
-        }
-        // Every method is `*`, which overlaps each single method.
-        let method = endpoint.method.clone().unwrap_or_else(|| "*".into());
-        let shape = endpoint.path.shape();
-        let first = routes.iter().find(|((s, m, sh), _)| {
-            *s == service && *sh == shape && (*m == method || *m == "*" || method == "*")
-        });
-        match first {
-            Some((_, first)) => {
-                let EntryKind::HttpEndpoint(theirs) = &first.kind else {
-                    unreachable!("only endpoints are kept")
-                };
-                problems.push(entry.problem(
-                    ProblemKind::InvalidValue,
-                    "path",
-                    format!(
-                        "{} {} answers the same requests as {} ({} {})",
-                        method,
-                        endpoint.path,
-                        first.id,
-                        theirs.method.as_deref().unwrap_or("*"),
-                        theirs.path
-                    ),
-                ));
-            }
-            None => {
-                routes.insert((service, method, shape), entry);
-            }
-        }
-    }
-    problems
 }
 
 #[cfg(test)]
@@ -479,12 +356,6 @@ mod tests {
         assert_eq!(RoutePath::parse("/...").unwrap().to_string(), "/...");
         assert!(RoutePath::parse("/a/.../b").is_err());
         assert!(!RoutePath::parse("/a...").unwrap().prefix);
-        let reserved = |p: &str| reserved_route(&RoutePath::parse(p).unwrap());
-        assert_eq!(reserved("/metrics"), Some("operations"));
-        assert_eq!(reserved("/v1/functions/{x}"), Some("the function API"));
-        assert_eq!(reserved("/v1.0/healthz"), Some("Dapr's API"));
-        assert_eq!(reserved("/metrics/x"), None);
-        assert_eq!(reserved("/api/greet"), None);
     }
 
     #[test]
@@ -497,130 +368,5 @@ mod tests {
         assert_eq!(parse_addr("[::1]:80").unwrap().to_string(), "[::1]:80");
         assert!(parse_addr("8080").is_none());
         assert!(parse_addr(":99999").is_none());
-    }
-
-    #[test]
-    fn conflicting_routes_and_missing_services_are_refused() {
-        let registry = crate::Registry::from_yaml(
-            "r.yaml",
-            r#"
-version: "1.0"
-namespace: app
-entries:
-  - name: f
-    kind: function.wat
-    source: '(module (func (export "f")))'
-    method: f
-  - name: public
-    kind: http.service
-  - name: admin
-    kind: http.service
-    addr: 127.0.0.1:9090
-  - name: a
-    kind: http.endpoint
-    method: post
-    path: /users/{id}
-    func: f
-    service: public
-  - name: b
-    kind: http.endpoint
-    method: POST
-    path: /users/{name}
-    func: f
-    service: public
-  - name: c
-    kind: http.endpoint
-    method: POST
-    path: /users/{id}
-    func: f
-    service: admin
-  - name: d
-    kind: http.endpoint
-    method: GET
-    path: /x
-    func: f
-  - name: e
-    kind: http.endpoint
-    method: GET
-    path: /y
-    func: nowhere
-    service: f
-  - name: c
-    kind: http.endpoint
-    method: POST
-    path: /users/{id}
-    func: f
-    service: admin
-"#,
-        );
-        let problems: Vec<String> = registry
-            .problems()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert!(
-            problems.contains(&"r.yaml: entry app:b: field path: POST /users/{name} answers the same requests as app:a (POST /users/{id})".to_string()),
-            "{problems:#?}"
-        );
-        assert!(problems.iter().any(|p| p.contains("entry app:d: field service: missing: the registry declares several http.service entries (app:admin, app:public)")), "{problems:#?}");
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("entry app:e: field func: refers to app:nowhere")),
-            "{problems:#?}"
-        );
-        assert!(problems.iter().any(|p| p.contains("entry app:e: field service: refers to app:f, a function.wat entry; expected http.service")), "{problems:#?}");
-        assert!(registry.get("app:a").is_some() && registry.get("app:c").is_some());
-        // A duplicate id is refused as such, not as its own route's twin.
-        assert!(
-            !problems
-                .iter()
-                .any(|p| p.contains("same requests as app:c")),
-            "{problems:#?}"
-        );
-        assert!(registry.get("app:b").is_none());
-        let Some(EntryKind::HttpService(admin)) = registry.get("app:admin").map(|e| &e.kind) else {
-            panic!("admin is a service");
-        };
-        assert_eq!(admin.addr.to_string(), "127.0.0.1:9090");
-    }
-
-    #[test]
-    fn only_proxies_answer_every_method_and_path_prefixes() {
-        let registry = crate::Registry::from_yaml(
-            "r.yaml",
-            r#"
-version: "1.0"
-namespace: app
-entries:
-  - name: typed
-    kind: function.wat
-    source: '(module (func (export "f")))'
-    method: f
-  - name: proxy
-    kind: function.wat
-    source: '(component)'
-  - { name: any-typed, kind: http.endpoint, path: /t, func: typed }
-  - { name: prefix-typed, kind: http.endpoint, method: GET, path: /t/..., func: typed }
-  - { name: any-proxy, kind: http.endpoint, path: /p/..., func: proxy }
-  - { name: get-proxy, kind: http.endpoint, method: GET, path: /p/..., func: proxy }
-  - { name: other-proxy, kind: http.endpoint, method: GET, path: /q, func: proxy }
-"#,
-        );
-        let problems: Vec<String> = registry
-            .problems()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let proxy = registry
-            .get("app:proxy")
-            .and_then(|e| e.function())
-            .unwrap();
-        assert_eq!(proxy.abi, Abi::HttpProxy, "no method: a proxy");
-        assert!(problems.iter().any(|p| p.contains("entry app:any-typed: field method: missing required field (app:typed is not a wasi:http proxy")), "{problems:#?}");
-        assert!(problems.iter().any(|p| p.contains("entry app:prefix-typed: field path: /t/...: a path prefix (`/...`) is for wasi:http proxies")), "{problems:#?}");
-        assert!(problems.iter().any(|p| p.contains("entry app:get-proxy: field path: GET /p/... answers the same requests as app:any-proxy (* /p/...)")), "{problems:#?}");
-        assert!(registry.get("app:other-proxy").is_some(), "{problems:#?}");
-        assert_eq!(problems.len(), 3, "{problems:#?}");
     }
 }

@@ -39,6 +39,7 @@ mod fields;
 mod http;
 mod index_file;
 mod module;
+mod routes;
 mod sandbox;
 mod yaml;
 
@@ -408,7 +409,7 @@ impl Loader {
                 refused.insert(entry.id.clone(), problems);
             }
         }
-        for problem in http::route_problems(&by_id, &declared) {
+        for problem in routes::route_problems(&by_id, &declared) {
             let id = problem.entry.clone().unwrap_or_default();
             self.findings.problems.push(problem.clone());
             refused.entry(id).or_default().push(problem);

@@ -147,7 +147,11 @@ impl FromStr for HostPattern {
         if rest.contains(['/', '?', '#']) {
             return Err(bad("a path is not allowed: list the host only"));
         }
-        let (host, port) = split_host_port(rest).ok_or_else(|| bad("the host is missing"))?;
+        if rest.contains('@') {
+            return Err(bad("a user name is not allowed: list the host only"));
+        }
+        let (host, port) = split_host_port(rest)
+            .ok_or_else(|| bad("the host is missing or its `[` is not closed"))?;
         let host = match host.to_ascii_lowercase() {
             any if any == "*" => HostMatch::Any,
             wild if wild.starts_with("*.") && wild.len() > 2 => {
@@ -167,7 +171,13 @@ impl FromStr for HostPattern {
                         .map_err(|_| bad("the port is not a number"))
                 };
                 match range.split_once("..") {
-                    Some((low, high)) => PortMatch::Range(number(low)?, number(high)?),
+                    Some((low, high)) => {
+                        let (low, high) = (number(low)?, number(high)?);
+                        if low > high {
+                            return Err(bad("the port range is empty: write low..high"));
+                        }
+                        PortMatch::Range(low, high)
+                    }
                     None => {
                         let port = number(range)?;
                         PortMatch::Range(port, port)
@@ -235,14 +245,25 @@ impl OutboundGuard {
     pub fn admit(&self, uri: &http::Uri) -> Result<(), String> {
         let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
         let host = uri.host().unwrap_or("");
-        match self.grant.refusal(&scheme, host, uri.port_u16()) {
+        // A user name in the authority is refused: the connection would be
+        // made to the whole authority, not to the host checked.
+        let with_user = uri.authority().is_some_and(|a| a.as_str().contains('@'));
+        let refusal = match with_user {
+            true => Some("an authority with a user name is not allowed"),
+            false => self.grant.refusal(&scheme, host, uri.port_u16()),
+        };
+        match refusal {
             None => {
                 self.metrics.count_outbound(true);
                 Ok(())
             }
             Some(reason) => {
                 self.metrics.count_outbound(false);
-                let authority = uri.authority().map_or(host, |a| a.as_str());
+                // Host and port only: never a user name or a password.
+                let authority = match uri.port_u16() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_string(),
+                };
                 let denied = format!("HTTP request to {scheme}://{authority} denied: {reason}");
                 tracing::warn!(function = %self.function, host = %authority, "Outbound {denied}.");
                 Err(denied)
@@ -345,6 +366,9 @@ mod tests {
         assert!(bad("https://x.test/path").contains("path"));
         assert!(bad("https://x*.test").contains("`*`"));
         assert!(bad("https://x.test:port").contains("number"));
+        assert!(bad("http://h:9000..8000").contains("empty"));
+        assert!(bad("https://user@h").contains("user name"));
+        assert!(bad("http://[::1").contains("not closed"));
         assert!("https://x.test/".parse::<HostPattern>().is_ok());
     }
 }

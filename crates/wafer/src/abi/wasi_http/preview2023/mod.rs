@@ -48,7 +48,9 @@ use wasmtime::{Caller, Linker, Memory};
 use wasmtime_wasi_http::RequestOptions;
 
 use crate::host::HostState;
-use tables::{ErrorCase, IncomingBody, IncomingResponse, OutgoingRequest, Stream, Tables};
+use tables::{
+    BodyState, ErrorCase, IncomingBody, IncomingResponse, OutgoingRequest, Stream, Tables,
+};
 
 pub(crate) use tables::Tables as Http2023;
 
@@ -232,7 +234,8 @@ fn new_outgoing_request(
         (0, _) => None,
         (_, 0) => Some("http".to_string()),
         (_, 1) => Some("https".to_string()),
-        _ => Some(read_string(&mut caller, scheme_ptr, scheme_len)?),
+        (_, 2) => Some(read_string(&mut caller, scheme_ptr, scheme_len)?),
+        (_, other) => wasmtime::bail!("new-outgoing-request: scheme case {other} does not exist"),
     };
     let request = OutgoingRequest {
         method,
@@ -265,6 +268,7 @@ fn stream_write(
     len: u32,
     ret: u32,
 ) -> Result<()> {
+    tables(&mut caller).hold(len as usize)?;
     let bytes = read_bytes(&mut caller, ptr, len)?;
     match tables(&mut caller).streams.get_mut(&stream) {
         Some(Stream::Output(body)) => body.extend_from_slice(&bytes),
@@ -301,16 +305,30 @@ fn prepare(
     caller: &mut Caller<'_, HostState>,
     request: OutgoingRequest,
 ) -> std::result::Result<http::Request<wasmtime_wasi_http::WasiBody>, Failure> {
+    let tables = tables(caller);
+    let body = request
+        .body
+        .and_then(|stream| tables.streams.remove(&stream))
+        .map_or_else(Vec::new, |stream| match stream {
+            Stream::Output(bytes) => bytes,
+            Stream::Input { .. } => Vec::new(),
+        });
+    let fields = tables
+        .fields
+        .get(&request.headers)
+        .cloned()
+        .unwrap_or_default();
     let scheme = request.scheme.as_deref().unwrap_or("https");
     let query = match request.query.as_str() {
         "" => String::new(),
         q if q.starts_with('?') => q.to_string(),
         q => format!("?{q}"),
     };
-    let path = if request.path.is_empty() {
-        "/"
-    } else {
-        &request.path
+    // Go's client passes the path decoded (`URL.Path`); it goes out
+    // encoded, as Go's own client sends it.
+    let path = match request.path.as_str() {
+        "" => "/".to_string(),
+        path => encode_path(path),
     };
     let url = format!("{scheme}://{}{path}{query}", request.authority);
     let uri: http::Uri = url
@@ -321,27 +339,29 @@ fn prepare(
         .outbound()
         .admit(&uri)
         .map_err(|denied| (ErrorCase::Unexpected, denied))?;
-    let tables = tables(caller);
-    let body = request
-        .body
-        .and_then(|stream| tables.streams.remove(&stream))
-        .map_or_else(Vec::new, |stream| match stream {
-            Stream::Output(bytes) => bytes,
-            Stream::Input { .. } => Vec::new(),
-        });
+    let host = uri.authority().map_or("", |a| a.as_str()).to_string();
     let mut builder = http::Request::builder()
         .method(request.method)
         .uri(uri)
-        .header(http::header::HOST, request.authority.as_str());
-    for (name, value) in tables.fields.get(&request.headers).into_iter().flatten() {
-        builder = builder.header(name.as_str(), value.as_str());
+        .header(http::header::HOST, host);
+    // What wasi:http forbids a guest to set (`Host`, hop-by-hop headers)
+    // is dropped, as wasmtime does for preview 2 guests.
+    for (name, value) in &fields {
+        let forbidden = http::HeaderName::from_bytes(name.as_bytes())
+            .is_ok_and(|name| wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(&name));
+        if !forbidden {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
     }
     let body = Full::new(Bytes::from(body))
         .map_err(|never| match never {})
         .boxed_unsync();
-    builder
-        .body(body)
-        .map_err(|e| (ErrorCase::InvalidUrl, format!("{url}: {e}")))
+    builder.body(body).map_err(|e| {
+        (
+            ErrorCase::Protocol,
+            format!("the request to {url} cannot be made: {e}"),
+        )
+    })
 }
 
 async fn send(
@@ -372,10 +392,8 @@ async fn send(
         .headers
         .iter()
         .map(|(name, value)| {
-            (
-                name.to_string(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (canonical_name(name.as_str()), value)
         })
         .collect();
     Ok(IncomingResponse {
@@ -448,7 +466,7 @@ fn incoming_response_consume(
             let stream = Stream::Input {
                 body,
                 pending: Bytes::new(),
-                ended: false,
+                state: BodyState::Open,
             };
             let stream = tables(&mut caller).insert(|t| &mut t.streams, stream);
             [0u32.to_le_bytes(), stream.to_le_bytes()].concat()
@@ -463,51 +481,41 @@ async fn read(mut caller: Caller<'_, HostState>, stream: u32, len: u64, ret: u32
     let Some(Stream::Input {
         mut body,
         mut pending,
-        mut ended,
+        mut state,
     }) = tables(&mut caller).streams.remove(&stream)
     else {
         wasmtime::bail!("streams.read: no input stream {stream}");
     };
     let want = len.min(MAX_READ) as usize;
     let mut data = Vec::with_capacity(want.min(1 << 16));
-    let mut failed = false;
     while data.len() < want {
         if pending.is_empty() {
-            if ended {
+            if state != BodyState::Open {
                 break;
             }
             match body.body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Ok(bytes) = frame.into_data() {
-                        pending = bytes;
-                    }
-                    continue;
-                }
+                Some(Ok(frame)) => pending = frame.into_data().unwrap_or_default(),
                 Some(Err(e)) => {
                     tracing::debug!("An outbound HTTP response body failed: {e:?}");
-                    failed = true;
-                    break;
+                    state = BodyState::Failed;
                 }
-                None => {
-                    ended = true;
-                    continue;
-                }
+                None => state = BodyState::Ended,
             }
+            continue;
         }
         let take = pending.len().min(want - data.len());
         data.extend_from_slice(&pending.split_to(take));
     }
-    let at_end = ended && pending.is_empty();
-    tables(&mut caller).streams.insert(
-        stream,
-        Stream::Input {
-            body,
-            pending,
-            ended: ended || failed,
-        },
-    );
+    let at_end = state == BodyState::Ended && pending.is_empty();
+    let failed = state == BodyState::Failed && pending.is_empty() && data.is_empty();
+    let input = Stream::Input {
+        body,
+        pending,
+        state,
+    };
+    tables(&mut caller).streams.insert(stream, input);
     let mut area = [0u8; 16];
-    if failed && data.is_empty() {
+    if failed {
         area[0] = 1;
     } else {
         let at = alloc(&mut caller, &data).await?;
@@ -516,6 +524,38 @@ async fn read(mut caller: Caller<'_, HostState>, stream: u32, len: u64, ret: u32
         area[12] = u8::from(at_end);
     }
     write_memory(&mut caller, ret, &area)
+}
+
+/// A header name as Go writes it (`content-type` is `Content-Type`):
+/// TinyGo guests look names up in a Go map without canonicalising them.
+fn canonical_name(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let c = if upper { c.to_ascii_uppercase() } else { c };
+            upper = c == '-';
+            c
+        })
+        .collect()
+}
+
+/// A decoded path percent-encoded for a URI: what is neither unreserved,
+/// a sub-delimiter, `:`, `@` nor `/` is escaped (a `%` and a `?` too).
+fn encode_path(path: &str) -> String {
+    let mut encoded = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                encoded.push(byte as char)
+            }
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => {
+                encoded.push(byte as char)
+            }
+            b':' | b'@' | b'/' => encoded.push(byte as char),
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
 }
 
 fn memory(caller: &mut Caller<'_, HostState>) -> Result<Memory> {
@@ -529,7 +569,7 @@ fn memory(caller: &mut Caller<'_, HostState>) -> Result<Memory> {
 
 fn read_bytes(caller: &mut Caller<'_, HostState>, ptr: u32, len: u32) -> Result<Vec<u8>> {
     let memory = memory(caller)?;
-    let range = ptr as usize..ptr as usize + len as usize;
+    let range = ptr as usize..(ptr as usize).saturating_add(len as usize);
     match memory.data(&*caller).get(range) {
         Some(bytes) => Ok(bytes.to_vec()),
         None => wasmtime::bail!("{len} bytes at {ptr} are outside the guest's memory"),
@@ -547,12 +587,17 @@ fn read_fields(
     entries: u32,
     len: u32,
 ) -> Result<Vec<(String, String)>> {
+    caller.data_mut().http_2023().hold(len as usize * 16)?;
     let raw = read_bytes(caller, entries, len.saturating_mul(16))?;
     let word = |chunk: &[u8], i: usize| {
         u32::from_le_bytes(chunk[i * 4..i * 4 + 4].try_into().expect("4 bytes"))
     };
     raw.chunks_exact(16)
         .map(|entry| {
+            caller
+                .data_mut()
+                .http_2023()
+                .hold(word(entry, 1) as usize + word(entry, 3) as usize)?;
             let name = read_string(caller, word(entry, 0), word(entry, 1))?;
             let value = read_string(caller, word(entry, 2), word(entry, 3))?;
             Ok((name, value))

@@ -55,18 +55,33 @@ pub(crate) enum Stream {
     /// A request body, written whole before the request is sent.
     Output(Vec<u8>),
     /// A response body being read: what is left of the last frame, and
-    /// whether the body ended.
+    /// how far the body is.
     Input {
         body: IncomingBody,
         pending: Bytes,
-        ended: bool,
+        state: BodyState,
     },
+}
+
+/// The most bytes of header fields and request bodies one instance may
+/// make the host keep, in all: its memory limit does not cover the host.
+pub(crate) const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// How far a response body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyState {
+    Open,
+    Ended,
+    /// It failed: every read after the data before the failure is an error.
+    Failed,
 }
 
 /// Every resource of one instance.
 #[derive(Default)]
 pub(crate) struct Tables {
     next: u32,
+    /// Bytes of fields and bodies copied to the host so far.
+    held: usize,
     pub fields: HashMap<u32, Fields>,
     pub requests: HashMap<u32, OutgoingRequest>,
     /// A sent request's outcome: its response's handle, or its error.
@@ -80,6 +95,18 @@ impl Tables {
     pub fn handle(&mut self) -> u32 {
         self.next = self.next.checked_add(1).unwrap_or(1);
         self.next
+    }
+
+    /// Counts `bytes` more copied to the host; an error past
+    /// [`MAX_HELD_BYTES`].
+    pub fn hold(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        self.held = self.held.saturating_add(bytes);
+        if self.held > MAX_HELD_BYTES {
+            wasmtime::bail!(
+                "the guest made the host keep more than {MAX_HELD_BYTES} bytes of wasi-http fields and bodies"
+            );
+        }
+        Ok(())
     }
 
     /// Keeps `value` in `table` under a new handle.
