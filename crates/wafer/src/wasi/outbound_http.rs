@@ -12,9 +12,9 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime_wasi_http::{ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::metrics::FunctionMetrics;
 
@@ -276,7 +276,22 @@ impl OutboundGuard {
 /// function's [`OutboundGuard`] before it is sent.
 pub(crate) struct OutboundHooks(pub Arc<OutboundGuard>);
 
+/// wasi:http's forbidden headers, built once: wasmtime's default check
+/// builds its constant list, and an `Arc` of the check, for every header.
+static FORBIDDEN: LazyLock<ForbiddenHeaderFilter> = LazyLock::new(|| {
+    let names = wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS;
+    Arc::new(move |name: &http::HeaderName| names.contains(name))
+});
+
 impl WasiHttpHooks for OutboundHooks {
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        FORBIDDEN(name)
+    }
+
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        FORBIDDEN.clone()
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
