@@ -19,39 +19,16 @@ wafer=$PWD/target/release/wafer
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# Waits for a "Listening on http://ADDR" line in $1; prints ADDR.
-listening() {
-  for _ in $(seq 600); do
-    if grep -q "Listening on http://" "$1"; then
-      grep -o "http://[0-9.:]*" "$1" | head -1
-      return
-    fi
-    sleep 0.1
-  done
-  echo "never listened: $(cat "$1")" >&2
-  exit 1
-}
-
-# One wrk run: "requests/s p50-µs p99-µs".
-load() { # concurrency url body
-  local threads=$(( $1 < 2 ? 1 : 2 ))
-  BODY=$3 wrk -t"$threads" -c"$1" -d"${DURATION}s" --latency -s "$here/post.lua" "$2" |
-    awk 'function us(t) { if (t ~ /us$/) return t + 0; if (t ~ /ms$/) return t * 1000; return t * 1000000 }
-         /^ +50%/ {p50=us($2)} /^ +99%/ {p99=us($2)} /Requests\/sec/ {rps=$2}
-         /Non-2xx|Socket errors/ {print "errors: " $0 > "/dev/stderr"}
-         END {printf "%d %d %d\n", rps, p50, p99}'
-}
-
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+source crates/wafer-http/benches/lib.sh
 
 target/release/examples/plain_add 127.0.0.1:0 2>"$work/plain.log" &
-plain=$(listening "$work/plain.log")/add
+plain=$(listening "$work/plain.log" "Listening on")/add
 
 mkdir -p "$work/http"
 cp examples/http/* "$work/http/"
 sed -i 's/127.0.0.1:8080/127.0.0.1:0/' "$work/http/_index.yaml"
 "$wafer" run "$work/http" 2>"$work/wafer.log" &
-endpoint=$(listening "$work/wafer.log")/add
+endpoint=$(listening "$work/wafer.log" "Listening on")/add
 
 mkdir -p "$work/dapr/components"
 cp "$(find target/release/build -path '*wasm32-wasip1/release/hello.wasm' | head -1)" "$work/dapr/hello.wasm"
@@ -68,15 +45,15 @@ spec:
     value: file://hello.wasm
 YAML
 (cd "$work/dapr" && exec "$wafer" run components --dapr-http-port 0 2>"$work/dapr.log") &
-dapr=$(listening "$work/dapr.log")/v1.0/bindings/hello
+dapr=$(listening "$work/dapr.log" "Listening on")/v1.0/bindings/hello
 dapr_body='{"operation":"execute","metadata":{"args":"salaboy"}}'
 
 for c in 1 64; do
   : >"$work/plain.$c"; : >"$work/wafer.$c"; : >"$work/dapr.$c"
   for round in $(seq "$ROUNDS"); do
-    p=$(load "$c" "$plain" "[2, 40]"); echo "$p" >>"$work/plain.$c"
-    w=$(load "$c" "$endpoint" "[2, 40]"); echo "$w" >>"$work/wafer.$c"
-    d=$(load "$c" "$dapr" "$dapr_body"); echo "$d" >>"$work/dapr.$c"
+    p=$(BODY="[2, 40]" load "$c" "$plain"); echo "$p" >>"$work/plain.$c"
+    w=$(BODY="[2, 40]" load "$c" "$endpoint"); echo "$w" >>"$work/wafer.$c"
+    d=$(BODY="$dapr_body" load "$c" "$dapr"); echo "$d" >>"$work/dapr.$c"
     echo "c=$c round $round: plain $p | wafer $w | dapr $d  (req/s, p50 and p99 in µs)"
   done
 done

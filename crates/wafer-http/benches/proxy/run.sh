@@ -26,30 +26,7 @@ wafer=$PWD/target/release/wafer
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# Waits for a line matching $2 (an "http://ADDR" follows it) in $1; prints ADDR.
-listening() {
-  for _ in $(seq 600); do
-    if grep -q "$2" "$1"; then
-      grep "$2" "$1" | grep -o "http://[0-9.:]*" | head -1
-      return
-    fi
-    sleep 0.1
-  done
-  echo "never listened: $(cat "$1")" >&2
-  exit 1
-}
-
-# One wrk run: "requests/s p50-µs p99-µs".
-load() { # concurrency url [header]
-  local threads=$(( $1 < 2 ? 1 : 2 ))
-  wrk -t"$threads" -c"$1" -d"${DURATION}s" --latency ${3:+-H "$3"} "$2" |
-    awk 'function us(t) { if (t ~ /us$/) return t + 0; if (t ~ /ms$/) return t * 1000; return t * 1000000 }
-         /^ +50%/ {p50=us($2)} /^ +99%/ {p99=us($2)} /Requests\/sec/ {rps=$2}
-         /Non-2xx|Socket errors/ {print "errors: " $0 > "/dev/stderr"}
-         END {printf "%d %d %d\n", rps, p50, p99}'
-}
-
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+source crates/wafer-http/benches/lib.sh
 
 guest() { find target/release/build -path "*wasm32-wasip2/release/examples/$1.wasm" | head -1; }
 cp "$(guest hello)" "$work/hello.wasm"

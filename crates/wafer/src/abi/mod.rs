@@ -163,6 +163,24 @@ pub(crate) struct Site {
     pub outbound: Arc<OutboundGuard>,
 }
 
+impl Site {
+    /// Gives an instance's host state its WASI context. An empty sandbox
+    /// gets one on first use (most typed functions never touch WASI); one
+    /// that grants something is set up now, so that a missing required
+    /// variable fails this call.
+    pub fn set_up_wasi(&self, host: &mut HostState) -> Result<(), Fault> {
+        if self.sandbox.is_empty() {
+            return Ok(());
+        }
+        let mut builder = self
+            .sandbox
+            .instance_builder(host)
+            .map_err(Fault::Sandbox)?;
+        host.set_wasi(&mut builder);
+        Ok(())
+    }
+}
+
 /// A module loaded by its ABI: compiled, linked, its export resolved.
 pub(crate) trait Prepared: Send + Sync + 'static {
     /// The engine it was compiled for.

@@ -166,6 +166,17 @@ mod tests {
     use super::*;
     use crate::registry::EntryKind as Kind;
 
+    /// The registry of `yaml`, with its problems as text.
+    fn problems_of(yaml: &str) -> (crate::Registry, Vec<String>) {
+        let registry = crate::Registry::from_yaml("r.yaml", yaml);
+        let problems = registry
+            .problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        (registry, problems)
+    }
+
     #[test]
     fn reserved_routes() {
         let reserved = |p: &str| reserved_route(&RoutePath::parse(p).unwrap());
@@ -178,8 +189,7 @@ mod tests {
 
     #[test]
     fn conflicting_routes_and_missing_services_are_refused() {
-        let registry = crate::Registry::from_yaml(
-            "r.yaml",
+        let (registry, problems) = problems_of(
             r#"
 version: "1.0"
 namespace: app
@@ -230,11 +240,6 @@ entries:
     service: admin
 "#,
         );
-        let problems: Vec<String> = registry
-            .problems()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
         assert!(
             problems.contains(&"r.yaml: entry app:b: field path: POST /users/{name} answers the same requests as app:a (POST /users/{id})".to_string()),
             "{problems:#?}"
@@ -264,8 +269,7 @@ entries:
 
     #[test]
     fn only_proxies_answer_every_method_and_path_prefixes() {
-        let registry = crate::Registry::from_yaml(
-            "r.yaml",
+        let (registry, problems) = problems_of(
             r#"
 version: "1.0"
 namespace: app
@@ -284,11 +288,6 @@ entries:
   - { name: other-proxy, kind: http.endpoint, method: GET, path: /q, func: proxy }
 "#,
         );
-        let problems: Vec<String> = registry
-            .problems()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
         let proxy = registry
             .get("app:proxy")
             .and_then(|e| e.function())

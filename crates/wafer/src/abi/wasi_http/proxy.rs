@@ -92,14 +92,7 @@ impl Prepared for ProxyComponent {
         store: &'a mut Store<HostState>,
     ) -> Step<'a, Result<(), Fault>> {
         Step::Pending(Box::pin(async move {
-            if !site.sandbox.is_empty() {
-                let host = store.data_mut();
-                let mut builder = site
-                    .sandbox
-                    .instance_builder(host)
-                    .map_err(Fault::Sandbox)?;
-                host.set_wasi(&mut builder);
-            }
+            site.set_up_wasi(store.data_mut())?;
             let proxy = self
                 .pre
                 .instantiate_async(&mut *store)

@@ -148,22 +148,6 @@ impl WitFunction {
         self.has_result.then_some(result)
     }
 
-    /// Gives the instance its WASI context. An empty sandbox gets one on
-    /// first use (most typed functions never touch WASI); one that grants
-    /// something is set up now, so that a missing required variable fails
-    /// this call.
-    fn set_up_wasi(site: &Site, host: &mut HostState) -> Result<(), Fault> {
-        if site.sandbox.is_empty() {
-            return Ok(());
-        }
-        let mut builder = site
-            .sandbox
-            .instance_builder(host)
-            .map_err(Fault::Sandbox)?;
-        host.set_wasi(&mut builder);
-        Ok(())
-    }
-
     /// Keeps the export to call in the store's ABI state.
     fn keep_func(
         &self,
@@ -212,7 +196,7 @@ impl Prepared for WitFunction {
         site: &'a Site,
         store: &'a mut Store<HostState>,
     ) -> Step<'a, Result<(), Fault>> {
-        if let Err(fault) = Self::set_up_wasi(site, store.data_mut()) {
+        if let Err(fault) = site.set_up_wasi(store.data_mut()) {
             return Step::Ready(Err(fault));
         }
         if self.sync {
