@@ -345,6 +345,14 @@ fn a_proxy_endpoint_answers_every_method_unless_it_names_one() {
     let refused = server.request("POST", "/only-get", "body");
     assert_eq!(refused.status, 405, "{}", refused.text());
     assert_eq!(refused.header("x-method"), None, "the guest was not run");
+    // The function API serves typed functions and programs, not proxies.
+    let api = server.request("POST", "/v1/functions/w:echo", "[]");
+    assert_eq!(api.status, 400, "{}", api.text());
+    assert!(
+        api.text().contains("is a wasi:http proxy"),
+        "{}",
+        api.text()
+    );
 }
 
 #[cfg(unix)]

@@ -4,7 +4,8 @@
 //! A typed function takes a JSON array of arguments and answers its JSON
 //! result. A WASI program takes the body as its stdin and `?args=a,b` as
 //! its arguments, and answers its stdout, with its exit status in the
-//! `X-Wafer-Exit-Code` header ([`super::EXIT_CODE_HEADER`]).
+//! `X-Wafer-Exit-Code` header ([`super::EXIT_CODE_HEADER`]). A wasi:http
+//! proxy is served by its endpoint only: here it is a 400.
 
 use std::collections::HashMap;
 
@@ -75,6 +76,10 @@ async fn call(
     };
     let input = match function.input_form() {
         InputForm::Program => program_input(query, body),
+        InputForm::Http => {
+            let message = format!("{id} is a wasi:http proxy: call it through its http.endpoint");
+            return request_error(StatusCode::BAD_REQUEST, "bad_input", message);
+        }
         _ => match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Array(args)) => Input::Json(args),
             Ok(_) => {

@@ -2,7 +2,8 @@
 //! once per message. A typed function gets the message's JSON as its
 //! argument (a JSON array as its arguments when it takes several); a WASI
 //! program gets the message on stdin; a message function
-//! (`abi: benthos`) gets the batch. The answer is the new message: a
+//! (`abi: benthos`) gets the batch; a wasi:http proxy is refused at build.
+//! The answer is the new message: a
 //! string result as it is, any other result as JSON, a program's stdout.
 //! A message that is not JSON, an error, or a program's non-zero exit
 //! flags the message.
@@ -36,6 +37,16 @@ pub(super) fn build(
         .runtime
         .function_blocking(&parsed.function)
         .map_err(|e| ComponentError::new(ProblemKind::Reference, "function", e.to_string()))?;
+    if function.input_form() == InputForm::Http {
+        return Err(ComponentError::new(
+            ProblemKind::Reference,
+            "function",
+            format!(
+                "{} is a wasi:http proxy: it serves HTTP requests (an http.endpoint), not messages",
+                parsed.function
+            ),
+        ));
+    }
     Ok(Box::new(Call { function }))
 }
 
