@@ -22,6 +22,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, any, on};
+use tokio::sync::oneshot::error::RecvError;
 use wafer::proxy::HttpCall;
 use wafer::registry::{HttpEndpointConfig, RoutePath};
 use wafer::{Input, Runtime};
@@ -117,29 +118,45 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
     }
     let body = http_body_util::Limited::new(body, budget.body_bytes);
     let (call, response) = HttpCall::new(Request::from_parts(parts, body), false);
-    // The call outlives the response: the guest streams the body after
-    // setting it.
-    let running =
-        tokio::spawn(async move { function.invoke_until(Input::Http(call), budget.until).await });
-    match response.await {
-        Ok(Ok(response)) => response.map(Body::new),
-        Ok(Err(code)) => request_error(
+    let mut call =
+        Box::pin(async move { function.invoke_until(Input::Http(call), budget.until).await });
+    let mut response = response;
+    // The call runs in this task until it ends or sets the response,
+    // whichever comes first; most end at once. One still streaming its
+    // body after setting the response goes on in a task of its own.
+    let (sent, ended) = tokio::select! {
+        biased;
+        sent = &mut response => match sent {
+            Ok(_) => {
+                tokio::spawn(call);
+                (sent, None)
+            }
+            Err(_) => (sent, Some(call.await)),
+        },
+        ended = &mut call => (response.await, Some(ended)),
+    };
+    answer(&func, sent, ended)
+}
+
+/// The answer of a request: the response the guest set, or why there is
+/// none (the call's outcome, when it ended).
+fn answer(
+    func: &str,
+    sent: Result<Result<wafer::proxy::Response, wafer::proxy::ErrorCode>, RecvError>,
+    ended: Option<wafer::Result<wafer::Output>>,
+) -> Response {
+    match (sent, ended) {
+        (Ok(Ok(response)), _) => response.map(Body::new),
+        (Ok(Err(code)), _) => request_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "guest_error",
             format!("{func} answered with the error {code:?}"),
         ),
-        Err(_) => match running.await {
-            Ok(Err(error)) => response::error(&error),
-            Ok(Ok(_)) => request_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "abi",
-                format!("{func} returned without setting a response"),
-            ),
-            Err(join) => request_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "abi",
-                format!("{func} stopped: {join}"),
-            ),
-        },
+        (Err(_), Some(Err(error))) => response::error(&error),
+        (Err(_), _) => request_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "abi",
+            format!("{func} returned without setting a response"),
+        ),
     }
 }
