@@ -5,9 +5,11 @@
 //!
 //! The response arrives as soon as the guest sets it, while the call goes
 //! on: the guest streams the body after that, so the call's future must be
-//! polled (spawned) until it ends, as `wasmtime serve` does. When the
+//! polled until it ends (spawned, say, as `wasmtime serve` does). When the
 //! receiver reports that no response was set, the call's own error says
-//! why (a trap, a time limit).
+//! why (a trap, a time limit). A reused instance may end a call without
+//! setting a response and keep its outparam: once the call has ended, ask
+//! the receiver with `try_recv` rather than wait on it.
 //!
 //! ```no_run
 //! # async fn serve(function: std::sync::Arc<wafer::Function>, request: http::Request<String>)

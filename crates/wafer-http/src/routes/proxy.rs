@@ -12,7 +12,9 @@
 //! sets a response answers as any failed call does (500 for a trap, 504
 //! for its time limit, 503 for a full pool); one that fails while it
 //! streams the body ends it there (a chunked body then ends as if it were
-//! complete: the failure shows in the function's metrics and log).
+//! complete: the failure shows in the function's metrics and log). A
+//! client that leaves before the response stops the guest; one that
+//! leaves while the body streams does not (the guest's writes then fail).
 
 use std::sync::Arc;
 
@@ -22,10 +24,9 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, any, on};
-use tokio::sync::oneshot::error::RecvError;
 use wafer::proxy::HttpCall;
 use wafer::registry::{HttpEndpointConfig, RoutePath};
-use wafer::{Input, Runtime};
+use wafer::{Input, Output, Runtime};
 
 use super::ServiceRoutes;
 use super::endpoints::positional;
@@ -121,39 +122,41 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
     let mut call =
         Box::pin(async move { function.invoke_until(Input::Http(call), budget.until).await });
     let mut response = response;
-    // The call runs in this task until it ends or sets the response,
-    // whichever comes first; most end at once. One still streaming its
-    // body after setting the response goes on in a task of its own.
-    let (sent, ended) = tokio::select! {
+    // The call runs in this request's task until it ends or sets the
+    // response, whichever comes first; most end at once. One still
+    // streaming its body after setting the response goes on in a task of
+    // its own.
+    let outcome = tokio::select! {
         biased;
         sent = &mut response => match sent {
-            Ok(_) => {
+            Ok(sent) => {
                 tokio::spawn(call);
-                (sent, None)
+                Ok(sent)
             }
-            Err(_) => (sent, Some(call.await)),
+            Err(_) => Err(call.await),
         },
-        ended = &mut call => (response.await, Some(ended)),
+        // A reused instance may keep an outparam it never set: once the
+        // call has ended, a response not sent yet never will be.
+        ended = &mut call => response.try_recv().map_err(|_| ended),
     };
-    answer(&func, sent, ended)
+    answer(&func, outcome)
 }
 
-/// The answer of a request: the response the guest set, or why there is
-/// none (the call's outcome, when it ended).
+/// The answer of a request: the response the guest set, or the error code
+/// it set instead, or why there is neither (the call's outcome).
 fn answer(
     func: &str,
-    sent: Result<Result<wafer::proxy::Response, wafer::proxy::ErrorCode>, RecvError>,
-    ended: Option<wafer::Result<wafer::Output>>,
+    outcome: Result<Result<wafer::proxy::Response, wafer::proxy::ErrorCode>, wafer::Result<Output>>,
 ) -> Response {
-    match (sent, ended) {
-        (Ok(Ok(response)), _) => response.map(Body::new),
-        (Ok(Err(code)), _) => request_error(
+    match outcome {
+        Ok(Ok(response)) => response.map(Body::new),
+        Ok(Err(code)) => request_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "guest_error",
             format!("{func} answered with the error {code:?}"),
         ),
-        (Err(_), Some(Err(error))) => response::error(&error),
-        (Err(_), _) => request_error(
+        Err(Err(error)) => response::error(&error),
+        Err(Ok(_)) => request_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "abi",
             format!("{func} returned without setting a response"),
