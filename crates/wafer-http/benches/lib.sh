@@ -1,5 +1,5 @@
 # What the HTTP benchmark scripts share (sourced by load/run.sh and
-# proxy/run.sh): waiting for a server's address, one wrk run, a median.
+# proxy/run.sh): waiting for a server's address, one wrk run, medians.
 
 # Waits for a line matching $2 (an "http://ADDR" follows it) in the log $1;
 # prints ADDR.
@@ -29,3 +29,17 @@ load() { # concurrency url [header]
 }
 
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+# Prints, for each NAME, the medians over rounds of "$work/NAME.$1" (lines
+# of "requests/s p50 p99").
+summary() { # concurrency name...
+  local c=$1 name
+  shift
+  for name in "$@"; do
+    local rps p50 p99
+    rps=$(cut -d' ' -f1 "$work/$name.$c" | median)
+    p50=$(cut -d' ' -f2 "$work/$name.$c" | median)
+    p99=$(cut -d' ' -f3 "$work/$name.$c" | median)
+    echo "c=$c median of rounds: $name $rps req/s, p50 $p50 µs, p99 $p99 µs"
+  done
+}

@@ -58,11 +58,4 @@ for c in 1 64; do
   done
 done
 echo
-for c in 1 64; do
-  for name in plain wafer dapr; do
-    rps=$(cut -d' ' -f1 "$work/$name.$c" | median)
-    p50=$(cut -d' ' -f2 "$work/$name.$c" | median)
-    p99=$(cut -d' ' -f3 "$work/$name.$c" | median)
-    echo "c=$c median of rounds: $name $rps req/s, p50 $p50 µs, p99 $p99 µs"
-  done
-done
+for c in 1 64; do summary "$c" plain wafer dapr; done

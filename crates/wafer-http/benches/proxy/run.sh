@@ -92,14 +92,7 @@ for round in $(seq "$ROUNDS"); do
   echo "outbound round $round: fetch $f | hello $h"
 done
 echo
-for c in 1 64; do
-  for name in wasmtime_fresh wafer_fresh wasmtime_reuse wafer_reuse; do
-    rps=$(cut -d' ' -f1 "$work/$name.$c" | median)
-    p50=$(cut -d' ' -f2 "$work/$name.$c" | median)
-    p99=$(cut -d' ' -f3 "$work/$name.$c" | median)
-    echo "c=$c median of rounds: $name $rps req/s, p50 $p50 µs, p99 $p99 µs"
-  done
-done
+for c in 1 64; do summary "$c" wasmtime_fresh wafer_fresh wasmtime_reuse wafer_reuse; done
 for name in fetch hello; do
   echo "c=1 median of rounds: $name p50 $(cut -d' ' -f2 "$work/$name.1" | median) µs"
 done

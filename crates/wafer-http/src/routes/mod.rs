@@ -151,6 +151,14 @@ struct BodyError {
 }
 
 impl BodyError {
+    /// A body over the service's `max_body_bytes` (`limit`): 413.
+    fn too_large(limit: usize) -> BodyError {
+        BodyError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("the body is larger than {limit} bytes (max_body_bytes)"),
+        }
+    }
+
     /// The function API's answer: kind `body_too_large` for 413, else
     /// `bad_input`.
     fn into_response(self) -> Response {
@@ -170,10 +178,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let read = axum::body::to_bytes(body, limit);
     let (status, message) = match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Ok(Ok(bytes)) => return Ok(bytes),
-        Ok(Err(error)) if is_too_large(&error) => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {limit} bytes (max_body_bytes)"),
-        ),
+        Ok(Err(error)) if is_too_large(&error) => return Err(BodyError::too_large(limit)),
         Ok(Err(error)) => (
             StatusCode::BAD_REQUEST,
             format!("the body could not be read: {error}"),

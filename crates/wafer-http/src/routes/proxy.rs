@@ -28,8 +28,8 @@ use wafer::proxy::HttpCall;
 use wafer::registry::{HttpEndpointConfig, RoutePath};
 use wafer::{Input, Output, Runtime};
 
-use super::ServiceRoutes;
 use super::endpoints::positional;
+use super::{BodyError, ServiceRoutes};
 use crate::limits::Budget;
 use crate::response::{self, request_error};
 
@@ -102,14 +102,7 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
         .get(header::CONTENT_LENGTH)
         .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|length| length > budget.body_bytes as u64) {
-        return request_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "the body is larger than {} bytes (max_body_bytes)",
-                budget.body_bytes
-            ),
-        );
+        return BodyError::too_large(budget.body_bytes).into_response();
     }
     // HTTP/1.0 clients may send no Host; the guest is always told one.
     if !parts.headers.contains_key(header::HOST) {
