@@ -29,6 +29,7 @@ mod engine;
 pub mod fluentbit;
 pub mod inputs;
 mod modules;
+mod nats;
 pub mod outputs;
 pub mod parsers;
 pub mod processors;
@@ -36,7 +37,10 @@ pub mod processors;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use engine::{Pipeline, PipelineError, Sink, Stopped, Summary, max_batches_in_flight};
+pub use engine::{
+    PART_METADATA, Pipeline, PipelineError, Settled, Sink, Stopped, Summary, Tracked, TrackedAck,
+    max_batches_in_flight,
+};
 pub use wafer::{Message, Metadata};
 
 /// A boxed future that may move between threads.

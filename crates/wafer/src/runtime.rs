@@ -16,7 +16,9 @@ use crate::engine::{EngineSettings, WaferEngine};
 use crate::error::{EngineError, Error, Problem, ProblemKind, Result, one_line};
 use crate::function::Function;
 use crate::limits::{CompileLimits, Limits};
-use crate::metrics::{FunctionMetrics, FunctionSnapshot, PipelineMetrics, Snapshot};
+use crate::metrics::{
+    ConnectionState, FunctionMetrics, FunctionSnapshot, PipelineMetrics, Snapshot,
+};
 use crate::pools::PoolPolicy;
 use crate::registry::{Abi, Entry, EventFormat, FunctionConfig, ModuleSource, Registry};
 use crate::sources::{DiskCache, FetchLimits, ModuleSources};
@@ -88,6 +90,7 @@ pub struct Runtime {
     registry: Registry,
     slots: RwLock<HashMap<String, Arc<Slot>>>,
     pipelines: RwLock<Vec<Arc<PipelineMetrics>>>,
+    connections: RwLock<Vec<Arc<ConnectionState>>>,
 }
 
 impl Runtime {
@@ -140,6 +143,7 @@ impl Runtime {
             registry,
             slots: RwLock::new(HashMap::new()),
             pipelines: RwLock::new(Vec::new()),
+            connections: RwLock::new(Vec::new()),
         })
     }
 
@@ -535,8 +539,30 @@ impl Runtime {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            connections: self.connections(),
         }
         .render()
+    }
+
+    /// The state of a connection `component` holds to a `broker`,
+    /// rendered by [`Runtime::metrics_text`] and listed by
+    /// [`Runtime::connections`] from now on (a component registered again
+    /// under the same name replaces its state).
+    pub fn connection(&self, broker: &'static str, component: &str) -> Arc<ConnectionState> {
+        let state = Arc::new(ConnectionState::new(broker, component));
+        let mut connections = self.connections.write().unwrap_or_else(|p| p.into_inner());
+        connections.retain(|known| known.component() != component || known.broker() != broker);
+        connections.push(state.clone());
+        state
+    }
+
+    /// Every broker connection registered: `/readyz` is ready while all
+    /// are up.
+    pub fn connections(&self) -> Vec<Arc<ConnectionState>> {
+        self.connections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Counters for a pipeline named `name` with `processors`, rendered by

@@ -8,6 +8,8 @@ mod fluentbit_filter;
 mod fluentbit_inputs;
 mod fluentbit_outputs;
 mod hostile;
+mod nats_pipelines;
+mod nats_server;
 mod pipelines;
 mod pipelines_http;
 mod programs;

@@ -63,6 +63,15 @@ impl Server {
     /// `wafer ARGS`, once it logs the address it listens on (compiling
     /// comes first: the wait is generous).
     pub fn start_with(ws: &Workspace, args: &[&str]) -> Server {
+        let mut server = Server::start_until(ws, args, "Listening on http://");
+        let line = server.log.lines().last().unwrap().to_string();
+        let at = line.find("Listening on ").unwrap() + "Listening on ".len();
+        server.base = line[at..].split_whitespace().next().unwrap().to_string();
+        server
+    }
+
+    /// `wafer ARGS`, once it logs a line holding `ready`; `base` is empty.
+    pub fn start_until(ws: &Workspace, args: &[&str], ready: &str) -> Server {
         let mut child = ws.command(args).spawn().unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let (send, lines) = std::sync::mpsc::channel();
@@ -80,9 +89,7 @@ impl Server {
             log: String::new(),
             stopped: false,
         };
-        let line = server.wait_for_line("Listening on http://");
-        let at = line.find("Listening on ").unwrap() + "Listening on ".len();
-        server.base = line[at..].split_whitespace().next().unwrap().to_string();
+        server.wait_for_line(ready);
         server
     }
 
@@ -172,6 +179,13 @@ impl Server {
             || self.metric(name, labels),
             |seen| *seen == Some(value),
         );
+    }
+
+    /// Kills the process at once (`kill -9`, as a crash would).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stopped = true;
     }
 
     /// Ctrl-C, then the exit code and everything it logged.

@@ -2,7 +2,7 @@
 //! limits, so that they answer under load.
 
 use axum::Router;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::ServiceRoutes;
@@ -12,6 +12,20 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
     let (runtime, metrics) = (routes.runtime.clone(), routes.metrics.clone());
+    let connections = runtime.clone();
+    let readiness = move || {
+        let down: Vec<String> = connections
+            .connections()
+            .iter()
+            .filter(|c| !c.is_connected())
+            .map(|c| format!("{} connection of {} is down\n", c.broker(), c.component()))
+            .collect();
+        if down.is_empty() {
+            "ready\n".into_response()
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, down.concat()).into_response()
+        }
+    };
     let exposition = move || {
         let calls = runtime.metrics_text();
         // One exposition: the runtime's families, then the HTTP ones and
@@ -25,10 +39,8 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
             "/healthz",
             routes.fixed_get("/healthz", || "ok\n".into_response()),
         )
-        // A service listens only once every function is compiled and warm.
-        .route(
-            "/readyz",
-            routes.fixed_get("/readyz", || "ready\n".into_response()),
-        )
+        // A service listens only once every function is compiled and warm;
+        // it is not ready while a broker connection is down.
+        .route("/readyz", routes.fixed_get("/readyz", readiness))
         .route("/metrics", routes.fixed_get("/metrics", exposition))
 }

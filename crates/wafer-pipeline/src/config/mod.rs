@@ -25,6 +25,7 @@
 
 pub mod duration;
 pub mod env;
+pub mod interpolation;
 
 use std::path::{Path, PathBuf};
 

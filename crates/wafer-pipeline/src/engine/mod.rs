@@ -25,14 +25,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
-use wafer::Problem;
 use wafer::metrics::{MessageCount, PipelineMetrics};
+use wafer::{Message, Problem};
 
 mod sink;
 mod summary;
 mod writer;
 
-pub use sink::{Sink, Stopped};
+pub use sink::{Settled, Sink, Stopped, Tracked, TrackedAck};
 pub use summary::{PipelineError, Summary};
 
 use self::sink::{Batch, Processed};
@@ -45,6 +45,12 @@ use crate::{BuildContext, inputs, outputs, processors};
 
 /// The metadata key of the error a flagged message carries.
 pub const ERROR_METADATA: &str = "error";
+
+/// The metadata key of a part's index (from 0) when processors turned one
+/// message of a tracked batch ([`Sink::send_tracked`]) into several: what
+/// keeps the parts apart when an output derives an id from the message it
+/// came from (a JetStream output's `Nats-Msg-Id`).
+pub const PART_METADATA: &str = "wafer_part";
 
 /// The most batches a pipeline of `threads` workers has in flight:
 /// `4 × threads + 2`. Per worker, the batch in its hands, one queued
@@ -96,6 +102,16 @@ struct Counts {
 impl Counts {
     fn add(&self, count: MessageCount, n: u64) {
         self.metrics.add(count, n);
+    }
+
+    /// Logs a processor's failure: the first at warning level, `then`
+    /// saying what happens to it; later ones at debug level.
+    fn warn_once(&self, error: &str, then: &str) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(%error, "A processor failed on a message ({then}).");
+        } else {
+            tracing::debug!(%error, "A processor failed on a message.");
+        }
     }
 }
 
@@ -240,14 +256,15 @@ impl Pipeline {
                     counts.clone(),
                     halt.clone(),
                 );
-                let drop_failed = self.drop_failed;
-                let dead_letter = self.dead_letter.is_some();
+                let policy = Policy {
+                    drop_failed: self.drop_failed,
+                    dead_letter: self.dead_letter.is_some(),
+                };
                 let work = async move {
                     loop {
                         let batch = batches.lock().await.recv().await;
                         let Some(batch) = batch else { break };
-                        let processed =
-                            process(&stages, batch, drop_failed, dead_letter, &counts).await;
+                        let processed = process(&stages, batch, policy, &counts).await;
                         if done.send(processed).await.is_err() {
                             break;
                         }
@@ -320,6 +337,7 @@ impl Pipeline {
             failed: self.metrics.get(MessageCount::Failed),
             dead_lettered: self.metrics.get(MessageCount::DeadLettered),
             filtered: self.metrics.get(MessageCount::Filtered),
+            retried: self.metrics.get(MessageCount::Retried),
         });
         // A panic first: it is a bug, and it lost messages for certain.
         if let Some(message) = worker_failed {
@@ -358,16 +376,77 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// How flagged messages are sorted out (`on_error`).
+#[derive(Clone, Copy)]
+struct Policy {
+    drop_failed: bool,
+    dead_letter: bool,
+}
+
 /// One batch through every processor, its flagged messages sorted out by
-/// the error policy.
+/// the error policy; a tracked batch one message at a time, those that
+/// fail and may be delivered again handed back to the input.
 async fn process(
     stages: &[Box<dyn Processor>],
     batch: Batch,
-    drop_failed: bool,
-    dead_letter: bool,
+    policy: Policy,
     counts: &Counts,
 ) -> Processed {
-    let mut messages = batch.messages;
+    let Batch {
+        seq,
+        messages,
+        redeliverable,
+        mut owed,
+    } = batch;
+    let Some(redeliverable) = redeliverable else {
+        let processed = run_stages(stages, messages, counts).await;
+        let (messages, dead) = sort_flagged(processed, policy, counts);
+        return Processed {
+            seq,
+            messages,
+            dead,
+            owed,
+        };
+    };
+    let mut kept = Vec::with_capacity(messages.len());
+    let mut dead = Vec::new();
+    let mut settled = Vec::with_capacity(messages.len());
+    for (message, redeliverable) in messages.into_iter().zip(redeliverable) {
+        let mut parts = run_stages(stages, vec![message], counts).await;
+        let failure = parts.iter().find_map(|part| part.error.clone());
+        if let Some(error) = failure.filter(|_| redeliverable) {
+            counts.add(MessageCount::Failed, 1);
+            counts.add(MessageCount::Retried, 1);
+            counts.warn_once(&error, "it is delivered again");
+            settled.push(Settled::Retry(error));
+            continue;
+        }
+        if parts.len() > 1 {
+            for (index, part) in parts.iter_mut().enumerate() {
+                part.metadata
+                    .insert(PART_METADATA.to_string(), index.to_string());
+            }
+        }
+        let (parts, failed) = sort_flagged(parts, policy, counts);
+        kept.extend(parts);
+        dead.extend(failed);
+        settled.push(Settled::Done);
+    }
+    owed.record(settled);
+    Processed {
+        seq,
+        messages: kept,
+        dead,
+        owed,
+    }
+}
+
+/// `messages` through every processor, in order.
+async fn run_stages(
+    stages: &[Box<dyn Processor>],
+    mut messages: Vec<Message>,
+    counts: &Counts,
+) -> Vec<Message> {
     for (index, stage) in stages.iter().enumerate() {
         let started = Instant::now();
         let before = messages.len();
@@ -379,38 +458,42 @@ async fn process(
             .metrics
             .record_processor(index, started.elapsed(), messages.len() as u64);
     }
+    messages
+}
+
+/// The messages to write and those to dead-letter: flagged ones are
+/// dropped, dead-lettered or kept in place (Benthos' `continue`) as the
+/// policy says.
+fn sort_flagged(
+    messages: Vec<Message>,
+    policy: Policy,
+    counts: &Counts,
+) -> (Vec<Message>, Vec<Message>) {
+    if messages.iter().all(|m| m.error.is_none()) {
+        return (messages, Vec::new());
+    }
     let mut dead = Vec::new();
-    if messages.iter().any(|m| m.error.is_some()) {
-        let mut kept = Vec::with_capacity(messages.len());
-        for mut message in messages {
-            let Some(error) = message.error.clone() else {
-                kept.push(message);
-                continue;
-            };
-            counts.add(MessageCount::Failed, 1);
-            if !counts.warned.swap(true, Ordering::Relaxed) {
-                tracing::warn!(%error, "A processor failed on a message (later failures are logged at debug level and counted in the summary).");
-            } else {
-                tracing::debug!(%error, "A processor failed on a message.");
-            }
-            message.metadata.insert(ERROR_METADATA.to_string(), error);
-            if drop_failed {
-                counts.add(MessageCount::Dropped, 1);
-            } else if dead_letter {
-                dead.push(message);
-            } else {
-                // Flagged, in its place (Benthos' `continue`).
-                kept.push(message);
-            }
+    let mut kept = Vec::with_capacity(messages.len());
+    for mut message in messages {
+        let Some(error) = message.error.clone() else {
+            kept.push(message);
+            continue;
+        };
+        counts.add(MessageCount::Failed, 1);
+        counts.warn_once(
+            &error,
+            "later failures are logged at debug level and counted in the summary",
+        );
+        message.metadata.insert(ERROR_METADATA.to_string(), error);
+        if policy.drop_failed {
+            counts.add(MessageCount::Dropped, 1);
+        } else if policy.dead_letter {
+            dead.push(message);
+        } else {
+            kept.push(message);
         }
-        messages = kept;
     }
-    Processed {
-        seq: batch.seq,
-        messages,
-        dead,
-        owed: batch.owed,
-    }
+    (kept, dead)
 }
 
 #[cfg(test)]

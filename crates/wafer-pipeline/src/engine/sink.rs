@@ -22,10 +22,40 @@ pub struct Sink {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped;
 
+/// A message of a tracked batch ([`Sink::send_tracked`]), and whether
+/// its input can deliver it again.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    /// The message.
+    pub message: Message,
+    /// A processor failure hands it back to the input
+    /// ([`Settled::Retry`]) instead of following `on_error`: it has
+    /// deliveries left.
+    pub redeliverable: bool,
+}
+
+/// What became of one message of a tracked batch, in the batch's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Done with: written, or dropped or dead-lettered by `on_error` (the
+    /// output and dead-letter output confirmed what they were given).
+    /// The input acknowledges it.
+    Done,
+    /// A processor failed on it (the error) and it was redeliverable:
+    /// nothing of it was written. The input has it delivered again.
+    Retry(String),
+}
+
+/// What an input hears once the output is done with its batch: for a
+/// tracked batch, what became of each message.
+pub type TrackedAck = oneshot::Receiver<Result<Vec<Settled>, String>>;
+
 /// One batch from the input, on its way.
 pub(super) struct Batch {
     pub(super) seq: u64,
     pub(super) messages: Vec<Message>,
+    /// For a tracked batch, whether each message is redeliverable.
+    pub(super) redeliverable: Option<Vec<bool>>,
     pub(super) owed: Owed,
 }
 
@@ -37,13 +67,23 @@ pub(super) struct Processed {
     pub(super) owed: Owed,
 }
 
+/// Who waits for a batch's acknowledgement.
+pub(super) enum Ack {
+    /// Nobody.
+    None,
+    /// The input, for the whole batch.
+    Batch(oneshot::Sender<Result<(), String>>),
+    /// The input, for each message: what the processors made of them.
+    Tracked(oneshot::Sender<Result<Vec<Settled>, String>>, Vec<Settled>),
+}
+
 /// What a batch holds until the output is done with it: its place among
 /// the batches in flight, and the acknowledgement its input waits for
 /// (if it waits). Settled once written (or failed); dropped unsettled (a
 /// worker panicked with it, the pipeline ended before writing it), it
 /// still answers its input, with an error, and frees its place.
 pub(super) struct Owed {
-    pub(super) ack: Option<oneshot::Sender<Result<(), String>>>,
+    pub(super) ack: Ack,
     pub(super) _permit: OwnedSemaphorePermit,
 }
 
@@ -51,16 +91,35 @@ impl Owed {
     /// Answers the input with `outcome`; the place in flight is freed
     /// with `self`.
     pub(super) fn settle(mut self, outcome: Result<(), String>) {
-        if let Some(ack) = self.ack.take() {
-            let _ = ack.send(outcome);
+        match std::mem::replace(&mut self.ack, Ack::None) {
+            Ack::None => {}
+            Ack::Batch(ack) => {
+                let _ = ack.send(outcome);
+            }
+            Ack::Tracked(ack, settled) => {
+                let _ = ack.send(outcome.map(|()| settled));
+            }
+        }
+    }
+
+    /// Records what became of each message of a tracked batch.
+    pub(super) fn record(&mut self, outcomes: Vec<Settled>) {
+        if let Ack::Tracked(_, settled) = &mut self.ack {
+            *settled = outcomes;
         }
     }
 }
 
 impl Drop for Owed {
     fn drop(&mut self) {
-        if let Some(ack) = self.ack.take() {
-            let _ = ack.send(Err(NOT_FINISHED.to_string()));
+        match std::mem::replace(&mut self.ack, Ack::None) {
+            Ack::None => {}
+            Ack::Batch(ack) => {
+                let _ = ack.send(Err(NOT_FINISHED.to_string()));
+            }
+            Ack::Tracked(ack, _) => {
+                let _ = ack.send(Err(NOT_FINISHED.to_string()));
+            }
         }
     }
 }
@@ -73,7 +132,7 @@ impl Sink {
     ///
     /// [`Stopped`] when the pipeline no longer takes input.
     pub async fn send(&mut self, messages: Vec<Message>) -> Result<(), Stopped> {
-        self.push(messages, None).await
+        self.push(messages, None, Ack::None).await
     }
 
     /// Queues `messages` and answers once the output confirmed them (or
@@ -87,14 +146,36 @@ impl Sink {
         messages: Vec<Message>,
     ) -> Result<oneshot::Receiver<Result<(), String>>, Stopped> {
         let (ack, delivered) = oneshot::channel();
-        self.push(messages, Some(ack)).await?;
+        self.push(messages, None, Ack::Batch(ack)).await?;
+        Ok(delivered)
+    }
+
+    /// Queues `messages` as one batch and answers, once the output is done
+    /// with it, what became of each message ([`Settled`], in order): for
+    /// inputs that acknowledge each message upstream and can deliver a
+    /// failed one again. Each message goes through the processors on its
+    /// own, so that a failure is its own; one that a processor split into
+    /// several carries its part's index in [`PART_METADATA`](crate::PART_METADATA).
+    ///
+    /// # Errors
+    ///
+    /// [`Stopped`] when the pipeline no longer takes input.
+    pub async fn send_tracked(&mut self, messages: Vec<Tracked>) -> Result<TrackedAck, Stopped> {
+        let (ack, delivered) = oneshot::channel();
+        let (messages, redeliverable): (Vec<Message>, Vec<bool>) = messages
+            .into_iter()
+            .map(|tracked| (tracked.message, tracked.redeliverable))
+            .unzip();
+        self.push(messages, Some(redeliverable), Ack::Tracked(ack, Vec::new()))
+            .await?;
         Ok(delivered)
     }
 
     async fn push(
         &mut self,
         messages: Vec<Message>,
-        ack: Option<oneshot::Sender<Result<(), String>>>,
+        redeliverable: Option<Vec<bool>>,
+        ack: Ack,
     ) -> Result<(), Stopped> {
         // The bound on memory: no batch is queued without a place in
         // flight (the queue never fills before the permits run out).
@@ -108,6 +189,7 @@ impl Sink {
         let batch = Batch {
             seq: self.next,
             messages,
+            redeliverable,
             owed: Owed {
                 ack,
                 _permit: permit,

@@ -20,6 +20,8 @@ pub struct Summary {
     /// Messages a processor left out on purpose (a Fluent Bit filter's
     /// dropped records).
     pub filtered: u64,
+    /// Failed messages handed back to the input for redelivery.
+    pub retried: u64,
 }
 
 impl fmt::Display for Summary {
@@ -34,6 +36,9 @@ impl fmt::Display for Summary {
         }
         if self.filtered > 0 {
             write!(f, ", filtered out {}", self.filtered)?;
+        }
+        if self.retried > 0 {
+            write!(f, ", handed back for redelivery {}", self.retried)?;
         }
         Ok(())
     }

@@ -7,6 +7,8 @@ mod exec_wasi;
 mod file;
 mod generate;
 mod http_server;
+mod nats;
+mod nats_jetstream;
 mod scanner;
 mod stdin;
 mod stdin_records;
@@ -33,6 +35,8 @@ const INPUTS: &[(&str, Build)] = &[
     ("file", file::build),
     ("generate", generate::build),
     ("http_server", http_server::build),
+    ("nats", nats::build),
+    ("nats_jetstream", nats_jetstream::build),
     ("stdin", stdin::build),
     ("stdin_records", stdin_records::build),
 ];

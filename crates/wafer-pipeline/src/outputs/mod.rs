@@ -10,6 +10,8 @@ mod fluentbit_file;
 mod fluentbit_http;
 mod fluentbit_stdout;
 mod http_client;
+mod nats;
+mod nats_jetstream;
 mod stdout;
 
 use serde::Deserialize;
@@ -40,6 +42,8 @@ const OUTPUTS: &[(&str, Build)] = &[
     ("fluentbit_http", fluentbit_http::build),
     ("fluentbit_stdout", fluentbit_stdout::build),
     ("http_client", http_client::build),
+    ("nats", nats::build),
+    ("nats_jetstream", nats_jetstream::build),
     ("stdout", stdout::build),
 ];
 

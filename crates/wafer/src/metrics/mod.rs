@@ -26,6 +26,9 @@
 //! Recording costs a few uncontended atomic additions: each thread counts
 //! into its own shard, and shards are summed only when the metrics are
 //! rendered.
+//!
+//! Pipelines add their own series ([`pipeline`]), and components that
+//! hold a broker connection theirs ([`connections`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -35,8 +38,10 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
+pub mod connections;
 pub mod pipeline;
 
+pub use connections::ConnectionState;
 pub use pipeline::{MessageCount, PipelineMetrics};
 
 use std::sync::Arc;
@@ -240,6 +245,7 @@ pub(crate) struct Snapshot {
     pub functions: Vec<FunctionSnapshot>,
     pub compile: CompileStats,
     pub pipelines: Vec<Arc<PipelineMetrics>>,
+    pub connections: Vec<Arc<ConnectionState>>,
 }
 
 /// Each bucket's upper bound in seconds (the last one infinite) with its
@@ -401,7 +407,8 @@ impl Collector for Snapshot {
                 MetricType::Counter,
             )?
             .encode_counter::<NoLabelSet, _, u64>(&compile.compile_time.as_secs_f64(), None)?;
-        PipelineMetrics::encode_all(&self.pipelines, &mut encoder)
+        PipelineMetrics::encode_all(&self.pipelines, &mut encoder)?;
+        ConnectionState::encode_all(&self.connections, &mut encoder)
     }
 }
 
@@ -430,7 +437,10 @@ mod tests {
             }],
             compile: CompileStats::default(),
             pipelines: vec![Arc::new(PipelineMetrics::new("p", vec!["upper".into()]))],
+            connections: vec![Arc::new(ConnectionState::new("nats", "pipeline p input"))],
         };
+        snapshot.connections[0].connected();
+        snapshot.connections[0].disconnected();
         snapshot.pipelines[0].add(MessageCount::Received, 5);
         snapshot.pipelines[0].add(MessageCount::Processed, 3);
         snapshot.pipelines[0].record_processor(0, Duration::from_micros(30), 3);
@@ -462,6 +472,15 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("wafer_modules_compiled_total 0"), "{text}");
+        let connection = r#"{broker="nats",component="pipeline p input"}"#;
+        assert!(
+            text.contains(&format!("wafer_broker_connected{connection} 0")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("wafer_broker_disconnects_total{connection} 1")),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

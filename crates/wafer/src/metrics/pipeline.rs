@@ -5,7 +5,7 @@
 //!
 //! | series | type | labels |
 //! |---|---|---|
-//! | `wafer_pipeline_messages_total` | counter | `pipeline`, `outcome` (`received`, `processed`, `dropped`, `failed`, `dead_lettered`, `filtered`) |
+//! | `wafer_pipeline_messages_total` | counter | `pipeline`, `outcome` (`received`, `processed`, `dropped`, `failed`, `dead_lettered`, `filtered`, `retried`) |
 //! | `wafer_pipeline_messages_in_flight` | gauge | `pipeline` |
 //! | `wafer_pipeline_processor_duration_seconds` | histogram | `pipeline`, `processor` |
 //!
@@ -37,17 +37,21 @@ pub enum MessageCount {
     /// Left out by a processor on purpose (a Fluent Bit filter dropping a
     /// record): not a failure.
     Filtered,
+    /// Flagged, and handed back to an input that redelivers them (a
+    /// JetStream message with deliveries left): not written.
+    Retried,
 }
 
 impl MessageCount {
     /// Every count, in rendering order.
-    pub const ALL: [MessageCount; 6] = [
+    pub const ALL: [MessageCount; 7] = [
         MessageCount::Received,
         MessageCount::Processed,
         MessageCount::Dropped,
         MessageCount::Failed,
         MessageCount::DeadLettered,
         MessageCount::Filtered,
+        MessageCount::Retried,
     ];
 
     /// The `outcome` label.
@@ -59,6 +63,7 @@ impl MessageCount {
             MessageCount::Failed => "failed",
             MessageCount::DeadLettered => "dead_lettered",
             MessageCount::Filtered => "filtered",
+            MessageCount::Retried => "retried",
         }
     }
 }
@@ -113,12 +118,14 @@ impl PipelineMetrics {
         self.counts[count as usize].load(Ordering::Relaxed)
     }
 
-    /// Messages received and not yet written, dropped or dead-lettered.
+    /// Messages received and not yet written, dropped, dead-lettered,
+    /// filtered or handed back for redelivery.
     pub fn in_flight(&self) -> u64 {
         let done = self.get(MessageCount::Processed)
             + self.get(MessageCount::Dropped)
             + self.get(MessageCount::DeadLettered)
-            + self.get(MessageCount::Filtered);
+            + self.get(MessageCount::Filtered)
+            + self.get(MessageCount::Retried);
         self.get(MessageCount::Received).saturating_sub(done)
     }
 

@@ -1,0 +1,8 @@
+//! wafer on NATS: connecting ([`connect`]), shared by the pipeline's NATS
+//! and JetStream inputs and outputs, and functions answering
+//! request-reply on subjects.
+
+pub mod connect;
+
+pub use async_nats;
+pub use connect::{Auth, ClientCert, Connect, FieldError, Tls};
