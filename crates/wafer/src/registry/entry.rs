@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::config::*;
 use super::fields::Fields;
 use super::http::{self, HttpEndpointConfig, HttpServiceConfig};
+use super::nats::{self, NatsEndpointConfig};
 use crate::error::{Problem, ProblemKind};
 use crate::hash::Sha256Hash;
 use crate::wasi::grants::{check_grant_name, split_import};
@@ -42,6 +43,9 @@ pub enum EntryKind {
     HttpEndpoint(HttpEndpointConfig),
     /// `pipeline`: a Benthos-shaped stream, run by `wafer run`.
     Pipeline(PipelineEntry),
+    /// `nats.endpoint`: a NATS subject and the function that answers its
+    /// requests.
+    NatsEndpoint(NatsEndpointConfig),
 }
 
 impl Entry {
@@ -58,6 +62,7 @@ impl Entry {
             EntryKind::HttpService(_) => "http.service",
             EntryKind::HttpEndpoint(_) => "http.endpoint",
             EntryKind::Pipeline(_) => "pipeline",
+            EntryKind::NatsEndpoint(_) => "nats.endpoint",
         }
     }
 
@@ -107,6 +112,7 @@ pub(crate) const KINDS: &[&str] = &[
     "http.service",
     "http.endpoint",
     "pipeline",
+    "nats.endpoint",
 ];
 
 const COMMON: &[&str] = &["name", "kind", "meta"];
@@ -212,6 +218,11 @@ pub(crate) fn parse_kind(kind: &str, fields: &mut Fields, site: &EntrySite) -> O
             let own = ["method", "path", "func", "service", "transport"];
             fields.reject_unknown(kind, &known(&own, false));
             http::parse_endpoint(fields, site)
+        }
+        "nats.endpoint" => {
+            let own = ["urls", "subject", "queue", "func", "auth", "tls"];
+            fields.reject_unknown(kind, &known(&own, false));
+            nats::parse_endpoint(fields, site)
         }
         "pipeline" => {
             let body = ["input", "pipeline", "output", "on_error"];

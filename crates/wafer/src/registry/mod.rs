@@ -39,6 +39,7 @@ mod fields;
 mod http;
 mod index_file;
 mod module;
+mod nats;
 mod routes;
 mod sandbox;
 mod yaml;
@@ -52,6 +53,8 @@ pub use http::{
     DEFAULT_HTTP_ADDR, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_REQUEST_MS, HttpEndpointConfig, HttpServiceConfig, RoutePath, RouteSegment,
 };
+
+pub use nats::NatsEndpointConfig;
 
 use crate::error::{Problem, ProblemKind};
 use crate::files::{Accept, MAX_REGISTRY_FILE_BYTES};
@@ -409,7 +412,10 @@ impl Loader {
                 refused.insert(entry.id.clone(), problems);
             }
         }
-        for problem in routes::route_problems(&by_id, &declared) {
+        let across = routes::route_problems(&by_id, &declared)
+            .into_iter()
+            .chain(nats::endpoint_problems(&by_id, &declared));
+        for problem in across {
             let id = problem.entry.clone().unwrap_or_default();
             self.findings.problems.push(problem.clone());
             refused.entry(id).or_default().push(problem);
@@ -458,6 +464,9 @@ fn dangling_references(entry: &Entry, by_id: &BTreeMap<String, Entry>) -> Vec<Pr
             if let Some(service) = &endpoint.service {
                 references.push(("service".into(), service, "http.service"));
             }
+        }
+        EntryKind::NatsEndpoint(endpoint) => {
+            references.push(("func".into(), &endpoint.func, "function"));
         }
         _ => {}
     }
