@@ -54,6 +54,9 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     for config in target.configs {
         problems.extend(wafer_pipeline::Pipeline::check(&runtime, config));
     }
+    // NATS endpoints' servers and credentials files, checked without
+    // connecting.
+    problems.extend(wafer_nats::endpoints::plan(registry).1);
     let mut signatures = std::collections::HashMap::new();
     for (id, outcome) in loaded {
         match outcome {
@@ -108,6 +111,10 @@ fn describe(entry: &Entry) -> Option<String> {
                 .as_ref()
                 .map(|s| format!(" on {s}"))
                 .unwrap_or_default()
+        )),
+        EntryKind::NatsEndpoint(endpoint) => Some(format!(
+            "NATS {} (queue {}) -> {}",
+            endpoint.subject, endpoint.queue, endpoint.func
         )),
         _ => None,
     }

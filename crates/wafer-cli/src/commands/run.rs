@@ -1,7 +1,7 @@
 //! `wafer run [PATH]`: run a registry's pipelines and serve its
 //! `http.service`s (or a folder of Dapr components as Dapr's sidecar
-//! would), or run one pipeline file (a Benthos config), until the
-//! pipelines' inputs end or Ctrl-C or SIGTERM.
+//! would) and its `nats.endpoint`s, or run one pipeline file (a Benthos
+//! config), until the pipelines' inputs end or Ctrl-C or SIGTERM.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -17,19 +17,22 @@ use wafer_pipeline::{PipelineError, Summary};
 use super::{CacheArgs, pipelines};
 use crate::exit::Failure;
 
-/// Run the registry's pipelines and serve its HTTP services, or run a
-/// pipeline file, until Ctrl-C or SIGTERM.
+/// Run the registry's pipelines and serve its HTTP services and NATS
+/// endpoints, or run a pipeline file, until Ctrl-C or SIGTERM.
 ///
 /// Every function is compiled and its pool warmed before a service listens;
-/// each service logs the address it listens on. On Ctrl-C or SIGTERM the
-/// services stop taking connections and finish the requests in flight, and
-/// the pipelines stop taking input and finish the messages in flight.
-/// Entries with problems are logged and answer 422 when called; a pipeline
-/// with problems stops the run before anything starts.
+/// each service logs the address it listens on, each NATS endpoint the
+/// subject it answers once subscribed. On Ctrl-C or SIGTERM the services
+/// stop taking connections and finish the requests in flight, the NATS
+/// endpoints unsubscribe and answer the requests they were given, and the
+/// pipelines stop taking input and finish the messages in flight. Entries
+/// with problems are logged and answer 422 when called; a pipeline or a
+/// NATS endpoint with problems stops the run before anything starts, and
+/// so does a NATS server that cannot be reached.
 ///
-/// A pipeline runs until its input ends; with no HTTP service, wafer then
-/// exits, after a summary per pipeline on stderr (received, processed,
-/// dropped, failed).
+/// A pipeline runs until its input ends; with no HTTP service or NATS
+/// endpoint, wafer then exits, after a summary per pipeline on stderr
+/// (received, processed, dropped, failed).
 ///
 /// A folder of Dapr components and no http.service is served on
 /// 127.0.0.1:3500, Dapr's own port, so that Dapr's
@@ -59,6 +62,8 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     );
     let (pipelines, mut problems) = pipelines::build(&runtime, loaded.configs);
     problems.splice(0..0, loaded.problems);
+    let (endpoints, endpoint_problems) = wafer_nats::endpoints::plan(runtime.registry());
+    problems.extend(endpoint_problems);
     if let Some(first) = problems.first() {
         for problem in &problems[1..] {
             tracing::error!("{problem}");
@@ -82,9 +87,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         if args.dapr_http_port.is_some() && services.iter().all(|s| s.id != wafer_http::DAPR_SERVICE) {
             tracing::warn!("--dapr-http-port is not used: the registry declares http.service entries, and each serves Dapr's API");
         }
-        if services.is_empty() && pipelines.is_empty() {
+        let endpoints = wafer_nats::endpoints::bind(&runtime, endpoints)
+            .await
+            .map_err(Failure::failed)?;
+        if services.is_empty() && pipelines.is_empty() && endpoints.is_empty() {
             return Err(Failure::input(anyhow!(
-                "{}: no http.service, pipeline or Dapr component: nothing to run",
+                "{}: no http.service, nats.endpoint, pipeline or Dapr component: nothing to run",
                 args.registry.display()
             )));
         }
@@ -114,13 +122,24 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         for service in &services {
             tracing::info!(service = %service.id, "Listening on http://{}", service.addr);
         }
+        for bound in &endpoints {
+            let (id, config) = (&bound.endpoint.id, &bound.endpoint.config);
+            tracing::info!(
+                endpoint = %id,
+                "Serving function {} on NATS subject {} (queue {})",
+                config.func,
+                config.subject,
+                config.queue
+            );
+        }
+        let answered = wafer_nats::endpoints::serve(endpoints, stopped(stopping.clone()));
         let served = async {
             if services.is_empty() {
                 return Ok(());
             }
             wafer_http::serve(services, stopped(stopping.clone())).await
         };
-        let (served, failed) = tokio::join!(served, finish_pipelines(runs));
+        let (served, (), failed) = tokio::join!(served, answered, finish_pipelines(runs));
         // Guests still running after the grace period stop at their next
         // epoch tick, so that the process ends.
         runtime.engine().interrupt_all();

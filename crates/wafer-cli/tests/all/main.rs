@@ -8,6 +8,7 @@ mod fluentbit_filter;
 mod fluentbit_inputs;
 mod fluentbit_outputs;
 mod hostile;
+mod nats_endpoints;
 mod nats_pipelines;
 mod nats_server;
 mod pipelines;
