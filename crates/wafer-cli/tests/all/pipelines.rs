@@ -242,7 +242,7 @@ output:
     let run = ws.wafer(&["run", "bad.yaml"]);
     run.code(2)
         .stderr_has("input.kafka")
-        .stderr_has("wafer has no input `kafka` (supported: dummy, exec_wasi, file, generate, http_server, stdin, stdin_records)")
+        .stderr_has("wafer has no input `kafka` (supported: dummy, exec_wasi, file, generate, http_server, nats, nats_jetstream, stdin, stdin_records)")
         .stderr_has("pipeline.processors[0].wasm.module_pth")
         .stderr_has("unknown field `module_pth`");
     // `wafer check` lists the same problems, and compiles the modules.
