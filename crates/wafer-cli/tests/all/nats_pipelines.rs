@@ -255,6 +255,33 @@ fn a_killed_process_leaves_its_messages_to_the_others() {
 }
 
 #[test]
+fn ctrl_c_acknowledges_what_was_written_and_the_next_run_goes_on() {
+    // What the stopped process had prefetched but never saw comes back
+    // after `ack_wait`; long enough that nothing written is redelivered
+    // because its acknowledgement was slow.
+    let (_nats, broker, ws) = louder_relay("    max_ack_pending: 256\n    ack_wait: 10s");
+    broker.publish_all("in.work", numbered(30_000));
+    let node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
+    broker.wait_for_count("OUT", 5_000);
+    let (code, first) = node.stop();
+    assert_eq!(code, Some(0), "{first}");
+    let node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
+    broker.wait_for_count("OUT", 30_000);
+    broker.wait_until_all_acknowledged("IN", "workers");
+    let (code, second) = node.stop();
+    assert_eq!(code, Some(0), "{second}");
+    // Each message was processed by one run only: what the first wrote,
+    // it acknowledged before it ended, and what it had not finished it
+    // handed back.
+    assert_eq!(
+        processed(&first) + processed(&second),
+        30_000,
+        "first run:\n{first}\nsecond run:\n{second}"
+    );
+    assert_out_holds_each_once(&broker, 30_000);
+}
+
+#[test]
 fn a_restarted_broker_pauses_the_pipeline_and_it_resumes() {
     let (mut nats, broker, ws) = louder_relay("    max_ack_pending: 64\n    ack_wait: 5s");
     let mut node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);

@@ -32,7 +32,7 @@ mod sink;
 mod summary;
 mod writer;
 
-pub use sink::{Settled, Sink, Stopped, Tracked, TrackedAck};
+pub use sink::{Settled, Sink, Stopped, Stopping, Tracked, TrackedAck};
 pub use summary::{PipelineError, Summary};
 
 use self::sink::{Batch, Processed};
@@ -303,17 +303,37 @@ impl Pipeline {
             counts.clone(),
             halt,
         ));
+        let settlements = Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
+        let (stopping, stop_requested) = watch::channel(false);
         let sink = Sink {
             queue,
             permits,
             next: 0,
             counts: counts.clone(),
+            settlements: settlements.clone(),
+            stopping: Stopping(stop_requested),
         };
         let input_name = self.input_name.clone();
-        let input_failed = tokio::select! {
-            ended = self.input.run(sink) => ended.err(),
+        let stops_itself = self.input.stops_itself();
+        let mut input = self.input.run(sink);
+        let stopped = tokio::select! {
+            ended = &mut input => Some(ended.err()),
             () = stop => None,
             _ = halted.wait_for(|halted| *halted) => None,
+        };
+        let input_failed = match stopped {
+            Some(failed) => failed,
+            // Told, an input that stops itself hands back what it holds
+            // and returns; any other is dropped where it stands.
+            None if stops_itself => {
+                stopping.send_replace(true);
+                input.await.err()
+            }
+            None => {
+                // Its sink goes with it, which lets the workers finish.
+                drop(input);
+                None
+            }
         };
         let mut worker_failed = None;
         for worker in workers {
@@ -329,6 +349,10 @@ impl Pipeline {
             Ok(outcome) => outcome.err(),
             Err(panicked) => Some(("output".to_string(), format!("panicked: {panicked}"))),
         };
+        // Every batch is settled now; what the input does with that
+        // (acknowledging upstream) finishes before the run does.
+        let settling = std::mem::take(&mut *settlements.lock().unwrap_or_else(|p| p.into_inner()));
+        settling.join_all().await;
         let summary = Box::new(Summary {
             name: self.name.clone(),
             received: self.metrics.get(MessageCount::Received),

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use wafer::Message;
 use wafer::metrics::MessageCount;
 
@@ -16,6 +17,21 @@ pub struct Sink {
     pub(super) permits: Arc<Semaphore>,
     pub(super) next: u64,
     pub(super) counts: Arc<Counts>,
+    pub(super) settlements: Arc<std::sync::Mutex<JoinSet<()>>>,
+    pub(super) stopping: Stopping,
+}
+
+/// Tells an input that stops itself ([`crate::inputs::Input::stops_itself`])
+/// when the pipeline no longer takes input.
+#[derive(Clone)]
+pub struct Stopping(pub(super) watch::Receiver<bool>);
+
+impl Stopping {
+    /// Resolves once the pipeline stops taking input (at once if it has).
+    pub async fn requested(&mut self) {
+        // An error means the pipeline is gone: stopped all the same.
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
 }
 
 /// The pipeline is stopping: the input should return.
@@ -169,6 +185,23 @@ impl Sink {
         self.push(messages, Some(redeliverable), Ack::Tracked(ack, Vec::new()))
             .await?;
         Ok(delivered)
+    }
+
+    /// What tells an input that stops itself that the pipeline stops.
+    pub fn stopping(&self) -> Stopping {
+        self.stopping.clone()
+    }
+
+    /// Runs `settle` (what the input does once a batch is settled:
+    /// acknowledging it upstream) as part of the pipeline's run: the run
+    /// ends only once every such task has, even when the input itself was
+    /// stopped.
+    pub fn settle_later(&self, settle: impl Future<Output = ()> + Send + 'static) {
+        let mut settlements = self.settlements.lock().unwrap_or_else(|p| p.into_inner());
+        // Finished ones are reaped here, so that the set stays as small as
+        // the batches in flight.
+        while settlements.try_join_next().is_some() {}
+        settlements.spawn(settle);
     }
 
     async fn push(

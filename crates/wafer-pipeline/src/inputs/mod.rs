@@ -23,6 +23,14 @@ pub trait Input: Send {
     /// Produces messages into `sink` until the source ends (`Ok`) or
     /// fails; returns early when the sink reports the pipeline stopped.
     fn run(self: Box<Self>, sink: Sink) -> BoxFuture<'static, Result<(), String>>;
+
+    /// Whether it returns promptly once [`Sink::stopping`] says so, after
+    /// handing back upstream what it took and did not send: the pipeline
+    /// then waits for it. Otherwise (the default) the pipeline drops it
+    /// where it stands when it stops.
+    fn stops_itself(&self) -> bool {
+        false
+    }
 }
 
 /// How an input is built from its config.

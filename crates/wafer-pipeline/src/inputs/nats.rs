@@ -82,6 +82,11 @@ impl Input for NatsInput {
             };
             let subscriber =
                 subscribed.map_err(|e| format!("cannot subscribe to {}: {e}", self.subject))?;
+            // The readiness line promises the server has the subscription.
+            client
+                .flush()
+                .await
+                .map_err(|e| format!("cannot subscribe to {}: {e}", self.subject))?;
             tracing::info!(
                 component = %self.link.component(),
                 servers = %self.link.servers(),

@@ -42,6 +42,10 @@
 //!   connection pauses the input; the client reconnects and the consumer
 //!   goes on where it stood.
 //!
+//! On Ctrl-C the input stops taking messages and NAKs those it holds and
+//! has not handed over, so that they go to another process at once; the
+//! run ends once the messages in flight are written and acknowledged.
+//!
 //! Delivery is at least once: a process that dies holding messages leaves
 //! them to be delivered again (after `ack_wait`) to another. An output
 //! that de-duplicates (`nats_jetstream`'s `Nats-Msg-Id`) makes the result
@@ -52,7 +56,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::{self, AckKind, Message as JsMessage};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 use wafer::Message;
 use wafer_nats::async_nats;
@@ -62,7 +66,7 @@ use super::Input;
 use crate::config::duration::GoDuration;
 use crate::config::{ComponentConfig, ComponentError};
 use crate::nats::{Link, StreamSpec, headers_to_metadata};
-use crate::{BoxFuture, BuildContext, Settled, Sink, Tracked};
+use crate::{BoxFuture, BuildContext, Settled, Sink, Stopped, Tracked};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,12 +202,16 @@ impl Input for JetStreamInput {
     fn run(self: Box<Self>, sink: Sink) -> BoxFuture<'static, Result<(), String>> {
         Box::pin(self.consume(sink))
     }
+
+    fn stops_itself(&self) -> bool {
+        true
+    }
 }
 
 impl JetStreamInput {
     async fn consume(self, mut sink: Sink) -> Result<(), String> {
         let client = self.link.connect(&self.runtime).await?;
-        let jetstream = jetstream::new(client);
+        let jetstream = jetstream::new(client.clone());
         let consumer = self.consumer(&jetstream).await?;
         let info = consumer.cached_info();
         let (stream, name) = (info.stream_name.clone(), info.name.clone());
@@ -223,7 +231,18 @@ impl JetStreamInput {
             "Consuming JetStream stream {stream} as consumer {name}."
         );
         let mut failing = false;
-        while let Some(chunk) = messages.next().await {
+        let mut stopping = sink.stopping();
+        loop {
+            let chunk = tokio::select! {
+                biased;
+                () = stopping.requested() => break,
+                chunk = messages.next() => chunk,
+            };
+            let Some(chunk) = chunk else {
+                return Err(format!(
+                    "the consumer {name} of stream {stream} stopped delivering (deleted?)"
+                ));
+            };
             let mut taken = Vec::with_capacity(chunk.len());
             for next in chunk {
                 match next {
@@ -249,26 +268,37 @@ impl JetStreamInput {
                 .into_iter()
                 .map(|message| to_tracked(message, max_deliver))
                 .unzip();
-            match sink.send_tracked(tracked).await {
-                Ok(settled) => {
-                    let nak_delay = self.nak_delay.clone();
-                    tokio::spawn(async move {
-                        let outcome = settled
-                            .await
-                            .unwrap_or_else(|_| Err("the pipeline dropped the batch".to_string()));
-                        settle(ackers, outcome, &nak_delay).await;
-                    });
-                }
-                Err(_stopped) => {
-                    // Not taken: another process may have them now.
-                    settle(ackers, Err(String::new()), &[]).await;
-                    return Ok(());
-                }
-            }
+            let sent = tokio::select! {
+                biased;
+                () = stopping.requested() => Err(Stopped),
+                sent = sink.send_tracked(tracked) => sent,
+            };
+            let Ok(settled) = sent else {
+                settle_and_flush(&client, ackers, Err(String::new()), &[]).await;
+                return Ok(());
+            };
+            let (nak_delay, client) = (self.nak_delay.clone(), client.clone());
+            sink.settle_later(async move {
+                let outcome = settled
+                    .await
+                    .unwrap_or_else(|_| Err("the pipeline dropped the batch".to_string()));
+                settle_and_flush(&client, ackers, outcome, &nak_delay).await;
+            });
         }
-        Err(format!(
-            "the consumer {name} of stream {stream} stopped delivering (deleted?)"
-        ))
+        // Stopping: what the client already holds goes back to the server
+        // at once, for another process (or the next run) to take, rather
+        // than after `ack_wait`.
+        let mut held = Vec::new();
+        while let Some(Some(chunk)) = messages.next().now_or_never() {
+            held.extend(
+                chunk
+                    .into_iter()
+                    .flatten()
+                    .map(|m| to_tracked(m, max_deliver).1),
+            );
+        }
+        settle_and_flush(&client, held, Err(String::new()), &[]).await;
+        Ok(())
     }
 
     /// The consumer: bound as it is, or created (or updated) from the
@@ -349,6 +379,33 @@ fn to_tracked(message: JsMessage, max_deliver: i64) -> (Tracked, Acker) {
         redeliverable: max_deliver < 1 || delivered < max_deliver,
     };
     (tracked, Acker { acker, delivered })
+}
+
+/// How long acknowledging a batch may wait for the server: a pipeline
+/// stopping while the broker is away must still end.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// [`settle`], then the acknowledgements flushed to the server (the
+/// process may be about to end), or given up after [`SETTLE_PATIENCE`]:
+/// what was not acknowledged is delivered again.
+async fn settle_and_flush(
+    client: &async_nats::Client,
+    ackers: Vec<Acker>,
+    outcome: Result<Vec<Settled>, String>,
+    nak_delay: &[Duration],
+) {
+    let settled = async {
+        settle(ackers, outcome, nak_delay).await;
+        let _ = client.flush().await;
+    };
+    if tokio::time::timeout(SETTLE_PATIENCE, settled)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "Could not acknowledge a batch to JetStream in time; its messages will be delivered again."
+        );
+    }
 }
 
 /// Acknowledges what the pipeline is done with and NAKs what it hands
