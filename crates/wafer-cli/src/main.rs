@@ -86,7 +86,8 @@ fn init_logging(
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn,wafer::guest=info",
-        (false, 1) => "info",
+        // async-nats logs each connection at info; wafer's own line says it.
+        (false, 1) => "info,async_nats=warn",
         (false, _) => "debug,cranelift_codegen=info,wasmtime=info",
     };
     let filter = std::env::var("WAFER_LOG")

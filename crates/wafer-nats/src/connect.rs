@@ -274,7 +274,11 @@ fn report(name: &str, state: &ConnectionState, event: Event) {
     match event {
         Event::Connected => {
             state.connected();
-            tracing::info!(component = %name, "Reconnected to NATS.");
+            if state.disconnects() == 0 {
+                tracing::info!(component = %name, "Connected to NATS.");
+            } else {
+                tracing::info!(component = %name, "Reconnected to NATS.");
+            }
         }
         Event::Disconnected => {
             state.disconnected();

@@ -11,7 +11,7 @@ use wafer_guests::{BENTHOS_LOUDER, BENTHOS_TRAP};
 
 use super::nats_server::NatsServer;
 use super::server::{Server, wait_until};
-use super::util::Workspace;
+use super::util::{Workspace, repo_root, run_with_stdin};
 
 /// What `BENTHOS_LOUDER` appends.
 const LOUD: &str = "!!!!111!!11!";
@@ -419,4 +419,39 @@ output:
         .stdout_has("input.nats_jetstream.urls")
         .stdout_has("output.nats_jetstream.subject")
         .stdout_has("content()");
+}
+
+/// `wafer run examples/scale-out/FILE` from the repository's root, as
+/// the README runs it, against `url`.
+fn scale_out(ws: &Workspace, url: &str, file: &str) -> std::process::Command {
+    let path = format!("examples/scale-out/{file}");
+    let mut command = ws.command(&["run", &path]);
+    command.current_dir(repo_root()).env("NATS_URL", url);
+    command
+}
+
+#[test]
+fn the_scale_out_example_shares_the_orders_between_two_workers() {
+    let nats = NatsServer::start();
+    let broker = Broker::connect(&nats.url);
+    let ws = Workspace::new();
+    let workers: Vec<Server> = (0..2)
+        .map(|_| Server::spawn_until(scale_out(&ws, &nats.url, "worker.yaml"), CONSUMING))
+        .collect();
+    let orders: String = (1..=2000).map(|i| format!("order {i}\n")).collect();
+    let args = ["run", "examples/scale-out/feed.yaml"];
+    run_with_stdin(&args, scale_out(&ws, &nats.url, "feed.yaml"), &orders)
+        .code(0)
+        .stderr_has("pipeline feed: received 2000, processed 2000");
+    broker.wait_for_count("DONE", 2000);
+    broker.wait_until_all_acknowledged("ORDERS", "workers");
+    for worker in workers {
+        let (code, log) = worker.stop();
+        assert_eq!(code, Some(0), "{log}");
+        assert!(processed(&log) > 0, "a worker did none of the work:\n{log}");
+    }
+    let done = broker.read_all("DONE");
+    let distinct: HashSet<&str> = done.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!((done.len(), distinct.len()), (2000, 2000));
+    assert!(distinct.contains("ORDER 1") && distinct.contains("ORDER 2000"));
 }

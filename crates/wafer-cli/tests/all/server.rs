@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::Child;
+use std::process::{Child, Command};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,13 @@ impl Server {
 
     /// `wafer ARGS`, once it logs a line holding `ready`; `base` is empty.
     pub fn start_until(ws: &Workspace, args: &[&str], ready: &str) -> Server {
-        let mut child = ws.command(args).spawn().unwrap();
+        Server::spawn_until(ws.command(args), ready)
+    }
+
+    /// `command` (a `wafer` command of [`Workspace::command`]), once it
+    /// logs a line holding `ready`.
+    pub fn spawn_until(mut command: Command, ready: &str) -> Server {
+        let mut child = command.spawn().unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let (send, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
