@@ -20,20 +20,9 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 source crates/wafer-http/benches/lib.sh
+source crates/wafer-nats/benches/lib.sh
 
-# Waits for a line holding $2 in the log $1.
-ready() {
-  for _ in $(seq 600); do
-    if grep -q "$2" "$1"; then return; fi
-    sleep 0.1
-  done
-  echo "never ready: $(cat "$1")" >&2
-  exit 1
-}
-
-nats-server -a 127.0.0.1 -p -1 2>"$work/nats.log" &
-ready "$work/nats.log" "Server is ready"
-url=nats://$(grep -o "client connections on [0-9.:]*" "$work/nats.log" | awk '{print $4}')
+start_nats
 
 mkdir "$work/reg"
 cat >"$work/reg/_index.yaml" <<YAML
