@@ -70,6 +70,21 @@ impl EngineSettings {
             max_instances: slots,
         }
     }
+
+    /// [`EngineSettings::for_registry`] with room to grow, twice the slots
+    /// (within [`MAX_INSTANCE_SLOTS`]), for a process whose registry may
+    /// be reloaded: a reload that adds functions then shares the engine,
+    /// and what it compiled, instead of needing an engine of its own
+    /// (see [`crate::Runtime::successor`]).
+    pub fn for_reloads(registry: &Registry) -> EngineSettings {
+        let settings = EngineSettings::for_registry(registry);
+        EngineSettings {
+            max_instances: settings
+                .max_instances
+                .saturating_mul(2)
+                .min(MAX_INSTANCE_SLOTS),
+        }
+    }
 }
 
 impl Default for EngineSettings {
@@ -156,6 +171,14 @@ impl WaferEngine {
     /// shutdown. It cannot be undone.
     pub fn interrupt_all(&self) {
         self.interrupted.store(true, Ordering::Relaxed);
+    }
+
+    /// This engine, stopped by `other`'s [`WaferEngine::interrupt_all`]
+    /// too (and `other` by its): a reload's new engine, so that a stop
+    /// reaches the guests of every generation.
+    pub fn interrupted_with(mut self, other: &WaferEngine) -> WaferEngine {
+        self.interrupted = other.interrupted.clone();
+        self
     }
 
     /// The flag [`WaferEngine::interrupt_all`] sets, as stores read it.

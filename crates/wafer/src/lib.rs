@@ -78,4 +78,4 @@ pub use function::Function;
 pub use hash::Sha256Hash;
 pub use message::{Message, Metadata, TAG_METADATA};
 pub use registry::Registry;
-pub use runtime::{ModuleSpec, Runtime, RuntimeOptions};
+pub use runtime::{Carried, ModuleSpec, Runtime, RuntimeOptions};

@@ -15,7 +15,7 @@ use crate::wasi::grants::{check_grant_name, split_import};
 use crate::wasi::{AddressPattern, HostPattern, HostsSource, OutboundHttp, guest_path};
 
 /// A registry entry that loaded without problems.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// `namespace:name` for Wippy entries, `metadata.name` for Dapr ones.
     pub id: String,
@@ -28,7 +28,7 @@ pub struct Entry {
 }
 
 /// What an entry is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum EntryKind {
     /// `fs.directory`: a host folder.
@@ -97,7 +97,7 @@ impl Entry {
 /// A `pipeline` entry: its Benthos-shaped body (`input`, `pipeline`,
 /// `output`, `on_error`) as written, `${VAR}` not yet replaced; the
 /// pipeline engine (`wafer-pipeline`) reads and checks the rest.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PipelineEntry {
     /// The body's fields.
     pub body: Value,

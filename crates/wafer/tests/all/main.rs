@@ -5,6 +5,7 @@ mod instances;
 mod mapping;
 mod metrics;
 mod pools;
+mod reload;
 mod sources;
 mod util;
 mod workers;

@@ -1,9 +1,15 @@
 //! [`Runtime`]: the registry, the engine, and the one entry point every
-//! surface calls through ([`Runtime::invoke`]).
+//! surface calls through ([`Runtime::invoke`]); a reload's next generation
+//! ([`Runtime::successor`], in `successor.rs`).
+
+mod file_modules;
+mod successor;
+
+pub use successor::Carried;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -13,8 +19,9 @@ use crate::blocking::off_worker;
 use crate::call::{Input, Output};
 use crate::compiler::{CompileStats, Compiler};
 use crate::engine::{EngineSettings, WaferEngine};
-use crate::error::{EngineError, Error, Problem, ProblemKind, Result, one_line};
+use crate::error::{EngineError, Error, Problem, ProblemKind, Result};
 use crate::function::Function;
+use crate::hash::Sha256Hash;
 use crate::limits::{CompileLimits, Limits};
 use crate::metrics::{
     ConnectionState, FunctionMetrics, FunctionSnapshot, PipelineMetrics, Snapshot,
@@ -58,10 +65,25 @@ pub struct RuntimeOptions {
 type Loaded = std::result::Result<Arc<Function>, Vec<Problem>>;
 
 /// One registry function's place in the runtime: its load, shared by every
-/// first caller, and its call counters, kept across retried loads.
+/// first caller, and its call counters, kept across retried loads (and
+/// reloads).
 struct Slot {
     loaded: OnceCell<Loaded>,
     metrics: Arc<FunctionMetrics>,
+    /// The hash of the module bytes a registry function was loaded from:
+    /// what tells a reload whether its module file changed.
+    module: OnceLock<Sha256Hash>,
+}
+
+impl Slot {
+    /// A slot whose function is not loaded yet.
+    fn unloaded(metrics: Arc<FunctionMetrics>) -> Slot {
+        Slot {
+            loaded: OnceCell::new(),
+            metrics,
+            module: OnceLock::new(),
+        }
+    }
 }
 
 /// A registry, the engine, and the functions loaded so far.
@@ -84,13 +106,15 @@ struct Slot {
 /// ```
 pub struct Runtime {
     engine: WaferEngine,
-    linkers: Linkers,
-    compiler: Compiler,
+    linkers: Arc<Linkers>,
+    compiler: Arc<Compiler>,
     sources: ModuleSources,
     registry: Registry,
     slots: RwLock<HashMap<String, Arc<Slot>>>,
     pipelines: RwLock<Vec<Arc<PipelineMetrics>>>,
-    connections: RwLock<Vec<Arc<ConnectionState>>>,
+    /// Held by the components that connect: a connection no one holds
+    /// any more (its pipeline ended) is no longer listed.
+    connections: RwLock<Vec<Weak<ConnectionState>>>,
 }
 
 impl Runtime {
@@ -127,7 +151,7 @@ impl Runtime {
         engine: WaferEngine,
         options: RuntimeOptions,
     ) -> std::result::Result<Runtime, EngineError> {
-        let linkers = Linkers::new(engine.engine())?;
+        let linkers = Arc::new(Linkers::new(engine.engine())?);
         let cache = options.cache_dir.and_then(|dir| match DiskCache::open(&dir) {
             Ok(cache) => Some(cache),
             Err(error) => {
@@ -136,7 +160,7 @@ impl Runtime {
             }
         });
         Ok(Runtime {
-            compiler: Compiler::new(engine.engine(), cache.clone()),
+            compiler: Arc::new(Compiler::new(engine.engine(), cache.clone())),
             sources: ModuleSources::new(cache, options.fetch),
             engine,
             linkers,
@@ -234,7 +258,7 @@ impl Runtime {
     /// caller that waits for it.
     async fn load_shared<'s>(&self, id: &str, slot: &'s Slot) -> &'s Loaded {
         slot.loaded
-            .get_or_init(|| async { off_worker(|| self.load(id, &slot.metrics)) })
+            .get_or_init(|| async { off_worker(|| self.load(id, slot)) })
             .await
     }
 
@@ -274,12 +298,9 @@ impl Runtime {
             _ => {}
         }
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
-        let slot = slots.entry(id.to_string()).or_insert_with(|| {
-            Arc::new(Slot {
-                loaded: OnceCell::new(),
-                metrics: Arc::new(FunctionMetrics::new()),
-            })
-        });
+        let slot = slots
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Slot::unloaded(Arc::new(FunctionMetrics::new()))));
         Ok(slot.clone())
     }
 
@@ -300,10 +321,7 @@ impl Runtime {
         if self.fetched_from_url(id) {
             let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
             if slots.get(id).is_some_and(|known| Arc::ptr_eq(known, slot)) {
-                let retry = Slot {
-                    loaded: OnceCell::new(),
-                    metrics: slot.metrics.clone(),
-                };
+                let retry = Slot::unloaded(slot.metrics.clone());
                 slots.insert(id.to_string(), Arc::new(retry));
             }
         }
@@ -318,117 +336,6 @@ impl Runtime {
             .get(id)
             .and_then(Entry::function)
             .is_some_and(|function| matches!(function.source, ModuleSource::Url(_)))
-    }
-
-    /// A WASI program outside the registry (`wafer exec`): `module` (a
-    /// preview 1 core module or a preview 2 component, binary or WAT) run
-    /// as `id`, in `sandbox`, under `limits`, a fresh instance per run. It
-    /// compiles on this thread: call it outside async code.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Refused`] when the module does not compile or link (not
-    /// Wasm, an import wafer does not provide, no `_start` or `wasi:cli/run`).
-    pub fn program(
-        &self,
-        id: &str,
-        module: &[u8],
-        sandbox: Sandbox,
-        limits: Limits,
-    ) -> Result<Function> {
-        let spec = ModuleSpec {
-            abi: Abi::WasiCommand,
-            method: None,
-            event_format: EventFormat::default(),
-            sandbox,
-            limits,
-            pool: PoolPolicy::from_config(None),
-        };
-        self.compile_function(id, module, spec, Arc::new(FunctionMetrics::new()))
-    }
-
-    /// A function outside the registry, from a module file (a pipeline's
-    /// `wasm` processor): `module` (binary or WAT) loaded as `id` with the
-    /// ABI, export, sandbox, limits and pool of `spec`. Its calls are
-    /// counted in [`Runtime::metrics_text`] under `id` like a registry
-    /// function's. It compiles on this thread: call it outside async code.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Refused`] when the module does not compile or link, or
-    /// does not fit the ABI; [`Error::Unsupported`] for an ABI that is not
-    /// active yet.
-    pub fn load_module(&self, id: &str, module: &[u8], spec: ModuleSpec) -> Result<Arc<Function>> {
-        let metrics = Arc::new(FunctionMetrics::new());
-        let function = Arc::new(self.compile_function(id, module, spec, metrics.clone())?);
-        let slot = Slot {
-            loaded: OnceCell::new_with(Some(Ok(function.clone()))),
-            metrics,
-        };
-        self.slots
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_string(), Arc::new(slot));
-        Ok(function)
-    }
-
-    /// Compiles `module`, a file rather than a registry entry, into a
-    /// function whose calls `metrics` count.
-    fn compile_function(
-        &self,
-        id: &str,
-        module: &[u8],
-        spec: ModuleSpec,
-        metrics: Arc<FunctionMetrics>,
-    ) -> Result<Function> {
-        let refused = |kind, message| Error::Refused {
-            id: id.to_string(),
-            problems: vec![Problem::new(kind, message).in_file(id)],
-        };
-        let Some(abi) = abi::lookup(spec.abi) else {
-            return Err(Error::Unsupported {
-                id: id.to_string(),
-                message: format!("abi {} is not active yet", spec.abi.as_str()),
-            });
-        };
-        // WAT, of a core module or a component alike, is encoded first.
-        let looks_like_wat =
-            std::str::from_utf8(module).is_ok_and(|text| text.trim_start().starts_with(['(', ';']));
-        let module = if looks_like_wat {
-            wat::parse_bytes(module).map_err(|e| {
-                refused(
-                    ProblemKind::InvalidModule,
-                    format!("WAT does not parse: {}", one_line(&e.to_string())),
-                )
-            })?
-        } else {
-            module.into()
-        };
-        let mut cx = self.load_context(None, &spec.sandbox, "file");
-        cx.method = spec.method.as_deref();
-        cx.event_format = spec.event_format;
-        let prepared =
-            prepare(abi, &cx, &module, CompileLimits::default()).map_err(|e| match e.kind {
-                // Named by a registry field that a file has no flag for.
-                ProblemKind::TooLarge => refused(
-                    e.kind,
-                    format!(
-                        "{} (the defaults of a registry entry's `limits`)",
-                        e.message
-                    ),
-                ),
-                _ => refused(e.kind, e.message),
-            })?;
-        tracing::debug!(function = id, "Compiled.");
-        Ok(Function::new(
-            id,
-            prepared,
-            spec.pool,
-            spec.limits,
-            spec.sandbox,
-            self.engine.interrupt_flag(),
-            metrics,
-        ))
     }
 
     fn load_context<'a>(
@@ -551,8 +458,12 @@ impl Runtime {
     pub fn connection(&self, broker: &'static str, component: &str) -> Arc<ConnectionState> {
         let state = Arc::new(ConnectionState::new(broker, component));
         let mut connections = self.connections.write().unwrap_or_else(|p| p.into_inner());
-        connections.retain(|known| known.component() != component || known.broker() != broker);
-        connections.push(state.clone());
+        connections.retain(|known| {
+            known
+                .upgrade()
+                .is_some_and(|known| known.component() != component || known.broker() != broker)
+        });
+        connections.push(Arc::downgrade(&state));
         state
     }
 
@@ -562,7 +473,9 @@ impl Runtime {
         self.connections
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     /// Counters for a pipeline named `name` with `processors`, rendered by
@@ -578,7 +491,7 @@ impl Runtime {
 
     /// Reads, checks and compiles function `id`, whose calls `metrics`
     /// count.
-    fn load(&self, id: &str, metrics: &Arc<FunctionMetrics>) -> Loaded {
+    fn load(&self, id: &str, slot: &Slot) -> Loaded {
         if let Some(problems) = self.registry.refusal(id) {
             return Err(problems.to_vec());
         }
@@ -602,6 +515,7 @@ impl Runtime {
                 .map_err(|e| locate(e.problem_kind(), config.source_field(), e.to_string()))?,
             _ => self.registry.module_bytes(entry).map_err(|p| vec![p])?,
         };
+        let _ = slot.module.set(Sha256Hash::of(&bytes));
         let started = std::time::Instant::now();
         let cx = self.load_context(Some(config), &sandbox, config.source_field());
         let prepared = prepare(abi, &cx, &bytes, config.limits.compile_limits()).map_err(
@@ -619,7 +533,7 @@ impl Runtime {
             config.limits.limits(),
             sandbox,
             self.engine.interrupt_flag(),
-            metrics.clone(),
+            slot.metrics.clone(),
         )))
     }
 }
