@@ -39,6 +39,15 @@ entries:
     std::fs::write(dir.join("_index.yaml"), yaml).unwrap();
 }
 
+/// A folder holding the first registry: `r:inline` answers 1.
+fn first_generation() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file.wat"), ADD).unwrap();
+    std::fs::write(dir.path().join("same.wat"), ADD).unwrap();
+    write_registry(dir.path(), 1, "");
+    dir
+}
+
 /// A runtime on an engine with room for reloads, as `wafer run` makes it.
 fn reloadable(registry: Registry) -> Runtime {
     let engine = WaferEngine::new(&EngineSettings::for_reloads(&registry)).unwrap();
@@ -47,10 +56,7 @@ fn reloadable(registry: Registry) -> Runtime {
 
 #[tokio::test]
 async fn unchanged_functions_carry_on_and_changed_ones_load_again() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("file.wat"), ADD).unwrap();
-    std::fs::write(dir.path().join("same.wat"), ADD).unwrap();
-    write_registry(dir.path(), 1, "");
+    let dir = first_generation();
     let old = Arc::new(reloadable(Registry::load(dir.path()).unwrap()));
     for id in ["r:file", "r:same"] {
         assert_eq!(old.call(id, vec![json!(1), json!(2)]).await.unwrap(), 3);
@@ -105,10 +111,7 @@ async fn unchanged_functions_carry_on_and_changed_ones_load_again() {
 
 #[tokio::test]
 async fn a_registry_that_needs_more_instances_gets_an_engine_of_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("file.wat"), ADD).unwrap();
-    std::fs::write(dir.path().join("same.wat"), ADD).unwrap();
-    write_registry(dir.path(), 1, "");
+    let dir = first_generation();
     let old = reloadable(Registry::load(dir.path()).unwrap());
     assert_eq!(
         old.call("r:same", vec![json!(1), json!(1)]).await.unwrap(),
@@ -127,10 +130,7 @@ async fn a_registry_that_needs_more_instances_gets_an_engine_of_its_own() {
 
 #[tokio::test]
 async fn a_removed_function_is_gone_and_a_refused_one_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("file.wat"), ADD).unwrap();
-    std::fs::write(dir.path().join("same.wat"), ADD).unwrap();
-    write_registry(dir.path(), 1, "");
+    let dir = first_generation();
     let old = Runtime::new(Registry::load(dir.path()).unwrap()).unwrap();
     assert_eq!(
         old.call("r:same", vec![json!(1), json!(1)]).await.unwrap(),
