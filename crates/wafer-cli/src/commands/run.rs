@@ -81,10 +81,9 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         let dapr_port = args
             .dapr_http_port
             .unwrap_or(wafer_http::DEFAULT_DAPR_HTTP_PORT);
-        let services = wafer_http::bind(&runtime, dapr_port)
-            .await
-            .map_err(Failure::failed)?;
-        if args.dapr_http_port.is_some() && services.iter().all(|s| s.id != wafer_http::DAPR_SERVICE) {
+        let mut servers = wafer_http::Servers::new(dapr_port);
+        let services = servers.plan(&runtime).await.map_err(Failure::failed)?;
+        if args.dapr_http_port.is_some() && services.services().all(|(id, _)| id != wafer_http::DAPR_SERVICE) {
             tracing::warn!("--dapr-http-port is not used: the registry declares http.service entries, and each serves Dapr's API");
         }
         let endpoints = wafer_nats::endpoints::bind(&runtime, endpoints)
@@ -119,9 +118,11 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
                 tokio::spawn(pipeline.run(stopped(stopping.clone())))
             })
             .collect();
-        for service in &services {
-            tracing::info!(service = %service.id, "Listening on http://{}", service.addr);
+        for (id, addr) in services.services() {
+            tracing::info!(service = %id, "Listening on http://{addr}");
         }
+        let serving = !services.is_empty();
+        servers.apply(services);
         for bound in &endpoints {
             let (id, config) = (&bound.endpoint.id, &bound.endpoint.config);
             tracing::info!(
@@ -134,10 +135,13 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         }
         let answered = wafer_nats::endpoints::serve(endpoints, stopped(stopping.clone()));
         let served = async {
-            if services.is_empty() {
+            if !serving {
                 return Ok(());
             }
-            wafer_http::serve(services, stopped(stopping.clone())).await
+            tokio::select! {
+                () = stopped(stopping.clone()) => servers.stop().await,
+                failed = servers.failure() => Err(failed),
+            }
         };
         let (served, (), failed) = tokio::join!(served, answered, finish_pipelines(runs));
         // Guests still running after the grace period stop at their next

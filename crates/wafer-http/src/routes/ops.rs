@@ -20,10 +20,14 @@ pub(super) fn routes(routes: &ServiceRoutes<'_>) -> Router {
             .filter(|c| !c.is_connected())
             .map(|c| format!("{} connection of {} is down\n", c.broker(), c.component()))
             .collect();
+        // The registry generation answering, so that a reload can be
+        // seen to have taken effect.
+        let generation = format!("generation {}\n", connections.generation());
         if down.is_empty() {
-            "ready\n".into_response()
+            format!("ready\n{generation}").into_response()
         } else {
-            (StatusCode::SERVICE_UNAVAILABLE, down.concat()).into_response()
+            let body = format!("{}{generation}", down.concat());
+            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
         }
     };
     let exposition = move || {

@@ -17,6 +17,8 @@
 //! | `wafer_modules_compiled_total` | counter | |
 //! | `wafer_compiled_cache_hits_total` | counter | |
 //! | `wafer_compile_duration_seconds_total` | counter | |
+//! | `wafer_registry_generation` | gauge | |
+//! | `wafer_reloads_total` | counter | `outcome` (`applied`, `refused`) |
 //!
 //! `outcome` is `ok`, `guest_error` (a `result` error or a program's
 //! non-zero exit: the call succeeded) or an [`ErrorKind`] (`trap`,
@@ -27,8 +29,9 @@
 //! into its own shard, and shards are summed only when the metrics are
 //! rendered.
 //!
-//! Pipelines add their own series ([`pipeline`]), and components that
-//! hold a broker connection theirs ([`connections`]).
+//! Pipelines add their own series ([`pipeline`]), components that hold a
+//! broker connection theirs ([`connections`]), and a process that reloads
+//! its registry the generation it serves ([`reloads`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,9 +43,11 @@ use prometheus_client::registry::Unit;
 
 pub mod connections;
 pub mod pipeline;
+pub mod reloads;
 
 pub use connections::ConnectionState;
 pub use pipeline::{MessageCount, PipelineMetrics};
+pub use reloads::Reloads;
 
 use std::sync::Arc;
 
@@ -246,6 +251,8 @@ pub(crate) struct Snapshot {
     pub compile: CompileStats,
     pub pipelines: Vec<Arc<PipelineMetrics>>,
     pub connections: Vec<Arc<ConnectionState>>,
+    pub generation: u64,
+    pub reloads: Arc<Reloads>,
 }
 
 /// Each bucket's upper bound in seconds (the last one infinite) with its
@@ -408,7 +415,8 @@ impl Collector for Snapshot {
             )?
             .encode_counter::<NoLabelSet, _, u64>(&compile.compile_time.as_secs_f64(), None)?;
         PipelineMetrics::encode_all(&self.pipelines, &mut encoder)?;
-        ConnectionState::encode_all(&self.connections, &mut encoder)
+        ConnectionState::encode_all(&self.connections, &mut encoder)?;
+        self.reloads.encode(self.generation, &mut encoder)
     }
 }
 
@@ -438,7 +446,12 @@ mod tests {
             compile: CompileStats::default(),
             pipelines: vec![Arc::new(PipelineMetrics::new("p", vec!["upper".into()]))],
             connections: vec![Arc::new(ConnectionState::new("nats", "pipeline p input"))],
+            generation: 3,
+            reloads: Arc::new(Reloads::default()),
         };
+        snapshot.reloads.applied();
+        snapshot.reloads.applied();
+        snapshot.reloads.refused();
         snapshot.connections[0].connected();
         snapshot.connections[0].disconnected();
         snapshot.pipelines[0].add(MessageCount::Received, 5);
@@ -479,6 +492,15 @@ mod tests {
         );
         assert!(
             text.contains(&format!("wafer_broker_disconnects_total{connection} 1")),
+            "{text}"
+        );
+        assert!(text.contains("wafer_registry_generation 3\n"), "{text}");
+        assert!(
+            text.contains(r#"wafer_reloads_total{outcome="applied"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"wafer_reloads_total{outcome="refused"} 1"#),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

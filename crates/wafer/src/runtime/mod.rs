@@ -24,7 +24,7 @@ use crate::function::Function;
 use crate::hash::Sha256Hash;
 use crate::limits::{CompileLimits, Limits};
 use crate::metrics::{
-    ConnectionState, FunctionMetrics, FunctionSnapshot, PipelineMetrics, Snapshot,
+    ConnectionState, FunctionMetrics, FunctionSnapshot, PipelineMetrics, Reloads, Snapshot,
 };
 use crate::pools::PoolPolicy;
 use crate::registry::{Abi, Entry, EventFormat, FunctionConfig, ModuleSource, Registry};
@@ -115,6 +115,9 @@ pub struct Runtime {
     /// Held by the components that connect: a connection no one holds
     /// any more (its pipeline ended) is no longer listed.
     connections: RwLock<Vec<Weak<ConnectionState>>>,
+    /// 1, and one more for each [`Runtime::successor`].
+    generation: u64,
+    reloads: Arc<Reloads>,
 }
 
 impl Runtime {
@@ -168,12 +171,26 @@ impl Runtime {
             slots: RwLock::new(HashMap::new()),
             pipelines: RwLock::new(Vec::new()),
             connections: RwLock::new(Vec::new()),
+            generation: 1,
+            reloads: Arc::new(Reloads::default()),
         })
     }
 
     /// The registry.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Which registry generation this is: 1, and one more for each
+    /// [`Runtime::successor`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The process's reload counters, rendered by
+    /// [`Runtime::metrics_text`] with the generation.
+    pub fn reloads(&self) -> &Reloads {
+        &self.reloads
     }
 
     /// The engine.
@@ -447,6 +464,8 @@ impl Runtime {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
             connections: self.connections(),
+            generation: self.generation,
+            reloads: self.reloads.clone(),
         }
         .render()
     }

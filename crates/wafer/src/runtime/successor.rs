@@ -123,6 +123,8 @@ impl Runtime {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone(),
             ),
+            generation: self.generation + 1,
+            reloads: self.reloads.clone(),
         };
         Ok((runtime, carried))
     }

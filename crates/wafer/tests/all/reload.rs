@@ -74,6 +74,7 @@ async fn unchanged_functions_carry_on_and_changed_ones_load_again() {
     assert_eq!(carried.kept, ["r:same"]);
     assert_eq!(carried.reloaded, ["r:file", "r:inline"]);
     assert!(!carried.new_engine);
+    assert_eq!((old.generation(), new.generation()), (1, 2));
 
     // The same loaded function, warm instances and all.
     assert!(Arc::ptr_eq(
