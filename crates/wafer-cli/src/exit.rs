@@ -77,6 +77,16 @@ impl Failure {
     }
 }
 
+impl std::fmt::Display for Failure {
+    /// The error on one line, as [`Failure::report`] prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error {
+            Some(error) => f.write_str(&one_line(error)),
+            None => write!(f, "exit status {}", self.code),
+        }
+    }
+}
+
 /// The error and its causes on one line, with any control character (from
 /// a module's names, a guest's trap message) escaped.
 fn one_line(error: &anyhow::Error) -> String {

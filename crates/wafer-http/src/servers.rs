@@ -180,6 +180,11 @@ impl Servers {
         changes
     }
 
+    /// Whether any service is serving.
+    pub fn is_serving(&self) -> bool {
+        !self.running.is_empty()
+    }
+
     /// Waits for a server that fails, and says why; never resolves while
     /// none does.
     pub async fn failure(&mut self) -> HttpError {

@@ -38,7 +38,7 @@ pub const TOP_LEVEL: &[&str] = &["input", "pipeline", "output", "on_error"];
 
 /// One component: its place in the config, its label, its type and the
 /// type's own fields.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ComponentConfig {
     /// Where it is: `pipeline.processors[0]`.
     pub path: String,
@@ -116,7 +116,7 @@ impl ComponentError {
 }
 
 /// What happens to a message a processor flagged with an error.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OnError {
     /// It goes on to the output, flagged (Benthos' behaviour).
     Continue,
@@ -127,7 +127,7 @@ pub enum OnError {
 }
 
 /// A whole pipeline, parsed but not built.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PipelineConfig {
     /// Its name in logs, metrics and the summary: the registry entry's id,
     /// or the config file's name.

@@ -497,6 +497,15 @@ impl Runtime {
             .collect()
     }
 
+    /// The counters of every pipeline registered (and carried by
+    /// [`Runtime::successor`]).
+    pub fn pipelines(&self) -> Vec<Arc<PipelineMetrics>> {
+        self.pipelines
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Counters for a pipeline named `name` with `processors`, rendered by
     /// [`Runtime::metrics_text`] from now on (a pipeline built again under
     /// the same name replaces its counters).

@@ -1,0 +1,128 @@
+//! The pipelines of a `wafer run`, each in its own task, across reloads:
+//! a changed pipeline's old run stops taking input and drains through its
+//! old processors and outputs before the new one starts; a removed one
+//! drains and ends.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use wafer_pipeline::{Pipeline, PipelineError, Summary};
+
+use crate::exit::Failure;
+
+type Outcome = Result<Summary, PipelineError>;
+
+/// Every pipeline running, by name.
+pub struct PipelineRuns {
+    runs: BTreeMap<String, Run>,
+    /// Removed pipelines draining.
+    retired: Vec<JoinHandle<()>>,
+    /// Set once the process stops: every run stops.
+    stopping: watch::Receiver<bool>,
+    /// Each run's task says here when it ends.
+    ended_tx: mpsc::UnboundedSender<()>,
+    ended: mpsc::UnboundedReceiver<()>,
+    /// Runs started whose end was not heard yet.
+    live: usize,
+}
+
+struct Run {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Outcome>,
+}
+
+impl PipelineRuns {
+    /// No pipeline yet; each will stop when `stopping` turns true.
+    pub fn new(stopping: watch::Receiver<bool>) -> PipelineRuns {
+        let (ended_tx, ended) = mpsc::unbounded_channel();
+        PipelineRuns {
+            runs: BTreeMap::new(),
+            retired: Vec::new(),
+            stopping,
+            ended_tx,
+            ended,
+            live: 0,
+        }
+    }
+
+    /// Starts `pipeline`. A run of the same name is told to stop first,
+    /// and the new one starts once it has drained.
+    pub fn start(&mut self, pipeline: Pipeline) {
+        let name = pipeline.name().to_string();
+        let previous = self.runs.remove(&name);
+        let (stop, own) = watch::channel(false);
+        let stopped = stopped_by(own, self.stopping.clone());
+        let ended = self.ended_tx.clone();
+        let task = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                drain(previous).await;
+            }
+            tracing::info!(pipeline = %pipeline.name(), "Running.");
+            let outcome = pipeline.run(stopped).await;
+            let _ = ended.send(());
+            outcome
+        });
+        self.live += 1;
+        self.runs.insert(name, Run { stop, task });
+    }
+
+    /// Stops pipeline `name`, which a reload removed: it drains in the
+    /// background.
+    pub fn remove(&mut self, name: &str) {
+        if let Some(run) = self.runs.remove(name) {
+            self.retired.push(tokio::spawn(drain(run)));
+        }
+    }
+
+    /// Resolves once every run has ended (at once when there is none).
+    pub async fn all_ended(&mut self) {
+        while self.live > 0 {
+            if self.ended.recv().await.is_some() {
+                self.live -= 1;
+            }
+        }
+    }
+
+    /// Waits for every run (each was told to stop, or ends with its
+    /// input), printing each one's summary on stderr; the first failure,
+    /// if one failed.
+    pub async fn finish(self) -> Option<Failure> {
+        let mut failure = None;
+        for run in self.runs.into_values() {
+            let outcome = run
+                .task
+                .await
+                .unwrap_or_else(|panicked| panic!("a pipeline panicked: {panicked}"));
+            match outcome {
+                Ok(summary) => eprintln!("{summary}"),
+                Err(error) => {
+                    eprintln!("{}", error.summary());
+                    failure.get_or_insert(Failure::failed(error));
+                }
+            }
+        }
+        for retired in self.retired {
+            let _ = retired.await;
+        }
+        failure
+    }
+}
+
+/// Stops `run` and waits until it has drained, logging what it did.
+async fn drain(run: Run) {
+    run.stop.send_replace(true);
+    match run.task.await {
+        Ok(Ok(summary)) => tracing::info!("Drained for a reload: {summary}."),
+        Ok(Err(error)) => tracing::error!("Drained for a reload: {error}"),
+        Err(panicked) => tracing::error!("A pipeline panicked: {panicked}"),
+    }
+}
+
+/// Resolves once `own` or `all` turns true.
+async fn stopped_by(mut own: watch::Receiver<bool>, mut all: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = own.wait_for(|stop| *stop) => {}
+        _ = all.wait_for(|stop| *stop) => {}
+    }
+}
