@@ -54,9 +54,15 @@ struct Planned {
     id: String,
     configured: SocketAddr,
     addr: SocketAddr,
-    /// `None` when a running service already listens on `configured`.
-    listener: Option<TcpListener>,
+    /// A new listener, or the running service (its index) whose listener
+    /// it keeps.
+    listener: Listener,
     router: Router,
+}
+
+enum Listener {
+    New(TcpListener),
+    Keep(usize),
 }
 
 /// What [`Servers::apply`] changed, by service id.
@@ -119,10 +125,11 @@ impl Servers {
             configs.push((DAPR_SERVICE, HttpServiceConfig::new(addr)));
         }
         let mut services = Vec::new();
+        let mut claimed = vec![false; self.running.len()];
         for (id, config) in configs {
             let router = routes::router(runtime, id, &config, &self.metrics);
-            let (listener, addr) = match self.running(config.addr) {
-                Some(running) => (None, running.addr),
+            let (listener, addr) = match self.keeps(id, config.addr, &mut claimed) {
+                Some(at) => (Listener::Keep(at), self.running[at].addr),
                 None => {
                     let bind_error = |source| HttpError::Bind {
                         service: id.to_string(),
@@ -131,7 +138,7 @@ impl Servers {
                     };
                     let listener = TcpListener::bind(config.addr).await.map_err(bind_error)?;
                     let addr = listener.local_addr().map_err(bind_error)?;
-                    (Some(listener), addr)
+                    (Listener::New(listener), addr)
                 }
             };
             services.push(Planned {
@@ -151,29 +158,42 @@ impl Servers {
     /// at most [`SHUTDOWN_GRACE`]).
     pub fn apply(&mut self, plan: Plan) -> ServiceChanges {
         let mut changes = ServiceChanges::default();
-        let mut old = std::mem::take(&mut self.running);
-        for mut planned in plan.services {
-            match planned.listener.take() {
-                None => {
-                    let at = old
-                        .iter()
-                        .position(|r| r.configured == planned.configured)
-                        .expect("a planned service without a listener has a running one");
-                    let mut running = old.swap_remove(at);
+        let mut old: Vec<Option<Running>> = std::mem::take(&mut self.running)
+            .into_iter()
+            .map(Some)
+            .collect();
+        for planned in plan.services {
+            let Planned {
+                id,
+                configured,
+                addr,
+                listener,
+                router,
+            } = planned;
+            let running = match listener {
+                Listener::Keep(at) => {
+                    let mut running = old[at].take().expect("a running service is kept once");
                     // The old routes live on in the requests they answer.
-                    drop(running.routes.send_replace(planned.router));
-                    running.id.clone_from(&planned.id);
-                    changes.kept.push(planned.id);
-                    self.running.push(running);
+                    drop(running.routes.send_replace(router));
+                    changes.kept.push(id.clone());
+                    running.id = id;
+                    running
                 }
-                Some(listener) => {
-                    let running = self.serve(&planned, listener);
-                    changes.added.push(planned.id);
-                    self.running.push(running);
+                Listener::New(listener) => {
+                    changes.added.push(id.clone());
+                    let (routes, retire) = self.serve(&id, listener, router);
+                    Running {
+                        id,
+                        configured,
+                        addr,
+                        routes,
+                        retire,
+                    }
                 }
-            }
+            };
+            self.running.push(running);
         }
-        for retired in old {
+        for retired in old.into_iter().flatten() {
             retired.retire.send_replace(true);
             changes.removed.push(retired.id);
         }
@@ -222,24 +242,40 @@ impl Servers {
         failed.map_or(Ok(()), Err)
     }
 
-    /// The running service configured with `addr`.
-    fn running(&self, addr: SocketAddr) -> Option<&Running> {
-        self.running.iter().find(|r| r.configured == addr)
+    /// The running service (its index, not `claimed` yet) whose listener
+    /// service `id` on `addr` keeps: the same service on the same address,
+    /// or, for a fixed port, whichever service listens there (renamed).
+    fn keeps(&self, id: &str, addr: SocketAddr, claimed: &mut [bool]) -> Option<usize> {
+        let free = |at: &usize| !claimed[*at] && self.running[*at].configured == addr;
+        let at = (0..self.running.len())
+            .filter(free)
+            .find(|&at| self.running[at].id == id)
+            .or_else(|| {
+                (addr.port() != 0)
+                    .then(|| (0..self.running.len()).find(free))
+                    .flatten()
+            })?;
+        claimed[at] = true;
+        Some(at)
     }
 
-    /// Serves `planned`'s routes on `listener` until the service is
-    /// retired.
-    fn serve(&mut self, planned: &Planned, listener: TcpListener) -> Running {
-        let (routes, current) = watch::channel(planned.router.clone());
+    /// Serves `router` on `listener` until service `id` is retired: the
+    /// sender that swaps its routes, and the one that retires it.
+    fn serve(
+        &mut self,
+        id: &str,
+        listener: TcpListener,
+        router: Router,
+    ) -> (watch::Sender<Router>, watch::Sender<bool>) {
+        let (routes, current) = watch::channel(router);
         let (retire, retired) = watch::channel(false);
         // Each request is routed by the routes of the moment.
         let swappable = Router::new().fallback_service(tower::service_fn(
             move |request: axum::extract::Request| current.borrow().clone().oneshot(request),
         ));
-        let id = planned.id.clone();
         let mut stop_taking = retired.clone();
         let mut give_up = retired;
-        let service = id.clone();
+        let service = id.to_string();
         self.tasks.spawn(async move {
             let serving = axum::serve(listener, swappable).with_graceful_shutdown(async move {
                 let _ = stop_taking.wait_for(|retired| *retired).await;
@@ -256,12 +292,6 @@ impl Servers {
                 }
             }
         });
-        Running {
-            id,
-            configured: planned.configured,
-            addr: planned.addr,
-            routes,
-            retire,
-        }
+        (routes, retire)
     }
 }

@@ -125,6 +125,18 @@ pub fn prepare(path: &Path, running: &Runtime, configs: &Configs) -> Prepared {
         }
     };
     let runtime = Arc::new(runtime);
+    // Every function loads now (those carried over are loaded already): a
+    // module that does not compile refuses the generation, where at a
+    // start it would answer 422.
+    for (_, loaded) in runtime.load_all(|_, _| {}) {
+        match loaded {
+            Err(wafer::Error::Refused {
+                problems: found, ..
+            }) => problems.extend(found),
+            Err(other) => return Prepared::Refused(vec![other.to_string()]),
+            Ok(_) => {}
+        }
+    }
     let mut changes = entry_changes(running.registry(), runtime.registry(), &carried);
     let next_configs = by_name(&loaded.configs);
     let mut built = Vec::new();
