@@ -107,6 +107,12 @@ impl Owed {
     /// Answers the input with `outcome`; the place in flight is freed
     /// with `self`.
     pub(super) fn settle(mut self, outcome: Result<(), String>) {
+        self.answer(outcome);
+    }
+
+    /// Answers the input with `outcome`, if it waits and was not
+    /// answered yet.
+    fn answer(&mut self, outcome: Result<(), String>) {
         match std::mem::replace(&mut self.ack, Ack::None) {
             Ack::None => {}
             Ack::Batch(ack) => {
@@ -128,14 +134,9 @@ impl Owed {
 
 impl Drop for Owed {
     fn drop(&mut self) {
-        match std::mem::replace(&mut self.ack, Ack::None) {
-            Ack::None => {}
-            Ack::Batch(ack) => {
-                let _ = ack.send(Err(NOT_FINISHED.to_string()));
-            }
-            Ack::Tracked(ack, _) => {
-                let _ = ack.send(Err(NOT_FINISHED.to_string()));
-            }
+        // Settled ones (nearly all) have nobody left to answer.
+        if !matches!(self.ack, Ack::None) {
+            self.answer(Err(NOT_FINISHED.to_string()));
         }
     }
 }
