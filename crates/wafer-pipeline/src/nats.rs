@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_nats::jetstream;
 use serde::Deserialize;
@@ -14,6 +16,16 @@ use crate::BuildContext;
 use crate::config::duration::GoDuration;
 use crate::config::interpolation::Template;
 use crate::config::{ComponentConfig, ComponentError};
+
+/// How long an output keeps trying to write a batch (a broker that is
+/// away, a stream that is missing) once the pipeline stops: then it fails
+/// the batch, which is not acknowledged and is delivered again, so that
+/// Ctrl-C ends the run.
+pub(crate) const STOP_PATIENCE: Duration = Duration::from_secs(10);
+
+/// What an output answers a write before [`crate::outputs::Output::start`]
+/// (a bug: the engine starts every output first).
+pub(crate) const NOT_STARTED: &str = "written to before the run started it";
 
 /// A component's checked connection, and how it is named in logs and
 /// metrics (`pipeline NAME input`).
@@ -119,18 +131,34 @@ impl StreamSpec {
 /// Where an output sends a message and the headers it adds: `subject`
 /// and `headers` values interpolated from the message's metadata, and
 /// the metadata `metadata` picks.
+///
+/// A header NATS cannot carry is left out of the message, which is sent
+/// without it: a name that is empty or holds a `:`, a space or a control
+/// character, a value that holds a line break (metadata a guest set may
+/// hold anything), or a `headers` value naming metadata the message does
+/// not have. The first one left out is logged at warning level, naming
+/// its key; later ones at debug level.
 pub(crate) struct Routing {
+    /// The `subject` field as written, for errors.
+    subject_text: String,
     subject: Template,
-    headers: Vec<(String, Template)>,
+    headers: Vec<(async_nats::HeaderName, Template)>,
     metadata: MetadataFilter,
+    /// The component, as logs name it.
+    component: String,
+    /// Whether a header was left out yet.
+    left_out: AtomicBool,
 }
 
 impl Routing {
-    /// Parses the `subject` and `headers` templates.
+    /// Parses the `subject` and `headers` templates, and checks what can
+    /// be checked before any message: a literal subject, the header
+    /// names, literal header values.
     pub(crate) fn new(
         subject: &str,
         headers: &BTreeMap<String, String>,
         metadata: MetadataFilter,
+        component: &str,
     ) -> Result<Routing, ComponentError> {
         let parse = |field: &str, text: &str| {
             Template::parse(text).map_err(|e| ComponentError::invalid(field, e))
@@ -141,29 +169,86 @@ impl Routing {
         }
         let headers = headers
             .iter()
-            .map(|(name, value)| Ok((name.clone(), parse(&format!("headers.{name}"), value)?)))
+            .map(|(name, value)| {
+                let field = format!("headers.{name}");
+                let template = parse(&field, value)?;
+                let name = header_name(name).map_err(|e| ComponentError::invalid(&field, e))?;
+                if template.is_literal() {
+                    header_value(value).map_err(|e| ComponentError::invalid(&field, e))?;
+                }
+                Ok((name, template))
+            })
             .collect::<Result<_, ComponentError>>()?;
         Ok(Routing {
+            subject_text: subject.to_string(),
             subject: template,
             headers,
             metadata,
+            component: component.to_string(),
+            left_out: AtomicBool::new(false),
         })
     }
 
-    /// The subject and headers of `message`.
+    /// The subject and headers of `message`; a header NATS cannot carry
+    /// is left out.
+    ///
+    /// # Errors
+    ///
+    /// The subject names metadata the message does not have, or comes out
+    /// empty or invalid: the message cannot be sent.
     pub(crate) fn route(
         &self,
         message: &wafer::Message,
     ) -> Result<(String, async_nats::HeaderMap), String> {
-        let subject = self.subject.render(message)?;
+        let subject = self
+            .subject
+            .render(message)
+            .map_err(|e| format!("subject `{}`: {e}", self.subject_text))?;
         check_subject(&subject)?;
         let mut headers = async_nats::HeaderMap::new();
-        self.metadata.add_to(message, &mut headers);
-        for (name, value) in &self.headers {
-            headers.insert(name.as_str(), value.render(message)?.as_str());
+        for (key, value) in self.metadata.picked(message) {
+            match header_name(key).and_then(|name| Ok((name, header_value(value)?))) {
+                Ok((name, value)) => headers.insert(name, value),
+                Err(error) => self.leave_out(key, &error),
+            }
+        }
+        for (name, template) in &self.headers {
+            match template
+                .render(message)
+                .and_then(|value| header_value(&value))
+            {
+                Ok(value) => headers.insert(name.clone(), value),
+                Err(error) => self.leave_out(AsRef::<str>::as_ref(name), &error),
+            }
         }
         Ok((subject, headers))
     }
+
+    /// Logs a header left out: the first at warning level.
+    fn leave_out(&self, key: &str, error: &str) {
+        if !self.left_out.swap(true, Ordering::Relaxed) {
+            tracing::warn!(component = %self.component, key, %error, "A header NATS cannot carry was left out of a message, which is sent without it (later ones are logged at debug level).");
+        } else {
+            tracing::debug!(component = %self.component, key, %error, "A header was left out of a message.");
+        }
+    }
+}
+
+/// `name` as a NATS header name: not empty, printable ASCII without `:`.
+pub(crate) fn header_name(name: &str) -> Result<async_nats::HeaderName, String> {
+    let refused =
+        || format!("`{name}` cannot be a NATS header name (printable ASCII without `:` or spaces)");
+    if name.is_empty() {
+        return Err(refused());
+    }
+    name.parse().map_err(|_| refused())
+}
+
+/// `value` as a NATS header value: without line breaks.
+pub(crate) fn header_value(value: &str) -> Result<async_nats::HeaderValue, String> {
+    value
+        .parse()
+        .map_err(|_| "a NATS header value cannot hold a line break (\\r or \\n)".to_string())
 }
 
 /// Which metadata an output sends as headers (`metadata`), as in
@@ -187,16 +272,17 @@ impl MetadataFilter {
             || self.include_patterns.iter().any(|p| p.is_match(key))
     }
 
-    /// The message's metadata it sends, added to `headers`.
-    pub(crate) fn add_to(&self, message: &wafer::Message, headers: &mut async_nats::HeaderMap) {
-        if self.include_prefixes.is_empty() && self.include_patterns.is_empty() {
-            return;
-        }
-        for (key, value) in &message.metadata {
-            if self.includes(key) {
-                headers.insert(key.as_str(), value.as_str());
-            }
-        }
+    /// The message's metadata it sends.
+    pub(crate) fn picked<'a>(
+        &'a self,
+        message: &'a wafer::Message,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let none = self.include_prefixes.is_empty() && self.include_patterns.is_empty();
+        message
+            .metadata
+            .iter()
+            .filter(move |(key, _)| !none && self.includes(key))
+            .map(|(key, value)| (key.as_str(), value.as_str()))
     }
 }
 
@@ -243,5 +329,65 @@ pub(crate) fn headers_to_metadata(
         if let Some(value) = values.first() {
             metadata.insert(name.to_string(), value.to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routing(subject: &str, headers: &[(&str, &str)]) -> Result<Routing, String> {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let metadata: MetadataFilter =
+            serde_json::from_value(serde_json::json!({"include_patterns": [".*"]})).unwrap();
+        Routing::new(subject, &headers, metadata, "test")
+            .map_err(|e| format!("{}: {}", e.field, e.message))
+    }
+
+    #[test]
+    fn a_header_nats_cannot_carry_is_left_out_and_never_panics() {
+        let routing = routing(
+            r#"out.${! meta("kind") }"#,
+            &[("Source", "wafer"), ("Trace", "${! @trace }")],
+        )
+        .unwrap();
+        let message = wafer::Message::new("x")
+            .with_meta("kind", "a")
+            .with_meta("fine", "yes")
+            .with_meta("multi", "two\nlines")
+            .with_meta("carriage", "a\rb")
+            .with_meta("a:b", "colon in the name")
+            .with_meta("with space", "x")
+            .with_meta("", "no name");
+        let (subject, headers) = routing.route(&message).unwrap();
+        assert_eq!(subject, "out.a");
+        let mut names: Vec<String> = headers.iter().map(|(name, _)| name.to_string()).collect();
+        names.sort();
+        // `Trace` names metadata the message lacks: left out too.
+        assert_eq!(names, ["Source", "fine", "kind"]);
+        assert_eq!(headers.get("fine").unwrap().as_str(), "yes");
+    }
+
+    #[test]
+    fn a_subject_that_cannot_be_made_is_an_error_naming_why() {
+        let routing = routing(r#"out.${! meta("kind") }"#, &[]).unwrap();
+        let missing = routing.route(&wafer::Message::new("x")).unwrap_err();
+        assert!(missing.contains("`kind`"), "{missing}");
+        for kind in ["", "a b", "two\nlines", "*", "a..b"] {
+            let message = wafer::Message::new("x").with_meta("kind", kind);
+            assert!(routing.route(&message).is_err(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn header_names_and_literal_values_are_checked_at_build() {
+        let bad_name = routing("out", &[("Bad:Name", "x")]).err().unwrap();
+        assert!(bad_name.contains("headers.Bad:Name"), "{bad_name}");
+        let bad_value = routing("out", &[("Name", "two\nlines")]).err().unwrap();
+        assert!(bad_value.contains("line break"), "{bad_value}");
+        assert!(routing("out.", &[]).is_err());
     }
 }

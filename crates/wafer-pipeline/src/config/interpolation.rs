@@ -1,9 +1,12 @@
 //! Benthos' interpolated strings, the part of them a message's routing
 //! needs: literal text with `${! meta("key") }` (also written
 //! `${! metadata("key") }` or `${! @key }`) replaced by the message's
-//! metadata value. A message without the key is an error naming it, not
-//! an empty string: a subject like `out.` would be refused by the broker
-//! anyway, and a silent empty id would defeat de-duplication.
+//! metadata value. A message without the key is an error naming it,
+//! which an output makes that message's failure (it follows `on_error`).
+//! Benthos writes `null` in its place instead: a subject like `out.null`
+//! sends the message where nobody expects it, and an id `null` shared by
+//! every such message would have the broker drop all but the first as
+//! duplicates.
 //!
 //! ```
 //! use wafer_pipeline::config::interpolation::Template;

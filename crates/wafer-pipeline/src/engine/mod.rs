@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use wafer::metrics::{MessageCount, PipelineMetrics};
 use wafer::{Message, Problem};
@@ -36,7 +37,7 @@ pub use sink::{Settled, Sink, Stopped, Stopping, Tracked, TrackedAck};
 pub use summary::{PipelineError, Summary};
 
 use self::sink::{Batch, Processed};
-use self::writer::write_all;
+use self::writer::{DEAD_LETTER, Writer};
 use crate::config::{OnError, PipelineConfig, Problems};
 use crate::inputs::Input;
 use crate::outputs::Output;
@@ -93,13 +94,23 @@ struct Components {
 }
 
 /// The pipeline's counters (in the runtime's metrics), and whether a
-/// failure was logged at warning level yet.
+/// processor's failure, and a message the output rejected, were logged at
+/// warning level yet.
 struct Counts {
     metrics: Arc<PipelineMetrics>,
     warned: AtomicBool,
+    warned_rejected: AtomicBool,
 }
 
 impl Counts {
+    fn new(metrics: Arc<PipelineMetrics>) -> Counts {
+        Counts {
+            metrics,
+            warned: AtomicBool::new(false),
+            warned_rejected: AtomicBool::new(false),
+        }
+    }
+
     fn add(&self, count: MessageCount, n: u64) {
         self.metrics.add(count, n);
     }
@@ -111,6 +122,16 @@ impl Counts {
             tracing::warn!(%error, "A processor failed on a message ({then}).");
         } else {
             tracing::debug!(%error, "A processor failed on a message.");
+        }
+    }
+
+    /// Logs a message the output rejected, as [`Counts::warn_once`] logs
+    /// a processor's failure.
+    fn warn_rejected(&self, error: &str, then: &str) {
+        if !self.warned_rejected.swap(true, Ordering::Relaxed) {
+            tracing::warn!(%error, "The output rejected a message ({then}; later ones are logged at debug level and counted as failed in the summary).");
+        } else {
+            tracing::debug!(%error, "The output rejected a message.");
         }
     }
 }
@@ -226,18 +247,39 @@ impl Pipeline {
     /// processed and written, or (when an output fails or a worker
     /// panics) not acknowledged: an input that waits hears the error.
     ///
+    /// The outputs start first ([`Output::start`]: they connect), then
+    /// the input. Once `stop` resolves (even after the input ended) or a
+    /// failure stops the pipeline, the input and outputs are told
+    /// ([`Stopping`]): an output waiting for a broker gives up after a
+    /// while and fails its batch, so that the run ends.
+    ///
     /// # Errors
     ///
-    /// When the input or an output failed, or a worker panicked; the
-    /// error carries the summary.
+    /// When the input or an output failed (or could not start), or a
+    /// worker panicked; the error carries the summary.
     pub async fn run(
-        self,
+        mut self,
         stop: impl Future<Output = ()> + Send,
     ) -> Result<Summary, PipelineError> {
-        let counts = Arc::new(Counts {
-            metrics: self.metrics.clone(),
-            warned: AtomicBool::new(false),
-        });
+        // Fused: it is watched until the end of the run, and never polled
+        // again once it resolved.
+        let mut stop = std::pin::pin!(stop.fuse());
+        let (stopping, stop_requested) = watch::channel(false);
+        let stopping_signal = Stopping(stop_requested);
+        let started = tokio::select! {
+            started = self.start_outputs(&stopping_signal) => started,
+            // Stopped before it started: nothing was taken.
+            () = &mut stop => return Ok(*summary(&self.name, &self.metrics)),
+        };
+        if let Err((output, message)) = started {
+            return Err(PipelineError::Output {
+                summary: summary(&self.name, &self.metrics),
+                pipeline: self.name,
+                output,
+                message,
+            });
+        }
+        let counts = Arc::new(Counts::new(self.metrics.clone()));
         let in_flight = max_batches_in_flight(self.threads);
         let permits = Arc::new(Semaphore::new(in_flight));
         let (queue, batches) = mpsc::channel::<Batch>(in_flight);
@@ -295,74 +337,92 @@ impl Pipeline {
         // one ends (even by a panic), what is left in it is dropped, and
         // answered as not delivered.
         drop(batches);
-        let writer = tokio::spawn(write_all(
-            (self.output_name.clone(), self.output),
-            self.dead_letter,
-            finished,
-            self.ordered,
-            counts.clone(),
+        let writer = Writer {
+            output: (self.output_name.clone(), self.output),
+            dead_letter: self.dead_letter,
+            drop_failed: self.drop_failed,
+            ordered: self.ordered,
+            counts: counts.clone(),
             halt,
-        ));
+        };
+        let writer = tokio::spawn(writer.write_all(finished));
         let settlements = Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
-        let (stopping, stop_requested) = watch::channel(false);
         let sink = Sink {
             queue,
             permits,
             next: 0,
             counts: counts.clone(),
             settlements: settlements.clone(),
-            stopping: Stopping(stop_requested),
+            stopping: stopping_signal,
         };
         let input_name = self.input_name.clone();
         let stops_itself = self.input.stops_itself();
         let mut input = self.input.run(sink);
         let stopped = tokio::select! {
             ended = &mut input => Some(ended.err()),
-            () = stop => None,
+            () = &mut stop => None,
             _ = halted.wait_for(|halted| *halted) => None,
         };
         let input_failed = match stopped {
             Some(failed) => failed,
-            // Told, an input that stops itself hands back what it holds
-            // and returns; any other is dropped where it stands.
-            None if stops_itself => {
-                stopping.send_replace(true);
-                input.await.err()
-            }
             None => {
-                // Its sink goes with it, which lets the workers finish.
-                drop(input);
-                None
+                stopping.send_replace(true);
+                if stops_itself {
+                    // Told, an input that stops itself hands back what it
+                    // holds and returns.
+                    input.await.err()
+                } else {
+                    // Any other is dropped where it stands; its sink goes
+                    // with it, which lets the workers finish.
+                    drop(input);
+                    None
+                }
             }
         };
-        let mut worker_failed = None;
-        for worker in workers {
-            let failed = match worker.await {
+        let drained = async {
+            let mut worker_failed = None;
+            for worker in workers {
+                let failed = match worker.await {
+                    Ok(outcome) => outcome.err(),
+                    Err(join) => Some(join.to_string()),
+                };
+                if let Some(message) = failed {
+                    worker_failed.get_or_insert(message);
+                }
+            }
+            let output_failed = match writer.await {
                 Ok(outcome) => outcome.err(),
-                Err(join) => Some(join.to_string()),
+                Err(panicked) => Some(("output".to_string(), format!("panicked: {panicked}"))),
             };
-            if let Some(message) = failed {
-                worker_failed.get_or_insert(message);
-            }
-        }
-        let output_failed = match writer.await {
-            Ok(outcome) => outcome.err(),
-            Err(panicked) => Some(("output".to_string(), format!("panicked: {panicked}"))),
+            // Every batch is settled now; what the input does with that
+            // (acknowledging upstream) finishes before the run does.
+            let settling =
+                std::mem::take(&mut *settlements.lock().unwrap_or_else(|p| p.into_inner()));
+            settling.join_all().await;
+            (worker_failed, output_failed)
         };
-        // Every batch is settled now; what the input does with that
-        // (acknowledging upstream) finishes before the run does.
-        let settling = std::mem::take(&mut *settlements.lock().unwrap_or_else(|p| p.into_inner()));
-        settling.join_all().await;
-        let summary = Box::new(Summary {
-            name: self.name.clone(),
-            received: self.metrics.get(MessageCount::Received),
-            processed: self.metrics.get(MessageCount::Processed),
-            dropped: self.metrics.get(MessageCount::Dropped),
-            failed: self.metrics.get(MessageCount::Failed),
-            dead_lettered: self.metrics.get(MessageCount::DeadLettered),
-            filtered: self.metrics.get(MessageCount::Filtered),
-            retried: self.metrics.get(MessageCount::Retried),
-        });
+        // A stop (or a failure) while what is in flight drains, after the
+        // input ended on its own, is told to the outputs too.
+        let stop_or_halt = async {
+            tokio::select! {
+                () = &mut stop => {}
+                gone = async { halted.wait_for(|halted| *halted).await.is_err() } => {
+                    if gone {
+                        // Everything that could fail has ended.
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        };
+        let mut drained = std::pin::pin!(drained);
+        let (worker_failed, output_failed) = tokio::select! {
+            finished = &mut drained => finished,
+            () = stop_or_halt => {
+                stopping.send_replace(true);
+                drained.await
+            }
+        };
+        let summary = summary(&self.name, &self.metrics);
         // A panic first: it is a bug, and it lost messages for certain.
         if let Some(message) = worker_failed {
             return Err(PipelineError::Worker {
@@ -389,6 +449,36 @@ impl Pipeline {
         }
         Ok(*summary)
     }
+
+    /// Starts the output, then the dead-letter output; the first that
+    /// could not start, named, and why.
+    async fn start_outputs(&mut self, stopping: &Stopping) -> Result<(), (String, String)> {
+        self.output
+            .start(stopping.clone())
+            .await
+            .map_err(|e| (self.output_name.clone(), e))?;
+        if let Some(dead_letter) = self.dead_letter.as_mut() {
+            dead_letter
+                .start(stopping.clone())
+                .await
+                .map_err(|e| (DEAD_LETTER.to_string(), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// What the run of pipeline `name` did so far.
+fn summary(name: &str, metrics: &PipelineMetrics) -> Box<Summary> {
+    Box::new(Summary {
+        name: name.to_string(),
+        received: metrics.get(MessageCount::Received),
+        processed: metrics.get(MessageCount::Processed),
+        dropped: metrics.get(MessageCount::Dropped),
+        failed: metrics.get(MessageCount::Failed),
+        dead_lettered: metrics.get(MessageCount::DeadLettered),
+        filtered: metrics.get(MessageCount::Filtered),
+        retried: metrics.get(MessageCount::Retried),
+    })
 }
 
 /// What a panic said, when it said it as text.
@@ -523,11 +613,14 @@ fn sort_flagged(
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex as StdMutex;
+    use std::time::Duration;
+
     use tokio::sync::oneshot;
     use wafer::Message;
 
     use super::*;
     use crate::BoxFuture;
+    use crate::outputs::Rejected;
 
     /// Acknowledgements an input waits for, in the order it sent.
     type Acks = Arc<StdMutex<Vec<oneshot::Receiver<Result<(), String>>>>>;
@@ -566,12 +659,15 @@ mod tests {
     struct Collect(Arc<StdMutex<Vec<String>>>);
 
     impl Output for Collect {
-        fn write<'a>(&'a mut self, batch: &'a [Message]) -> BoxFuture<'a, Result<(), String>> {
+        fn write<'a>(
+            &'a mut self,
+            batch: &'a [Message],
+        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
             let texts = batch
                 .iter()
                 .map(|m| String::from_utf8_lossy(&m.bytes).into_owned());
             self.0.lock().unwrap().extend(texts);
-            Box::pin(async { Ok(()) })
+            Box::pin(async { Ok(Vec::new()) })
         }
     }
 
@@ -606,6 +702,235 @@ mod tests {
             assert_eq!(ack.await.unwrap(), Err(NOT_FINISHED.to_string()));
         }
         assert!(error.summary().received >= 2, "{:?}", error.summary());
+    }
+
+    /// A pipeline of one worker from `input` straight to `output`.
+    fn straight(input: impl Input + 'static, output: impl Output + 'static) -> Pipeline {
+        Pipeline {
+            name: "p".into(),
+            input_name: "input".into(),
+            input: Box::new(input),
+            processors: Vec::new(),
+            output_name: "output".into(),
+            output: Box::new(output),
+            dead_letter: None,
+            drop_failed: false,
+            threads: 1,
+            ordered: true,
+            metrics: Arc::new(PipelineMetrics::new("p", Vec::new())),
+        }
+    }
+
+    /// Rejects each message whose text starts with `bad`, and keeps the
+    /// others.
+    struct Picky(Arc<StdMutex<Vec<String>>>);
+
+    impl Output for Picky {
+        fn write<'a>(
+            &'a mut self,
+            batch: &'a [Message],
+        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+            let mut rejected = Vec::new();
+            for (index, message) in batch.iter().enumerate() {
+                let text = String::from_utf8_lossy(&message.bytes).into_owned();
+                if text.starts_with("bad") {
+                    rejected.push(Rejected {
+                        index,
+                        error: format!("cannot take {text}"),
+                    });
+                } else {
+                    self.0.lock().unwrap().push(text);
+                }
+            }
+            Box::pin(async move { Ok(rejected) })
+        }
+    }
+
+    /// Keeps the messages it is given, metadata and all.
+    struct Keep(Arc<StdMutex<Vec<Message>>>);
+
+    impl Output for Keep {
+        fn write<'a>(
+            &'a mut self,
+            batch: &'a [Message],
+        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+            self.0.lock().unwrap().extend(batch.iter().cloned());
+            Box::pin(async { Ok(Vec::new()) })
+        }
+    }
+
+    #[test]
+    fn a_run_can_be_spawned() {
+        // As `wafer run` spawns each one on the async runtime.
+        fn spawnable<T: Send + 'static>(_: &T) {}
+        let pipeline = straight(Endless(Acks::default()), Collect(Arc::default()));
+        spawnable(&pipeline.run(std::future::pending()));
+    }
+
+    /// Every acknowledgement, in order.
+    async fn answers(acks: &Acks) -> Vec<Result<(), String>> {
+        let mut answers = Vec::new();
+        let taken = std::mem::take(&mut *acks.lock().unwrap());
+        for ack in taken {
+            answers.push(ack.await.unwrap());
+        }
+        answers
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_the_output_rejects_goes_to_the_dead_letter_output_and_the_rest_is_written() {
+        let (acks, written, dead) = (Acks::default(), Arc::default(), Arc::default());
+        let input = Batches(vec!["a", "bad b", "c", "bad d"], acks.clone());
+        let mut pipeline = straight(input, Picky(Arc::clone(&written)));
+        pipeline.dead_letter = Some(Box::new(Keep(Arc::clone(&dead))));
+        let summary = pipeline.run(std::future::pending()).await.unwrap();
+        assert_eq!(*written.lock().unwrap(), ["a", "c"]);
+        let dead = dead.lock().unwrap().clone();
+        let texts: Vec<_> = dead.iter().map(|m| m.bytes.clone()).collect();
+        assert_eq!(texts, ["bad b", "bad d"]);
+        assert_eq!(dead[0].metadata[ERROR_METADATA], "cannot take bad b");
+        assert_eq!(dead[0].error.as_deref(), Some("cannot take bad b"));
+        assert!(answers(&acks).await.iter().all(Result::is_ok));
+        assert_eq!(
+            (summary.processed, summary.failed, summary.dead_lettered),
+            (2, 2, 2)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rejected_message_is_dropped_without_a_dead_letter_output() {
+        for drop_failed in [true, false] {
+            let (acks, written) = (Acks::default(), Arc::default());
+            let input = Batches(vec!["bad a", "b"], acks.clone());
+            let mut pipeline = straight(input, Picky(Arc::clone(&written)));
+            pipeline.drop_failed = drop_failed;
+            let summary = pipeline.run(std::future::pending()).await.unwrap();
+            assert_eq!(*written.lock().unwrap(), ["b"]);
+            assert!(answers(&acks).await.iter().all(Result::is_ok));
+            assert_eq!(
+                (summary.processed, summary.failed, summary.dropped),
+                (1, 1, 1)
+            );
+        }
+    }
+
+    /// Waits in its writes for something that never comes, for as long as
+    /// the pipeline is not stopping, then fails; says when a write began.
+    struct Stuck {
+        stopping: Option<Stopping>,
+        writing: Arc<tokio::sync::Notify>,
+    }
+
+    impl Output for Stuck {
+        fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
+            self.stopping = Some(stopping);
+            Box::pin(async { Ok(()) })
+        }
+
+        fn write<'a>(
+            &'a mut self,
+            _: &'a [Message],
+        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+            self.writing.notify_one();
+            let stopping = self.stopping.as_mut().expect("started");
+            Box::pin(async move {
+                let waited = stopping
+                    .bounded(Duration::from_millis(50), std::future::pending::<()>())
+                    .await;
+                assert!(waited.is_none());
+                Err("gave up".to_string())
+            })
+        }
+    }
+
+    /// Sends `a`, then waits until it is stopped.
+    struct Endless(Acks);
+
+    impl Input for Endless {
+        fn run(self: Box<Self>, mut sink: Sink) -> BoxFuture<'static, Result<(), String>> {
+            Box::pin(async move {
+                if let Ok(acked) = sink.send_acked(vec![Message::new("a")]).await {
+                    self.0.lock().unwrap().push(acked);
+                }
+                std::future::pending().await
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_ends_an_output_that_waits_and_its_batch_is_not_acknowledged() {
+        // Stopped while the input runs, and after it ended on its own.
+        for endless in [true, false] {
+            let acks = Acks::default();
+            let writing = Arc::new(tokio::sync::Notify::new());
+            let output = Stuck {
+                stopping: None,
+                writing: writing.clone(),
+            };
+            let pipeline = if endless {
+                straight(Endless(acks.clone()), output)
+            } else {
+                straight(Batches(vec!["a"], acks.clone()), output)
+            };
+            let run = pipeline.run(async move { writing.notified().await });
+            let error = tokio::time::timeout(Duration::from_secs(60), run)
+                .await
+                .expect("the run ends")
+                .unwrap_err();
+            let PipelineError::Output { message, .. } = &error else {
+                panic!("not the output's failure: {error}")
+            };
+            assert_eq!(message, "gave up");
+            assert_eq!(answers(&acks).await, [Err("gave up".to_string())]);
+        }
+    }
+
+    /// Cannot start.
+    struct Unreachable;
+
+    impl Output for Unreachable {
+        fn start(&mut self, _: Stopping) -> BoxFuture<'_, Result<(), String>> {
+            Box::pin(async { Err("cannot connect".to_string()) })
+        }
+
+        fn write<'a>(
+            &'a mut self,
+            _: &'a [Message],
+        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+            unreachable!("never started")
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_output_that_cannot_start_fails_the_run_before_its_input_runs() {
+        let acks = Acks::default();
+        let mut pipeline = straight(Batches(vec!["a"], acks.clone()), Collect(Arc::default()));
+        pipeline.dead_letter = Some(Box::new(Unreachable));
+        let error = pipeline.run(std::future::pending()).await.unwrap_err();
+        let PipelineError::Output {
+            output, message, ..
+        } = &error
+        else {
+            panic!("not the output's failure: {error}")
+        };
+        assert_eq!(
+            (output.as_str(), message.as_str()),
+            (DEAD_LETTER, "cannot connect")
+        );
+        assert_eq!(error.summary().received, 0);
+        assert!(acks.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bounded_work_has_all_its_time_until_the_stop_then_its_patience() {
+        let (stop, mut stopping) = Stopping::channel();
+        let patience = Duration::from_millis(20);
+        assert_eq!(stopping.bounded(patience, async { 7 }).await, Some(7));
+        let slow = tokio::time::sleep(Duration::from_millis(100));
+        assert_eq!(stopping.bounded(patience, slow).await, Some(()));
+        stop.send_replace(true);
+        let never = std::future::pending::<()>();
+        assert_eq!(stopping.bounded(patience, never).await, None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! done with it ([`Owed`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -21,16 +22,47 @@ pub struct Sink {
     pub(super) stopping: Stopping,
 }
 
-/// Tells an input that stops itself ([`crate::inputs::Input::stops_itself`])
-/// when the pipeline no longer takes input.
+/// Tells an input that stops itself ([`crate::inputs::Input::stops_itself`]),
+/// and the outputs ([`crate::outputs::Output::start`]), when the pipeline
+/// stops: it was told to (Ctrl-C, SIGTERM), or a failure stopped it. It
+/// is not told when its input simply ended: what is in flight is then
+/// written with all the patience it takes, unless a stop comes later.
 #[derive(Clone)]
 pub struct Stopping(pub(super) watch::Receiver<bool>);
 
 impl Stopping {
-    /// Resolves once the pipeline stops taking input (at once if it has).
+    /// A signal of its own and the sender that gives it: for components
+    /// driven outside a pipeline (tests).
+    #[cfg(test)]
+    pub(crate) fn channel() -> (watch::Sender<bool>, Stopping) {
+        let (stop, stopping) = watch::channel(false);
+        (stop, Stopping(stopping))
+    }
+
+    /// Resolves once the pipeline stops (at once if it has).
     pub async fn requested(&mut self) {
         // An error means the pipeline is gone: stopped all the same.
         let _ = self.0.wait_for(|stop| *stop).await;
+    }
+
+    /// Runs `work` to its end, or gives it up (`None`) once `patience` has
+    /// passed since the pipeline began stopping: how a wait that could
+    /// last for ever (a broker that is away) lets a stopping pipeline end.
+    /// Until the stop, `work` has all the time it takes.
+    pub async fn bounded<T>(
+        &mut self,
+        patience: Duration,
+        work: impl Future<Output = T>,
+    ) -> Option<T> {
+        let given_up = async {
+            self.requested().await;
+            tokio::time::sleep(patience).await;
+        };
+        tokio::select! {
+            biased;
+            done = work => Some(done),
+            () = given_up => None,
+        }
     }
 }
 

@@ -11,9 +11,11 @@ pub struct Summary {
     pub received: u64,
     /// Messages the output confirmed.
     pub processed: u64,
-    /// Flagged messages dropped by `on_error: drop`.
+    /// Failed messages dropped: by `on_error: drop`, or, rejected by the
+    /// output, without a dead-letter output to take them.
     pub dropped: u64,
-    /// Messages a processor flagged with an error.
+    /// Messages a processor flagged with an error, or the output
+    /// rejected.
     pub failed: u64,
     /// Flagged messages the dead-letter output confirmed.
     pub dead_lettered: u64,

@@ -5,8 +5,10 @@
 //! finished theirs; the error names the output by its label, or by its
 //! place, `output.broker.outputs[1]`): the pipeline then stops, and the
 //! batch is not acknowledged. Unlike Benthos, which tries a failed output
-//! again until it succeeds, wafer does not retry. Closing closes every
-//! output.
+//! again until it succeeds, wafer does not retry. A message one of them
+//! rejects on its own ([`Output::write`]) is rejected by the broker (the
+//! others may have written it), and follows `on_error`. Starting starts,
+//! and closing closes, every output.
 //!
 //! ```yaml
 //! output:
@@ -20,6 +22,7 @@
 //! An output in the list has a `label` if it likes, but no `processors`;
 //! `copies` and `batching` are not supported.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -28,9 +31,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use wafer::ProblemKind;
 
-use super::Output;
+use super::{Output, Rejected};
 use crate::config::{ComponentConfig, ComponentError};
-use crate::{BoxFuture, BuildContext};
+use crate::{BoxFuture, BuildContext, Stopping};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,13 +148,14 @@ fn child(
     })
 }
 
-/// Runs `futures` together; answers the first error (in their order,
-/// after the name paired with it) once all of them finished.
-async fn all(
-    mut futures: Vec<BoxFuture<'_, Result<(), String>>>,
+/// Runs `futures` together; answers what each answered, in their order,
+/// or the first error (after the name paired with it) once all of them
+/// finished.
+async fn all<T>(
+    mut futures: Vec<BoxFuture<'_, Result<T, String>>>,
     names: &[String],
-) -> Result<(), String> {
-    let mut results: Vec<Option<Result<(), String>>> = futures.iter().map(|_| None).collect();
+) -> Result<Vec<T>, String> {
+    let mut results: Vec<Option<Result<T, String>>> = futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
         let mut pending = false;
         for (future, result) in futures.iter_mut().zip(results.iter_mut()) {
@@ -173,18 +177,50 @@ async fn all(
         .into_iter()
         .flatten()
         .zip(names)
-        .try_for_each(|(result, name)| result.map_err(|e| format!("{name}: {e}")))
+        .map(|(result, name)| result.map_err(|e| format!("{name}: {e}")))
+        .collect()
 }
 
 impl Output for Broker {
-    fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
+    fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
+        let starts = self
+            .outputs
+            .iter_mut()
+            .map(|o| o.start(stopping.clone()))
+            .collect();
+        let names = &self.names;
+        Box::pin(async move { all(starts, names).await.map(|_| ()) })
+    }
+
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [wafer::Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         let writes = self.outputs.iter_mut().map(|o| o.write(batch)).collect();
-        Box::pin(all(writes, &self.names))
+        let names = &self.names;
+        Box::pin(async move {
+            let each = all(writes, names).await?;
+            // The first output's reason for a message, when several
+            // rejected it.
+            let mut rejected: BTreeMap<usize, String> = BTreeMap::new();
+            for (name, refused) in names.iter().zip(each) {
+                for Rejected { index, error } in refused {
+                    rejected
+                        .entry(index)
+                        .or_insert_with(|| format!("{name}: {error}"));
+                }
+            }
+            Ok(rejected
+                .into_iter()
+                .map(|(index, error)| Rejected { index, error })
+                .collect())
+        })
     }
 
     fn close(&mut self) -> BoxFuture<'_, Result<(), String>> {
         let closes = self.outputs.iter_mut().map(|o| o.close()).collect();
-        Box::pin(all(closes, &self.names))
+        let names = &self.names;
+        Box::pin(async move { all(closes, names).await.map(|_| ()) })
     }
 }
 
@@ -194,12 +230,15 @@ mod tests {
 
     /// An output answering `result` to every write.
     struct Fixed(
-        Result<(), String>,
+        Result<Vec<Rejected>, String>,
         std::sync::Arc<std::sync::atomic::AtomicUsize>,
     );
 
     impl Output for Fixed {
-        fn write<'a>(&'a mut self, _: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
+        fn write<'a>(
+            &'a mut self,
+            _: &'a [wafer::Message],
+        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
             self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let result = self.0.clone();
             Box::pin(async move {
@@ -210,26 +249,49 @@ mod tests {
         }
     }
 
+    fn rejected(index: usize, error: &str) -> Rejected {
+        Rejected {
+            index,
+            error: error.to_string(),
+        }
+    }
+
     #[tokio::test]
     async fn every_output_writes_and_the_first_failure_is_the_answer() {
         let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let fixed = |result: Result<(), &str>| -> Box<dyn Output> {
+        let fixed = |result: Result<Vec<Rejected>, &str>| -> Box<dyn Output> {
             Box::new(Fixed(result.map_err(String::from), count.clone()))
         };
         let names = |n: usize| (0..n).map(|i| format!("out{i}")).collect();
         let mut broker = Broker {
-            outputs: vec![fixed(Ok(())), fixed(Err("first")), fixed(Err("second"))],
+            outputs: vec![fixed(Ok(vec![])), fixed(Err("first")), fixed(Err("second"))],
             names: names(3),
         };
-        let batch = [wafer::Message::new("m")];
+        let batch = [wafer::Message::new("m"), wafer::Message::new("n")];
         assert_eq!(broker.write(&batch).await, Err("out1: first".to_string()));
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
         let mut fine = Broker {
-            outputs: vec![fixed(Ok(())), fixed(Ok(()))],
+            outputs: vec![fixed(Ok(vec![])), fixed(Ok(vec![]))],
             names: names(2),
         };
-        assert_eq!(fine.write(&batch).await, Ok(()));
+        assert_eq!(fine.write(&batch).await, Ok(vec![]));
         assert_eq!(fine.close().await, Ok(()));
+        // A message rejected by any output is rejected, once, with the
+        // reason of the first that rejected it.
+        let mut picky = Broker {
+            outputs: vec![
+                fixed(Ok(vec![rejected(1, "too big")])),
+                fixed(Ok(vec![rejected(0, "no subject"), rejected(1, "no")])),
+            ],
+            names: names(2),
+        };
+        assert_eq!(
+            picky.write(&batch).await,
+            Ok(vec![
+                rejected(0, "out1: no subject"),
+                rejected(1, "out0: too big")
+            ])
+        );
     }
 
     #[test]

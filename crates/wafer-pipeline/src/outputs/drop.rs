@@ -1,6 +1,6 @@
 //! `drop`: writes nothing and confirms everything.
 
-use super::Output;
+use super::{Output, Rejected};
 use crate::config::{ComponentConfig, ComponentError};
 use crate::{BoxFuture, BuildContext};
 
@@ -15,7 +15,10 @@ pub(super) fn build(
 }
 
 impl Output for Drop {
-    fn write<'a>(&'a mut self, _: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
+    fn write<'a>(
+        &'a mut self,
+        _: &'a [wafer::Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::{Framing, Output};
+use super::{Framing, Output, Rejected};
 use crate::config::{ComponentConfig, ComponentError};
 use crate::{BoxFuture, BuildContext};
 
@@ -36,10 +36,13 @@ pub(super) fn build(
 }
 
 impl Output for File {
-    fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [wafer::Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
             let framed = self.framing.frame(batch);
-            self.file.write(&framed).await
+            self.file.write(&framed).await.map(|()| Vec::new())
         })
     }
 

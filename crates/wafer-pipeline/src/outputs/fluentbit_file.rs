@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::Output;
 use super::file::Appender;
+use super::{Output, Rejected};
 use crate::config::{ComponentConfig, ComponentError};
 use crate::fluentbit::format::{Renderer, tag};
 use crate::fluentbit::value;
@@ -255,7 +255,10 @@ impl FluentBitFile {
 }
 
 impl Output for FluentBitFile {
-    fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [wafer::Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
             self.touched.clear();
             for message in batch {
@@ -283,7 +286,7 @@ impl Output for FluentBitFile {
                     destination.file.write(&destination.buffer).await?;
                 }
             }
-            Ok(())
+            Ok(Vec::new())
         })
     }
 

@@ -30,9 +30,9 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGE
 use reqwest::{Method, Url};
 use serde::Deserialize;
 
-use super::Output;
 use super::fluentbit_stdout::json_fields;
 use super::http_client::error_chain;
+use super::{Output, Rejected};
 use crate::config::{ComponentConfig, ComponentError};
 use crate::fluentbit::format::{Format, JsonDate, Renderer};
 use crate::fluentbit::value;
@@ -203,10 +203,13 @@ pub(super) fn build(
 }
 
 impl Output for FluentBitHttp {
-    fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [wafer::Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
             if batch.is_empty() {
-                return Ok(());
+                return Ok(Vec::new());
             }
             // The body is handed to the client: a buffer per request,
             // sized after the last one.
@@ -232,7 +235,7 @@ impl Output for FluentBitHttp {
                 }
             }
             if (200..=205).contains(&status.as_u16()) {
-                return Ok(());
+                return Ok(Vec::new());
             }
             quoted.truncate(QUOTED_BODY_BYTES);
             let quoted = String::from_utf8_lossy(&quoted).replace(['\r', '\n'], " ");

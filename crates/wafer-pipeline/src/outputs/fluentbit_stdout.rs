@@ -15,8 +15,8 @@
 
 use serde::Deserialize;
 
-use super::Output;
 use super::stdout::StdoutWriter;
+use super::{Output, Rejected};
 use crate::config::{ComponentConfig, ComponentError};
 use crate::fluentbit::format::{Format, JsonDate, Renderer};
 use crate::fluentbit::value;
@@ -78,10 +78,13 @@ pub(super) fn build(
 }
 
 impl Output for FluentBitStdout {
-    fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [wafer::Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
             if batch.is_empty() {
-                return Ok(());
+                return Ok(Vec::new());
             }
             self.buffer.clear();
             match self.format {
@@ -100,7 +103,7 @@ impl Output for FluentBitStdout {
                     }
                 }
             }
-            self.out.write(&self.buffer).await
+            self.out.write(&self.buffer).await.map(|()| Vec::new())
         })
     }
 }

@@ -31,7 +31,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Output;
+use super::{Output, Rejected};
 use crate::config::duration::GoDuration;
 use crate::config::{ComponentConfig, ComponentError};
 use crate::{BoxFuture, BuildContext};
@@ -194,12 +194,15 @@ fn refuse_interpolation(field: &str, text: &str) -> Result<(), ComponentError> {
 }
 
 impl Output for HttpClient {
-    fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [wafer::Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
             for message in batch {
                 self.send(message).await?;
             }
-            Ok(())
+            Ok(Vec::new())
         })
     }
 }

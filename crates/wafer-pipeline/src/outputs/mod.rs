@@ -1,7 +1,8 @@
 //! Where messages go. An output is one file here: a config struct, a
 //! `build` step, and [`Output::write`], which returns once the batch is
 //! written (the pipeline then acknowledges it); plus one line in
-//! [`OUTPUTS`].
+//! [`OUTPUTS`]. An output that connects somewhere does so in
+//! [`Output::start`], as the run starts.
 
 mod broker;
 mod drop;
@@ -17,17 +18,57 @@ mod stdout;
 use serde::Deserialize;
 
 use crate::config::{ComponentConfig, ComponentError};
-use crate::{BoxFuture, BuildContext};
+use crate::{BoxFuture, BuildContext, Stopping};
 
 /// A built output, driven by the pipeline's one output task.
 pub trait Output: Send {
-    /// Writes `batch`; `Ok` once it is written.
-    fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>>;
+    /// Gets ready to write, once, as the run starts and before its input
+    /// does: an output that connects somewhere connects here, so that a
+    /// wrong address or wrong credentials fail the run at its start
+    /// rather than at its first message. `stopping` says when the
+    /// pipeline stops; a wait that could last for ever (publishing again
+    /// while a broker is away) must then end in a bounded time
+    /// ([`Stopping::bounded`]) and fail its batch, which is then not
+    /// acknowledged. By default there is nothing to do.
+    ///
+    /// # Errors
+    ///
+    /// Why it cannot write at all: the run fails before its input starts.
+    fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
+        let _ = stopping;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Writes `batch`: `Ok` once every message of it is written, except
+    /// those it rejects. A message the output can never write as it is (a
+    /// subject its metadata makes invalid, a payload over the broker's
+    /// limit) is rejected, by its index in the batch and with why: that
+    /// is the message's own failure, which the pipeline's `on_error`
+    /// takes care of, and the rest of the batch counts as written.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the whole batch (the destination is unreachable after
+    /// the output's own retries): nothing of it is acknowledged, and the
+    /// pipeline stops.
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [wafer::Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>>;
 
     /// Flushes what is buffered, at the end of the run.
     fn close(&mut self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// A message of a batch that an output rejected ([`Output::write`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its index in the batch.
+    pub index: usize,
+    /// Why the output cannot write it.
+    pub error: String,
 }
 
 /// How an output is built from its config.

@@ -13,20 +13,27 @@
 //! ```
 //!
 //! `subject` and `headers` values interpolate metadata as in
-//! `nats_jetstream`; `metadata` picks the metadata sent as headers.
+//! `nats_jetstream`; `metadata` picks the metadata sent as headers. A
+//! message whose subject cannot be made (metadata it names is missing,
+//! the result is not a valid subject), or that is over the server's
+//! `max_payload`, is rejected: it follows `on_error`, and the rest of the
+//! batch is sent. The connection is made as the run starts. While the
+//! server is away the output waits for the client to reconnect; once the
+//! pipeline stops it waits 10 s more at most, then fails the batch.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use async_nats::client::PublishErrorKind;
 use serde::Deserialize;
 use wafer::Message;
 use wafer_nats::async_nats;
 use wafer_nats::{Auth, Tls};
 
-use super::Output;
+use super::{Output, Rejected};
 use crate::config::{ComponentConfig, ComponentError};
-use crate::nats::{Link, MetadataFilter, Routing};
-use crate::{BoxFuture, BuildContext};
+use crate::nats::{Link, MetadataFilter, NOT_STARTED, Routing, STOP_PATIENCE};
+use crate::{BoxFuture, BuildContext, Stopping};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,8 +54,8 @@ struct NatsOutput {
     runtime: Arc<wafer::Runtime>,
     link: Link,
     routing: Routing,
-    /// Connected at the first write.
-    client: Option<async_nats::Client>,
+    /// Connected at the start of the run.
+    started: Option<(async_nats::Client, Stopping)>,
 }
 
 pub(super) fn build(
@@ -57,33 +64,76 @@ pub(super) fn build(
 ) -> Result<Box<dyn Output>, ComponentError> {
     let parsed: NatsOutputConfig = config.parse()?;
     let link = Link::new((parsed.urls, parsed.auth, parsed.tls), config, cx)?;
-    let routing = Routing::new(&parsed.subject, &parsed.headers, parsed.metadata)?;
+    let routing = Routing::new(
+        &parsed.subject,
+        &parsed.headers,
+        parsed.metadata,
+        link.component(),
+    )?;
     Ok(Box::new(NatsOutput {
         runtime: cx.runtime.clone(),
         link,
         routing,
-        client: None,
+        started: None,
     }))
 }
 
 impl Output for NatsOutput {
-    fn write<'a>(&'a mut self, batch: &'a [Message]) -> BoxFuture<'a, Result<(), String>> {
+    fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            if self.client.is_none() {
-                self.client = Some(self.link.connect(&self.runtime).await?);
-            }
-            let client = self.client.as_ref().expect("connected above");
-            for message in batch {
-                let (subject, headers) = self.routing.route(message)?;
+            let client = self.link.connect(&self.runtime).await?;
+            self.started = Some((client, stopping));
+            Ok(())
+        })
+    }
+
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+        Box::pin(async move {
+            let Some((client, stopping)) = &mut self.started else {
+                return Err(NOT_STARTED.to_string());
+            };
+            let routing = &self.routing;
+            let sent = async {
+                let mut rejected = Vec::new();
+                for (index, message) in batch.iter().enumerate() {
+                    let (subject, headers) = match routing.route(message) {
+                        Ok(route) => route,
+                        Err(error) => {
+                            rejected.push(Rejected { index, error });
+                            continue;
+                        }
+                    };
+                    match client
+                        .publish_with_headers(subject.clone(), headers, message.bytes.clone())
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(error) if error.kind() == PublishErrorKind::Send => {
+                            return Err(format!("cannot publish to {subject}: {error}"));
+                        }
+                        // Over max_payload, or a subject the client refuses:
+                        // never sent, whatever the wait.
+                        Err(error) => rejected.push(Rejected {
+                            index,
+                            error: format!("cannot publish to {subject}: {error}"),
+                        }),
+                    }
+                }
                 client
-                    .publish_with_headers(subject.clone(), headers, message.bytes.clone())
+                    .flush()
                     .await
-                    .map_err(|e| format!("cannot publish to {subject}: {e}"))?;
-            }
-            client
-                .flush()
-                .await
-                .map_err(|e| format!("cannot flush to the NATS server: {e}"))
+                    .map_err(|e| format!("cannot flush to the NATS server: {e}"))?;
+                Ok(rejected)
+            };
+            stopping.bounded(STOP_PATIENCE, sent).await.unwrap_or_else(|| {
+                Err(format!(
+                    "the NATS server did not take the batch within {}s of the pipeline stopping",
+                    STOP_PATIENCE.as_secs()
+                ))
+            })
         })
     }
 }

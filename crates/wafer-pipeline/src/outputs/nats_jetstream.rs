@@ -16,8 +16,10 @@
 //!
 //! * `subject`, `msg_id` and `headers` values are literal text with
 //!   `${! meta("key") }` (or `${! @key }`) replaced by the message's
-//!   metadata ([`crate::config::interpolation`]). A message without the
-//!   key fails the write, naming it.
+//!   metadata ([`crate::config::interpolation`]). A message whose
+//!   `subject` or `msg_id` names metadata it does not have, or whose
+//!   subject comes out empty or invalid, is rejected (below); a `headers`
+//!   value naming missing metadata leaves that header out.
 //! * **De-duplication.** Every message is published with a
 //!   `Nats-Msg-Id`: `msg_id` when given; otherwise, for a message that
 //!   came from a `nats_jetstream` input, `STREAM-SEQUENCE` of the message
@@ -28,33 +30,47 @@
 //!   least once, the output stream holds each message once. Messages from
 //!   other inputs get no id unless `msg_id` gives one.
 //! * `metadata` picks the metadata sent as headers, as in Benthos
-//!   (`include_prefixes`, `include_patterns`); none by default.
+//!   (`include_prefixes`, `include_patterns`); none by default. A header
+//!   NATS cannot carry (a value with a line break, a name with a `:`) is
+//!   left out, and the first one logged ([`crate::nats`]).
+//! * **Rejected messages.** A message the server can never take as it is
+//!   (its subject or id cannot be made, it is over the server's
+//!   `max_payload` or the stream's `max_msg_size`) is that message's
+//!   failure: it follows the pipeline's `on_error` (a dead-letter output,
+//!   or dropped), and the rest of the batch is written.
 //! * **Retries.** A publish the server did not acknowledge (the
-//!   connection is down, the stream is not there yet, a timeout) is
-//!   published again, with the same id, after a pause that grows to 2 s,
-//!   until it is acknowledged: a restarted broker pauses the pipeline
-//!   instead of failing it, and nothing is acknowledged upstream before
-//!   it is stored. A message the server can never take (over its
-//!   `max_payload`) fails the write.
+//!   connection is down, no stream holds the subject yet, a stream limit,
+//!   a timeout) is published again, with the same id, after a pause that
+//!   grows to 2 s, until it is acknowledged: a restarted broker pauses the
+//!   pipeline instead of failing it, and nothing is acknowledged upstream
+//!   before it is stored. Why is logged at the first retry (and every
+//!   20th). Once the pipeline stops (Ctrl-C), it retries for 10 s more
+//!   at most, then fails the batch, which is not acknowledged upstream.
 //! * `max_in_flight`: how many publishes wait for their acknowledgement
 //!   at once.
+//! * The connection is made, and `create_stream` applied, as the run
+//!   starts: wrong credentials fail the run before it takes a message.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream::context::{
+    ContextBuilder, PublishAckFuture, PublishError, PublishErrorKind,
+};
+use async_nats::jetstream::{self, ErrorCode, message::PublishMessage};
 use serde::Deserialize;
 use wafer::Message;
 use wafer_nats::async_nats;
 use wafer_nats::{Auth, Tls};
 
-use super::Output;
+use super::{Output, Rejected};
 use crate::config::interpolation::Template;
 use crate::config::{ComponentConfig, ComponentError};
-use crate::nats::{Link, MetadataFilter, Routing, StreamSpec};
-use crate::{BoxFuture, BuildContext, PART_METADATA};
+use crate::nats::{
+    Link, MetadataFilter, NOT_STARTED, Routing, STOP_PATIENCE, StreamSpec, header_value,
+};
+use crate::{BoxFuture, BuildContext, PART_METADATA, Stopping};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,63 +106,117 @@ struct JetStreamOutput {
     msg_id: Option<Template>,
     max_in_flight: usize,
     create_stream: Option<(String, StreamSpec)>,
-    /// Connected at the first write.
-    jetstream: Option<jetstream::Context>,
+    /// Connected at the start of the run.
+    started: Option<(jetstream::Context, Stopping)>,
 }
 
 pub(super) fn build(
     config: &ComponentConfig,
     cx: &BuildContext<'_>,
 ) -> Result<Box<dyn Output>, ComponentError> {
-    let parsed: JetStreamOutputConfig = config.parse()?;
-    let link = Link::new((parsed.urls, parsed.auth, parsed.tls), config, cx)?;
-    let routing = Routing::new(&parsed.subject, &parsed.headers, parsed.metadata)?;
-    let msg_id = match &parsed.msg_id {
-        Some(text) => {
-            Some(Template::parse(text).map_err(|e| ComponentError::invalid("msg_id", e))?)
+    Ok(Box::new(JetStreamOutput::new(config, cx)?))
+}
+
+impl JetStreamOutput {
+    fn new(
+        config: &ComponentConfig,
+        cx: &BuildContext<'_>,
+    ) -> Result<JetStreamOutput, ComponentError> {
+        let parsed: JetStreamOutputConfig = config.parse()?;
+        let link = Link::new((parsed.urls, parsed.auth, parsed.tls), config, cx)?;
+        let routing = Routing::new(
+            &parsed.subject,
+            &parsed.headers,
+            parsed.metadata,
+            link.component(),
+        )?;
+        let msg_id = match &parsed.msg_id {
+            Some(text) => {
+                Some(Template::parse(text).map_err(|e| ComponentError::invalid("msg_id", e))?)
+            }
+            None => None,
+        };
+        if parsed.max_in_flight == 0 {
+            return Err(ComponentError::invalid("max_in_flight", "at least 1"));
         }
-        None => None,
-    };
-    if parsed.max_in_flight == 0 {
-        return Err(ComponentError::invalid("max_in_flight", "at least 1"));
+        let create_stream = match (parsed.stream, parsed.create_stream) {
+            (Some(name), Some(spec)) => Some((name, spec)),
+            (None, Some(_)) => {
+                return Err(ComponentError::invalid(
+                    "create_stream",
+                    "name the stream to create in `stream`",
+                ));
+            }
+            (_, None) => None,
+        };
+        Ok(JetStreamOutput {
+            runtime: cx.runtime.clone(),
+            link,
+            routing,
+            msg_id,
+            max_in_flight: parsed.max_in_flight,
+            create_stream,
+            started: None,
+        })
     }
-    let create_stream = match (parsed.stream, parsed.create_stream) {
-        (Some(name), Some(spec)) => Some((name, spec)),
-        (None, Some(_)) => {
-            return Err(ComponentError::invalid(
-                "create_stream",
-                "name the stream to create in `stream`",
-            ));
-        }
-        (_, None) => None,
-    };
-    Ok(Box::new(JetStreamOutput {
-        runtime: cx.runtime.clone(),
-        link,
-        routing,
-        msg_id,
-        max_in_flight: parsed.max_in_flight,
-        create_stream,
-        jetstream: None,
-    }))
 }
 
 impl Output for JetStreamOutput {
-    fn write<'a>(&'a mut self, batch: &'a [Message]) -> BoxFuture<'a, Result<(), String>> {
+    fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            let publishes = batch
-                .iter()
-                .enumerate()
-                .map(|(i, message)| {
-                    self.publish_of(message)
-                        .map_err(|e| format!("message {i} of the batch: {e}"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let jetstream = self.connected().await?.clone();
-            for chunk in publishes.chunks(self.max_in_flight) {
-                publish_all(&jetstream, chunk, self.link.component()).await?;
+            let client = self.link.connect(&self.runtime).await?;
+            // As many publishes may wait for their acknowledgement as a
+            // chunk holds: the context's own limit (5000 by default) would
+            // otherwise stop a larger chunk half sent, for ever.
+            let jetstream = ContextBuilder::new()
+                .max_ack_inflight(self.max_in_flight)
+                .build(client);
+            if let Some((name, spec)) = &self.create_stream {
+                spec.ensure(&jetstream, name).await?;
             }
+            self.started = Some((jetstream, stopping));
             Ok(())
+        })
+    }
+
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+        Box::pin(async move {
+            let mut rejected = Vec::new();
+            let mut publishes = Vec::with_capacity(batch.len());
+            for (index, message) in batch.iter().enumerate() {
+                match self.publish_of(index, message) {
+                    Ok(publish) => publishes.push(publish),
+                    Err(error) => rejected.push(Rejected { index, error }),
+                }
+            }
+            let Some((jetstream, stopping)) = &mut self.started else {
+                return Err(NOT_STARTED.to_string());
+            };
+            let component = self.link.component();
+            for chunk in publishes.chunks(self.max_in_flight) {
+                let mut last_error = None;
+                let published = stopping
+                    .bounded(
+                        STOP_PATIENCE,
+                        publish_all(jetstream, chunk, component, &mut last_error),
+                    )
+                    .await;
+                match published {
+                    Some(refused) => rejected.extend(refused),
+                    None => {
+                        let why = last_error.map_or_else(String::new, |e| format!(" (last: {e})"));
+                        return Err(format!(
+                            "JetStream did not store the batch within {}s of the pipeline stopping{why}; it is not acknowledged",
+                            STOP_PATIENCE.as_secs()
+                        ));
+                    }
+                }
+            }
+            rejected.sort_by_key(|r| r.index);
+            Ok(rejected)
         })
     }
 }
@@ -154,26 +224,16 @@ impl Output for JetStreamOutput {
 /// One message, ready to publish (and to publish again).
 #[derive(Clone)]
 struct Publish {
+    /// Its index in the batch.
+    index: usize,
     subject: String,
     message: PublishMessage,
 }
 
 impl JetStreamOutput {
-    /// The connection, made at the first write (with the stream, when
-    /// `create_stream` says so).
-    async fn connected(&mut self) -> Result<&jetstream::Context, String> {
-        if self.jetstream.is_none() {
-            let client = self.link.connect(&self.runtime).await?;
-            let jetstream = jetstream::new(client);
-            if let Some((name, spec)) = &self.create_stream {
-                spec.ensure(&jetstream, name).await?;
-            }
-            self.jetstream = Some(jetstream);
-        }
-        Ok(self.jetstream.as_ref().expect("connected above"))
-    }
-
-    fn publish_of(&self, message: &Message) -> Result<Publish, String> {
+    /// `message` (at `index` in its batch) as a publish, or why it cannot
+    /// be one.
+    fn publish_of(&self, index: usize, message: &Message) -> Result<Publish, String> {
         let (subject, headers) = self.routing.route(message)?;
         let mut publish = PublishMessage::build()
             .payload(message.bytes.clone())
@@ -182,42 +242,75 @@ impl JetStreamOutput {
             publish = publish.message_id(id);
         }
         Ok(Publish {
+            index,
             subject,
             message: publish,
         })
     }
 
-    /// `msg_id`, or the id of the JetStream message it came from.
+    /// `msg_id`, or the id of the JetStream message it came from; one that
+    /// cannot be a header value is an error (left out, it would defeat
+    /// de-duplication).
     fn message_id(&self, message: &Message) -> Result<Option<String>, String> {
-        if let Some(template) = &self.msg_id {
-            return template.render(message).map(Some);
-        }
-        let meta = |key: &str| message.metadata.get(key);
-        let (Some(stream), Some(sequence)) = (meta("nats_stream"), meta("nats_sequence_stream"))
-        else {
-            return Ok(None);
+        let id = match &self.msg_id {
+            Some(template) => template
+                .render(message)
+                .map_err(|e| format!("msg_id: {e}"))?,
+            None => {
+                let meta = |key: &str| message.metadata.get(key);
+                let (Some(stream), Some(sequence)) =
+                    (meta("nats_stream"), meta("nats_sequence_stream"))
+                else {
+                    return Ok(None);
+                };
+                match meta(PART_METADATA) {
+                    Some(part) => format!("{stream}-{sequence}-{part}"),
+                    None => format!("{stream}-{sequence}"),
+                }
+            }
         };
-        Ok(Some(match meta(PART_METADATA) {
-            Some(part) => format!("{stream}-{sequence}-{part}"),
-            None => format!("{stream}-{sequence}"),
-        }))
+        if id.is_empty() {
+            return Err("msg_id: the message's id is empty".to_string());
+        }
+        header_value(&id).map_err(|e| format!("msg_id `{}`: {e}", id.escape_debug()))?;
+        Ok(Some(id))
     }
 }
 
 /// Publishes `publishes` and waits for every acknowledgement, publishing
-/// again (after a growing pause) those that were not acknowledged.
+/// again (after a growing pause) those that were not acknowledged, until
+/// each is stored or rejected: the rejected are answered. `last_error`
+/// keeps why the last attempt failed, for when the wait is given up.
 async fn publish_all(
     jetstream: &jetstream::Context,
     publishes: &[Publish],
     component: &str,
-) -> Result<(), String> {
+    last_error: &mut Option<String>,
+) -> Vec<Rejected> {
+    let mut rejected = Vec::new();
     let mut waiting: Vec<&Publish> = publishes.iter().collect();
     let mut pause = Duration::from_millis(50);
     let mut attempts = 0u32;
     loop {
         let mut sent: Vec<(&Publish, PublishAckFuture)> = Vec::with_capacity(waiting.len());
         let mut failed = Vec::new();
-        let mut last_error = None;
+        let mut no_stream = None;
+        // Whether `publish`, which failed with `error`, is to be published
+        // again; if not, it is rejected.
+        let mut retry = |publish: &Publish, error: PublishError| {
+            if permanent(&error) {
+                rejected.push(Rejected {
+                    index: publish.index,
+                    error: format!("subject {}: {error}", publish.subject),
+                });
+                return false;
+            }
+            if error.kind() == PublishErrorKind::StreamNotFound {
+                no_stream = Some(publish.subject.clone());
+            }
+            *last_error = Some(format!("subject {}: {error}", publish.subject));
+            true
+        };
         for publish in waiting {
             match jetstream
                 .send_publish(publish.subject.clone(), publish.message.clone())
@@ -225,11 +318,9 @@ async fn publish_all(
             {
                 Ok(ack) => sent.push((publish, ack)),
                 Err(error) => {
-                    if permanent(error.kind()) {
-                        return Err(format!("subject {}: {error}", publish.subject));
+                    if retry(publish, error) {
+                        failed.push(publish);
                     }
-                    last_error = Some(error.to_string());
-                    failed.push(publish);
                 }
             }
         }
@@ -239,11 +330,9 @@ async fn publish_all(
         )
         .await;
         for (publish, acked) in acks {
-            if let Err(error) = acked {
-                if permanent(error.kind()) {
-                    return Err(format!("subject {}: {error}", publish.subject));
-                }
-                last_error = Some(error.to_string());
+            if let Err(error) = acked
+                && retry(publish, error)
+            {
                 failed.push(publish);
             }
         }
@@ -251,12 +340,30 @@ async fn publish_all(
             if attempts > 0 {
                 tracing::info!(component, "JetStream is acknowledging publishes again.");
             }
-            return Ok(());
+            return rejected;
         }
         attempts += 1;
-        let error = last_error.unwrap_or_default();
         if attempts == 1 || attempts.is_multiple_of(20) {
-            tracing::warn!(component, %error, waiting = failed.len(), attempts, "JetStream did not acknowledge publishes; publishing them again (the pipeline waits).");
+            let waiting = failed.len();
+            match no_stream {
+                Some(subject) => tracing::warn!(
+                    component,
+                    subject,
+                    waiting,
+                    attempts,
+                    "No JetStream stream holds subject {subject}: publishing again until one does (the pipeline waits; create the stream, or fix the output's subject)."
+                ),
+                None => {
+                    let error = last_error.as_deref().unwrap_or_default();
+                    tracing::warn!(
+                        component,
+                        error,
+                        waiting,
+                        attempts,
+                        "JetStream did not acknowledge publishes; publishing them again (the pipeline waits)."
+                    );
+                }
+            }
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(MAX_RETRY_PAUSE);
@@ -265,11 +372,94 @@ async fn publish_all(
 }
 
 /// Whether the server can never take the message as it is.
-fn permanent(kind: PublishErrorKind) -> bool {
-    matches!(
-        kind,
+fn permanent(error: &PublishError) -> bool {
+    match error.kind() {
         PublishErrorKind::MaxPayloadExceeded
-            | PublishErrorKind::WrongLastMessageId
-            | PublishErrorKind::WrongLastSequence
-    )
+        | PublishErrorKind::WrongLastMessageId
+        | PublishErrorKind::WrongLastSequence => true,
+        // The stream's own limit on one message's size.
+        PublishErrorKind::Other => std::error::Error::source(error)
+            .and_then(|source| source.downcast_ref::<jetstream::Error>())
+            .is_some_and(|e| e.error_code() == ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(body: serde_json::Value) -> JetStreamOutput {
+        let runtime = Arc::new(wafer::Runtime::new(wafer::Registry::default()).unwrap());
+        let cx = BuildContext {
+            runtime: &runtime,
+            pipeline: "p",
+            threads: 1,
+            base_dir: None,
+            check_only: false,
+        };
+        let config = ComponentConfig {
+            path: "output".into(),
+            label: None,
+            kind: "nats_jetstream".into(),
+            body,
+        };
+        JetStreamOutput::new(&config, &cx).unwrap_or_else(|e| panic!("{}: {}", e.field, e.message))
+    }
+
+    #[test]
+    fn a_message_whose_subject_or_id_cannot_be_made_is_refused_on_its_own() {
+        let output = output(serde_json::json!({
+            "urls": ["nats://127.0.0.1:4222"],
+            "subject": "out.${! meta(\"kind\") }",
+            "msg_id": "${! meta(\"id\") }",
+        }));
+        let good = Message::new("x")
+            .with_meta("kind", "a")
+            .with_meta("id", "7");
+        assert_eq!(output.publish_of(3, &good).unwrap().index, 3);
+        let refused = |message: &Message| output.publish_of(0, message).err().unwrap();
+        let no_kind = refused(&Message::new("x").with_meta("id", "7"));
+        assert!(no_kind.contains("`kind`"), "{no_kind}");
+        let no_id = refused(&Message::new("x").with_meta("kind", "a"));
+        assert!(no_id.starts_with("msg_id"), "{no_id}");
+        let id = |id: &str| Message::new("x").with_meta("kind", "a").with_meta("id", id);
+        assert!(refused(&id("1\n2")).contains("line break"));
+        assert!(refused(&id("")).contains("empty"));
+    }
+
+    #[test]
+    fn the_id_comes_from_the_input_message_and_a_broken_one_is_refused() {
+        let output = output(serde_json::json!({
+            "urls": ["nats://127.0.0.1:4222"],
+            "subject": "out",
+        }));
+        let from = |stream: &str| {
+            Message::new("x")
+                .with_meta("nats_stream", stream)
+                .with_meta("nats_sequence_stream", "9")
+        };
+        assert_eq!(
+            output.message_id(&from("IN")).unwrap().as_deref(),
+            Some("IN-9")
+        );
+        assert_eq!(
+            output
+                .message_id(&from("IN").with_meta(PART_METADATA, "1"))
+                .unwrap()
+                .as_deref(),
+            Some("IN-9-1")
+        );
+        assert_eq!(output.message_id(&Message::new("x")).unwrap(), None);
+        assert!(output.message_id(&from("I\nN")).is_err());
+    }
+
+    #[test]
+    fn payload_and_message_size_limits_are_permanent_and_a_missing_stream_is_not() {
+        let error = |kind| PublishError::new(kind);
+        assert!(permanent(&error(PublishErrorKind::MaxPayloadExceeded)));
+        assert!(!permanent(&error(PublishErrorKind::StreamNotFound)));
+        assert!(!permanent(&error(PublishErrorKind::TimedOut)));
+        assert!(!permanent(&error(PublishErrorKind::Other)));
+    }
 }

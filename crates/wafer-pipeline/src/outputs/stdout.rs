@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::{Framing, Output};
+use super::{Framing, Output, Rejected};
 use crate::config::{ComponentConfig, ComponentError};
 use crate::{BoxFuture, BuildContext};
 
@@ -32,10 +32,13 @@ pub(super) fn build(
 }
 
 impl Output for Stdout {
-    fn write<'a>(&'a mut self, batch: &'a [wafer::Message]) -> BoxFuture<'a, Result<(), String>> {
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [wafer::Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
             let framed = self.framing.frame(batch);
-            self.out.write(&framed).await
+            self.out.write(&framed).await.map(|()| Vec::new())
         })
     }
 }
