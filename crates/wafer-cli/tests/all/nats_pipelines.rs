@@ -4,13 +4,14 @@
 //! is for a state (a count in a stream, a consumer with nothing pending).
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
-use wafer_guests::{BENTHOS_LOUDER, BENTHOS_TRAP};
+use wafer_guests::{BENTHOS_LOUDER, BENTHOS_META, BENTHOS_TRAP};
 
 use super::nats_server::NatsServer;
-use super::server::{Server, wait_until};
+use super::server::{PATIENCE, Server, send, wait_until};
 use super::util::{Workspace, repo_root, run_with_stdin};
 
 /// What `BENTHOS_LOUDER` appends.
@@ -67,6 +68,31 @@ impl Broker {
                 ack.await.unwrap();
             }
         });
+    }
+
+    /// Publishes each payload to `subject` with its headers, every
+    /// acknowledgement awaited.
+    fn publish_with_headers(&self, subject: &str, messages: Vec<(String, async_nats::HeaderMap)>) {
+        self.tokio.block_on(async {
+            for (payload, headers) in messages {
+                self.jetstream
+                    .publish_with_headers(subject.to_string(), headers, payload.into())
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+
+    /// The last stream sequence consumer `durable` of `stream_name` has
+    /// acknowledged everything up to (0: nothing acknowledged yet).
+    fn ack_floor(&self, stream_name: &str, durable: &str) -> u64 {
+        self.tokio.block_on(async {
+            let stream = self.jetstream.get_stream(stream_name).await.unwrap();
+            let consumer: consumer::PullConsumer = stream.get_consumer(durable).await.unwrap();
+            consumer.get_info().await.unwrap().ack_floor.stream_sequence
+        })
     }
 
     /// How many messages stream `name` holds; 0 while it cannot tell (the
@@ -199,13 +225,21 @@ fn processed(log: &str) -> u64 {
         .unwrap()
 }
 
+/// A fresh broker holding, for each name, a stream of that name with the
+/// subjects below its name in lower case (`IN`: `in.>`).
+fn broker_with(streams: &[&str]) -> (NatsServer, Broker) {
+    let nats = NatsServer::start();
+    let broker = Broker::connect(&nats.url);
+    for name in streams {
+        broker.create_stream(name, &[&format!("{}.>", name.to_lowercase())]);
+    }
+    (nats, broker)
+}
+
 /// A broker with streams IN and OUT, and a workspace whose `relay.yaml`
 /// makes messages from IN louder into OUT (`extra`: more input fields).
 fn louder_relay(extra: &str) -> (NatsServer, Broker, Workspace) {
-    let nats = NatsServer::start();
-    let broker = Broker::connect(&nats.url);
-    broker.create_stream("IN", &["in.>"]);
-    broker.create_stream("OUT", &["out.>"]);
+    let (nats, broker) = broker_with(&["IN", "OUT"]);
     let ws = workspace();
     ws.write("relay.yaml", relay(&nats.url, "louder.wasm", extra));
     (nats, broker, ws)
@@ -297,13 +331,21 @@ fn a_restarted_broker_pauses_the_pipeline_and_it_resumes() {
     assert_out_holds_each_once(&broker, 30_000);
 }
 
+/// Waits until DLQ holds `dead` messages and OUT `written`, and consumer
+/// `workers` of IN acknowledged everything; then stops `node`, which must
+/// end well, and answers its log.
+fn stop_once_settled(broker: &Broker, node: Server, dead: u64, written: u64) -> String {
+    broker.wait_for_count("DLQ", dead);
+    broker.wait_for_count("OUT", written);
+    broker.wait_until_all_acknowledged("IN", "workers");
+    let (code, log) = node.stop();
+    assert_eq!(code, Some(0), "{log}");
+    log
+}
+
 #[test]
 fn a_poison_message_is_retried_then_dead_lettered_and_the_rest_flow_on() {
-    let nats = NatsServer::start();
-    let broker = Broker::connect(&nats.url);
-    broker.create_stream("IN", &["in.>"]);
-    broker.create_stream("OUT", &["out.>"]);
-    broker.create_stream("DLQ", &["dlq.>"]);
+    let (nats, broker) = broker_with(&["IN", "OUT", "DLQ"]);
     let ws = workspace();
     let url = &nats.url;
     ws.write(
@@ -333,11 +375,7 @@ on_error:
         }
     });
     broker.publish_all("in.work", payloads);
-    broker.wait_for_count("DLQ", 1);
-    broker.wait_for_count("OUT", 99);
-    broker.wait_until_all_acknowledged("IN", "workers");
-    let (code, log) = node.stop();
-    assert_eq!(code, Some(0), "{log}");
+    let log = stop_once_settled(&broker, node, 1, 99);
     assert!(
         log.contains("processed 99, dropped 0, failed 3 (1 to the dead-letter output)"),
         "{log}"
@@ -390,7 +428,10 @@ output:
         client.flush().await.unwrap();
         client.publish("in.a", "hello".into()).await.unwrap();
         client.flush().await.unwrap();
-        out.next().await.unwrap()
+        tokio::time::timeout(PATIENCE, out.next())
+            .await
+            .expect("the relayed message arrives")
+            .unwrap()
     });
     assert_eq!(received.subject.as_str(), "out.in.a");
     assert_eq!(&received.payload[..], format!("hello{LOUD}").as_bytes());
@@ -398,6 +439,207 @@ output:
     assert_eq!(headers.get("From").unwrap().as_str(), "wafer");
     let (code, log) = node.stop();
     assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn a_metadata_value_with_a_line_break_is_left_out_of_the_headers_and_the_message_is_sent() {
+    let (nats, broker) = broker_with(&["OUT"]);
+    let ws = Workspace::new();
+    ws.copy_guest(BENTHOS_META, "meta.wasm");
+    let url = &nats.url;
+    // Every query parameter is metadata; `meta` sets metadata `greeting`
+    // to "hello " and the parameter `name`.
+    ws.write(
+        "hook.yaml",
+        format!(
+            r#"
+input:
+  http_server: {{address: "127.0.0.1:0", path: /hook}}
+pipeline:
+  processors:
+    - wasm: {{module_path: meta.wasm}}
+output:
+  nats_jetstream:
+    urls: ["{url}"]
+    subject: out.hook
+    metadata: {{include_patterns: [".*"]}}
+"#
+        ),
+    );
+    let server = Server::start_with(&ws, &["run", "hook.yaml"]);
+    for query in ["name=two%0Alines", "name=one&a%3Ab=colon"] {
+        let response = send("POST", &format!("{}?{query}", server.base), "hello");
+        assert_eq!(response.status, 200, "{query}: {}", response.text());
+    }
+    broker.wait_for_count("OUT", 2);
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let warned = log
+        .lines()
+        .find(|line| line.contains("A header NATS cannot carry was left out"))
+        .unwrap_or_else(|| panic!("no warning:\n{log}"));
+    assert!(
+        warned.contains("WARN") && warned.contains("greeting"),
+        "{warned}"
+    );
+    let out = broker.read_all("OUT");
+    let (payload, headers) = &out[0];
+    assert_eq!(payload, "two\nlines:hello");
+    let headers = headers.as_ref().expect("the other metadata are headers");
+    assert_eq!(headers.get("http_server_verb").unwrap().as_str(), "POST");
+    assert!(headers.get("name").is_none() && headers.get("greeting").is_none());
+    let (payload, headers) = &out[1];
+    assert_eq!(payload, "one:hello");
+    let headers = headers.as_ref().unwrap();
+    assert_eq!(headers.get("greeting").unwrap().as_str(), "hello one");
+    assert!(
+        headers
+            .iter()
+            .all(|(name, _)| !name.to_string().contains(':'))
+    );
+}
+
+#[test]
+fn a_message_whose_subject_cannot_be_made_is_dead_lettered_and_the_others_are_written() {
+    let (nats, broker) = broker_with(&["IN", "OUT", "DLQ"]);
+    let ws = workspace();
+    let url = &nats.url;
+    ws.write(
+        "relay.yaml",
+        format!(
+            r#"
+input:
+  nats_jetstream:
+    urls: ["{url}"]
+    stream: IN
+    durable: workers
+pipeline:
+  threads: 1
+  processors:
+    - wasm: {{module_path: louder.wasm}}
+output:
+  nats_jetstream:
+    urls: ["{url}"]
+    subject: out.${{! meta("kind") }}
+on_error:
+  output:
+    nats_jetstream:
+      urls: ["{url}"]
+      subject: dlq.rejected
+      metadata: {{include_patterns: ["^error$"]}}
+"#
+        ),
+    );
+    let node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
+    // Header `kind` becomes metadata; m10 has none, m20's makes a subject
+    // with a space.
+    let messages = numbered(100)
+        .enumerate()
+        .map(|(i, payload)| {
+            let mut headers = async_nats::HeaderMap::new();
+            match i {
+                10 => {}
+                20 => headers.insert("kind", "two words"),
+                _ => headers.insert("kind", "a"),
+            }
+            (payload, headers)
+        })
+        .collect();
+    broker.publish_with_headers("in.work", messages);
+    let log = stop_once_settled(&broker, node, 2, 98);
+    assert!(
+        log.contains("processed 98, dropped 0, failed 2 (2 to the dead-letter output)"),
+        "{log}"
+    );
+    let dead = broker.read_all("DLQ");
+    let payloads: Vec<&str> = dead.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(payloads, [format!("m10{LOUD}"), format!("m20{LOUD}")]);
+    let error = |i: usize| {
+        let headers = dead[i].1.as_ref().expect("the dead letter has headers");
+        headers.get("error").unwrap().as_str().to_string()
+    };
+    assert!(error(0).contains("no metadata `kind`"), "{}", error(0));
+    assert!(
+        error(1).contains("`out.two words` is not a subject"),
+        "{}",
+        error(1)
+    );
+    assert_eq!(broker.count("OUT"), 98);
+}
+
+#[test]
+fn ctrl_c_ends_a_run_whose_output_has_no_stream_and_acknowledges_nothing() {
+    let (nats, broker) = broker_with(&["IN"]);
+    let ws = workspace();
+    // No stream holds the output's subject out.done (yet).
+    ws.write(
+        "relay.yaml",
+        relay(&nats.url, "louder.wasm", "    ack_wait: 5s"),
+    );
+    let mut node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
+    broker.publish_all("in.work", numbered(10));
+    let warned = node.wait_for_line("No JetStream stream holds subject out.done");
+    assert!(warned.contains("WARN"), "{warned}");
+    node.interrupt();
+    let (code, log) = node.wait_within(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("within 10s of the pipeline stopping"), "{log}");
+    assert_eq!(broker.ack_floor("IN", "workers"), 0, "{log}");
+    // Nothing was lost: once the stream is there, a new run writes all.
+    broker.create_stream("OUT", &["out.>"]);
+    let node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
+    broker.wait_for_count("OUT", 10);
+    broker.wait_until_all_acknowledged("IN", "workers");
+    let (code, log) = node.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_out_holds_each_once(&broker, 10);
+}
+
+#[test]
+fn a_batch_larger_than_the_client_s_default_ack_window_is_published_whole() {
+    // async-nats lets 5000 publishes wait for their acknowledgement by
+    // default; a batch of 6000 sent at once must not stop at the 5001st.
+    let (nats, broker) = broker_with(&["OUT"]);
+    let ws = Workspace::new();
+    let url = &nats.url;
+    ws.write(
+        "burst.yaml",
+        format!(
+            r#"
+input:
+  generate: {{mapping: 'root = "x"', count: 6000, interval: "", batch_size: 6000}}
+output:
+  nats_jetstream:
+    urls: ["{url}"]
+    subject: out.burst
+    max_in_flight: 6000
+"#
+        ),
+    );
+    let run = Server::spawn_until(ws.command(&["run", "burst.yaml"]), "Running.");
+    let (code, log) = run.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("received 6000, processed 6000"), "{log}");
+    assert_eq!(broker.count("OUT"), 6000);
+}
+
+#[test]
+fn an_output_that_cannot_connect_fails_the_run_before_its_input_takes_a_message() {
+    let (nats, _broker) = broker_with(&["IN"]);
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = nobody.local_addr().unwrap().port();
+    drop(nobody);
+    let ws = workspace();
+    // The input's server is there; nobody listens where the output goes.
+    let relay = relay(&nats.url, "louder.wasm", "");
+    let (input, output) = relay.split_at(relay.find("output:").unwrap());
+    let output = output.replace(&nats.url, &format!("nats://127.0.0.1:{port}"));
+    ws.write("relay.yaml", format!("{input}{output}"));
+    let run = Server::spawn_until(ws.command(&["run", "relay.yaml"]), "Running.");
+    let (code, log) = run.wait();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("cannot connect to nats://127.0.0.1"), "{log}");
+    assert!(!log.contains(CONSUMING), "{log}");
 }
 
 #[test]

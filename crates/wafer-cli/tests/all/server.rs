@@ -209,13 +209,38 @@ impl Server {
         assert!(status.success());
     }
 
-    /// Waits for the process to end: its exit code and everything it logged.
-    pub fn wait(mut self) -> (Option<i32>, String) {
-        let code = self.child.wait().unwrap().code();
+    /// Waits, for up to [`PATIENCE`], for the process to end: its exit
+    /// code and everything it logged.
+    pub fn wait(self) -> (Option<i32>, String) {
+        self.wait_within(PATIENCE)
+    }
+
+    /// Waits, for up to `limit`, for the process to end: its exit code
+    /// and everything it logged. Kills it and panics with its log when it
+    /// does not end in time: a hang fails the test instead of blocking.
+    pub fn wait_within(mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                self.stopped = true;
+                let rest: Vec<String> = self.lines.iter().collect();
+                panic!(
+                    "wafer did not end within {limit:?}:\n{}{}",
+                    self.log,
+                    rest.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         self.stopped = true;
         let rest: Vec<String> = self.lines.iter().collect();
         let log = std::mem::take(&mut self.log) + &rest.join("\n");
-        (code, log)
+        (status.code(), log)
     }
 }
 
