@@ -12,6 +12,7 @@
 //! Counting is per batch, not per message: a few atomic additions per
 //! batch, uncontended enough to need no shards.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -72,7 +73,9 @@ impl MessageCount {
 #[derive(Debug)]
 pub struct PipelineMetrics {
     name: String,
-    counts: [AtomicU64; MessageCount::ALL.len()],
+    /// Shared with the metrics that continue these
+    /// ([`PipelineMetrics::continued`]).
+    counts: Arc<[AtomicU64; MessageCount::ALL.len()]>,
     processors: Vec<ProcessorLatency>,
 }
 
@@ -92,14 +95,18 @@ impl PipelineMetrics {
         PipelineMetrics {
             name: name.to_string(),
             counts: Default::default(),
-            processors: processors
-                .into_iter()
-                .map(|name| ProcessorLatency {
-                    name,
-                    buckets: Default::default(),
-                    total_ns: AtomicU64::new(0),
-                })
-                .collect(),
+            processors: latencies(processors),
+        }
+    }
+
+    /// Counters for the same pipeline with other `processors` (a reload
+    /// changed them): the message counts are these very ones and go on
+    /// counting together; the processors' latencies start afresh.
+    pub fn continued(&self, processors: Vec<String>) -> PipelineMetrics {
+        PipelineMetrics {
+            name: self.name.clone(),
+            counts: self.counts.clone(),
+            processors: latencies(processors),
         }
     }
 
@@ -144,9 +151,9 @@ impl PipelineMetrics {
         processor.total_ns.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// Renders this pipeline's series into the three families.
+    /// Renders every pipeline's series into the three families.
     pub(crate) fn encode_all(
-        pipelines: &[std::sync::Arc<PipelineMetrics>],
+        pipelines: &[Arc<PipelineMetrics>],
         encoder: &mut DescriptorEncoder,
     ) -> std::fmt::Result {
         {
@@ -207,4 +214,15 @@ impl PipelineMetrics {
         }
         Ok(())
     }
+}
+
+fn latencies(processors: Vec<String>) -> Vec<ProcessorLatency> {
+    processors
+        .into_iter()
+        .map(|name| ProcessorLatency {
+            name,
+            buckets: Default::default(),
+            total_ns: AtomicU64::new(0),
+        })
+        .collect()
 }
