@@ -36,7 +36,7 @@ use wafer::{
     Runtime,
 };
 
-use crate::connect::{Auth, Connect, FieldError, Tls};
+use crate::connect::{Auth, Connect, FieldError, Tls, round_trip};
 
 /// How many calls one endpoint runs at once: 1024. Past that, requests
 /// wait in the subscription (and go to other members of the queue group
@@ -181,9 +181,9 @@ pub async fn bind(
             .queue_subscribe(config.subject.clone(), config.queue.clone())
             .await
             .map_err(|e| subscribe_error(e.into()))?;
-        // The server has the subscription once it answers the flush's ping.
-        client
-            .flush()
+        // The server has the subscription once a message sent after it
+        // came back.
+        round_trip(&client)
             .await
             .map_err(|e| subscribe_error(e.into()))?;
         bound.push(BoundEndpoint {
@@ -221,7 +221,8 @@ pub async fn serve(endpoints: Vec<BoundEndpoint>, stop: impl Future<Output = ()>
 }
 
 /// One endpoint's loop: a task per request, at most
-/// [`MAX_CONCURRENT_CALLS`] at once.
+/// [`MAX_CONCURRENT_CALLS`] at once. A stop is seen at once, even while
+/// every call slot is taken.
 async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
     let BoundEndpoint {
         endpoint,
@@ -234,10 +235,14 @@ async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
     let mut stop = std::pin::pin!(stop);
     let mut draining = false;
     loop {
-        let Ok(permit) = calls.clone().acquire_owned().await else {
-            break;
+        // A free slot, then a request for it.
+        let next = async {
+            let permit = calls.clone().acquire_owned().await.ok()?;
+            let request = subscriber.next().await?;
+            Some((permit, request))
         };
-        let request = tokio::select! {
+        let next = tokio::select! {
+            biased;
             () = &mut stop, if !draining => {
                 // The stream ends once the requests already delivered are
                 // read; new ones go to the rest of the queue group.
@@ -248,9 +253,9 @@ async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
                 draining = true;
                 continue;
             }
-            request = subscriber.next() => request,
+            next = next => next,
         };
-        let Some(request) = request else {
+        let Some((permit, request)) = next else {
             break;
         };
         let (runtime, client, func) = (runtime.clone(), client.clone(), func.clone());
@@ -261,7 +266,7 @@ async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
     }
     let all = u32::try_from(MAX_CONCURRENT_CALLS).unwrap_or(u32::MAX);
     let _ = calls.acquire_many(all).await;
-    if let Err(e) = client.flush().await {
+    if let Err(e) = round_trip(&client).await {
         tracing::warn!(endpoint = %endpoint.id, "The last replies may be lost: {e}");
     }
 }
@@ -306,9 +311,12 @@ async fn answer(runtime: &Runtime, func: &str, request: Message) -> Reply {
                 .headers
                 .as_ref()
                 .and_then(|headers| headers.get(ARGS_HEADER))
-                .map_or("", |args| args.as_str());
-            let args = args.split(',').filter(|arg| !arg.is_empty());
-            Input::Program(CommandInput::new().args(args).stdin(request.payload))
+                .map(|args| args.as_str());
+            Input::Program(
+                CommandInput::new()
+                    .args(program_args(args))
+                    .stdin(request.payload),
+            )
         }
         InputForm::Http => {
             return bad_input(format!(
@@ -335,6 +343,16 @@ async fn answer(runtime: &Runtime, func: &str, request: Message) -> Reply {
             payload: output.into_json().to_string().into_bytes(),
         },
         Err(error) => Reply::failed(&error),
+    }
+}
+
+/// A program's arguments from [`ARGS_HEADER`], as the HTTP function API
+/// reads `?args=`: none when the header is absent or empty, otherwise
+/// every comma-separated piece, empty ones included (`a,,b` is three).
+fn program_args(header: Option<&str>) -> Vec<&str> {
+    match header {
+        None | Some("") => Vec::new(),
+        Some(args) => args.split(',').collect(),
     }
 }
 
@@ -379,5 +397,19 @@ impl Reply {
             }
             None => client.publish(subject.clone(), self.payload.into()).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::program_args;
+
+    #[test]
+    fn program_arguments_are_read_as_the_http_api_reads_them() {
+        assert!(program_args(None).is_empty());
+        assert!(program_args(Some("")).is_empty());
+        assert_eq!(program_args(Some("a")), ["a"]);
+        assert_eq!(program_args(Some("a,,b")), ["a", "", "b"]);
+        assert_eq!(program_args(Some("a,")), ["a", ""]);
     }
 }

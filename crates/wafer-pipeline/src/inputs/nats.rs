@@ -82,9 +82,9 @@ impl Input for NatsInput {
             };
             let subscriber =
                 subscribed.map_err(|e| format!("cannot subscribe to {}: {e}", self.subject))?;
-            // The readiness line promises the server has the subscription.
-            client
-                .flush()
+            // The readiness line promises the server has the subscription:
+            // a message sent after it came back.
+            wafer_nats::round_trip(&client)
                 .await
                 .map_err(|e| format!("cannot subscribe to {}: {e}", self.subject))?;
             tracing::info!(
