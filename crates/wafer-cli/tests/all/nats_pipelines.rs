@@ -20,14 +20,15 @@ const LOUD: &str = "!!!!111!!11!";
 /// The readiness line of a `nats_jetstream` input.
 const CONSUMING: &str = "Consuming JetStream stream";
 
-/// A test's own client of the broker.
-struct Broker {
-    tokio: tokio::runtime::Runtime,
-    jetstream: jetstream::Context,
+/// A test's own client of the broker (also for the input tests of
+/// `nats_inputs`).
+pub(super) struct Broker {
+    pub(super) tokio: tokio::runtime::Runtime,
+    pub(super) jetstream: jetstream::Context,
 }
 
 impl Broker {
-    fn connect(url: &str) -> Broker {
+    pub(super) fn connect(url: &str) -> Broker {
         let tokio = tokio::runtime::Runtime::new().unwrap();
         let jetstream =
             tokio.block_on(async { jetstream::new(async_nats::connect(url).await.unwrap()) });
@@ -35,7 +36,7 @@ impl Broker {
     }
 
     /// A file-backed stream `name` holding `subjects`.
-    fn create_stream(&self, name: &str, subjects: &[&str]) {
+    pub(super) fn create_stream(&self, name: &str, subjects: &[&str]) {
         let config = stream::Config {
             name: name.to_string(),
             subjects: subjects.iter().map(|s| s.to_string()).collect(),
@@ -48,7 +49,7 @@ impl Broker {
     }
 
     /// Publishes each payload to `subject`, every acknowledgement awaited.
-    fn publish_all(&self, subject: &str, payloads: impl IntoIterator<Item = String>) {
+    pub(super) fn publish_all(&self, subject: &str, payloads: impl IntoIterator<Item = String>) {
         self.tokio.block_on(async {
             let mut acks = Vec::new();
             for payload in payloads {
@@ -110,7 +111,7 @@ impl Broker {
     }
 
     /// Waits until stream `name` holds at least `count` messages.
-    fn wait_for_count(&self, name: &str, count: u64) {
+    pub(super) fn wait_for_count(&self, name: &str, count: u64) {
         wait_until(
             &format!("{count} messages in {name}"),
             || self.count(name),
@@ -121,7 +122,7 @@ impl Broker {
     /// Waits until consumer `durable` of `stream_name` has nothing
     /// pending nor waiting for an acknowledgement: every message was
     /// acknowledged.
-    fn wait_until_all_acknowledged(&self, stream_name: &str, durable: &str) {
+    pub(super) fn wait_until_all_acknowledged(&self, stream_name: &str, durable: &str) {
         wait_until(
             &format!("consumer {durable} to have acknowledged everything"),
             || {
@@ -169,7 +170,7 @@ fn workspace() -> Workspace {
 
 /// A pipeline from stream IN (consumer `workers`) through `processor` to
 /// subject `out.done`, with `extra` input fields.
-fn relay(url: &str, processor: &str, extra: &str) -> String {
+pub(super) fn relay(url: &str, processor: &str, extra: &str) -> String {
     format!(
         r#"
 input:
@@ -227,7 +228,7 @@ fn processed(log: &str) -> u64 {
 
 /// A fresh broker holding, for each name, a stream of that name with the
 /// subjects below its name in lower case (`IN`: `in.>`).
-fn broker_with(streams: &[&str]) -> (NatsServer, Broker) {
+pub(super) fn broker_with(streams: &[&str]) -> (NatsServer, Broker) {
     let nats = NatsServer::start();
     let broker = Broker::connect(&nats.url);
     for name in streams {
