@@ -38,8 +38,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use engine::{
-    PART_METADATA, Pipeline, PipelineError, Settled, Sink, Stopped, Stopping, Summary, Tracked,
-    TrackedAck, max_batches_in_flight,
+    PART_METADATA, Pipeline, PipelineError, Settled, Sink, Stage, Stopped, Stopping, Summary,
+    Tracked, TrackedAck, max_batches_in_flight,
 };
 pub use wafer::{Message, Metadata};
 

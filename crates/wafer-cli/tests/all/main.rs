@@ -15,6 +15,7 @@ mod pipelines;
 mod pipelines_http;
 mod programs;
 mod receiver;
+mod reload;
 mod serve;
 mod serve_limits;
 mod server;

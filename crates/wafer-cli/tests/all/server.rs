@@ -121,6 +121,14 @@ impl Server {
         }
     }
 
+    /// Its stdin (once; the command must have piped it).
+    pub fn take_stdin(&mut self) -> std::process::ChildStdin {
+        self.child
+            .stdin
+            .take()
+            .expect("stdin piped, and taken once")
+    }
+
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.base.trim_start_matches("http://").parse().unwrap()
@@ -202,8 +210,17 @@ impl Server {
 
     /// Sends Ctrl-C.
     pub fn interrupt(&self) {
+        self.signal("-INT");
+    }
+
+    /// Sends SIGHUP: reload.
+    pub fn hangup(&self) {
+        self.signal("-HUP");
+    }
+
+    fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());

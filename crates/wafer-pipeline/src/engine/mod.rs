@@ -1,6 +1,8 @@
-//! Running a pipeline: the input feeds a queue, `threads` workers (each a
-//! thread of its own) run the processors, one output task writes (in
-//! input order when `ordered`) and acknowledges.
+//! Running a pipeline: the input feeds a queue, and its [`Stage`] takes
+//! the batches from there: `threads` workers (each a thread of its own)
+//! run the processors, one output task writes (in input order when
+//! `ordered`) and acknowledges. A reload may hand a running pipeline a
+//! new stage ([`Pipeline::run_replaced`]) while its input runs on.
 //!
 //! Delivery is at least once: a batch is acknowledged to its input only
 //! after the output (and the dead-letter output, for its flagged messages)
@@ -19,25 +21,25 @@
 //! output task never stops taking finished batches: when `ordered`, the
 //! batch it waits for may be queued behind them.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures_util::FutureExt;
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use wafer::Problem;
 use wafer::metrics::{MessageCount, PipelineMetrics};
-use wafer::{Message, Problem};
 
 mod sink;
+mod stage;
 mod summary;
 mod writer;
 
 pub use sink::{Settled, Sink, Stopped, Stopping, Tracked, TrackedAck};
+pub use stage::Stage;
 pub use summary::{PipelineError, Summary};
 
-use self::sink::{Batch, Processed};
-use self::writer::{DEAD_LETTER, Writer};
+use self::sink::Batch;
+use self::stage::{RunningStage, StageFailures};
 use crate::config::{OnError, PipelineConfig, Problems};
 use crate::inputs::Input;
 use crate::outputs::Output;
@@ -69,28 +71,55 @@ pub fn max_batches_in_flight(threads: usize) -> usize {
 /// pipeline could not finish its batch and said nothing more precise.
 const NOT_FINISHED: &str = "the pipeline stopped before the output confirmed the message";
 
-/// A pipeline built from its config, ready to run.
+/// What to build of a config.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Build {
+    /// Everything, to run.
+    Run,
+    /// Everything, to check it (no socket bound, nothing created).
+    Check,
+    /// All but the input (a reload's new [`Stage`]).
+    Stage,
+}
+
+/// A pipeline built from its config, ready to run: its input, and the
+/// [`Stage`] its messages go through.
 pub struct Pipeline {
     name: String,
     input_name: String,
     input: Box<dyn Input>,
-    processors: Vec<Box<dyn Processor>>,
-    output_name: String,
-    output: Box<dyn Output>,
-    dead_letter: Option<Box<dyn Output>>,
-    drop_failed: bool,
-    threads: usize,
-    ordered: bool,
-    metrics: Arc<PipelineMetrics>,
+    stage: Stage,
 }
 
 /// The components of a config, built.
 struct Components {
-    input: Box<dyn Input>,
+    input: Option<Box<dyn Input>>,
     processors: Vec<Box<dyn Processor>>,
     processor_names: Vec<String>,
     output: Box<dyn Output>,
     dead_letter: Option<Box<dyn Output>>,
+}
+
+impl Components {
+    /// The stage these components make for `config`, counted by
+    /// `metrics`.
+    fn stage(
+        self,
+        config: &PipelineConfig,
+        metrics: impl FnOnce(Vec<String>) -> Arc<PipelineMetrics>,
+    ) -> (Option<Box<dyn Input>>, Stage) {
+        let stage = Stage {
+            processors: self.processors,
+            output_name: config.output.name().to_string(),
+            output: self.output,
+            dead_letter: self.dead_letter,
+            drop_failed: matches!(config.on_error, OnError::Drop),
+            threads: config.threads.max(1),
+            ordered: config.ordered,
+            metrics: metrics(self.processor_names),
+        };
+        (self.input, stage)
+    }
 }
 
 /// The pipeline's counters (in the runtime's metrics), and whether a
@@ -148,21 +177,37 @@ impl Pipeline {
         runtime: &Arc<wafer::Runtime>,
         config: PipelineConfig,
     ) -> Result<Pipeline, Vec<Problem>> {
-        let components = Self::components(runtime, &config, false)?;
-        let metrics = runtime.pipeline_metrics(&config.name, components.processor_names);
+        let components = Self::components(runtime, &config, Build::Run)?;
+        let (input, stage) = components.stage(&config, |processors| {
+            runtime.pipeline_metrics(&config.name, processors)
+        });
         Ok(Pipeline {
             input_name: config.input.name().to_string(),
-            output_name: config.output.name().to_string(),
             name: config.name,
-            input: components.input,
-            processors: components.processors,
-            output: components.output,
-            dead_letter: components.dead_letter,
-            drop_failed: matches!(config.on_error, OnError::Drop),
-            threads: config.threads.max(1),
-            ordered: config.ordered,
-            metrics,
+            input: input.expect("a run's build builds the input"),
+            stage,
         })
+    }
+
+    /// Builds the stage of `config` (everything but its input, which is
+    /// not touched): for a reload that changed a running pipeline's
+    /// processors or outputs and not its input ([`Pipeline::run_replaced`]).
+    /// Its message counts go on from those of the pipeline of the same
+    /// name in `runtime`. It compiles on this thread: call it outside
+    /// async code.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found, each naming the component and field.
+    pub fn build_stage(
+        runtime: &Arc<wafer::Runtime>,
+        config: &PipelineConfig,
+    ) -> Result<Stage, Vec<Problem>> {
+        let components = Self::components(runtime, config, Build::Stage)?;
+        let (_, stage) = components.stage(config, |processors| {
+            runtime.continued_pipeline_metrics(&config.name, processors)
+        });
+        Ok(stage)
     }
 
     /// What [`Pipeline::build`] would find wrong with `config`, found the
@@ -171,18 +216,17 @@ impl Pipeline {
     /// are registered. For `wafer check`, which may run beside the
     /// pipelines it checks. Call it outside async code.
     pub fn check(runtime: &Arc<wafer::Runtime>, config: PipelineConfig) -> Vec<Problem> {
-        match Self::components(runtime, &config, true) {
+        match Self::components(runtime, &config, Build::Check) {
             Ok(_) => Vec::new(),
             Err(problems) => problems,
         }
     }
 
-    /// Builds every component of `config` (only to check them when
-    /// `check_only`).
+    /// Builds the components of `config` that `build` asks for.
     fn components(
         runtime: &Arc<wafer::Runtime>,
         config: &PipelineConfig,
-        check_only: bool,
+        build: Build,
     ) -> Result<Components, Vec<Problem>> {
         let mut problems = Problems::new(&config.file, config.entry.as_deref());
         let cx = BuildContext {
@@ -190,11 +234,14 @@ impl Pipeline {
             pipeline: &config.name,
             threads: config.threads,
             base_dir: config.base_dir.as_deref(),
-            check_only,
+            check_only: build == Build::Check,
         };
-        let input = inputs::build(&config.input, &cx)
-            .map_err(|e| problems.component(&config.input, e))
-            .ok();
+        let input = match build {
+            Build::Stage => None,
+            _ => inputs::build(&config.input, &cx)
+                .map_err(|e| problems.component(&config.input, e))
+                .ok(),
+        };
         let mut stages = Vec::new();
         let mut stage_names = Vec::new();
         for processor in config
@@ -220,8 +267,9 @@ impl Pipeline {
                 .ok(),
             _ => None,
         };
-        match (input, output) {
-            (Some(input), Some(output)) if problems.is_empty() => Ok(Components {
+        let input_built = input.is_some() || build == Build::Stage;
+        match output {
+            Some(output) if input_built && problems.is_empty() => Ok(Components {
                 input,
                 processors: stages,
                 processor_names: stage_names,
@@ -239,7 +287,7 @@ impl Pipeline {
 
     /// Its counters, as the runtime's metrics render them.
     pub fn metrics(&self) -> Arc<PipelineMetrics> {
-        self.metrics.clone()
+        self.stage.metrics.clone()
     }
 
     /// Runs until the input ends or `stop` resolves, then lets the
@@ -258,111 +306,103 @@ impl Pipeline {
     /// When the input or an output failed (or could not start), or a
     /// worker panicked; the error carries the summary.
     pub async fn run(
-        mut self,
+        self,
         stop: impl Future<Output = ()> + Send,
     ) -> Result<Summary, PipelineError> {
+        self.run_replaced(stop, mpsc::channel(1).1).await
+    }
+
+    /// [`Pipeline::run`], taking each [`Stage`] that `stages` sends (a
+    /// reload) in place of the running one while the input runs on: the
+    /// input waits while the running stage finishes the batches its
+    /// workers took and writes them, then the new stage takes the queue
+    /// from the first batch not taken, its outputs started. Each message
+    /// goes through one stage, once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::run`]; a stage that failed while it was replaced
+    /// (or whose outputs could not start) ends the run.
+    pub async fn run_replaced(
+        self,
+        stop: impl Future<Output = ()> + Send,
+        mut stages: mpsc::Receiver<Stage>,
+    ) -> Result<Summary, PipelineError> {
+        let Pipeline {
+            name,
+            input_name,
+            input,
+            mut stage,
+        } = self;
+        let metrics = stage.metrics.clone();
         // Fused: it is watched until the end of the run, and never polled
         // again once it resolved.
         let mut stop = std::pin::pin!(stop.fuse());
         let (stopping, stop_requested) = watch::channel(false);
         let stopping_signal = Stopping(stop_requested);
         let started = tokio::select! {
-            started = self.start_outputs(&stopping_signal) => started,
+            started = stage.start_outputs(&stopping_signal) => started,
             // Stopped before it started: nothing was taken.
-            () = &mut stop => return Ok(*summary(&self.name, &self.metrics)),
+            () = &mut stop => return Ok(*summary(&name, &metrics)),
         };
         if let Err((output, message)) = started {
             return Err(PipelineError::Output {
-                summary: summary(&self.name, &self.metrics),
-                pipeline: self.name,
+                summary: summary(&name, &metrics),
+                pipeline: name,
                 output,
                 message,
             });
         }
-        let counts = Arc::new(Counts::new(self.metrics.clone()));
-        let in_flight = max_batches_in_flight(self.threads);
+        let in_flight = stage.in_flight();
         let permits = Arc::new(Semaphore::new(in_flight));
         let (queue, batches) = mpsc::channel::<Batch>(in_flight);
-        let (done, finished) = mpsc::channel::<Processed>(in_flight);
+        let shared = stage::Queue {
+            batches: Arc::new(Mutex::new(batches)),
+            taken: Arc::new(AtomicU64::new(0)),
+        };
         // Set when the output failed or a worker panicked: the input stops.
         let (halt, mut halted) = watch::channel(false);
         let halt = Arc::new(halt);
-        let stages = Arc::new(self.processors);
-        let batches = Arc::new(Mutex::new(batches));
-        let workers: Vec<_> = (0..self.threads)
-            .map(|_| {
-                let (stages, batches, done, counts, halt) = (
-                    stages.clone(),
-                    batches.clone(),
-                    done.clone(),
-                    counts.clone(),
-                    halt.clone(),
-                );
-                let policy = Policy {
-                    drop_failed: self.drop_failed,
-                    dead_letter: self.dead_letter.is_some(),
-                };
-                let work = async move {
-                    loop {
-                        let batch = batches.lock().await.recv().await;
-                        let Some(batch) = batch else { break };
-                        let processed = process(&stages, batch, policy, &counts).await;
-                        if done.send(processed).await.is_err() {
-                            break;
-                        }
-                    }
-                };
-                // A thread of its own per worker, as Benthos' pipeline
-                // threads are: guests run there, never on an async worker,
-                // and the workers truly run in parallel (tasks that wake
-                // each other on one async worker would not).
-                let runtime = tokio::runtime::Handle::current();
-                tokio::task::spawn_blocking(move || {
-                    // A panic unwinds through the batch in hand, which
-                    // answers its input (see `Owed`); the pipeline then
-                    // stops, since what it lost cannot be acknowledged.
-                    std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(work))).map_err(
-                        |panic| {
-                            let message = panic_message(panic.as_ref());
-                            tracing::error!(error = %message, "A pipeline worker panicked; the messages it held are not written, and the pipeline stops.");
-                            halt.send_replace(true);
-                            message
-                        },
-                    )
-                })
-            })
-            .collect();
-        drop(done);
-        // Only the workers hold the queue's receiving end: when the last
-        // one ends (even by a panic), what is left in it is dropped, and
-        // answered as not delivered.
-        drop(batches);
-        let writer = Writer {
-            output: (self.output_name.clone(), self.output),
-            dead_letter: self.dead_letter,
-            drop_failed: self.drop_failed,
-            ordered: self.ordered,
-            counts: counts.clone(),
-            halt,
-        };
-        let writer = tokio::spawn(writer.write_all(finished));
+        let mut running = Some(stage.run(&shared, &halt));
         let settlements = Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
         let sink = Sink {
             queue,
-            permits,
+            permits: permits.clone(),
             next: 0,
-            counts: counts.clone(),
+            counts: Arc::new(Counts::new(metrics.clone())),
             settlements: settlements.clone(),
-            stopping: stopping_signal,
+            stopping: stopping_signal.clone(),
         };
-        let input_name = self.input_name.clone();
-        let stops_itself = self.input.stops_itself();
-        let mut input = self.input.run(sink);
-        let stopped = tokio::select! {
-            ended = &mut input => Some(ended.err()),
-            () = &mut stop => None,
-            _ = halted.wait_for(|halted| *halted) => None,
+        let stops_itself = input.stops_itself();
+        let mut input = input.run(sink);
+        let mut failures: StageFailures = (None, None);
+        let mut replaceable = true;
+        let stopped = loop {
+            // The handling is outside the select: its futures (a watch
+            // guard among them) are gone by then.
+            let replacement = tokio::select! {
+                ended = &mut input => break Some(ended.err()),
+                () = &mut stop => break None,
+                _ = halted.wait_for(|halted| *halted) => break None,
+                next = stages.recv(), if replaceable => next,
+            };
+            let Some(next) = replacement else {
+                replaceable = false;
+                continue;
+            };
+            let old = running.take().expect("a stage runs until the run ends");
+            match replace(old, next, (&shared, &halt, &permits), &stopping_signal).await {
+                Ok(new) => running = Some(new),
+                Err(failed) => {
+                    failures = failed;
+                    break None;
+                }
+            }
         };
+        // No stage takes the queue after this one: once its workers end
+        // (even by a panic), what is left in it is dropped, and answered
+        // as not delivered.
+        drop(shared);
         let input_failed = match stopped {
             Some(failed) => failed,
             None => {
@@ -380,26 +420,16 @@ impl Pipeline {
             }
         };
         let drained = async {
-            let mut worker_failed = None;
-            for worker in workers {
-                let failed = match worker.await {
-                    Ok(outcome) => outcome.err(),
-                    Err(join) => Some(join.to_string()),
-                };
-                if let Some(message) = failed {
-                    worker_failed.get_or_insert(message);
-                }
-            }
-            let output_failed = match writer.await {
-                Ok(outcome) => outcome.err(),
-                Err(panicked) => Some(("output".to_string(), format!("panicked: {panicked}"))),
+            let finished = match running {
+                Some(running) => running.finish().await,
+                None => (None, None),
             };
             // Every batch is settled now; what the input does with that
             // (acknowledging upstream) finishes before the run does.
             let settling =
                 std::mem::take(&mut *settlements.lock().unwrap_or_else(|p| p.into_inner()));
             settling.join_all().await;
-            (worker_failed, output_failed)
+            finished
         };
         // A stop (or a failure) while what is in flight drains, after the
         // input ended on its own, is told to the outputs too.
@@ -422,18 +452,20 @@ impl Pipeline {
                 drained.await
             }
         };
-        let summary = summary(&self.name, &self.metrics);
+        let worker_failed = failures.0.or(worker_failed);
+        let output_failed = failures.1.or(output_failed);
+        let summary = summary(&name, &metrics);
         // A panic first: it is a bug, and it lost messages for certain.
         if let Some(message) = worker_failed {
             return Err(PipelineError::Worker {
-                pipeline: self.name,
+                pipeline: name,
                 message,
                 summary,
             });
         }
         if let Some((output, message)) = output_failed {
             return Err(PipelineError::Output {
-                pipeline: self.name,
+                pipeline: name,
                 output,
                 message,
                 summary,
@@ -441,7 +473,7 @@ impl Pipeline {
         }
         if let Some(message) = input_failed {
             return Err(PipelineError::Input {
-                pipeline: self.name,
+                pipeline: name,
                 input: input_name,
                 message,
                 summary,
@@ -449,22 +481,40 @@ impl Pipeline {
         }
         Ok(*summary)
     }
+}
 
-    /// Starts the output, then the dead-letter output; the first that
-    /// could not start, named, and why.
-    async fn start_outputs(&mut self, stopping: &Stopping) -> Result<(), (String, String)> {
-        self.output
-            .start(stopping.clone())
-            .await
-            .map_err(|e| (self.output_name.clone(), e))?;
-        if let Some(dead_letter) = self.dead_letter.as_mut() {
-            dead_letter
-                .start(stopping.clone())
-                .await
-                .map_err(|e| (DEAD_LETTER.to_string(), e))?;
-        }
-        Ok(())
+/// Retires the `old` stage, waits until it has written what its workers
+/// took, then runs `next` on the queue (its outputs started first), with
+/// as many batches in flight as it wants.
+async fn replace(
+    old: RunningStage,
+    mut next: Stage,
+    (queue, halt, permits): (&stage::Queue, &Arc<watch::Sender<bool>>, &Arc<Semaphore>),
+    stopping: &Stopping,
+) -> Result<RunningStage, StageFailures> {
+    let in_flight = old.in_flight();
+    old.retire();
+    let failed = old.finish().await;
+    if failed.0.is_some() || failed.1.is_some() {
+        return Err(failed);
     }
+    if let Err(output) = next.start_outputs(stopping).await {
+        return Err((None, Some(output)));
+    }
+    // Permits of the old stage's size are all free now but for the
+    // batches queued: resized for the new one.
+    let wanted = next.in_flight();
+    if wanted > in_flight {
+        permits.add_permits(wanted - in_flight);
+    } else {
+        permits.forget_permits(in_flight - wanted);
+    }
+    tracing::info!(
+        pipeline = %next.metrics.name(),
+        from = queue.taken.load(std::sync::atomic::Ordering::Acquire),
+        "Took the new processors and outputs; the input runs on."
+    );
+    Ok(next.run(queue, halt))
 }
 
 /// What the run of pipeline `name` did so far.
@@ -490,483 +540,5 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// How flagged messages are sorted out (`on_error`).
-#[derive(Clone, Copy)]
-struct Policy {
-    drop_failed: bool,
-    dead_letter: bool,
-}
-
-/// One batch through every processor, its flagged messages sorted out by
-/// the error policy; a tracked batch one message at a time, those that
-/// fail and may be delivered again handed back to the input.
-async fn process(
-    stages: &[Box<dyn Processor>],
-    batch: Batch,
-    policy: Policy,
-    counts: &Counts,
-) -> Processed {
-    let Batch {
-        seq,
-        messages,
-        redeliverable,
-        mut owed,
-    } = batch;
-    let Some(redeliverable) = redeliverable else {
-        let processed = run_stages(stages, messages, counts).await;
-        let (messages, dead) = sort_flagged(processed, policy, counts);
-        return Processed {
-            seq,
-            messages,
-            dead,
-            owed,
-        };
-    };
-    let mut kept = Vec::with_capacity(messages.len());
-    let mut dead = Vec::new();
-    let mut settled = Vec::with_capacity(messages.len());
-    for (message, redeliverable) in messages.into_iter().zip(redeliverable) {
-        let mut parts = run_stages(stages, vec![message], counts).await;
-        let failure = parts.iter().find_map(|part| part.error.clone());
-        if let Some(error) = failure.filter(|_| redeliverable) {
-            counts.add(MessageCount::Failed, 1);
-            counts.add(MessageCount::Retried, 1);
-            counts.warn_once(&error, "it is delivered again");
-            settled.push(Settled::Retry(error));
-            continue;
-        }
-        if parts.len() > 1 {
-            for (index, part) in parts.iter_mut().enumerate() {
-                part.metadata
-                    .insert(PART_METADATA.to_string(), index.to_string());
-            }
-        }
-        let (parts, failed) = sort_flagged(parts, policy, counts);
-        kept.extend(parts);
-        dead.extend(failed);
-        settled.push(Settled::Done);
-    }
-    owed.record(settled);
-    Processed {
-        seq,
-        messages: kept,
-        dead,
-        owed,
-    }
-}
-
-/// `messages` through every processor, in order.
-async fn run_stages(
-    stages: &[Box<dyn Processor>],
-    mut messages: Vec<Message>,
-    counts: &Counts,
-) -> Vec<Message> {
-    for (index, stage) in stages.iter().enumerate() {
-        let started = Instant::now();
-        let before = messages.len();
-        messages = stage.process(messages).await;
-        if messages.len() < before {
-            counts.add(MessageCount::Filtered, (before - messages.len()) as u64);
-        }
-        counts
-            .metrics
-            .record_processor(index, started.elapsed(), messages.len() as u64);
-    }
-    messages
-}
-
-/// The messages to write and those to dead-letter: flagged ones are
-/// dropped, dead-lettered or kept in place (Benthos' `continue`) as the
-/// policy says.
-fn sort_flagged(
-    messages: Vec<Message>,
-    policy: Policy,
-    counts: &Counts,
-) -> (Vec<Message>, Vec<Message>) {
-    if messages.iter().all(|m| m.error.is_none()) {
-        return (messages, Vec::new());
-    }
-    let mut dead = Vec::new();
-    let mut kept = Vec::with_capacity(messages.len());
-    for mut message in messages {
-        let Some(error) = message.error.clone() else {
-            kept.push(message);
-            continue;
-        };
-        counts.add(MessageCount::Failed, 1);
-        counts.warn_once(
-            &error,
-            "later failures are logged at debug level and counted in the summary",
-        );
-        message.metadata.insert(ERROR_METADATA.to_string(), error);
-        if policy.drop_failed {
-            counts.add(MessageCount::Dropped, 1);
-        } else if policy.dead_letter {
-            dead.push(message);
-        } else {
-            kept.push(message);
-        }
-    }
-    (kept, dead)
-}
-
 #[cfg(test)]
-mod tests {
-    use std::sync::Mutex as StdMutex;
-    use std::time::Duration;
-
-    use tokio::sync::oneshot;
-    use wafer::Message;
-
-    use super::*;
-    use crate::BoxFuture;
-    use crate::outputs::Rejected;
-
-    /// Acknowledgements an input waits for, in the order it sent.
-    type Acks = Arc<StdMutex<Vec<oneshot::Receiver<Result<(), String>>>>>;
-
-    /// Sends each of its messages as a batch of one, keeping the
-    /// acknowledgements.
-    struct Batches(Vec<&'static str>, Acks);
-
-    impl Input for Batches {
-        fn run(self: Box<Self>, mut sink: Sink) -> BoxFuture<'static, Result<(), String>> {
-            Box::pin(async move {
-                for text in self.0 {
-                    let Ok(acked) = sink.send_acked(vec![Message::new(text)]).await else {
-                        return Ok(());
-                    };
-                    self.1.lock().unwrap().push(acked);
-                }
-                Ok(())
-            })
-        }
-    }
-
-    /// Panics on the message `boom`: a bug in a processor.
-    struct PanicsOnBoom;
-
-    impl Processor for PanicsOnBoom {
-        fn process(&self, batch: Vec<Message>) -> BoxFuture<'_, Vec<Message>> {
-            Box::pin(async move {
-                assert!(batch.iter().all(|m| m.bytes != "boom"), "a bug, on purpose");
-                batch
-            })
-        }
-    }
-
-    /// Keeps what it is given.
-    struct Collect(Arc<StdMutex<Vec<String>>>);
-
-    impl Output for Collect {
-        fn write<'a>(
-            &'a mut self,
-            batch: &'a [Message],
-        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
-            let texts = batch
-                .iter()
-                .map(|m| String::from_utf8_lossy(&m.bytes).into_owned());
-            self.0.lock().unwrap().extend(texts);
-            Box::pin(async { Ok(Vec::new()) })
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_worker_panic_fails_the_run_and_answers_its_batch() {
-        let acks = Acks::default();
-        let written = Arc::new(StdMutex::new(Vec::new()));
-        let pipeline = Pipeline {
-            name: "p".into(),
-            input_name: "input".into(),
-            input: Box::new(Batches(vec!["a", "boom", "b"], acks.clone())),
-            processors: vec![Box::new(PanicsOnBoom)],
-            output_name: "output".into(),
-            output: Box::new(Collect(written.clone())),
-            dead_letter: None,
-            drop_failed: false,
-            threads: 1,
-            ordered: true,
-            metrics: Arc::new(PipelineMetrics::new("p", vec!["panics".into()])),
-        };
-        let error = pipeline.run(std::future::pending()).await.unwrap_err();
-        let PipelineError::Worker { message, .. } = &error else {
-            panic!("not a worker's failure: {error}")
-        };
-        assert!(message.contains("a bug, on purpose"), "{message}");
-        assert_eq!(*written.lock().unwrap(), ["a"]);
-        let mut acks = std::mem::take(&mut *acks.lock().unwrap()).into_iter();
-        assert_eq!(acks.next().unwrap().await.unwrap(), Ok(()));
-        // The batch the worker held, and any queued after it once no
-        // worker was left: answered, never just dropped.
-        for ack in acks {
-            assert_eq!(ack.await.unwrap(), Err(NOT_FINISHED.to_string()));
-        }
-        assert!(error.summary().received >= 2, "{:?}", error.summary());
-    }
-
-    /// A pipeline of one worker from `input` straight to `output`.
-    fn straight(input: impl Input + 'static, output: impl Output + 'static) -> Pipeline {
-        Pipeline {
-            name: "p".into(),
-            input_name: "input".into(),
-            input: Box::new(input),
-            processors: Vec::new(),
-            output_name: "output".into(),
-            output: Box::new(output),
-            dead_letter: None,
-            drop_failed: false,
-            threads: 1,
-            ordered: true,
-            metrics: Arc::new(PipelineMetrics::new("p", Vec::new())),
-        }
-    }
-
-    /// Rejects each message whose text starts with `bad`, and keeps the
-    /// others.
-    struct Picky(Arc<StdMutex<Vec<String>>>);
-
-    impl Output for Picky {
-        fn write<'a>(
-            &'a mut self,
-            batch: &'a [Message],
-        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
-            let mut rejected = Vec::new();
-            for (index, message) in batch.iter().enumerate() {
-                let text = String::from_utf8_lossy(&message.bytes).into_owned();
-                if text.starts_with("bad") {
-                    rejected.push(Rejected {
-                        index,
-                        error: format!("cannot take {text}"),
-                    });
-                } else {
-                    self.0.lock().unwrap().push(text);
-                }
-            }
-            Box::pin(async move { Ok(rejected) })
-        }
-    }
-
-    /// Keeps the messages it is given, metadata and all.
-    struct Keep(Arc<StdMutex<Vec<Message>>>);
-
-    impl Output for Keep {
-        fn write<'a>(
-            &'a mut self,
-            batch: &'a [Message],
-        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
-            self.0.lock().unwrap().extend(batch.iter().cloned());
-            Box::pin(async { Ok(Vec::new()) })
-        }
-    }
-
-    #[test]
-    fn a_run_can_be_spawned() {
-        // As `wafer run` spawns each one on the async runtime.
-        fn spawnable<T: Send + 'static>(_: &T) {}
-        let pipeline = straight(Endless(Acks::default()), Collect(Arc::default()));
-        spawnable(&pipeline.run(std::future::pending()));
-    }
-
-    /// Every acknowledgement, in order.
-    async fn answers(acks: &Acks) -> Vec<Result<(), String>> {
-        let mut answers = Vec::new();
-        let taken = std::mem::take(&mut *acks.lock().unwrap());
-        for ack in taken {
-            answers.push(ack.await.unwrap());
-        }
-        answers
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_message_the_output_rejects_goes_to_the_dead_letter_output_and_the_rest_is_written() {
-        let (acks, written, dead) = (Acks::default(), Arc::default(), Arc::default());
-        let input = Batches(vec!["a", "bad b", "c", "bad d"], acks.clone());
-        let mut pipeline = straight(input, Picky(Arc::clone(&written)));
-        pipeline.dead_letter = Some(Box::new(Keep(Arc::clone(&dead))));
-        let summary = pipeline.run(std::future::pending()).await.unwrap();
-        assert_eq!(*written.lock().unwrap(), ["a", "c"]);
-        let dead = dead.lock().unwrap().clone();
-        let texts: Vec<_> = dead.iter().map(|m| m.bytes.clone()).collect();
-        assert_eq!(texts, ["bad b", "bad d"]);
-        assert_eq!(dead[0].metadata[ERROR_METADATA], "cannot take bad b");
-        assert_eq!(dead[0].error.as_deref(), Some("cannot take bad b"));
-        assert!(answers(&acks).await.iter().all(Result::is_ok));
-        assert_eq!(
-            (summary.processed, summary.failed, summary.dead_lettered),
-            (2, 2, 2)
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_rejected_message_is_dropped_without_a_dead_letter_output() {
-        for drop_failed in [true, false] {
-            let (acks, written) = (Acks::default(), Arc::default());
-            let input = Batches(vec!["bad a", "b"], acks.clone());
-            let mut pipeline = straight(input, Picky(Arc::clone(&written)));
-            pipeline.drop_failed = drop_failed;
-            let summary = pipeline.run(std::future::pending()).await.unwrap();
-            assert_eq!(*written.lock().unwrap(), ["b"]);
-            assert!(answers(&acks).await.iter().all(Result::is_ok));
-            assert_eq!(
-                (summary.processed, summary.failed, summary.dropped),
-                (1, 1, 1)
-            );
-        }
-    }
-
-    /// Waits in its writes for something that never comes, for as long as
-    /// the pipeline is not stopping, then fails; says when a write began.
-    struct Stuck {
-        stopping: Option<Stopping>,
-        writing: Arc<tokio::sync::Notify>,
-    }
-
-    impl Output for Stuck {
-        fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
-            self.stopping = Some(stopping);
-            Box::pin(async { Ok(()) })
-        }
-
-        fn write<'a>(
-            &'a mut self,
-            _: &'a [Message],
-        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
-            self.writing.notify_one();
-            let stopping = self.stopping.as_mut().expect("started");
-            Box::pin(async move {
-                let waited = stopping
-                    .bounded(Duration::from_millis(50), std::future::pending::<()>())
-                    .await;
-                assert!(waited.is_none());
-                Err("gave up".to_string())
-            })
-        }
-    }
-
-    /// Sends `a`, then waits until it is stopped.
-    struct Endless(Acks);
-
-    impl Input for Endless {
-        fn run(self: Box<Self>, mut sink: Sink) -> BoxFuture<'static, Result<(), String>> {
-            Box::pin(async move {
-                if let Ok(acked) = sink.send_acked(vec![Message::new("a")]).await {
-                    self.0.lock().unwrap().push(acked);
-                }
-                std::future::pending().await
-            })
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_stop_ends_an_output_that_waits_and_its_batch_is_not_acknowledged() {
-        // Stopped while the input runs, and after it ended on its own.
-        for endless in [true, false] {
-            let acks = Acks::default();
-            let writing = Arc::new(tokio::sync::Notify::new());
-            let output = Stuck {
-                stopping: None,
-                writing: writing.clone(),
-            };
-            let pipeline = if endless {
-                straight(Endless(acks.clone()), output)
-            } else {
-                straight(Batches(vec!["a"], acks.clone()), output)
-            };
-            let run = pipeline.run(async move { writing.notified().await });
-            let error = tokio::time::timeout(Duration::from_secs(60), run)
-                .await
-                .expect("the run ends")
-                .unwrap_err();
-            let PipelineError::Output { message, .. } = &error else {
-                panic!("not the output's failure: {error}")
-            };
-            assert_eq!(message, "gave up");
-            assert_eq!(answers(&acks).await, [Err("gave up".to_string())]);
-        }
-    }
-
-    /// Cannot start.
-    struct Unreachable;
-
-    impl Output for Unreachable {
-        fn start(&mut self, _: Stopping) -> BoxFuture<'_, Result<(), String>> {
-            Box::pin(async { Err("cannot connect".to_string()) })
-        }
-
-        fn write<'a>(
-            &'a mut self,
-            _: &'a [Message],
-        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
-            unreachable!("never started")
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_output_that_cannot_start_fails_the_run_before_its_input_runs() {
-        let acks = Acks::default();
-        let mut pipeline = straight(Batches(vec!["a"], acks.clone()), Collect(Arc::default()));
-        pipeline.dead_letter = Some(Box::new(Unreachable));
-        let error = pipeline.run(std::future::pending()).await.unwrap_err();
-        let PipelineError::Output {
-            output, message, ..
-        } = &error
-        else {
-            panic!("not the output's failure: {error}")
-        };
-        assert_eq!(
-            (output.as_str(), message.as_str()),
-            (DEAD_LETTER, "cannot connect")
-        );
-        assert_eq!(error.summary().received, 0);
-        assert!(acks.lock().unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn bounded_work_has_all_its_time_until_the_stop_then_its_patience() {
-        let (stop, mut stopping) = Stopping::channel();
-        let patience = Duration::from_millis(20);
-        assert_eq!(stopping.bounded(patience, async { 7 }).await, Some(7));
-        let slow = tokio::time::sleep(Duration::from_millis(100));
-        assert_eq!(stopping.bounded(patience, slow).await, Some(()));
-        stop.send_replace(true);
-        let never = std::future::pending::<()>();
-        assert_eq!(stopping.bounded(patience, never).await, None);
-    }
-
-    #[test]
-    fn a_check_binds_no_socket_and_a_build_does() {
-        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = busy.local_addr().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("busy.yaml");
-        std::fs::write(
-            &path,
-            format!("input: {{http_server: {{address: \"{address}\"}}}}\noutput: {{drop: {{}}}}\n"),
-        )
-        .unwrap();
-        let config = PipelineConfig::from_file(&path).unwrap();
-        let runtime = Arc::new(wafer::Runtime::new(wafer::Registry::default()).unwrap());
-        assert!(Pipeline::check(&runtime, config.clone()).is_empty());
-        let Err(problems) = Pipeline::build(&runtime, config) else {
-            panic!("built on a busy address")
-        };
-        assert!(
-            problems[0].message.contains("cannot listen on"),
-            "{problems:?}"
-        );
-        std::fs::write(
-            &path,
-            "input: {http_server: {address: \"not an address\"}}\noutput: {drop: {}}\n",
-        )
-        .unwrap();
-        let config = PipelineConfig::from_file(&path).unwrap();
-        let problems = Pipeline::check(&runtime, config);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(
-            problems[0]
-                .message
-                .contains("cannot listen on not an address"),
-            "{problems:?}"
-        );
-    }
-}
+mod tests;

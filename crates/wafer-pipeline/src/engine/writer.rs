@@ -26,6 +26,8 @@ pub(super) struct Writer {
     pub(super) drop_failed: bool,
     /// `pipeline.ordered`.
     pub(super) ordered: bool,
+    /// The sequence number of the first batch it will be given.
+    pub(super) next: u64,
     pub(super) counts: Arc<Counts>,
     /// Tells the input to stop.
     pub(super) halt: Arc<watch::Sender<bool>>,
@@ -46,7 +48,7 @@ impl Writer {
     ) -> Result<(), (String, String)> {
         let mut failure: Option<(String, String)> = None;
         let mut waiting: BTreeMap<u64, Processed> = BTreeMap::new();
-        let mut next = 0u64;
+        let mut next = self.next;
         while let Some(processed) = finished.recv().await {
             let ready: Vec<Processed> = if self.ordered {
                 waiting.insert(processed.seq, processed);

@@ -13,15 +13,34 @@
 //!     max_ack_pending: 1024
 //!     max_deliver: 5          # default: no limit
 //!     nak_delay: [1s, 5s, 30s]
-//!     batch: 128
+//!     batch: 128              # default: 128, or max_ack_pending if lower
 //!     create_stream: {subjects: [in.>]}   # only if it may be missing
 //! ```
 //!
 //! * Several wafer processes with the same `durable` share one consumer:
 //!   each message goes to one of them. Without `durable` the consumer is
 //!   the process's own and goes away with it. `bind: true` uses a
-//!   consumer that must exist, as it is; otherwise the consumer is
-//!   created, or updated to these fields.
+//!   consumer that must exist, as it is.
+//! * A durable consumer is created from these fields by the first process
+//!   that finds it missing, and never changed after: a process that finds
+//!   it existing uses it as it is, and logs a warning for each field that
+//!   differs from its own config (`max_deliver`, `ack_wait`,
+//!   `max_ack_pending`, `subject`, and the server's `backoff`). The
+//!   consumer is shared, so the server's config is the one every process
+//!   follows; otherwise processes of two versions (a rolling deploy)
+//!   would each rewrite it, and one would act on a `max_deliver` the
+//!   server no longer has. Change it on the server (`nats consumer edit`),
+//!   then restart the processes.
+//! * `batch` (the messages one pull request asks for) may not exceed
+//!   `max_ack_pending`: the server refuses such a pull. Given both, a
+//!   larger `batch` is refused; after binding, it is lowered (with a
+//!   warning) to the consumer's own `max_ack_pending` and `max_batch`.
+//! * While the input holds a message (taken from the server, waiting for
+//!   room in the pipeline, queued, processed, written), it tells the
+//!   server every half `ack_wait` (or shortest `backoff` step) that the
+//!   message is in progress, so that a slow pipeline never has it
+//!   delivered again meanwhile; it stops once the message is acknowledged
+//!   or NAKed. One process holds at most `max_ack_pending` messages.
 //! * A message is acknowledged only once the output (or, for a failed
 //!   one, `on_error`) confirmed it. A processor failure on a message that
 //!   has deliveries left is not written: it is NAKed, to be delivered
@@ -44,20 +63,24 @@
 //!
 //! On Ctrl-C the input stops taking messages and NAKs those it holds and
 //! has not handed over, so that they go to another process at once; the
-//! run ends once the messages in flight are written and acknowledged.
+//! run ends once the messages in flight are written and acknowledged, and
+//! the server confirmed it processed those acknowledgements.
 //!
 //! Delivery is at least once: a process that dies holding messages leaves
 //! them to be delivered again (after `ack_wait`) to another. An output
 //! that de-duplicates (`nats_jetstream`'s `Nats-Msg-Id`) makes the result
 //! exactly once.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::context::{ConsumerInfoError, ConsumerInfoErrorKind};
 use async_nats::jetstream::{self, AckKind, Message as JsMessage};
 use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
+use tokio::time::Instant;
 use wafer::Message;
 use wafer_nats::async_nats;
 use wafer_nats::{Auth, Tls};
@@ -66,7 +89,7 @@ use super::Input;
 use crate::config::duration::GoDuration;
 use crate::config::{ComponentConfig, ComponentError};
 use crate::nats::{Link, StreamSpec, headers_to_metadata};
-use crate::{BoxFuture, BuildContext, Settled, Sink, Stopped, Tracked};
+use crate::{BoxFuture, BuildContext, Settled, Sink, Stopped, Stopping, Tracked, TrackedAck};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,13 +108,11 @@ struct JetStreamInputConfig {
     deliver: Deliver,
     #[serde(default = "default_ack_wait")]
     ack_wait: GoDuration,
-    #[serde(default = "default_max_ack_pending")]
-    max_ack_pending: i64,
+    max_ack_pending: Option<i64>,
     max_deliver: Option<i64>,
     #[serde(default = "default_nak_delay")]
     nak_delay: Vec<GoDuration>,
-    #[serde(default = "default_batch")]
-    batch: usize,
+    batch: Option<usize>,
     create_stream: Option<StreamSpec>,
 }
 
@@ -109,9 +130,8 @@ fn default_ack_wait() -> GoDuration {
     GoDuration(Duration::from_secs(30))
 }
 
-fn default_max_ack_pending() -> i64 {
-    1024
-}
+/// `max_ack_pending` when not given: 1024.
+const DEFAULT_MAX_ACK_PENDING: i64 = 1024;
 
 fn default_nak_delay() -> Vec<GoDuration> {
     ["1s", "5s", "30s"]
@@ -120,9 +140,8 @@ fn default_nak_delay() -> Vec<GoDuration> {
         .collect()
 }
 
-fn default_batch() -> usize {
-    128
-}
+/// `batch` when not given: 128 (or `max_ack_pending` if lower).
+const DEFAULT_BATCH: usize = 128;
 
 struct JetStreamInput {
     runtime: Arc<wafer::Runtime>,
@@ -159,7 +178,8 @@ pub(super) fn build(
             "binding takes an existing consumer: name it in `durable`",
         ));
     }
-    if parsed.max_ack_pending < 1 {
+    let max_ack_pending = parsed.max_ack_pending.unwrap_or(DEFAULT_MAX_ACK_PENDING);
+    if max_ack_pending < 1 {
         return Err(ComponentError::invalid("max_ack_pending", "at least 1"));
     }
     if parsed.max_deliver.is_some_and(|n| n < 1) {
@@ -168,9 +188,25 @@ pub(super) fn build(
             "at least 1 (leave it out for no limit)",
         ));
     }
-    if parsed.batch == 0 {
-        return Err(ComponentError::invalid("batch", "at least 1"));
-    }
+    let batch = match parsed.batch {
+        Some(0) => return Err(ComponentError::invalid("batch", "at least 1")),
+        // A pull for more than `max_ack_pending` is refused by the server
+        // (409) and repeated at once by the client: nothing is delivered.
+        // A bound consumer's own limit is only known once bound.
+        Some(batch)
+            if (parsed.max_ack_pending.is_some() || !parsed.bind)
+                && i64::try_from(batch).unwrap_or(i64::MAX) > max_ack_pending =>
+        {
+            return Err(ComponentError::invalid(
+                "batch",
+                format!(
+                    "{batch} is more than max_ack_pending ({max_ack_pending}): the server refuses to deliver a larger batch than that; lower batch or raise max_ack_pending"
+                ),
+            ));
+        }
+        Some(batch) => batch,
+        None => usize::try_from(max_ack_pending).map_or(DEFAULT_BATCH, |m| m.min(DEFAULT_BATCH)),
+    };
     let consumer = pull::Config {
         durable_name: parsed.durable.clone(),
         filter_subject: parsed.subject.clone().unwrap_or_default(),
@@ -182,7 +218,7 @@ pub(super) fn build(
         },
         ack_policy: AckPolicy::Explicit,
         ack_wait: parsed.ack_wait.0,
-        max_ack_pending: parsed.max_ack_pending,
+        max_ack_pending,
         max_deliver: parsed.max_deliver.unwrap_or(-1),
         ..Default::default()
     };
@@ -193,7 +229,7 @@ pub(super) fn build(
         consumer,
         bind: parsed.bind,
         nak_delay: parsed.nak_delay.into_iter().map(|d| d.0).collect(),
-        batch: parsed.batch,
+        batch,
         create_stream: parsed.create_stream,
     }))
 }
@@ -208,6 +244,26 @@ impl Input for JetStreamInput {
     }
 }
 
+/// Messages taken from the server and not yet handed to the pipeline,
+/// and when they are next due an in-progress acknowledgement.
+struct Held {
+    tracked: Vec<Tracked>,
+    ackers: Vec<Acker>,
+    due: Instant,
+}
+
+/// What the consume loop needs of the consumer as the server has it.
+struct Bound {
+    /// Its `max_deliver` (below 1: no limit).
+    max_deliver: i64,
+    /// How often a held message is reported in progress.
+    progress_every: Duration,
+    /// Messages per pull request.
+    batch: usize,
+    /// The most messages held and not yet handed to the pipeline.
+    hold_limit: usize,
+}
+
 impl JetStreamInput {
     async fn consume(self, mut sink: Sink) -> Result<(), String> {
         let client = self.link.connect(&self.runtime).await?;
@@ -215,94 +271,173 @@ impl JetStreamInput {
         let consumer = self.consumer(&jetstream).await?;
         let info = consumer.cached_info();
         let (stream, name) = (info.stream_name.clone(), info.name.clone());
-        // The consumer's own limit: a bound or older consumer may differ
-        // from this config.
-        let max_deliver = info.config.max_deliver;
+        // The consumer's own settings: a bound or shared consumer may
+        // differ from this config.
+        let bound = self.bound(&info.config, &name);
         let mut messages = consumer
             .stream()
-            .max_messages_per_batch(self.batch)
+            .max_messages_per_batch(bound.batch)
             .messages()
             .await
             .map_err(|e| format!("cannot consume from stream {stream}: {e}"))?
-            .ready_chunks(self.batch);
+            .ready_chunks(bound.batch);
         tracing::info!(
             component = %self.link.component(),
             servers = %self.link.servers(),
             "Consuming JetStream stream {stream} as consumer {name}."
         );
+        let ended =
+            || format!("the consumer {name} of stream {stream} stopped delivering (deleted?)");
         let mut failing = false;
         let mut stopping = sink.stopping();
+        // Taken, in order, not yet handed to the pipeline.
+        let mut waiting: VecDeque<Held> = VecDeque::new();
+        // Handed back with a NAK when the input stops.
+        let mut held: Vec<Acker> = Vec::new();
         loop {
-            let chunk = tokio::select! {
-                biased;
-                () = stopping.requested() => break,
-                chunk = messages.next() => chunk,
+            let Some(next) = waiting.pop_front() else {
+                let chunk = tokio::select! {
+                    biased;
+                    () = stopping.requested() => break,
+                    chunk = messages.next() => chunk.ok_or_else(ended)?,
+                };
+                let taken = self.take(chunk, &mut failing);
+                hold(&mut waiting, taken, &bound);
+                continue;
             };
-            let Some(chunk) = chunk else {
-                return Err(format!(
-                    "the consumer {name} of stream {stream} stopped delivering (deleted?)"
-                ));
-            };
-            let mut taken = Vec::with_capacity(chunk.len());
-            for next in chunk {
-                match next {
-                    Ok(message) => taken.push(message),
-                    // Transient (a missed heartbeat while the server
-                    // restarts): the stream pulls again once reconnected.
-                    Err(error) if !failing => {
-                        failing = true;
-                        tracing::warn!(component = %self.link.component(), %error, "JetStream consumer: waiting for the server.");
-                    }
-                    Err(error) => {
-                        tracing::debug!(component = %self.link.component(), %error, "JetStream consumer error.");
+            let Held {
+                tracked,
+                ackers,
+                mut due,
+            } = next;
+            // While the pipeline has no room for the batch, the input
+            // goes on taking what the server sends (it may send no more
+            // than `max_ack_pending`), and keeps every message it holds
+            // from being delivered again.
+            let sent = {
+                let mut send = std::pin::pin!(sink.send_tracked(tracked));
+                loop {
+                    let wake = waiting.iter().map(|h| h.due).fold(due, Instant::min);
+                    let room =
+                        waiting.iter().map(|h| h.ackers.len()).sum::<usize>() < bound.hold_limit;
+                    tokio::select! {
+                        biased;
+                        () = stopping.requested() => break Err(Stopped),
+                        sent = &mut send => break sent,
+                        () = tokio::time::sleep_until(wake) => {
+                            let now = Instant::now();
+                            if due <= now {
+                                progress(&ackers).await;
+                                due = now + bound.progress_every;
+                            }
+                            for later in waiting.iter_mut().filter(|h| h.due <= now) {
+                                progress(&later.ackers).await;
+                                later.due = now + bound.progress_every;
+                            }
+                        }
+                        chunk = messages.next(), if room => {
+                            let taken = self.take(chunk.ok_or_else(ended)?, &mut failing);
+                            hold(&mut waiting, taken, &bound);
+                        }
                     }
                 }
-            }
-            if taken.is_empty() {
-                continue;
-            }
-            if std::mem::take(&mut failing) {
-                tracing::info!(component = %self.link.component(), "JetStream consumer: receiving again.");
-            }
-            let (tracked, ackers): (Vec<Tracked>, Vec<Acker>) = taken
-                .into_iter()
-                .map(|message| to_tracked(message, max_deliver))
-                .unzip();
-            let sent = tokio::select! {
-                biased;
-                () = stopping.requested() => Err(Stopped),
-                sent = sink.send_tracked(tracked) => sent,
             };
             let Ok(settled) = sent else {
-                settle_and_flush(&client, ackers, Err(String::new()), &[]).await;
-                return Ok(());
+                held.extend(ackers);
+                break;
             };
-            let (nak_delay, client) = (self.nak_delay.clone(), client.clone());
-            sink.settle_later(async move {
-                let outcome = settled
-                    .await
-                    .unwrap_or_else(|_| Err("the pipeline dropped the batch".to_string()));
-                settle_and_flush(&client, ackers, outcome, &nak_delay).await;
-            });
+            sink.settle_later(settle_when_done(
+                client.clone(),
+                ackers,
+                settled,
+                self.nak_delay.clone(),
+                (due, bound.progress_every),
+                stopping.clone(),
+            ));
         }
-        // Stopping: what the client already holds goes back to the server
-        // at once, for another process (or the next run) to take, rather
-        // than after `ack_wait`.
-        let mut held = Vec::new();
+        // Stopping: what the input and the client hold goes back to the
+        // server at once, for another process (or the next run) to take,
+        // rather than after `ack_wait`.
+        held.extend(waiting.into_iter().flat_map(|h| h.ackers));
         while let Some(Some(chunk)) = messages.next().now_or_never() {
             held.extend(
                 chunk
                     .into_iter()
                     .flatten()
-                    .map(|m| to_tracked(m, max_deliver).1),
+                    .map(|m| to_tracked(m, bound.max_deliver).1),
             );
         }
-        settle_and_flush(&client, held, Err(String::new()), &[]).await;
+        settle_and_flush(&client, held, Err(String::new()), &[], true).await;
         Ok(())
     }
 
-    /// The consumer: bound as it is, or created (or updated) from the
-    /// config; the stream created first when `create_stream` says so.
+    /// The messages of a chunk from the server; errors among them are
+    /// logged (once while they go on: `failing`).
+    fn take(
+        &self,
+        chunk: Vec<Result<JsMessage, pull::MessagesError>>,
+        failing: &mut bool,
+    ) -> Vec<JsMessage> {
+        let mut taken = Vec::with_capacity(chunk.len());
+        for next in chunk {
+            match next {
+                Ok(message) => taken.push(message),
+                // Transient (a missed heartbeat while the server
+                // restarts): the stream pulls again once reconnected.
+                Err(error) if !*failing => {
+                    *failing = true;
+                    tracing::warn!(component = %self.link.component(), %error, "JetStream consumer: waiting for the server.");
+                }
+                Err(error) => {
+                    tracing::debug!(component = %self.link.component(), %error, "JetStream consumer error.");
+                }
+            }
+        }
+        if !taken.is_empty() && std::mem::take(failing) {
+            tracing::info!(component = %self.link.component(), "JetStream consumer: receiving again.");
+        }
+        taken
+    }
+
+    /// What the loop follows of `config`, the consumer as the server has
+    /// it (named `name`): `batch` lowered, with a warning, to what one
+    /// pull may ask of it.
+    fn bound(&self, config: &consumer::Config, name: &str) -> Bound {
+        let mut batch = self.batch;
+        // Above `max_ack_pending` a pull is refused (and repeated at once,
+        // for ever); above `max_batch` the stream ends.
+        for (field, limit) in [
+            ("max_ack_pending", config.max_ack_pending),
+            ("max_batch", config.max_batch),
+        ] {
+            if let Ok(limit) = usize::try_from(limit)
+                && limit > 0
+                && limit < batch
+            {
+                tracing::warn!(
+                    component = %self.link.component(),
+                    consumer = %name,
+                    "The consumer {name} has {field} {limit}: pulling batches of {limit} messages, not {batch}."
+                );
+                batch = limit;
+            }
+        }
+        let hold_limit = [config.max_ack_pending, self.consumer.max_ack_pending]
+            .into_iter()
+            .find(|limit| *limit > 0)
+            .and_then(|limit| usize::try_from(limit).ok())
+            .unwrap_or(usize::MAX);
+        Bound {
+            max_deliver: config.max_deliver,
+            progress_every: progress_every(config),
+            batch,
+            hold_limit,
+        }
+    }
+
+    /// The consumer: bound as it is, an existing durable as the server
+    /// has it (its differences from the config logged), or created from
+    /// the config; the stream created first when `create_stream` says so.
     async fn consumer(&self, jetstream: &jetstream::Context) -> Result<PullConsumer, String> {
         let stream_name = match (&self.stream, &self.create_stream) {
             (Some(name), Some(spec)) => {
@@ -322,16 +457,160 @@ impl JetStreamInput {
             .get_stream(&stream_name)
             .await
             .map_err(|e| format!("cannot open stream {stream_name}: {e}"))?;
-        if self.bind {
-            let durable = self.consumer.durable_name.as_deref().unwrap_or_default();
-            return stream.get_consumer(durable).await.map_err(|e| {
-                format!("cannot bind consumer {durable} of stream {stream_name}: {e}")
-            });
+        if let Some(durable) = self.consumer.durable_name.as_deref() {
+            let not_found = |e: &async_nats::Error| {
+                e.downcast_ref::<ConsumerInfoError>()
+                    .is_some_and(|e| e.kind() == ConsumerInfoErrorKind::NotFound)
+            };
+            match stream.get_consumer::<pull::Config>(durable).await {
+                Ok(existing) => {
+                    if !self.bind {
+                        self.warn_differences(durable, &existing.cached_info().config);
+                    }
+                    return Ok(existing);
+                }
+                Err(e) if self.bind || !not_found(&e) => {
+                    let doing = if self.bind { "bind" } else { "read" };
+                    return Err(format!(
+                        "cannot {doing} consumer {durable} of stream {stream_name}: {e}"
+                    ));
+                }
+                // Missing: created below. Two processes creating it at
+                // the same instant with different fields leave the last
+                // one's.
+                Err(_) => {}
+            }
         }
         stream
             .create_consumer(self.consumer.clone())
             .await
             .map_err(|e| format!("cannot create the consumer of stream {stream_name}: {e}"))
+    }
+
+    /// Logs each field in which the shared consumer `name` differs from
+    /// this config: the server's is followed.
+    fn warn_differences(&self, name: &str, server: &consumer::Config) {
+        for Difference {
+            field,
+            ours,
+            server,
+        } in differences(&self.consumer, server)
+        {
+            tracing::warn!(
+                component = %self.link.component(),
+                consumer = %name,
+                field,
+                "The shared consumer {name} has {field} {server}, this config {ours}: following the server's (to change it, edit the consumer on the server, e.g. `nats consumer edit`, then restart the processes)."
+            );
+        }
+    }
+}
+
+/// A field in which a consumer on the server differs from the config.
+#[derive(Debug, PartialEq, Eq)]
+struct Difference {
+    /// The field, as the config names it (`backoff`: the server's own).
+    field: &'static str,
+    /// The config's value, as the log shows it.
+    ours: String,
+    /// The server's.
+    server: String,
+}
+
+/// The fields that decide how messages are delivered in which `ours`
+/// (the config) and `server` differ.
+fn differences(ours: &pull::Config, server: &consumer::Config) -> Vec<Difference> {
+    let limit = |n: i64| {
+        if n > 0 {
+            n.to_string()
+        } else {
+            "none".to_string()
+        }
+    };
+    let subject = |s: &str| {
+        if s.is_empty() {
+            "none (the whole stream)".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let durations = |steps: &[Duration]| {
+        if steps.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{steps:?}")
+        }
+    };
+    [
+        (
+            "max_deliver",
+            limit(ours.max_deliver),
+            limit(server.max_deliver),
+        ),
+        (
+            "ack_wait",
+            format!("{:?}", ours.ack_wait),
+            format!("{:?}", server.ack_wait),
+        ),
+        (
+            "max_ack_pending",
+            limit(ours.max_ack_pending),
+            limit(server.max_ack_pending),
+        ),
+        (
+            "subject",
+            subject(&ours.filter_subject),
+            subject(&server.filter_subject),
+        ),
+        (
+            "backoff",
+            durations(&ours.backoff),
+            durations(&server.backoff),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, ours, server)| ours != server)
+    .map(|(field, ours, server)| Difference {
+        field,
+        ours,
+        server,
+    })
+    .collect()
+}
+
+/// How often a held message is reported in progress: half the shortest
+/// wait after which the server would deliver it again (`ack_wait`, or a
+/// step of its `backoff`), and not more often than every 100 ms.
+fn progress_every(config: &consumer::Config) -> Duration {
+    let shortest = config
+        .backoff
+        .iter()
+        .copied()
+        .chain([config.ack_wait])
+        .filter(|wait| !wait.is_zero())
+        .min()
+        .unwrap_or(Duration::from_secs(30));
+    (shortest / 2).max(Duration::from_millis(100))
+}
+
+/// Adds `taken` to the end of `waiting`: the last batch filled up to
+/// `batch` messages, then new ones, each due an in-progress
+/// acknowledgement half an `ack_wait` from now.
+fn hold(waiting: &mut VecDeque<Held>, taken: Vec<JsMessage>, bound: &Bound) {
+    let due = Instant::now() + bound.progress_every;
+    for message in taken {
+        let (tracked, acker) = to_tracked(message, bound.max_deliver);
+        match waiting.back_mut() {
+            Some(last) if last.tracked.len() < bound.batch => {
+                last.tracked.push(tracked);
+                last.ackers.push(acker);
+            }
+            _ => waiting.push_back(Held {
+                tracked: vec![tracked],
+                ackers: vec![acker],
+                due,
+            }),
+        }
     }
 }
 
@@ -381,31 +660,74 @@ fn to_tracked(message: JsMessage, max_deliver: i64) -> (Tracked, Acker) {
     (tracked, Acker { acker, delivered })
 }
 
+/// A batch in the pipeline: reported in progress at `due`, then every
+/// `every`, until the pipeline is done with it; then settled.
+async fn settle_when_done(
+    client: async_nats::Client,
+    ackers: Vec<Acker>,
+    settled: TrackedAck,
+    nak_delay: Vec<Duration>,
+    (mut due, every): (Instant, Duration),
+    mut stopping: Stopping,
+) {
+    let mut settled = std::pin::pin!(settled);
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            outcome = &mut settled => {
+                break outcome.unwrap_or_else(|_| Err("the pipeline dropped the batch".to_string()));
+            }
+            () = tokio::time::sleep_until(due) => {
+                progress(&ackers).await;
+                due = Instant::now() + every;
+            }
+        }
+    };
+    // The process may end soon after a stop: the server must have the
+    // acknowledgements by then.
+    let stopping = stopping.requested().now_or_never().is_some();
+    settle_and_flush(&client, ackers, outcome, &nak_delay, stopping).await;
+}
+
+/// Tells the server the messages are still being worked on: each one's
+/// `ack_wait` starts again.
+async fn progress(ackers: &[Acker]) {
+    for acker in ackers {
+        acknowledge(acker, AckKind::Progress).await;
+    }
+}
+
 /// How long acknowledging a batch may wait for the server: a pipeline
 /// stopping while the broker is away must still end.
 const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
 
-/// [`settle`], then the acknowledgements flushed to the server (the
-/// process may be about to end), or given up after [`SETTLE_PATIENCE`]:
-/// what was not acknowledged is delivered again.
+/// [`settle`], then the acknowledgements flushed to the socket, or, when
+/// `confirm` (the process may be about to end), confirmed processed by
+/// the server ([`wafer_nats::round_trip`]); given up after
+/// [`SETTLE_PATIENCE`]: what was not acknowledged is delivered again.
 async fn settle_and_flush(
     client: &async_nats::Client,
     ackers: Vec<Acker>,
     outcome: Result<Vec<Settled>, String>,
     nak_delay: &[Duration],
+    confirm: bool,
 ) {
     let settled = async {
         settle(ackers, outcome, nak_delay).await;
-        let _ = client.flush().await;
+        if confirm {
+            wafer_nats::round_trip(client).await
+        } else {
+            client.flush().await.map_err(|e| e.to_string())
+        }
     };
-    if tokio::time::timeout(SETTLE_PATIENCE, settled)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "Could not acknowledge a batch to JetStream in time; its messages will be delivered again."
-        );
-    }
+    let failed = match tokio::time::timeout(SETTLE_PATIENCE, settled).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(_) => "no answer in time".to_string(),
+    };
+    tracing::warn!(
+        "Could not acknowledge a batch to JetStream ({failed}); its messages will be delivered again."
+    );
 }
 
 /// Acknowledges what the pipeline is done with and NAKs what it hands
@@ -416,7 +738,16 @@ async fn settle(ackers: Vec<Acker>, outcome: Result<Vec<Settled>, String>, nak_d
             for (acker, settled) in ackers.into_iter().zip(settled) {
                 let kind = match settled {
                     Settled::Done => AckKind::Ack,
-                    Settled::Retry(_) => AckKind::Nak(delay(nak_delay, acker.delivered)),
+                    Settled::Retry(error) => {
+                        let delay = delay(nak_delay, acker.delivered);
+                        tracing::debug!(
+                            delivered = acker.delivered,
+                            ?delay,
+                            %error,
+                            "A processor failed on a JetStream message: delivered again after the delay."
+                        );
+                        AckKind::Nak(delay)
+                    }
                 };
                 acknowledge(&acker, kind).await;
             }
@@ -446,6 +777,8 @@ async fn acknowledge(acker: &Acker, kind: AckKind) {
 
 #[cfg(test)]
 mod tests {
+    use async_nats::jetstream::consumer::IntoConsumerConfig;
+
     use super::*;
 
     #[test]
@@ -455,5 +788,71 @@ mod tests {
         assert_eq!(delay(&delays, 2), Some(delays[1]));
         assert_eq!(delay(&delays, 9), Some(delays[1]));
         assert_eq!(delay(&[], 3), None);
+    }
+
+    #[test]
+    fn a_shared_consumer_s_differences_name_each_field_that_matters() {
+        let ours = pull::Config {
+            durable_name: Some("workers".into()),
+            filter_subject: "in.>".into(),
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1024,
+            max_deliver: 3,
+            ..Default::default()
+        };
+        let same = consumer::Config {
+            // Not one of the fields compared.
+            deliver_policy: DeliverPolicy::New,
+            ..ours.clone().into_consumer_config()
+        };
+        assert_eq!(differences(&ours, &same), []);
+        let server = consumer::Config {
+            filter_subject: String::new(),
+            ack_wait: Duration::from_secs(10),
+            max_ack_pending: 32,
+            max_deliver: -1,
+            backoff: vec![Duration::from_secs(1), Duration::from_secs(5)],
+            ..same
+        };
+        let found = differences(&ours, &server);
+        let fields: Vec<&str> = found.iter().map(|d| d.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "max_deliver",
+                "ack_wait",
+                "max_ack_pending",
+                "subject",
+                "backoff"
+            ]
+        );
+        assert_eq!(
+            found[0],
+            Difference {
+                field: "max_deliver",
+                ours: "3".into(),
+                server: "none".into()
+            }
+        );
+        assert_eq!(
+            (found[1].ours.as_str(), found[1].server.as_str()),
+            ("30s", "10s")
+        );
+        assert_eq!(found[4].server, "[1s, 5s]");
+    }
+
+    #[test]
+    fn progress_comes_at_half_the_shortest_wait_before_a_redelivery() {
+        let config = |ack_wait: u64, backoff: &[u64]| consumer::Config {
+            ack_wait: Duration::from_secs(ack_wait),
+            backoff: backoff.iter().map(|s| Duration::from_secs(*s)).collect(),
+            ..Default::default()
+        };
+        assert_eq!(progress_every(&config(30, &[])), Duration::from_secs(15));
+        assert_eq!(
+            progress_every(&config(30, &[4, 60])),
+            Duration::from_secs(2)
+        );
+        assert_eq!(progress_every(&config(0, &[])), Duration::from_secs(15));
     }
 }

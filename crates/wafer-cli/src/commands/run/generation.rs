@@ -11,8 +11,8 @@ use anyhow::anyhow;
 use wafer::engine::{EngineSettings, WaferEngine};
 use wafer::{Carried, Problem, Registry, Runtime, RuntimeOptions};
 use wafer_nats::endpoints::Endpoint;
-use wafer_pipeline::Pipeline;
 use wafer_pipeline::config::PipelineConfig;
+use wafer_pipeline::{Pipeline, Stage};
 
 use super::super::pipelines;
 use crate::exit::Failure;
@@ -64,8 +64,11 @@ pub fn first(path: &Path, options: RuntimeOptions) -> Result<First, Failure> {
 /// A next generation, built beside the running one and not started.
 pub struct Next {
     pub runtime: Arc<Runtime>,
-    /// The pipelines that are new or changed, built.
+    /// The pipelines that are new or whose input changed, built.
     pub built: Vec<Pipeline>,
+    /// The new stages of pipelines whose processors or outputs changed
+    /// and not their input, by pipeline.
+    pub stages: Vec<(String, Stage)>,
     /// The pipelines that are gone.
     pub removed: Vec<String>,
     pub configs: Configs,
@@ -140,8 +143,10 @@ pub fn prepare(path: &Path, running: &Runtime, configs: &Configs) -> Prepared {
     let mut changes = entry_changes(running.registry(), runtime.registry(), &carried);
     let next_configs = by_name(&loaded.configs);
     let mut built = Vec::new();
+    let mut stages = Vec::new();
     for config in loaded.configs {
-        if configs.get(&config.name) == Some(&config) {
+        let running = configs.get(&config.name);
+        if running == Some(&config) {
             continue;
         }
         if config.entry.is_none() {
@@ -150,6 +155,13 @@ pub fn prepare(path: &Path, running: &Runtime, configs: &Configs) -> Prepared {
                 false => &mut changes.added,
             };
             list.push(config.name.clone());
+        }
+        if running.is_some_and(|running| same_input(running, &config)) {
+            match Pipeline::build_stage(&runtime, &config) {
+                Ok(stage) => stages.push((config.name, stage)),
+                Err(found) => problems.extend(found),
+            }
+            continue;
         }
         // Its counters and file modules start afresh with it.
         runtime.forget_pipeline(&config.name);
@@ -174,17 +186,24 @@ pub fn prepare(path: &Path, running: &Runtime, configs: &Configs) -> Prepared {
     if !problems.is_empty() {
         return refused(&problems);
     }
-    if changes.is_empty() && built.is_empty() && removed.is_empty() {
+    if changes.is_empty() && built.is_empty() && stages.is_empty() && removed.is_empty() {
         return Prepared::Unchanged;
     }
     Prepared::Next(Box::new(Next {
         runtime,
         built,
+        stages,
         removed,
         configs: next_configs,
         endpoints,
         changes,
     }))
+}
+
+/// Whether `next` reads the same input as `running`, the same way: then
+/// the running input goes on, and only the stage is replaced.
+fn same_input(running: &PipelineConfig, next: &PipelineConfig) -> bool {
+    running.input == next.input && running.base_dir == next.base_dir
 }
 
 fn refused(problems: &[Problem]) -> Prepared {

@@ -1,13 +1,15 @@
 //! The pipelines of a `wafer run`, each in its own task, across reloads:
-//! a changed pipeline's old run stops taking input and drains through its
-//! old processors and outputs before the new one starts; a removed one
-//! drains and ends.
+//! a pipeline whose input changed stops taking input and drains through
+//! its old processors and outputs before the new one starts; one whose
+//! processors or outputs changed keeps its input running and takes the
+//! new stage once the old one wrote what it took; a removed one drains
+//! and ends.
 
 use std::collections::BTreeMap;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use wafer_pipeline::{Pipeline, PipelineError, Summary};
+use wafer_pipeline::{Pipeline, PipelineError, Stage, Summary};
 
 use crate::exit::Failure;
 
@@ -29,6 +31,8 @@ pub struct PipelineRuns {
 
 struct Run {
     stop: watch::Sender<bool>,
+    /// Stages that replace the running one.
+    stages: mpsc::Sender<Stage>,
     task: JoinHandle<Outcome>,
 }
 
@@ -52,6 +56,7 @@ impl PipelineRuns {
         let name = pipeline.name().to_string();
         let previous = self.runs.remove(&name);
         let (stop, own) = watch::channel(false);
+        let (stages, replacements) = mpsc::channel(1);
         let stopped = stopped_by(own, self.stopping.clone());
         let ended = self.ended_tx.clone();
         let task = tokio::spawn(async move {
@@ -59,12 +64,23 @@ impl PipelineRuns {
                 drain(previous).await;
             }
             tracing::info!(pipeline = %pipeline.name(), "Running.");
-            let outcome = pipeline.run(stopped).await;
+            let outcome = pipeline.run_replaced(stopped, replacements).await;
             let _ = ended.send(());
             outcome
         });
         self.live += 1;
-        self.runs.insert(name, Run { stop, task });
+        self.runs.insert(name, Run { stop, stages, task });
+    }
+
+    /// Gives pipeline `name` a new stage, which it takes while its input
+    /// runs on; nothing when it has ended.
+    pub async fn replace_stage(&mut self, name: &str, stage: Stage) {
+        let Some(run) = self.runs.get(name) else {
+            return;
+        };
+        if run.stages.send(stage).await.is_err() {
+            tracing::info!(pipeline = %name, "The pipeline has ended; its new processors and outputs are not started.");
+        }
     }
 
     /// Stops pipeline `name`, which a reload removed: it drains in the

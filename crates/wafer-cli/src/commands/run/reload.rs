@@ -111,6 +111,9 @@ impl Running {
         for pipeline in next.built {
             self.runs.start(pipeline);
         }
+        for (name, stage) in next.stages {
+            self.runs.replace_stage(&name, stage).await;
+        }
         next.runtime.reloads().applied();
         self.runtime = next.runtime;
         self.configs = next.configs;
