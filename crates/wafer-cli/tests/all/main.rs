@@ -9,6 +9,7 @@ mod fluentbit_inputs;
 mod fluentbit_outputs;
 mod hostile;
 mod nats_endpoints;
+mod nats_inputs;
 mod nats_pipelines;
 mod nats_server;
 mod pipelines;
