@@ -150,6 +150,9 @@ async fn a_replaced_stage_takes_over_from_the_next_message_and_the_input_runs_on
     // As Pipeline::build_stage counts: on from where the run is.
     next.metrics = Arc::new(metrics.continued(vec!["loud".into()]));
     replace.send(next).await.unwrap();
+    // Room again once the run took it: from then on it replaces the
+    // stage before it reads its input again.
+    drop(replace.reserve().await.unwrap());
     for text in ["c", "d", "e"] {
         send(text).await.unwrap().await.unwrap().unwrap();
     }
