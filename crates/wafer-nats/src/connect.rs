@@ -18,8 +18,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use wafer::metrics::ConnectionState;
 
-/// How a component proves who it is (`auth`); at most one way.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// How a component proves who it is (`auth`); at most one way. Its
+/// `Debug` leaves the password and the token out.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
     /// A `.creds` file (a user JWT and its NKey seed), as `nsc` writes it.
@@ -32,6 +33,19 @@ pub struct Auth {
     pub password: Option<String>,
     /// A token.
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "<hidden>");
+        f.debug_struct("Auth")
+            .field("user_credentials_file", &self.user_credentials_file)
+            .field("nkey_file", &self.nkey_file)
+            .field("user", &self.user)
+            .field("password", &hidden(&self.password))
+            .field("token", &hidden(&self.token))
+            .finish()
+    }
 }
 
 /// TLS to the server (`tls`).
@@ -441,6 +455,25 @@ fn report(name: &str, state: &ConnectionState, slow: &SlowConsumers, event: Even
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_hides_passwords_and_tokens() {
+        let auth = Auth {
+            user: Some("ann".into()),
+            password: Some("s3cret".into()),
+            token: Some("t0ken".into()),
+            ..Auth::default()
+        };
+        let shown = format!("{auth:?}");
+        assert!(
+            shown.contains("ann") && shown.contains("<hidden>"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0ken"),
+            "{shown}"
+        );
+    }
 
     /// A folder of the test's own, removed when dropped.
     struct TempDir(PathBuf);
