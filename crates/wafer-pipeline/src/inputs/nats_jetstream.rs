@@ -367,7 +367,9 @@ impl JetStreamInput {
                     .map(|m| to_tracked(m, bound.max_deliver).1),
             );
         }
-        settle_and_flush(&client, held, Err(String::new()), &[], true).await;
+        // Stopping by now: confirmed by a round trip, which also confirms
+        // every acknowledgement flushed before it.
+        settle_and_flush(&client, held, Err(String::new()), &[], &mut stopping).await;
         Ok(())
     }
 
@@ -683,10 +685,7 @@ async fn settle_when_done(
             }
         }
     };
-    // The process may end soon after a stop: the server must have the
-    // acknowledgements by then.
-    let stopping = stopping.requested().now_or_never().is_some();
-    settle_and_flush(&client, ackers, outcome, &nak_delay, stopping).await;
+    settle_and_flush(&client, ackers, outcome, &nak_delay, &mut stopping).await;
 }
 
 /// Tells the server the messages are still being worked on: each one's
@@ -701,24 +700,32 @@ async fn progress(ackers: &[Acker]) {
 /// stopping while the broker is away must still end.
 const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
 
-/// [`settle`], then the acknowledgements flushed to the socket, or, when
-/// `confirm` (the process may be about to end), confirmed processed by
-/// the server ([`wafer_nats::round_trip`]); given up after
-/// [`SETTLE_PATIENCE`]: what was not acknowledged is delivered again.
+/// [`settle`], then the acknowledgements flushed to the socket; then,
+/// when the pipeline is stopping by now (the process may be about to
+/// end), confirmed processed by the server ([`wafer_nats::round_trip`]).
+/// Given up after [`SETTLE_PATIENCE`]: what was not acknowledged is
+/// delivered again.
+///
+/// The stop is looked at only once the flush is done: a stop requested
+/// later is followed by the input's own final round trip, which comes
+/// after these acknowledgements on the connection and so confirms them
+/// too. Looked at before, a stop arriving meanwhile left acknowledgements
+/// flushed but unconfirmed when the process ended, and the server could
+/// deliver such a message again.
 async fn settle_and_flush(
     client: &async_nats::Client,
     ackers: Vec<Acker>,
     outcome: Result<Vec<Settled>, String>,
     nak_delay: &[Duration],
-    confirm: bool,
+    stopping: &mut Stopping,
 ) {
     let settled = async {
         settle(ackers, outcome, nak_delay).await;
-        if confirm {
-            wafer_nats::round_trip(client).await
-        } else {
-            client.flush().await.map_err(|e| e.to_string())
+        client.flush().await.map_err(|e| e.to_string())?;
+        if stopping.requested().now_or_never().is_some() {
+            wafer_nats::round_trip(client).await?;
         }
+        Ok::<(), String>(())
     };
     let failed = match tokio::time::timeout(SETTLE_PATIENCE, settled).await {
         Ok(Ok(())) => return,
