@@ -25,6 +25,7 @@
 //! ```
 
 pub mod config;
+mod dependencies;
 mod engine;
 pub mod fluentbit;
 pub mod inputs;
@@ -37,6 +38,7 @@ pub mod processors;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use dependencies::Dependencies;
 pub use engine::{
     PART_METADATA, Pipeline, PipelineError, Settled, Sink, Stage, Stopped, Stopping, Summary,
     Tracked, TrackedAck, max_batches_in_flight,
@@ -64,6 +66,8 @@ pub struct BuildContext<'a> {
     /// takes no resource outside the runtime: it binds no socket, and
     /// creates or writes nothing. The component is never run.
     pub check_only: bool,
+    /// What the components load as they build: a reload compares it.
+    pub(crate) dependencies: dependencies::Recorder,
 }
 
 impl BuildContext<'_> {

@@ -27,12 +27,14 @@ pub(crate) fn load(
     path: &str,
     spec: ModuleSpec,
 ) -> Result<Arc<Function>, ComponentError> {
+    let path = cx.resolve(path);
     let module = wafer::files::read(
-        &cx.resolve(path),
+        &path,
         wafer::files::MAX_MODULE_BYTES,
         wafer::files::Accept::RegularFile,
     )
     .map_err(|e| ComponentError::new(ProblemKind::Unreadable, fields.path, e.to_string()))?;
+    cx.dependencies.module(&path, &module);
     let id = format!("{}/{}", cx.pipeline, config.name());
     cx.runtime.load_module(&id, &module, spec).map_err(|e| {
         let kind = match &e {

@@ -330,3 +330,76 @@ fn a_pipeline_changed_mid_stream_writes_every_message_once_in_order() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().collect::<Vec<_>>(), expected);
 }
+
+/// A `generate`-fed pipeline file writing `out.txt` in order through the
+/// processors `processors` (YAML), one message `mM` a millisecond until
+/// stopped.
+fn generated_pipeline(processors: &str) -> String {
+    format!(
+        "input:\n  generate: {{mapping: 'root = \"mM\"', count: 0, interval: 1ms}}\npipeline:\n  threads: 2\n  ordered: true\n  processors: {processors}\noutput:\n  file: {{path: out.txt}}\n"
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn a_generated_stream_changed_twice_mid_stream_is_written_once_and_in_order() {
+    let ws = Workspace::new();
+    let upper =
+        std::fs::read_to_string(super::util::repo_root().join("examples/pipelines/upper.wat"))
+            .unwrap();
+    // The same guest, lowering instead: A-Z to a-z.
+    let lower = upper
+        .replace("(i32.const 97)", "(i32.const 65)")
+        .replace("(i32.const 122)", "(i32.const 90)")
+        .replace("(i32.sub (local.get $byte)", "(i32.add (local.get $byte)");
+    assert_ne!(lower, upper);
+    ws.write("case.wat", &upper);
+    ws.write("pipe.yaml", generated_pipeline("[]"));
+    let mut server = Server::start_until(&ws, &["run", "pipe.yaml"], "Running.");
+    let out = ws.path().join("out.txt");
+    let written = || std::fs::read_to_string(&out).unwrap_or_default();
+    wait_until("messages written as generated", written, |text| {
+        text.lines().count() >= 100
+    });
+
+    // Its processors change (its input runs on)...
+    ws.write(
+        "pipe.yaml",
+        generated_pipeline("[{wasm: {module_path: case.wat, function: process}}]"),
+    );
+    server.hangup();
+    server.wait_for_line("Reloaded. generation=2");
+    wait_until("uppercased messages written", written, |text| {
+        text.contains("MM\n")
+    });
+    // ...then only the module file it loads: the config is the same.
+    ws.write("case.wat", &lower);
+    server.hangup();
+    server.wait_for_line("Reloaded. generation=3");
+    wait_until("lowercased messages written", written, |text| {
+        text.contains("mm\n")
+    });
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(log.matches("Took the new processors").count(), 2, "{log}");
+
+    // Every message generated was written once, and each went through
+    // one stage: the runs of equal lines are the three stages, in order.
+    let text = written();
+    let received = log
+        .split("received ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no summary in:\n{log}"));
+    assert!(
+        log.contains(&format!(
+            "received {received}, processed {received}, dropped 0, failed 0"
+        )),
+        "{log}"
+    );
+    assert_eq!(text.lines().count(), received);
+    let mut runs: Vec<&str> = text.lines().collect();
+    runs.dedup();
+    assert_eq!(runs, ["mM", "MM", "mm"]);
+}

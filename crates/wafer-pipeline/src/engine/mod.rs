@@ -41,10 +41,11 @@ pub use summary::{PipelineError, Summary};
 use self::sink::Batch;
 use self::stage::{RunningStage, StageFailures};
 use crate::config::{OnError, PipelineConfig, Problems};
+use crate::dependencies::Recorder;
 use crate::inputs::Input;
 use crate::outputs::Output;
 use crate::processors::Processor;
-use crate::{BuildContext, inputs, outputs, processors};
+use crate::{BuildContext, Dependencies, inputs, outputs, processors};
 
 /// The metadata key of the error a flagged message carries.
 pub const ERROR_METADATA: &str = "error";
@@ -88,12 +89,16 @@ pub struct Pipeline {
     name: String,
     input_name: String,
     input: Box<dyn Input>,
+    /// What its input loaded as it was built.
+    input_dependencies: Dependencies,
     stage: Stage,
 }
 
 /// The components of a config, built.
 struct Components {
     input: Option<Box<dyn Input>>,
+    /// What the input loaded, and what the rest did.
+    dependencies: (Dependencies, Dependencies),
     processors: Vec<Box<dyn Processor>>,
     processor_names: Vec<String>,
     output: Box<dyn Output>,
@@ -107,7 +112,7 @@ impl Components {
         self,
         config: &PipelineConfig,
         metrics: impl FnOnce(Vec<String>) -> Arc<PipelineMetrics>,
-    ) -> (Option<Box<dyn Input>>, Stage) {
+    ) -> (Option<Box<dyn Input>>, Dependencies, Stage) {
         let stage = Stage {
             processors: self.processors,
             output_name: config.output.name().to_string(),
@@ -117,8 +122,9 @@ impl Components {
             threads: config.threads.max(1),
             ordered: config.ordered,
             metrics: metrics(self.processor_names),
+            dependencies: self.dependencies.1,
         };
-        (self.input, stage)
+        (self.input, self.dependencies.0, stage)
     }
 }
 
@@ -178,13 +184,14 @@ impl Pipeline {
         config: PipelineConfig,
     ) -> Result<Pipeline, Vec<Problem>> {
         let components = Self::components(runtime, &config, Build::Run)?;
-        let (input, stage) = components.stage(&config, |processors| {
+        let (input, input_dependencies, stage) = components.stage(&config, |processors| {
             runtime.pipeline_metrics(&config.name, processors)
         });
         Ok(Pipeline {
             input_name: config.input.name().to_string(),
             name: config.name,
             input: input.expect("a run's build builds the input"),
+            input_dependencies,
             stage,
         })
     }
@@ -204,7 +211,7 @@ impl Pipeline {
         config: &PipelineConfig,
     ) -> Result<Stage, Vec<Problem>> {
         let components = Self::components(runtime, config, Build::Stage)?;
-        let (_, stage) = components.stage(config, |processors| {
+        let (_, _, stage) = components.stage(config, |processors| {
             runtime.continued_pipeline_metrics(&config.name, processors)
         });
         Ok(stage)
@@ -235,6 +242,7 @@ impl Pipeline {
             threads: config.threads,
             base_dir: config.base_dir.as_deref(),
             check_only: build == Build::Check,
+            dependencies: Recorder::default(),
         };
         let input = match build {
             Build::Stage => None,
@@ -242,6 +250,7 @@ impl Pipeline {
                 .map_err(|e| problems.component(&config.input, e))
                 .ok(),
         };
+        let input_dependencies = cx.dependencies.take();
         let mut stages = Vec::new();
         let mut stage_names = Vec::new();
         for processor in config
@@ -271,6 +280,7 @@ impl Pipeline {
         match output {
             Some(output) if input_built && problems.is_empty() => Ok(Components {
                 input,
+                dependencies: (input_dependencies, cx.dependencies.take()),
                 processors: stages,
                 processor_names: stage_names,
                 output,
@@ -283,6 +293,12 @@ impl Pipeline {
     /// The pipeline's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What its input loaded as it was built (module files), and what
+    /// its stage did ([`Stage::dependencies`]).
+    pub fn dependencies(&self) -> (&Dependencies, &Dependencies) {
+        (&self.input_dependencies, &self.stage.dependencies)
     }
 
     /// Its counters, as the runtime's metrics render them.
@@ -333,6 +349,7 @@ impl Pipeline {
             input_name,
             input,
             mut stage,
+            ..
         } = self;
         let metrics = stage.metrics.clone();
         // Fused: it is watched until the end of the run, and never polled

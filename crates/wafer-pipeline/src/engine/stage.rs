@@ -19,6 +19,7 @@ use wafer::metrics::{MessageCount, PipelineMetrics};
 use super::sink::{Batch, Processed, Settled, Stopping};
 use super::writer::{DEAD_LETTER, Writer};
 use super::{Counts, ERROR_METADATA, PART_METADATA, max_batches_in_flight, panic_message};
+use crate::Dependencies;
 use crate::outputs::Output;
 use crate::processors::Processor;
 
@@ -33,6 +34,15 @@ pub struct Stage {
     pub(super) threads: usize,
     pub(super) ordered: bool,
     pub(super) metrics: Arc<PipelineMetrics>,
+    pub(super) dependencies: Dependencies,
+}
+
+impl Stage {
+    /// What its processors and outputs loaded as they were built: the
+    /// module files and the registry functions they call.
+    pub fn dependencies(&self) -> &Dependencies {
+        &self.dependencies
+    }
 }
 
 /// The pipeline's queue of batches, which the stages take in turn.

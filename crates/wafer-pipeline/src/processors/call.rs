@@ -33,6 +33,7 @@ pub(super) fn build(
     cx: &BuildContext<'_>,
 ) -> Result<Box<dyn Processor>, ComponentError> {
     let parsed: CallConfig = config.parse()?;
+    cx.dependencies.function(&parsed.function);
     let function = cx
         .runtime
         .function_blocking(&parsed.function)

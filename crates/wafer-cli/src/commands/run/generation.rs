@@ -3,7 +3,7 @@
 //! async code (it reads files and compiles); nothing here binds a socket
 //! or connects, so a generation that is refused leaves no trace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,14 +12,71 @@ use wafer::engine::{EngineSettings, WaferEngine};
 use wafer::{Carried, Problem, Registry, Runtime, RuntimeOptions};
 use wafer_nats::endpoints::Endpoint;
 use wafer_pipeline::config::PipelineConfig;
-use wafer_pipeline::{Pipeline, Stage};
+use wafer_pipeline::{Dependencies, Pipeline, Stage};
 
 use super::super::pipelines;
 use crate::exit::Failure;
 
-/// The pipelines' configs of a generation, by name: what the next reload
-/// compares with.
-pub type Configs = BTreeMap<String, PipelineConfig>;
+/// The pipelines of a generation, by name: what the next reload compares
+/// with.
+pub type Configs = BTreeMap<String, Built>;
+
+/// A pipeline as it was built: its config, and what its input and its
+/// stage loaded beyond it.
+#[derive(Clone)]
+pub struct Built {
+    config: PipelineConfig,
+    input: Dependencies,
+    stage: Dependencies,
+}
+
+/// What a reload does to a running pipeline.
+enum Change {
+    /// Nothing: it runs on untouched.
+    None,
+    /// Its processors or outputs (or what they load) changed, and not its
+    /// input: the input runs on and a new stage takes over.
+    Stage,
+    /// Its input changed, or it is new: it is built whole (the running
+    /// one, if any, drains first).
+    Whole,
+}
+
+impl Built {
+    fn of(config: PipelineConfig, pipeline: &Pipeline) -> Built {
+        let (input, stage) = pipeline.dependencies();
+        Built {
+            config,
+            input: input.clone(),
+            stage: stage.clone(),
+        }
+    }
+
+    /// What `next`, its config in the next generation, does to it:
+    /// `kept` holds the functions the next generation takes over as they
+    /// run. It reads the module files it loaded: call it outside async
+    /// code.
+    fn change_to(&self, next: &PipelineConfig, kept: &impl Fn(&str) -> bool) -> Change {
+        let name = &next.name;
+        if self.config.input != next.input || self.config.base_dir != next.base_dir {
+            return Change::Whole;
+        }
+        if let Some(why) = self.input.changed(kept) {
+            tracing::debug!(pipeline = %name, "Its input is built again: {why}.");
+            return Change::Whole;
+        }
+        if self.config != *next {
+            return Change::Stage;
+        }
+        match self.stage.changed(kept) {
+            Some(why) => {
+                tracing::debug!(pipeline = %name, "Its processors and outputs are built again: {why}.");
+                Change::Stage
+            }
+            None => Change::None,
+        }
+    }
+}
 
 /// The first generation, built.
 pub struct First {
@@ -42,8 +99,19 @@ pub fn first(path: &Path, options: RuntimeOptions) -> Result<First, Failure> {
         .map_err(Failure::failed)?;
     let runtime =
         Arc::new(Runtime::with_engine(loaded.registry, engine, options).map_err(Failure::failed)?);
-    let configs = by_name(&loaded.configs);
+    let mut by_name: BTreeMap<String, PipelineConfig> = loaded
+        .configs
+        .iter()
+        .map(|config| (config.name.clone(), config.clone()))
+        .collect();
     let (pipelines, mut problems) = pipelines::build(&runtime, loaded.configs);
+    let configs = pipelines
+        .iter()
+        .filter_map(|pipeline| {
+            let config = by_name.remove(pipeline.name())?;
+            Some((config.name.clone(), Built::of(config, pipeline)))
+        })
+        .collect();
     problems.splice(0..0, loaded.problems);
     let (endpoints, endpoint_problems) = wafer_nats::endpoints::plan(runtime.registry());
     problems.extend(endpoint_problems);
@@ -141,41 +209,61 @@ pub fn prepare(path: &Path, running: &Runtime, configs: &Configs) -> Prepared {
         }
     }
     let mut changes = entry_changes(running.registry(), runtime.registry(), &carried);
-    let next_configs = by_name(&loaded.configs);
+    let kept = |id: &str| carried.kept.iter().any(|kept| kept == id);
+    let names: BTreeSet<String> = loaded.configs.iter().map(|c| c.name.clone()).collect();
+    let mut next_configs = Configs::new();
     let mut built = Vec::new();
     let mut stages = Vec::new();
     for config in loaded.configs {
-        let running = configs.get(&config.name);
-        if running == Some(&config) {
+        let name = config.name.clone();
+        let before = configs.get(&name);
+        let change = before.map_or(Change::Whole, |before| before.change_to(&config, &kept));
+        if let (Change::None, Some(before)) = (&change, before) {
+            next_configs.insert(name, before.clone());
             continue;
         }
-        if config.entry.is_none() {
-            let list = match configs.contains_key(&config.name) {
-                true => &mut changes.changed,
-                false => &mut changes.added,
-            };
-            list.push(config.name.clone());
+        // A registry entry's own change is listed already; not one that
+        // only a module file or a function it calls changed.
+        let id = config.entry.clone().unwrap_or_else(|| name.clone());
+        let list = match before {
+            Some(_) => &mut changes.changed,
+            None => &mut changes.added,
+        };
+        if !list.contains(&id) {
+            list.push(id);
         }
-        if running.is_some_and(|running| same_input(running, &config)) {
-            match Pipeline::build_stage(&runtime, &config) {
-                Ok(stage) => stages.push((config.name, stage)),
+        match (change, before) {
+            (Change::Stage, Some(before)) => match Pipeline::build_stage(&runtime, &config) {
+                Ok(stage) => {
+                    let built = Built {
+                        config,
+                        input: before.input.clone(),
+                        stage: stage.dependencies().clone(),
+                    };
+                    next_configs.insert(name.clone(), built);
+                    stages.push((name, stage));
+                }
                 Err(found) => problems.extend(found),
+            },
+            _ => {
+                // Its counters and file modules start afresh with it.
+                runtime.forget_pipeline(&name);
+                match Pipeline::build(&runtime, config.clone()) {
+                    Ok(pipeline) => {
+                        next_configs.insert(name, Built::of(config, &pipeline));
+                        built.push(pipeline);
+                    }
+                    Err(found) => problems.extend(found),
+                }
             }
-            continue;
-        }
-        // Its counters and file modules start afresh with it.
-        runtime.forget_pipeline(&config.name);
-        match Pipeline::build(&runtime, config) {
-            Ok(pipeline) => built.push(pipeline),
-            Err(found) => problems.extend(found),
         }
     }
     let removed: Vec<String> = configs
         .iter()
-        .filter(|(name, _)| !next_configs.contains_key(*name))
-        .map(|(name, config)| {
+        .filter(|(name, _)| !names.contains(*name))
+        .map(|(name, before)| {
             runtime.forget_pipeline(name);
-            if config.entry.is_none() {
+            if before.config.entry.is_none() {
                 changes.removed.push(name.clone());
             }
             name.clone()
@@ -200,21 +288,8 @@ pub fn prepare(path: &Path, running: &Runtime, configs: &Configs) -> Prepared {
     }))
 }
 
-/// Whether `next` reads the same input as `running`, the same way: then
-/// the running input goes on, and only the stage is replaced.
-fn same_input(running: &PipelineConfig, next: &PipelineConfig) -> bool {
-    running.input == next.input && running.base_dir == next.base_dir
-}
-
 fn refused(problems: &[Problem]) -> Prepared {
     Prepared::Refused(problems.iter().map(ToString::to_string).collect())
-}
-
-fn by_name(configs: &[PipelineConfig]) -> Configs {
-    configs
-        .iter()
-        .map(|config| (config.name.clone(), config.clone()))
-        .collect()
 }
 
 /// The entries added, changed (declared otherwise, or a function whose
