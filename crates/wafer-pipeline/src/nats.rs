@@ -1,6 +1,7 @@
 //! What the NATS components (`nats`, `nats_jetstream`, inputs and
 //! outputs) share: their connection fields, the stream an input or
-//! output may create, and which metadata an output sends as headers.
+//! output may create, which metadata an output sends as headers, and how
+//! an output connects and routes a batch ([`Publisher`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,10 +13,11 @@ use serde::Deserialize;
 use wafer_nats::async_nats;
 use wafer_nats::{Auth, Connect, Tls};
 
-use crate::BuildContext;
 use crate::config::duration::GoDuration;
 use crate::config::interpolation::Template;
 use crate::config::{ComponentConfig, ComponentError};
+use crate::outputs::Rejected;
+use crate::{BuildContext, Stopping};
 
 /// How long an output keeps trying to write a batch (a broker that is
 /// away, a stream that is missing) once the pipeline stops: then it fails
@@ -25,7 +27,7 @@ pub(crate) const STOP_PATIENCE: Duration = Duration::from_secs(10);
 
 /// What an output answers a write before [`crate::outputs::Output::start`]
 /// (a bug: the engine starts every output first).
-pub(crate) const NOT_STARTED: &str = "written to before the run started it";
+const NOT_STARTED: &str = "written to before the run started it";
 
 /// A component's checked connection, and how it is named in logs and
 /// metrics (`pipeline NAME input`).
@@ -70,6 +72,125 @@ impl Link {
     /// The servers, as a log line names them.
     pub(crate) fn servers(&self) -> String {
         self.connect.describe()
+    }
+}
+
+/// What a NATS output is built on: its checked connection, where each
+/// message goes ([`Routing`]), and, from the start of the run, the client
+/// `C` it publishes through (a core client, a JetStream context) with the
+/// pipeline's stop signal.
+pub(crate) struct Publisher<C> {
+    runtime: Arc<wafer::Runtime>,
+    link: Link,
+    routing: Routing,
+    started: Option<(C, Stopping)>,
+}
+
+/// A message of a batch that [`Routing`] could route.
+pub(crate) struct Routed<'m> {
+    /// Its index in the batch.
+    pub index: usize,
+    pub message: &'m wafer::Message,
+    pub subject: String,
+    pub headers: async_nats::HeaderMap,
+}
+
+/// A batch ready to publish ([`Publisher::prepare`]).
+pub(crate) struct Prepared<'a, C, T> {
+    /// What was made of each message that can be published, in batch
+    /// order.
+    pub ready: Vec<T>,
+    /// The messages that cannot be, with why.
+    pub rejected: Vec<Rejected>,
+    /// The client to publish through.
+    pub client: &'a C,
+    /// The pipeline's stop signal, to bound the waits with
+    /// ([`STOP_PATIENCE`]).
+    pub stopping: &'a mut Stopping,
+    /// The output, as logs name it.
+    pub component: &'a str,
+}
+
+impl<C> Publisher<C> {
+    /// Checks `urls`, `auth` and `tls` (`connection`), and `subject`,
+    /// `headers` and `metadata` (`route`), of `config`'s output.
+    pub(crate) fn new(
+        connection: (Vec<String>, Auth, Tls),
+        route: (String, BTreeMap<String, String>, MetadataFilter),
+        config: &ComponentConfig,
+        cx: &BuildContext<'_>,
+    ) -> Result<Publisher<C>, ComponentError> {
+        let link = Link::new(connection, config, cx)?;
+        let (subject, headers, metadata) = route;
+        let routing = Routing::new(&subject, &headers, metadata, link.component())?;
+        Ok(Publisher {
+            runtime: cx.runtime.clone(),
+            link,
+            routing,
+            started: None,
+        })
+    }
+
+    /// Connects, as the run starts ([`Link::connect`]).
+    pub(crate) async fn connect(&self) -> Result<async_nats::Client, String> {
+        self.link.connect(&self.runtime).await
+    }
+
+    /// Keeps `client`, made from [`Publisher::connect`]'s connection, to
+    /// publish through for the rest of the run.
+    pub(crate) fn start(&mut self, client: C, stopping: Stopping) {
+        self.started = Some((client, stopping));
+    }
+
+    /// `message`, at `index` in its batch, routed.
+    ///
+    /// # Errors
+    ///
+    /// Why it cannot be sent ([`Routing::route`]).
+    pub(crate) fn route<'m>(
+        &self,
+        index: usize,
+        message: &'m wafer::Message,
+    ) -> Result<Routed<'m>, String> {
+        let (subject, headers) = self.routing.route(message)?;
+        Ok(Routed {
+            index,
+            message,
+            subject,
+            headers,
+        })
+    }
+
+    /// `batch` routed, and what `make` makes of each routed message; a
+    /// message that cannot be routed, or that `make` refuses, is rejected
+    /// with why, and the rest of the batch is still prepared.
+    ///
+    /// # Errors
+    ///
+    /// The run did not start the output ([`Publisher::start`]).
+    pub(crate) fn prepare<'m, T>(
+        &mut self,
+        batch: &'m [wafer::Message],
+        mut make: impl FnMut(Routed<'m>) -> Result<T, String>,
+    ) -> Result<Prepared<'_, C, T>, String> {
+        let mut ready = Vec::with_capacity(batch.len());
+        let mut rejected = Vec::new();
+        for (index, message) in batch.iter().enumerate() {
+            match self.route(index, message).and_then(&mut make) {
+                Ok(made) => ready.push(made),
+                Err(error) => rejected.push(Rejected { index, error }),
+            }
+        }
+        let Some((client, stopping)) = &mut self.started else {
+            return Err(NOT_STARTED.to_string());
+        };
+        Ok(Prepared {
+            ready,
+            rejected,
+            client,
+            stopping,
+            component: self.link.component(),
+        })
     }
 }
 

@@ -22,7 +22,6 @@
 //! pipeline stops it waits 10 s more at most, then fails the batch.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_nats::client::PublishErrorKind;
 use serde::Deserialize;
@@ -32,7 +31,7 @@ use wafer_nats::{Auth, Tls};
 
 use super::{Output, Rejected};
 use crate::config::{ComponentConfig, ComponentError};
-use crate::nats::{Link, MetadataFilter, NOT_STARTED, Routing, STOP_PATIENCE};
+use crate::nats::{MetadataFilter, Prepared, Publisher, Routed, STOP_PATIENCE};
 use crate::{BoxFuture, BuildContext, Stopping};
 
 #[derive(Deserialize)]
@@ -51,11 +50,7 @@ struct NatsOutputConfig {
 }
 
 struct NatsOutput {
-    runtime: Arc<wafer::Runtime>,
-    link: Link,
-    routing: Routing,
-    /// Connected at the start of the run.
-    started: Option<(async_nats::Client, Stopping)>,
+    publisher: Publisher<async_nats::Client>,
 }
 
 pub(super) fn build(
@@ -63,26 +58,16 @@ pub(super) fn build(
     cx: &BuildContext<'_>,
 ) -> Result<Box<dyn Output>, ComponentError> {
     let parsed: NatsOutputConfig = config.parse()?;
-    let link = Link::new((parsed.urls, parsed.auth, parsed.tls), config, cx)?;
-    let routing = Routing::new(
-        &parsed.subject,
-        &parsed.headers,
-        parsed.metadata,
-        link.component(),
-    )?;
-    Ok(Box::new(NatsOutput {
-        runtime: cx.runtime.clone(),
-        link,
-        routing,
-        started: None,
-    }))
+    let route = (parsed.subject, parsed.headers, parsed.metadata);
+    let publisher = Publisher::new((parsed.urls, parsed.auth, parsed.tls), route, config, cx)?;
+    Ok(Box::new(NatsOutput { publisher }))
 }
 
 impl Output for NatsOutput {
     fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            let client = self.link.connect(&self.runtime).await?;
-            self.started = Some((client, stopping));
+            let client = self.publisher.connect().await?;
+            self.publisher.start(client, stopping);
             Ok(())
         })
     }
@@ -92,20 +77,21 @@ impl Output for NatsOutput {
         batch: &'a [Message],
     ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
-            let Some((client, stopping)) = &mut self.started else {
-                return Err(NOT_STARTED.to_string());
-            };
-            let routing = &self.routing;
+            let Prepared {
+                ready,
+                mut rejected,
+                client,
+                stopping,
+                ..
+            } = self.publisher.prepare(batch, Ok)?;
             let sent = async {
-                let mut rejected = Vec::new();
-                for (index, message) in batch.iter().enumerate() {
-                    let (subject, headers) = match routing.route(message) {
-                        Ok(route) => route,
-                        Err(error) => {
-                            rejected.push(Rejected { index, error });
-                            continue;
-                        }
-                    };
+                for Routed {
+                    index,
+                    message,
+                    subject,
+                    headers,
+                } in ready
+                {
                     match client
                         .publish_with_headers(subject.clone(), headers, message.bytes.clone())
                         .await

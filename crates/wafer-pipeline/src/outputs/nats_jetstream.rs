@@ -52,7 +52,6 @@
 //!   starts: wrong credentials fail the run before it takes a message.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::context::{
@@ -68,7 +67,7 @@ use super::{Output, Rejected};
 use crate::config::interpolation::Template;
 use crate::config::{ComponentConfig, ComponentError};
 use crate::nats::{
-    Link, MetadataFilter, NOT_STARTED, Routing, STOP_PATIENCE, StreamSpec, header_value,
+    MetadataFilter, Prepared, Publisher, Routed, STOP_PATIENCE, StreamSpec, header_value,
 };
 use crate::{BoxFuture, BuildContext, PART_METADATA, Stopping};
 
@@ -100,14 +99,10 @@ fn default_max_in_flight() -> usize {
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 struct JetStreamOutput {
-    runtime: Arc<wafer::Runtime>,
-    link: Link,
-    routing: Routing,
+    publisher: Publisher<jetstream::Context>,
     msg_id: Option<Template>,
     max_in_flight: usize,
     create_stream: Option<(String, StreamSpec)>,
-    /// Connected at the start of the run.
-    started: Option<(jetstream::Context, Stopping)>,
 }
 
 pub(super) fn build(
@@ -123,13 +118,8 @@ impl JetStreamOutput {
         cx: &BuildContext<'_>,
     ) -> Result<JetStreamOutput, ComponentError> {
         let parsed: JetStreamOutputConfig = config.parse()?;
-        let link = Link::new((parsed.urls, parsed.auth, parsed.tls), config, cx)?;
-        let routing = Routing::new(
-            &parsed.subject,
-            &parsed.headers,
-            parsed.metadata,
-            link.component(),
-        )?;
+        let route = (parsed.subject, parsed.headers, parsed.metadata);
+        let publisher = Publisher::new((parsed.urls, parsed.auth, parsed.tls), route, config, cx)?;
         let msg_id = match &parsed.msg_id {
             Some(text) => {
                 Some(Template::parse(text).map_err(|e| ComponentError::invalid("msg_id", e))?)
@@ -150,13 +140,10 @@ impl JetStreamOutput {
             (_, None) => None,
         };
         Ok(JetStreamOutput {
-            runtime: cx.runtime.clone(),
-            link,
-            routing,
+            publisher,
             msg_id,
             max_in_flight: parsed.max_in_flight,
             create_stream,
-            started: None,
         })
     }
 }
@@ -164,7 +151,7 @@ impl JetStreamOutput {
 impl Output for JetStreamOutput {
     fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            let client = self.link.connect(&self.runtime).await?;
+            let client = self.publisher.connect().await?;
             // As many publishes may wait for their acknowledgement as a
             // chunk holds: the context's own limit (5000 by default) would
             // otherwise stop a larger chunk half sent, for ever.
@@ -174,7 +161,7 @@ impl Output for JetStreamOutput {
             if let Some((name, spec)) = &self.create_stream {
                 spec.ensure(&jetstream, name).await?;
             }
-            self.started = Some((jetstream, stopping));
+            self.publisher.start(jetstream, stopping);
             Ok(())
         })
     }
@@ -184,18 +171,16 @@ impl Output for JetStreamOutput {
         batch: &'a [Message],
     ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
-            let mut rejected = Vec::new();
-            let mut publishes = Vec::with_capacity(batch.len());
-            for (index, message) in batch.iter().enumerate() {
-                match self.publish_of(index, message) {
-                    Ok(publish) => publishes.push(publish),
-                    Err(error) => rejected.push(Rejected { index, error }),
-                }
-            }
-            let Some((jetstream, stopping)) = &mut self.started else {
-                return Err(NOT_STARTED.to_string());
-            };
-            let component = self.link.component();
+            let msg_id = self.msg_id.as_ref();
+            let Prepared {
+                ready: publishes,
+                mut rejected,
+                client: jetstream,
+                stopping,
+                component,
+            } = self
+                .publisher
+                .prepare(batch, |routed| publish_of(msg_id, routed))?;
             for chunk in publishes.chunks(self.max_in_flight) {
                 let mut last_error = None;
                 let published = stopping
@@ -230,51 +215,48 @@ struct Publish {
     message: PublishMessage,
 }
 
-impl JetStreamOutput {
-    /// `message` (at `index` in its batch) as a publish, or why it cannot
-    /// be one.
-    fn publish_of(&self, index: usize, message: &Message) -> Result<Publish, String> {
-        let (subject, headers) = self.routing.route(message)?;
-        let mut publish = PublishMessage::build()
-            .payload(message.bytes.clone())
-            .headers(headers);
-        if let Some(id) = self.message_id(message)? {
-            publish = publish.message_id(id);
-        }
-        Ok(Publish {
-            index,
-            subject,
-            message: publish,
-        })
+/// A routed message as a publish, with its id ([`message_id`]), or why it
+/// cannot be one.
+fn publish_of(msg_id: Option<&Template>, routed: Routed<'_>) -> Result<Publish, String> {
+    let mut publish = PublishMessage::build()
+        .payload(routed.message.bytes.clone())
+        .headers(routed.headers);
+    if let Some(id) = message_id(msg_id, routed.message)? {
+        publish = publish.message_id(id);
     }
+    Ok(Publish {
+        index: routed.index,
+        subject: routed.subject,
+        message: publish,
+    })
+}
 
-    /// `msg_id`, or the id of the JetStream message it came from; one that
-    /// cannot be a header value is an error (left out, it would defeat
-    /// de-duplication).
-    fn message_id(&self, message: &Message) -> Result<Option<String>, String> {
-        let id = match &self.msg_id {
-            Some(template) => template
-                .render(message)
-                .map_err(|e| format!("msg_id: {e}"))?,
-            None => {
-                let meta = |key: &str| message.metadata.get(key);
-                let (Some(stream), Some(sequence)) =
-                    (meta("nats_stream"), meta("nats_sequence_stream"))
-                else {
-                    return Ok(None);
-                };
-                match meta(PART_METADATA) {
-                    Some(part) => format!("{stream}-{sequence}-{part}"),
-                    None => format!("{stream}-{sequence}"),
-                }
+/// `msg_id`, or the id of the JetStream message it came from; one that
+/// cannot be a header value is an error (left out, it would defeat
+/// de-duplication).
+fn message_id(msg_id: Option<&Template>, message: &Message) -> Result<Option<String>, String> {
+    let id = match msg_id {
+        Some(template) => template
+            .render(message)
+            .map_err(|e| format!("msg_id: {e}"))?,
+        None => {
+            let meta = |key: &str| message.metadata.get(key);
+            let (Some(stream), Some(sequence)) =
+                (meta("nats_stream"), meta("nats_sequence_stream"))
+            else {
+                return Ok(None);
+            };
+            match meta(PART_METADATA) {
+                Some(part) => format!("{stream}-{sequence}-{part}"),
+                None => format!("{stream}-{sequence}"),
             }
-        };
-        if id.is_empty() {
-            return Err("msg_id: the message's id is empty".to_string());
         }
-        header_value(&id).map_err(|e| format!("msg_id `{}`: {e}", id.escape_debug()))?;
-        Ok(Some(id))
+    };
+    if id.is_empty() {
+        return Err("msg_id: the message's id is empty".to_string());
     }
+    header_value(&id).map_err(|e| format!("msg_id `{}`: {e}", id.escape_debug()))?;
+    Ok(Some(id))
 }
 
 /// Publishes `publishes` and waits for every acknowledgement, publishing
@@ -390,13 +372,14 @@ mod tests {
     use super::*;
 
     fn output(body: serde_json::Value) -> JetStreamOutput {
-        let runtime = Arc::new(wafer::Runtime::new(wafer::Registry::default()).unwrap());
+        let runtime = std::sync::Arc::new(wafer::Runtime::new(wafer::Registry::default()).unwrap());
         let cx = BuildContext {
             runtime: &runtime,
             pipeline: "p",
             threads: 1,
             base_dir: None,
             check_only: false,
+            dependencies: Default::default(),
         };
         let config = ComponentConfig {
             path: "output".into(),
@@ -417,8 +400,12 @@ mod tests {
         let good = Message::new("x")
             .with_meta("kind", "a")
             .with_meta("id", "7");
-        assert_eq!(output.publish_of(3, &good).unwrap().index, 3);
-        let refused = |message: &Message| output.publish_of(0, message).err().unwrap();
+        let publish = |index: usize, message: &Message| {
+            let routed = output.publisher.route(index, message)?;
+            publish_of(output.msg_id.as_ref(), routed)
+        };
+        assert_eq!(publish(3, &good).unwrap().index, 3);
+        let refused = |message: &Message| publish(0, message).err().unwrap();
         let no_kind = refused(&Message::new("x").with_meta("id", "7"));
         assert!(no_kind.contains("`kind`"), "{no_kind}");
         let no_id = refused(&Message::new("x").with_meta("kind", "a"));
@@ -440,18 +427,25 @@ mod tests {
                 .with_meta("nats_sequence_stream", "9")
         };
         assert_eq!(
-            output.message_id(&from("IN")).unwrap().as_deref(),
+            message_id(output.msg_id.as_ref(), &from("IN"))
+                .unwrap()
+                .as_deref(),
             Some("IN-9")
         );
         assert_eq!(
-            output
-                .message_id(&from("IN").with_meta(PART_METADATA, "1"))
-                .unwrap()
-                .as_deref(),
+            message_id(
+                output.msg_id.as_ref(),
+                &from("IN").with_meta(PART_METADATA, "1")
+            )
+            .unwrap()
+            .as_deref(),
             Some("IN-9-1")
         );
-        assert_eq!(output.message_id(&Message::new("x")).unwrap(), None);
-        assert!(output.message_id(&from("I\nN")).is_err());
+        assert_eq!(
+            message_id(output.msg_id.as_ref(), &Message::new("x")).unwrap(),
+            None
+        );
+        assert!(message_id(output.msg_id.as_ref(), &from("I\nN")).is_err());
     }
 
     #[test]
