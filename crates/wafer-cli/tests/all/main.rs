@@ -17,6 +17,7 @@ mod pipelines_http;
 mod programs;
 mod receiver;
 mod reload;
+mod reload_nats;
 mod serve;
 mod serve_limits;
 mod server;

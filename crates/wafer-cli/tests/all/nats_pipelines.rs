@@ -18,7 +18,7 @@ use super::util::{Workspace, repo_root, run_with_stdin};
 const LOUD: &str = "!!!!111!!11!";
 
 /// The readiness line of a `nats_jetstream` input.
-const CONSUMING: &str = "Consuming JetStream stream";
+pub(super) const CONSUMING: &str = "Consuming JetStream stream";
 
 /// A test's own client of the broker (also for the input tests of
 /// `nats_inputs`).
@@ -192,13 +192,13 @@ output:
 }
 
 /// `m0` to `m{count-1}`.
-fn numbered(count: usize) -> impl Iterator<Item = String> {
+pub(super) fn numbered(count: usize) -> impl Iterator<Item = String> {
     (0..count).map(|i| format!("m{i}"))
 }
 
 /// Checks that OUT holds each of `count` messages exactly once, made
 /// louder.
-fn assert_out_holds_each_once(broker: &Broker, count: usize) {
+pub(super) fn assert_out_holds_each_once(broker: &Broker, count: usize) {
     let out = broker.read_all("OUT");
     assert_eq!(out.len(), count, "OUT holds duplicates or misses some");
     let distinct: HashSet<&str> = out.iter().map(|(p, _)| p.as_str()).collect();
@@ -239,7 +239,7 @@ pub(super) fn broker_with(streams: &[&str]) -> (NatsServer, Broker) {
 
 /// A broker with streams IN and OUT, and a workspace whose `relay.yaml`
 /// makes messages from IN louder into OUT (`extra`: more input fields).
-fn louder_relay(extra: &str) -> (NatsServer, Broker, Workspace) {
+pub(super) fn louder_relay(extra: &str) -> (NatsServer, Broker, Workspace) {
     let (nats, broker) = broker_with(&["IN", "OUT"]);
     let ws = workspace();
     ws.write("relay.yaml", relay(&nats.url, "louder.wasm", extra));

@@ -403,3 +403,39 @@ fn a_generated_stream_changed_twice_mid_stream_is_written_once_and_in_order() {
     runs.dedup();
     assert_eq!(runs, ["mM", "MM", "mm"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_reload_that_would_replace_a_stdin_input_is_refused_and_the_pipeline_runs_on() {
+    use std::io::Write;
+
+    let ws = Workspace::new();
+    let pipeline = |input: &str| {
+        format!(
+            "input:\n  {input}\npipeline:\n  threads: 1\n  ordered: true\noutput:\n  file: {{path: out.txt}}\n"
+        )
+    };
+    ws.write("pipe.yaml", pipeline("stdin: {}"));
+    let mut command = ws.command(&["run", "pipe.yaml"]);
+    command.stdin(std::process::Stdio::piped());
+    let mut server = Server::spawn_until(command, "Running.");
+    let mut stdin = server.take_stdin();
+    stdin.write_all(b"a\nb\n").unwrap();
+    stdin.flush().unwrap();
+    ws.write(
+        "pipe.yaml",
+        pipeline("stdin: {codec: lines, max_buffer: 1000000}"),
+    );
+    server.hangup();
+    let refusal = server.wait_for_line("a reload cannot replace its input");
+    assert!(refusal.contains("pipe.yaml"), "{refusal}");
+    assert!(refusal.contains("input"), "{refusal}");
+    server.wait_for_line("Reload refused");
+    stdin.write_all(b"c\n").unwrap();
+    drop(stdin);
+    let (code, log) = server.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("received 3, processed 3"), "{log}");
+    let written = std::fs::read_to_string(ws.path().join("out.txt")).unwrap();
+    assert_eq!(written, "a\nb\nc\n");
+}

@@ -91,6 +91,8 @@ pub struct Pipeline {
     input: Box<dyn Input>,
     /// What its input loaded as it was built.
     input_dependencies: Dependencies,
+    /// [`Input::resumes`].
+    input_resumes: bool,
     stage: Stage,
 }
 
@@ -187,10 +189,12 @@ impl Pipeline {
         let (input, input_dependencies, stage) = components.stage(&config, |processors| {
             runtime.pipeline_metrics(&config.name, processors)
         });
+        let input = input.expect("a run's build builds the input");
         Ok(Pipeline {
             input_name: config.input.name().to_string(),
             name: config.name,
-            input: input.expect("a run's build builds the input"),
+            input_resumes: input.resumes(),
+            input,
             input_dependencies,
             stage,
         })
@@ -295,6 +299,12 @@ impl Pipeline {
         &self.name
     }
 
+    /// Whether a new run of its input goes on from where this one's
+    /// stops ([`Input::resumes`]): whether a reload may replace it.
+    pub fn input_resumes(&self) -> bool {
+        self.input_resumes
+    }
+
     /// What its input loaded as it was built (module files), and what
     /// its stage did ([`Stage::dependencies`]).
     pub fn dependencies(&self) -> (&Dependencies, &Dependencies) {
@@ -325,7 +335,7 @@ impl Pipeline {
         self,
         stop: impl Future<Output = ()> + Send,
     ) -> Result<Summary, PipelineError> {
-        self.run_replaced(stop, mpsc::channel(1).1).await
+        self.run_replaced(stop, mpsc::unbounded_channel().1).await
     }
 
     /// [`Pipeline::run`], taking each [`Stage`] that `stages` sends (a
@@ -342,7 +352,7 @@ impl Pipeline {
     pub async fn run_replaced(
         self,
         stop: impl Future<Output = ()> + Send,
-        mut stages: mpsc::Receiver<Stage>,
+        mut stages: mpsc::UnboundedReceiver<Stage>,
     ) -> Result<Summary, PipelineError> {
         let Pipeline {
             name,
@@ -358,9 +368,11 @@ impl Pipeline {
         let (stopping, stop_requested) = watch::channel(false);
         let stopping_signal = Stopping(stop_requested);
         let started = tokio::select! {
-            started = stage.start_outputs(&stopping_signal) => started,
-            // Stopped before it started: nothing was taken.
+            biased;
+            // Stopped before it started (a reload superseded it): nothing
+            // is taken with an out-of-date definition.
             () = &mut stop => return Ok(*summary(&name, &metrics)),
+            started = stage.start_outputs(&stopping_signal) => started,
         };
         if let Err((output, message)) = started {
             return Err(PipelineError::Output {
@@ -403,17 +415,43 @@ impl Pipeline {
                 _ = halted.wait_for(|halted| *halted) => break None,
                 next = stages.recv(), if replaceable => next,
             };
-            let Some(next) = replacement else {
+            let Some(mut next) = replacement else {
                 replaceable = false;
                 continue;
             };
+            // Reloads that came while this one waited: the last wins.
+            while let Ok(later) = stages.try_recv() {
+                next = later;
+            }
             let old = running.take().expect("a stage runs until the run ends");
-            match replace(old, next, (&shared, &halt, &permits), &stopping_signal).await {
+            let mut replacing = std::pin::pin!(replace(
+                old,
+                next,
+                (&shared, &halt, &permits),
+                &stopping_signal
+            ));
+            // A stop while the old stage drains is told to its outputs
+            // (one waiting for a broker gives up), and ends the run once
+            // the swap is done.
+            let mut stopped_meanwhile = false;
+            let replaced = tokio::select! {
+                biased;
+                replaced = &mut replacing => replaced,
+                () = &mut stop => {
+                    stopping.send_replace(true);
+                    stopped_meanwhile = true;
+                    replacing.await
+                }
+            };
+            match replaced {
                 Ok(new) => running = Some(new),
                 Err(failed) => {
                     failures = failed;
                     break None;
                 }
+            }
+            if stopped_meanwhile {
+                break None;
             }
         };
         // No stage takes the queue after this one: once its workers end
@@ -524,7 +562,18 @@ async fn replace(
     if wanted > in_flight {
         permits.add_permits(wanted - in_flight);
     } else {
-        permits.forget_permits(in_flight - wanted);
+        let fewer = in_flight - wanted;
+        // Those the queued batches hold are forgotten as they come back.
+        let owed = fewer - permits.forget_permits(fewer);
+        if owed > 0 {
+            let permits = permits.clone();
+            tokio::spawn(async move {
+                let owed = u32::try_from(owed).unwrap_or(u32::MAX);
+                if let Ok(taken) = permits.acquire_many_owned(owed).await {
+                    taken.forget();
+                }
+            });
+        }
     }
     tracing::info!(
         pipeline = %next.metrics.name(),

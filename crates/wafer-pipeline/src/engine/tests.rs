@@ -61,6 +61,25 @@ impl Output for Collect {
     }
 }
 
+/// [`Collect`], telling when it is started.
+struct CollectStarted(Collect, Option<oneshot::Sender<()>>);
+
+impl Output for CollectStarted {
+    fn start(&mut self, _: Stopping) -> BoxFuture<'_, Result<(), String>> {
+        if let Some(started) = self.1.take() {
+            let _ = started.send(());
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+        self.0.write(batch)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_panic_fails_the_run_and_answers_its_batch() {
     let acks = Acks::default();
@@ -129,7 +148,7 @@ async fn a_replaced_stage_takes_over_from_the_next_message_and_the_input_runs_on
     let written = Arc::new(StdMutex::new(Vec::new()));
     let pipeline = straight(Fed(fed), Collect(written.clone()));
     let metrics = pipeline.metrics();
-    let (replace, stages) = mpsc::channel(1);
+    let (replace, stages) = mpsc::unbounded_channel();
     let run = tokio::spawn(pipeline.run_replaced(std::future::pending(), stages));
     let send = |text: &'static str| {
         let (acked, ack) = oneshot::channel();
@@ -140,19 +159,20 @@ async fn a_replaced_stage_takes_over_from_the_next_message_and_the_input_runs_on
         send(text).await.unwrap().await.unwrap().unwrap();
     }
     let next_written = Arc::new(StdMutex::new(Vec::new()));
+    let (started, taken) = oneshot::channel();
     let mut next = straight(
         Batches(Vec::new(), Acks::default()),
-        Collect(next_written.clone()),
+        CollectStarted(Collect(next_written.clone()), Some(started)),
     )
     .stage;
     next.processors = vec![Box::new(Loud)];
     next.threads = 2;
     // As Pipeline::build_stage counts: on from where the run is.
     next.metrics = Arc::new(metrics.continued(vec!["loud".into()]));
-    replace.send(next).await.unwrap();
-    // Room again once the run took it: from then on it replaces the
-    // stage before it reads its input again.
-    drop(replace.reserve().await.unwrap());
+    replace.send(next).unwrap();
+    // Its outputs start once the old stage is done: from then on the
+    // input feeds the new one.
+    taken.await.unwrap();
     for text in ["c", "d", "e"] {
         send(text).await.unwrap().await.unwrap().unwrap();
     }
@@ -169,6 +189,8 @@ fn straight(input: impl Input + 'static, output: impl Output + 'static) -> Pipel
         name: "p".into(),
         input_name: "input".into(),
         input: Box::new(input),
+        input_dependencies: Dependencies::default(),
+        input_resumes: false,
         stage: Stage {
             processors: Vec::new(),
             output_name: "output".into(),
@@ -178,6 +200,7 @@ fn straight(input: impl Input + 'static, output: impl Output + 'static) -> Pipel
             threads: 1,
             ordered: true,
             metrics: Arc::new(PipelineMetrics::new("p", Vec::new())),
+            dependencies: Dependencies::default(),
         },
     }
 }

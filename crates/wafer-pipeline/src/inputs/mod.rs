@@ -31,6 +31,17 @@ pub trait Input: Send {
     fn stops_itself(&self) -> bool {
         false
     }
+
+    /// Whether a new run of this input, once this one stopped, goes on
+    /// from where this one stood: its position is kept outside the
+    /// process (a durable consumer), or it has none (a subscription). A
+    /// reload may then replace the input of a running pipeline. Otherwise
+    /// (the default) a new run would read again what this one read (a
+    /// file, `generate`'s count) or miss what it held (stdin's buffered
+    /// lines), and a reload refuses to replace it.
+    fn resumes(&self) -> bool {
+        false
+    }
 }
 
 /// How an input is built from its config.

@@ -69,6 +69,10 @@ pub(super) fn build(
 }
 
 impl Input for NatsInput {
+    fn resumes(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, mut sink: Sink) -> BoxFuture<'static, Result<(), String>> {
         Box::pin(async move {
             let client = self.link.connect(&self.runtime).await?;

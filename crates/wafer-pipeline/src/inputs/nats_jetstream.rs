@@ -242,6 +242,11 @@ impl Input for JetStreamInput {
     fn stops_itself(&self) -> bool {
         true
     }
+
+    /// With a durable consumer: the server keeps where it stands.
+    fn resumes(&self) -> bool {
+        self.consumer.durable_name.is_some()
+    }
 }
 
 /// Messages taken from the server and not yet handed to the pipeline,

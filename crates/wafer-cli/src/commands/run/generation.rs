@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use wafer::engine::{EngineSettings, WaferEngine};
-use wafer::{Carried, Problem, Registry, Runtime, RuntimeOptions};
+use wafer::{Carried, Problem, ProblemKind, Registry, Runtime, RuntimeOptions};
 use wafer_nats::endpoints::Endpoint;
 use wafer_pipeline::config::PipelineConfig;
 use wafer_pipeline::{Dependencies, Pipeline, Stage};
@@ -28,6 +28,8 @@ pub struct Built {
     config: PipelineConfig,
     input: Dependencies,
     stage: Dependencies,
+    /// Whether a reload may replace its input ([`Pipeline::input_resumes`]).
+    resumes: bool,
 }
 
 /// What a reload does to a running pipeline.
@@ -49,6 +51,7 @@ impl Built {
             config,
             input: input.clone(),
             stage: stage.clone(),
+            resumes: pipeline.input_resumes(),
         }
     }
 
@@ -239,12 +242,16 @@ pub fn prepare(path: &Path, running: &Runtime, configs: &Configs) -> Prepared {
                         config,
                         input: before.input.clone(),
                         stage: stage.dependencies().clone(),
+                        resumes: before.resumes,
                     };
                     next_configs.insert(name.clone(), built);
                     stages.push((name, stage));
                 }
                 Err(found) => problems.extend(found),
             },
+            (Change::Whole, Some(before)) if !before.resumes => {
+                problems.push(cannot_resume(&before.config));
+            }
             _ => {
                 // Its counters and file modules start afresh with it.
                 runtime.forget_pipeline(&name);
@@ -286,6 +293,23 @@ pub fn prepare(path: &Path, running: &Runtime, configs: &Configs) -> Prepared {
         endpoints,
         changes,
     }))
+}
+
+/// Why a reload may not replace the input of running pipeline `running`.
+fn cannot_resume(running: &PipelineConfig) -> Problem {
+    let mut problem = Problem::new(
+        ProblemKind::InvalidValue,
+        format!(
+            "pipeline {}: a reload cannot replace its input ({}): a new run would not go on from where the running one stands (only nats, and nats_jetstream with a durable consumer, do); change only its processors and outputs, or restart `wafer run`",
+            running.name, running.input.kind
+        ),
+    )
+    .in_file(&running.file)
+    .at_field(&running.input.path);
+    if let Some(entry) = &running.entry {
+        problem = problem.in_entry(entry);
+    }
+    problem
 }
 
 fn refused(problems: &[Problem]) -> Prepared {

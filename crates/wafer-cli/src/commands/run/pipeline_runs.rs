@@ -18,8 +18,8 @@ type Outcome = Result<Summary, PipelineError>;
 /// Every pipeline running, by name.
 pub struct PipelineRuns {
     runs: BTreeMap<String, Run>,
-    /// Removed pipelines draining.
-    retired: Vec<JoinHandle<()>>,
+    /// Removed pipelines draining, by name: one added again waits for it.
+    retired: BTreeMap<String, JoinHandle<()>>,
     /// Set once the process stops: every run stops.
     stopping: watch::Receiver<bool>,
     /// Each run's task says here when it ends.
@@ -32,7 +32,7 @@ pub struct PipelineRuns {
 struct Run {
     stop: watch::Sender<bool>,
     /// Stages that replace the running one.
-    stages: mpsc::Sender<Stage>,
+    stages: mpsc::UnboundedSender<Stage>,
     task: JoinHandle<Outcome>,
 }
 
@@ -42,7 +42,7 @@ impl PipelineRuns {
         let (ended_tx, ended) = mpsc::unbounded_channel();
         PipelineRuns {
             runs: BTreeMap::new(),
-            retired: Vec::new(),
+            retired: BTreeMap::new(),
             stopping,
             ended_tx,
             ended,
@@ -50,18 +50,23 @@ impl PipelineRuns {
         }
     }
 
-    /// Starts `pipeline`. A run of the same name is told to stop first,
-    /// and the new one starts once it has drained.
+    /// Starts `pipeline`. A run of the same name is told to stop first
+    /// (or, removed by an earlier reload, may still be draining), and the
+    /// new one starts once it has drained: two never share an input.
     pub fn start(&mut self, pipeline: Pipeline) {
         let name = pipeline.name().to_string();
         let previous = self.runs.remove(&name);
+        let retired = self.retired.remove(&name);
         let (stop, own) = watch::channel(false);
-        let (stages, replacements) = mpsc::channel(1);
+        let (stages, replacements) = mpsc::unbounded_channel();
         let stopped = stopped_by(own, self.stopping.clone());
         let ended = self.ended_tx.clone();
         let task = tokio::spawn(async move {
             if let Some(previous) = previous {
                 drain(previous).await;
+            }
+            if let Some(retired) = retired {
+                let _ = retired.await;
             }
             tracing::info!(pipeline = %pipeline.name(), "Running.");
             let outcome = pipeline.run_replaced(stopped, replacements).await;
@@ -73,12 +78,13 @@ impl PipelineRuns {
     }
 
     /// Gives pipeline `name` a new stage, which it takes while its input
-    /// runs on; nothing when it has ended.
-    pub async fn replace_stage(&mut self, name: &str, stage: Stage) {
+    /// runs on (the last one given, when several came while its running
+    /// stage drained); nothing when it has ended.
+    pub fn replace_stage(&mut self, name: &str, stage: Stage) {
         let Some(run) = self.runs.get(name) else {
             return;
         };
-        if run.stages.send(stage).await.is_err() {
+        if run.stages.send(stage).is_err() {
             tracing::info!(pipeline = %name, "The pipeline has ended; its new processors and outputs are not started.");
         }
     }
@@ -86,8 +92,10 @@ impl PipelineRuns {
     /// Stops pipeline `name`, which a reload removed: it drains in the
     /// background.
     pub fn remove(&mut self, name: &str) {
+        self.retired.retain(|_, draining| !draining.is_finished());
         if let Some(run) = self.runs.remove(name) {
-            self.retired.push(tokio::spawn(drain(run)));
+            self.retired
+                .insert(name.to_string(), tokio::spawn(drain(run)));
         }
     }
 
@@ -105,20 +113,20 @@ impl PipelineRuns {
     /// if one failed.
     pub async fn finish(self) -> Option<Failure> {
         let mut failure = None;
-        for run in self.runs.into_values() {
-            let outcome = run
-                .task
-                .await
-                .unwrap_or_else(|panicked| panic!("a pipeline panicked: {panicked}"));
-            match outcome {
-                Ok(summary) => eprintln!("{summary}"),
-                Err(error) => {
+        for (name, run) in self.runs {
+            match run.task.await {
+                Ok(Ok(summary)) => eprintln!("{summary}"),
+                Ok(Err(error)) => {
                     eprintln!("{}", error.summary());
+                    failure.get_or_insert(Failure::failed(error));
+                }
+                Err(panicked) => {
+                    let error = anyhow::anyhow!("pipeline {name} panicked: {panicked}");
                     failure.get_or_insert(Failure::failed(error));
                 }
             }
         }
-        for retired in self.retired {
+        for retired in self.retired.into_values() {
             let _ = retired.await;
         }
         failure

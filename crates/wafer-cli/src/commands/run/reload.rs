@@ -59,7 +59,13 @@ impl Running {
         let prepared =
             tokio::task::spawn_blocking(move || generation::prepare(&path, &running, &configs))
                 .await
-                .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()));
+                .unwrap_or_else(|panicked| {
+                    // A bug met while building: the running generation
+                    // serves on.
+                    Prepared::Refused(vec![format!(
+                        "building the new generation failed unexpectedly: {panicked}"
+                    )])
+                });
         let next = match prepared {
             Prepared::Unchanged => {
                 let generation = self.runtime.generation();
@@ -112,7 +118,7 @@ impl Running {
             self.runs.start(pipeline);
         }
         for (name, stage) in next.stages {
-            self.runs.replace_stage(&name, stage).await;
+            self.runs.replace_stage(&name, stage);
         }
         next.runtime.reloads().applied();
         self.runtime = next.runtime;
