@@ -4,7 +4,6 @@
 //! an output connects and routes a batch ([`Publisher`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -34,6 +33,9 @@ const NOT_STARTED: &str = "written to before the run started it";
 pub(crate) struct Link {
     connect: Connect,
     component: String,
+    /// Where its state is registered: not the runtime, which a pipeline
+    /// that outlives reloads would keep alive.
+    connections: wafer::metrics::Connections,
 }
 
 impl Link {
@@ -49,16 +51,14 @@ impl Link {
         Ok(Link {
             connect,
             component: format!("pipeline {} {}", cx.pipeline, config.name()),
+            connections: cx.runtime.connection_registry(),
         })
     }
 
-    /// Connects, registering the connection's state in `runtime`'s
-    /// metrics.
-    pub(crate) async fn connect(
-        &self,
-        runtime: &Arc<wafer::Runtime>,
-    ) -> Result<async_nats::Client, String> {
-        let state = runtime.connection("nats", &self.component);
+    /// Connects, registering the connection's state in the runtime's
+    /// metrics (and its successors').
+    pub(crate) async fn connect(&self) -> Result<async_nats::Client, String> {
+        let state = self.connections.register("nats", &self.component);
         self.connect
             .connect(&format!("wafer {}", self.component), state)
             .await
@@ -80,7 +80,6 @@ impl Link {
 /// `C` it publishes through (a core client, a JetStream context) with the
 /// pipeline's stop signal.
 pub(crate) struct Publisher<C> {
-    runtime: Arc<wafer::Runtime>,
     link: Link,
     routing: Routing,
     started: Option<(C, Stopping)>,
@@ -124,7 +123,6 @@ impl<C> Publisher<C> {
         let (subject, headers, metadata) = route;
         let routing = Routing::new(&subject, &headers, metadata, link.component())?;
         Ok(Publisher {
-            runtime: cx.runtime.clone(),
             link,
             routing,
             started: None,
@@ -133,7 +131,7 @@ impl<C> Publisher<C> {
 
     /// Connects, as the run starts ([`Link::connect`]).
     pub(crate) async fn connect(&self) -> Result<async_nats::Client, String> {
-        self.link.connect(&self.runtime).await
+        self.link.connect().await
     }
 
     /// Keeps `client`, made from [`Publisher::connect`]'s connection, to

@@ -17,8 +17,6 @@
 //! fields: `urls`, `auth`, `tls`; a lost connection pauses the input
 //! until the client has reconnected and subscribed again.
 
-use std::sync::Arc;
-
 use futures_util::StreamExt;
 use serde::Deserialize;
 use wafer::Message;
@@ -42,7 +40,6 @@ struct NatsInputConfig {
 }
 
 struct NatsInput {
-    runtime: Arc<wafer::Runtime>,
     link: Link,
     subject: String,
     queue: Option<String>,
@@ -61,7 +58,6 @@ pub(super) fn build(
         ));
     }
     Ok(Box::new(NatsInput {
-        runtime: cx.runtime.clone(),
         link,
         subject: parsed.subject,
         queue: parsed.queue.filter(|q| !q.is_empty()),
@@ -75,7 +71,7 @@ impl Input for NatsInput {
 
     fn run(self: Box<Self>, mut sink: Sink) -> BoxFuture<'static, Result<(), String>> {
         Box::pin(async move {
-            let client = self.link.connect(&self.runtime).await?;
+            let client = self.link.connect().await?;
             let subscribed = match &self.queue {
                 Some(queue) => {
                     client

@@ -72,7 +72,6 @@
 //! exactly once.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsumer, pull};
@@ -144,7 +143,6 @@ fn default_nak_delay() -> Vec<GoDuration> {
 const DEFAULT_BATCH: usize = 128;
 
 struct JetStreamInput {
-    runtime: Arc<wafer::Runtime>,
     link: Link,
     stream: Option<String>,
     consumer: pull::Config,
@@ -223,7 +221,6 @@ pub(super) fn build(
         ..Default::default()
     };
     Ok(Box::new(JetStreamInput {
-        runtime: cx.runtime.clone(),
         link,
         stream: parsed.stream,
         consumer,
@@ -271,7 +268,7 @@ struct Bound {
 
 impl JetStreamInput {
     async fn consume(self, mut sink: Sink) -> Result<(), String> {
-        let client = self.link.connect(&self.runtime).await?;
+        let client = self.link.connect().await?;
         let jetstream = jetstream::new(client.clone());
         let consumer = self.consumer(&jetstream).await?;
         let info = consumer.cached_info();

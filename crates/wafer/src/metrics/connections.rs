@@ -1,18 +1,53 @@
 //! Connections to message brokers: whether each is up, and how often it
 //! was lost. A component that holds a connection (a NATS input, output or
-//! function subject) registers it ([`crate::Runtime::connection`]) and
-//! reports its state; `/readyz` answers 503 while one is down.
+//! function subject) registers it ([`Connections::register`], or
+//! [`crate::Runtime::connection`]) and reports its state; `/readyz`
+//! answers 503 while one is down.
 //!
 //! | series | type | labels |
 //! |---|---|---|
 //! | `wafer_broker_connected` | gauge (1 or 0) | `broker`, `component` |
 //! | `wafer_broker_disconnects_total` | counter | `broker`, `component` |
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
+
+/// The broker connections registered with a runtime and the generations
+/// that follow it ([`crate::Runtime::successor`] shares them), each listed
+/// while its component holds it. A component keeps this handle rather than
+/// the runtime, so that it does not keep a generation alive.
+#[derive(Debug, Clone, Default)]
+pub struct Connections(Arc<RwLock<Vec<Weak<ConnectionState>>>>);
+
+impl Connections {
+    /// The state of a connection `component` holds to a `broker`, listed
+    /// by [`Connections::all`] from now on, while the component holds it
+    /// (one registered again under the same name replaces the former).
+    pub fn register(&self, broker: &'static str, component: &str) -> Arc<ConnectionState> {
+        let state = Arc::new(ConnectionState::new(broker, component));
+        let mut connections = self.0.write().unwrap_or_else(|p| p.into_inner());
+        connections.retain(|known| {
+            known
+                .upgrade()
+                .is_some_and(|known| known.component() != component || known.broker() != broker)
+        });
+        connections.push(Arc::downgrade(&state));
+        state
+    }
+
+    /// Every connection registered and still held.
+    pub fn all(&self) -> Vec<Arc<ConnectionState>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+}
 
 /// One component's connection to a broker.
 #[derive(Debug)]

@@ -45,7 +45,7 @@ pub mod connections;
 pub mod pipeline;
 pub mod reloads;
 
-pub use connections::ConnectionState;
+pub use connections::{ConnectionState, Connections};
 pub use pipeline::{MessageCount, PipelineMetrics};
 pub use reloads::Reloads;
 

@@ -1,10 +1,10 @@
 //! What the runtime's metrics show: its functions' calls, and what
 //! registers with it, pipelines' counters and broker connections.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use super::{Runtime, Slot};
-use crate::metrics::{ConnectionState, FunctionSnapshot, PipelineMetrics, Snapshot};
+use crate::metrics::{ConnectionState, Connections, FunctionSnapshot, PipelineMetrics, Snapshot};
 
 impl Runtime {
     /// Every metric in the Prometheus text format, OpenMetrics flavour
@@ -49,29 +49,23 @@ impl Runtime {
 
     /// The state of a connection `component` holds to a `broker`,
     /// rendered by [`Runtime::metrics_text`] and listed by
-    /// [`Runtime::connections`] from now on (a component registered again
-    /// under the same name replaces its state).
+    /// [`Runtime::connections`] from now on ([`Connections::register`]).
     pub fn connection(&self, broker: &'static str, component: &str) -> Arc<ConnectionState> {
-        let state = Arc::new(ConnectionState::new(broker, component));
-        let mut connections = self.connections.write().unwrap_or_else(|p| p.into_inner());
-        connections.retain(|known| {
-            known
-                .upgrade()
-                .is_some_and(|known| known.component() != component || known.broker() != broker)
-        });
-        connections.push(Arc::downgrade(&state));
-        state
+        self.connections.register(broker, component)
     }
 
-    /// Every broker connection registered: `/readyz` is ready while all
+    /// Where components register their broker connections, shared with
+    /// the generations that follow this one: a component keeps it rather
+    /// than the runtime.
+    pub fn connection_registry(&self) -> Connections {
+        self.connections.clone()
+    }
+
+    /// Every broker connection registered (by this generation or another
+    /// one of the same run) and still held: `/readyz` is ready while all
     /// are up.
     pub fn connections(&self) -> Vec<Arc<ConnectionState>> {
-        self.connections
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect()
+        self.connections.all()
     }
 
     /// The counters of every pipeline registered (and carried by

@@ -10,7 +10,7 @@ pub use successor::Carried;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -24,7 +24,7 @@ use crate::error::{EngineError, Error, Problem, ProblemKind, Result};
 use crate::function::Function;
 use crate::hash::Sha256Hash;
 use crate::limits::{CompileLimits, Limits};
-use crate::metrics::{ConnectionState, FunctionMetrics, PipelineMetrics, Reloads};
+use crate::metrics::{Connections, FunctionMetrics, PipelineMetrics, Reloads};
 use crate::pools::PoolPolicy;
 use crate::registry::{Abi, Entry, EventFormat, FunctionConfig, ModuleSource, Registry};
 use crate::sources::{DiskCache, FetchLimits, ModuleSources};
@@ -113,7 +113,7 @@ pub struct Runtime {
     pipelines: RwLock<Vec<Arc<PipelineMetrics>>>,
     /// Held by the components that connect: a connection no one holds
     /// any more (its pipeline ended) is no longer listed.
-    connections: RwLock<Vec<Weak<ConnectionState>>>,
+    connections: Connections,
     /// 1, and one more for each [`Runtime::successor`].
     generation: u64,
     reloads: Arc<Reloads>,
@@ -169,7 +169,7 @@ impl Runtime {
             registry,
             slots: RwLock::new(HashMap::new()),
             pipelines: RwLock::new(Vec::new()),
-            connections: RwLock::new(Vec::new()),
+            connections: Connections::default(),
             generation: 1,
             reloads: Arc::new(Reloads::default()),
         })

@@ -20,10 +20,13 @@ pub struct Carried {
     /// Functions taken over as they run: entry, sandbox and module bytes
     /// unchanged, so their compiled code and warm instances carry on.
     pub kept: Vec<String>,
-    /// Functions that load again in the new generation (their entry, what
-    /// their sandbox grants or their module changed, or the engine is
-    /// new), keeping their call counters.
+    /// Functions that load again in the new generation because their
+    /// entry, what their sandbox grants or their module changed, keeping
+    /// their call counters.
     pub reloaded: Vec<String>,
+    /// Functions unchanged that load again all the same, on the new
+    /// engine ([`Carried::new_engine`]), keeping their call counters.
+    pub moved: Vec<String>,
     /// The new registry's pools wanted more instance slots than the
     /// running engine has: the new generation has an engine of its own.
     pub new_engine: bool,
@@ -94,16 +97,20 @@ impl Runtime {
                 }
                 continue;
             };
-            if fits && self.unchanged(id, slot, entry, &registry) {
-                carried.kept.push(id.clone());
-                slots.insert(id.clone(), slot.clone());
-            } else {
-                carried.reloaded.push(id.clone());
-                slots.insert(id.clone(), Arc::new(Slot::unloaded(slot.metrics.clone())));
+            match (self.unchanged(id, slot, entry, &registry), fits) {
+                (true, true) => {
+                    carried.kept.push(id.clone());
+                    slots.insert(id.clone(), slot.clone());
+                    continue;
+                }
+                (true, false) => carried.moved.push(id.clone()),
+                (false, _) => carried.reloaded.push(id.clone()),
             }
+            slots.insert(id.clone(), Arc::new(Slot::unloaded(slot.metrics.clone())));
         }
         carried.kept.sort();
         carried.reloaded.sort();
+        carried.moved.sort();
         let runtime = Runtime {
             engine,
             linkers,
@@ -117,12 +124,7 @@ impl Runtime {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone(),
             ),
-            connections: RwLock::new(
-                self.connections
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone(),
-            ),
+            connections: self.connections.clone(),
             generation: self.generation + 1,
             reloads: self.reloads.clone(),
         };

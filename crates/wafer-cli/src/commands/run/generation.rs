@@ -185,29 +185,30 @@ pub fn prepare(path: &Path, running: &Runtime, configs: &Configs) -> Prepared {
         Ok(loaded) => loaded,
         Err(failure) => return Prepared::Refused(vec![failure.to_string()]),
     };
+    // Everything is built even past a problem, so that the refusal lists
+    // what `wafer check` would.
     let mut problems: Vec<Problem> = loaded.registry.problems().to_vec();
     problems.extend(loaded.problems);
-    if !problems.is_empty() {
-        return refused(&problems);
-    }
     let (runtime, carried) = match running.successor(loaded.registry) {
         Ok(next) => next,
         Err(e) => {
-            return Prepared::Refused(vec![format!(
-                "cannot build an engine for the new registry: {e}"
-            )]);
+            let mut found: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            found.push(format!("cannot build an engine for the new registry: {e}"));
+            return Prepared::Refused(found);
         }
     };
     let runtime = Arc::new(runtime);
     // Every function loads now (those carried over are loaded already): a
     // module that does not compile refuses the generation, where at a
     // start it would answer 422.
-    for (_, loaded) in runtime.load_all(|_, _| {}) {
+    for (id, loaded) in runtime.load_all(|_, _| {}) {
         match loaded {
             Err(wafer::Error::Refused {
                 problems: found, ..
             }) => problems.extend(found),
-            Err(other) => return Prepared::Refused(vec![other.to_string()]),
+            Err(other) => {
+                problems.push(Problem::new(ProblemKind::Reference, other.to_string()).in_entry(id));
+            }
             Ok(_) => {}
         }
     }

@@ -1,9 +1,13 @@
 //! What asks `wafer run` to reload: SIGHUP, and with `--watch` a change
-//! of any file under the registry folder (or in the folder of the config
-//! file named), debounced so that an editor's burst of writes, or a copy
-//! of many files, is one reload.
+//! of a config or module file under the registry folder (or in the folder
+//! of the config file named), debounced so that an editor's burst of
+//! writes, or a copy of many files, is one reload.
+//!
+//! Only files a reload reads count ([`WATCHED_EXTENSIONS`]): a pipeline
+//! writing its output beside its config must not reload it at every
+//! write, nor keep the quiet period from ever ending.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -11,6 +15,14 @@ use tokio::sync::mpsc;
 
 /// How long the files must stay quiet before a change is reloaded.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// The longest a change waits for the files to be quiet: files that
+/// keep changing are reloaded at least this often.
+pub const MAX_DEBOUNCE: Duration = Duration::from_secs(3);
+
+/// The files a change of which reloads: registry and pipeline configs
+/// (YAML, JSON, Fluent Bit's `.conf`) and modules.
+pub const WATCHED_EXTENSIONS: &[&str] = &["yaml", "yml", "json", "conf", "wasm", "wat"];
 
 /// Why a reload was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +71,7 @@ impl Triggers {
     }
 
     /// The next reload request; file changes count once the files have
-    /// been quiet for [`DEBOUNCE`].
+    /// been quiet for [`DEBOUNCE`], or [`MAX_DEBOUNCE`] after the first.
     pub async fn next(&mut self) -> Cause {
         let Some(cause) = self.requests.recv().await else {
             return std::future::pending().await;
@@ -68,8 +80,10 @@ impl Triggers {
             return cause;
         }
         // Quiet for DEBOUNCE: the point of this wait is the time.
+        let latest = tokio::time::Instant::now() + MAX_DEBOUNCE;
         loop {
-            match tokio::time::timeout(DEBOUNCE, self.requests.recv()).await {
+            let quiet = (tokio::time::Instant::now() + DEBOUNCE).min(latest);
+            match tokio::time::timeout_at(quiet, self.requests.recv()).await {
                 Ok(Some(Cause::Signal)) => return Cause::Signal,
                 Ok(Some(Cause::Changed)) => {}
                 Ok(None) | Err(_) => return Cause::Changed,
@@ -85,7 +99,7 @@ fn watch_files(
     send: mpsc::Sender<Cause>,
 ) -> anyhow::Result<notify::RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|event| changes_files(&event.kind)) {
+        if event.is_ok_and(|event| changes_files(&event.kind) && reads_any(&event.paths)) {
             // A full queue already holds a change to reload.
             let _ = send.try_send(Cause::Changed);
         }
@@ -102,6 +116,21 @@ fn watch_files(
     Ok(watcher)
 }
 
+/// Whether a reload reads one of `paths` (a config or a module file); an
+/// event naming no path may concern any.
+fn reads_any(paths: &[PathBuf]) -> bool {
+    paths.is_empty()
+        || paths.iter().any(|path| {
+            path.extension()
+                .and_then(|extension| extension.to_str())
+                .is_some_and(|extension| {
+                    WATCHED_EXTENSIONS
+                        .iter()
+                        .any(|watched| extension.eq_ignore_ascii_case(watched))
+                })
+        })
+}
+
 /// Whether an event may have changed what a file holds (reading one does
 /// not).
 fn changes_files(kind: &EventKind) -> bool {
@@ -112,5 +141,21 @@ fn changes_files(kind: &EventKind) -> bool {
         EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_and_modules_count_and_outputs_written_beside_them_do_not() {
+        let paths = |names: &[&str]| names.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert!(reads_any(&paths(&["reg/wafer.yaml"])));
+        assert!(reads_any(&paths(&["reg/out.txt", "reg/m.WASM"])));
+        assert!(reads_any(&paths(&["fluent-bit.conf"])));
+        assert!(reads_any(&[]));
+        assert!(!reads_any(&paths(&["reg/out.txt"])));
+        assert!(!reads_any(&paths(&["reg/.wafer.yaml.swp", "reg/log"])));
     }
 }
