@@ -287,7 +287,7 @@ impl Servers {
             tokio::select! {
                 served = serving => served.map_err(|source| HttpError::Serve { service, source }),
                 () = grace => {
-                    tracing::warn!(%service, "Requests still running after {} s; closing their connections.", SHUTDOWN_GRACE.as_secs());
+                    tracing::warn!(%service, "Requests still running after {} s; no longer waiting for them.", SHUTDOWN_GRACE.as_secs());
                     Ok(())
                 }
             }

@@ -81,12 +81,22 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let first = generation::first(&args.registry, args.cache.options())?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
-    let outcome = tokio.block_on(serve(args, first));
+    // Before the first generation is built (which may take a while): a
+    // SIGHUP meanwhile asks for a reload once it runs, instead of ending
+    // the process.
+    let mut triggers = {
+        let _entered = tokio.enter();
+        Triggers::start().map_err(Failure::failed)?
+    };
+    let first = generation::first(&args.registry, args.cache.options())?;
+    if args.watch {
+        triggers.watch(&args.registry).map_err(Failure::failed)?;
+    }
+    let outcome = tokio.block_on(serve(args, first, triggers));
     // Everything has finished; what is left is a read of stdin that cannot
     // be cancelled (a pipeline's stdin input stopped by a signal): leave it
     // rather than wait for the next line.
@@ -94,7 +104,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     outcome
 }
 
-async fn serve(args: RunArgs, first: First) -> Result<(), Failure> {
+async fn serve(args: RunArgs, first: First, mut triggers: Triggers) -> Result<(), Failure> {
     let First {
         runtime,
         pipelines,
@@ -130,7 +140,6 @@ async fn serve(args: RunArgs, first: First) -> Result<(), Failure> {
     // Registered before anyone is told where to connect: from then on a
     // signal stops the services and pipelines gracefully, or reloads.
     let signal = stop_signal().map_err(Failure::failed)?;
-    let mut triggers = Triggers::start(&args.registry, args.watch).map_err(Failure::failed)?;
     let (stop, stopping) = watch::channel(false);
     let (generation, current) = watch::channel(runtime.clone());
     if std::io::stderr().is_terminal() && !pipelines.is_empty() {

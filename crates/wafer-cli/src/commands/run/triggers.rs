@@ -36,19 +36,21 @@ pub enum Cause {
 /// The reload requests of a run.
 pub struct Triggers {
     requests: mpsc::Receiver<Cause>,
+    /// Where the signal handler and the watcher ask.
+    send: mpsc::Sender<Cause>,
     /// Kept for its events; dropping it stops watching.
-    _watcher: Option<notify::RecommendedWatcher>,
+    watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Triggers {
-    /// Listens for SIGHUP (where there is one) and, when `watch`, for
-    /// changes under `path`. The signal handler is installed before this
-    /// returns: from then on SIGHUP reloads instead of ending the process.
+    /// Listens for SIGHUP (where there is one). The signal handler is
+    /// installed before this returns: from then on SIGHUP reloads instead
+    /// of ending the process. Call it inside the async runtime.
     ///
     /// # Errors
     ///
-    /// When the signal handler or the file watcher cannot be set up.
-    pub fn start(path: &Path, watch: bool) -> anyhow::Result<Triggers> {
+    /// When the signal handler cannot be set up.
+    pub fn start() -> anyhow::Result<Triggers> {
         let (send, requests) = mpsc::channel(16);
         #[cfg(unix)]
         {
@@ -63,11 +65,21 @@ impl Triggers {
                 }
             });
         }
-        let watcher = watch.then(|| watch_files(path, send)).transpose()?;
         Ok(Triggers {
             requests,
-            _watcher: watcher,
+            send,
+            watcher: None,
         })
+    }
+
+    /// Also reloads on changes under `path` (`--watch`).
+    ///
+    /// # Errors
+    ///
+    /// When the file watcher cannot be set up.
+    pub fn watch(&mut self, path: &Path) -> anyhow::Result<()> {
+        self.watcher = Some(watch_files(path, self.send.clone())?);
+        Ok(())
     }
 
     /// The next reload request; file changes count once the files have
