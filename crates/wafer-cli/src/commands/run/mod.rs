@@ -231,6 +231,9 @@ impl EndpointRuns {
     /// Serves `endpoints` instead: the earlier ones, already sharing their
     /// queue groups with these, unsubscribe and finish their calls.
     fn replace(&mut self, endpoints: Vec<BoundEndpoint>) {
+        // Those that finished draining are gone: the list stays as long
+        // as the reloads still draining.
+        self.retired.retain(|task| !task.is_finished());
         if let Some((stop, task)) = self.current.take() {
             stop.send_replace(true);
             self.retired.push(task);
