@@ -47,3 +47,28 @@ fn a_changed_jetstream_input_drains_and_the_new_one_resumes_from_the_durable_con
     assert_eq!(processed_in_all_runs(&log), 30_000, "{log}");
     assert_out_holds_each_once(&broker, 30_000);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_stage_changed_under_a_running_jetstream_input_processes_each_message_once() {
+    let fields = "    max_ack_pending: 256\n    ack_wait: 30s";
+    let (nats, broker, ws) = louder_relay(fields);
+    let mut node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
+    broker.publish_all("in.work", numbered(30_000));
+    broker.wait_for_count("OUT", 5_000);
+
+    // Two workers instead of one, with batches in flight: the input runs
+    // on, and the new stage takes over from the first batch not taken.
+    let two_workers = relay(&nats.url, "louder.wasm", fields).replace("threads: 1", "threads: 2");
+    ws.write("relay.yaml", two_workers);
+    node.hangup();
+    node.wait_for_line("Reloaded. generation=2");
+    node.wait_for_line("Took the new processors");
+    broker.wait_for_count("OUT", 30_000);
+    broker.wait_until_all_acknowledged("IN", "workers");
+    let (code, log) = node.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("Drained for a reload"), "{log}");
+    assert_eq!(processed_in_all_runs(&log), 30_000, "{log}");
+    assert_out_holds_each_once(&broker, 30_000);
+}
