@@ -22,7 +22,9 @@ fn a_changed_jetstream_input_drains_and_the_new_one_resumes_from_the_durable_con
     let fields = "    max_ack_pending: 64\n    ack_wait: 5s";
     let (nats, broker, ws) = louder_relay(fields);
     let mut node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
-    broker.publish_all("in.work", numbered(30_000));
+    // Half before the reload, half once it is done: both definitions
+    // have work.
+    broker.publish_all("in.work", numbered(30_000).take(15_000));
     broker.wait_for_count("OUT", 5_000);
 
     // Its input changes (smaller pulls): the running one drains, then the
@@ -39,6 +41,7 @@ fn a_changed_jetstream_input_drains_and_the_new_one_resumes_from_the_durable_con
     node.wait_for_line("Reloaded. generation=2");
     node.wait_for_line("Drained for a reload");
     node.wait_for_line(CONSUMING);
+    broker.publish_all("in.work", numbered(30_000).skip(15_000));
     broker.wait_for_count("OUT", 30_000);
     broker.wait_until_all_acknowledged("IN", "workers");
     let (code, log) = node.stop();
@@ -54,7 +57,9 @@ fn a_stage_changed_under_a_running_jetstream_input_processes_each_message_once()
     let fields = "    max_ack_pending: 256\n    ack_wait: 30s";
     let (nats, broker, ws) = louder_relay(fields);
     let mut node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
-    broker.publish_all("in.work", numbered(30_000));
+    // Half before the reload, half once it is done: both definitions
+    // have work.
+    broker.publish_all("in.work", numbered(30_000).take(15_000));
     broker.wait_for_count("OUT", 5_000);
 
     // Two workers instead of one, with batches in flight: the input runs
@@ -64,6 +69,7 @@ fn a_stage_changed_under_a_running_jetstream_input_processes_each_message_once()
     node.hangup();
     node.wait_for_line("Reloaded. generation=2");
     node.wait_for_line("Took the new processors");
+    broker.publish_all("in.work", numbered(30_000).skip(15_000));
     broker.wait_for_count("OUT", 30_000);
     broker.wait_until_all_acknowledged("IN", "workers");
     let (code, log) = node.stop();

@@ -91,8 +91,8 @@ pub struct Pipeline {
     input: Box<dyn Input>,
     /// What its input loaded as it was built.
     input_dependencies: Dependencies,
-    /// [`Input::resumes`].
-    input_resumes: bool,
+    /// [`Input::position`].
+    input_position: Option<String>,
     stage: Stage,
 }
 
@@ -193,7 +193,7 @@ impl Pipeline {
         Ok(Pipeline {
             input_name: config.input.name().to_string(),
             name: config.name,
-            input_resumes: input.resumes(),
+            input_position: input.position(),
             input,
             input_dependencies,
             stage,
@@ -299,10 +299,11 @@ impl Pipeline {
         &self.name
     }
 
-    /// Whether a new run of its input goes on from where this one's
-    /// stops ([`Input::resumes`]): whether a reload may replace it.
-    pub fn input_resumes(&self) -> bool {
-        self.input_resumes
+    /// Where a new run of its input goes on from, when it goes on from
+    /// where this one's stops ([`Input::position`]): a reload may replace
+    /// it with an input of the same position.
+    pub fn input_position(&self) -> Option<&str> {
+        self.input_position.as_deref()
     }
 
     /// What its input loaded as it was built (module files), and what
@@ -507,6 +508,9 @@ impl Pipeline {
                 drained.await
             }
         };
+        // Nothing waits for a place any more (a smaller stage's permits
+        // still to forget among them).
+        permits.close();
         let worker_failed = failures.0.or(worker_failed);
         let output_failed = failures.1.or(output_failed);
         let summary = summary(&name, &metrics);
@@ -538,23 +542,30 @@ impl Pipeline {
     }
 }
 
-/// Retires the `old` stage, waits until it has written what its workers
-/// took, then runs `next` on the queue (its outputs started first), with
-/// as many batches in flight as it wants.
+/// Starts the outputs of `next`, then retires the `old` stage, waits
+/// until it has written what its workers took, and runs `next` on the
+/// queue with as many batches in flight as it wants. When the new outputs
+/// cannot start (a broker they cannot reach), `old` runs on.
 async fn replace(
     old: RunningStage,
     mut next: Stage,
     (queue, halt, permits): (&stage::Queue, &Arc<watch::Sender<bool>>, &Arc<Semaphore>),
     stopping: &Stopping,
 ) -> Result<RunningStage, StageFailures> {
+    if let Err((output, error)) = next.start_outputs(stopping).await {
+        tracing::error!(
+            pipeline = %next.metrics.name(),
+            %output,
+            %error,
+            "The new outputs could not start; the running processors and outputs go on (change the config and reload, or restart)."
+        );
+        return Ok(old);
+    }
     let in_flight = old.in_flight();
     old.retire();
     let failed = old.finish().await;
     if failed.0.is_some() || failed.1.is_some() {
         return Err(failed);
-    }
-    if let Err(output) = next.start_outputs(stopping).await {
-        return Err((None, Some(output)));
     }
     // Permits of the old stage's size are all free now but for the
     // batches queued: resized for the new one.

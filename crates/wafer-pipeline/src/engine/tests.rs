@@ -130,6 +130,44 @@ impl Input for Fed {
     }
 }
 
+/// A pipeline from [`Fed`] to an output, running, that takes the stages
+/// `replace` sends.
+struct FedRun {
+    feed: mpsc::UnboundedSender<Feed>,
+    replace: mpsc::UnboundedSender<Stage>,
+    run: tokio::task::JoinHandle<Result<Summary, PipelineError>>,
+    metrics: Arc<PipelineMetrics>,
+}
+
+impl FedRun {
+    fn start(output: impl Output + 'static) -> FedRun {
+        let (feed, fed) = mpsc::unbounded_channel();
+        let pipeline = straight(Fed(fed), output);
+        let metrics = pipeline.metrics();
+        let (replace, stages) = mpsc::unbounded_channel();
+        let run = tokio::spawn(pipeline.run_replaced(std::future::pending(), stages));
+        FedRun {
+            feed,
+            replace,
+            run,
+            metrics,
+        }
+    }
+
+    /// Feeds `text`, and waits until the output acknowledged it.
+    async fn send(&self, text: &'static str) {
+        let (acked, ack) = oneshot::channel();
+        self.feed.send((text, acked)).unwrap();
+        ack.await.unwrap().await.unwrap().unwrap();
+    }
+
+    /// Ends the input, and the run's summary.
+    async fn end(self) -> Summary {
+        drop(self.feed);
+        self.run.await.unwrap().unwrap()
+    }
+}
+
 /// Appends `!`.
 struct Loud;
 
@@ -144,19 +182,10 @@ impl Processor for Loud {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_stage_takes_over_from_the_next_message_and_the_input_runs_on() {
-    let (feed, fed) = mpsc::unbounded_channel();
     let written = Arc::new(StdMutex::new(Vec::new()));
-    let pipeline = straight(Fed(fed), Collect(written.clone()));
-    let metrics = pipeline.metrics();
-    let (replace, stages) = mpsc::unbounded_channel();
-    let run = tokio::spawn(pipeline.run_replaced(std::future::pending(), stages));
-    let send = |text: &'static str| {
-        let (acked, ack) = oneshot::channel();
-        feed.send((text, acked)).unwrap();
-        ack
-    };
+    let run = FedRun::start(Collect(written.clone()));
     for text in ["a", "b"] {
-        send(text).await.unwrap().await.unwrap().unwrap();
+        run.send(text).await;
     }
     let next_written = Arc::new(StdMutex::new(Vec::new()));
     let (started, taken) = oneshot::channel();
@@ -168,19 +197,58 @@ async fn a_replaced_stage_takes_over_from_the_next_message_and_the_input_runs_on
     next.processors = vec![Box::new(Loud)];
     next.threads = 2;
     // As Pipeline::build_stage counts: on from where the run is.
-    next.metrics = Arc::new(metrics.continued(vec!["loud".into()]));
-    replace.send(next).unwrap();
-    // Its outputs start once the old stage is done: from then on the
-    // input feeds the new one.
+    next.metrics = Arc::new(run.metrics.continued(vec!["loud".into()]));
+    run.replace.send(next).unwrap();
+    // Its outputs start as the run takes it; the run reads its input
+    // again only once the swap is done: from then on the input feeds the
+    // new stage.
     taken.await.unwrap();
     for text in ["c", "d", "e"] {
-        send(text).await.unwrap().await.unwrap().unwrap();
+        run.send(text).await;
     }
-    drop(feed);
-    let summary = run.await.unwrap().unwrap();
+    let summary = run.end().await;
     assert_eq!(*written.lock().unwrap(), ["a", "b"]);
     assert_eq!(*next_written.lock().unwrap(), ["c!", "d!", "e!"]);
     assert_eq!((summary.received, summary.processed), (5, 5));
+}
+
+/// An output that cannot start (a broker it cannot reach), telling when
+/// it was tried.
+struct CannotStart(Option<oneshot::Sender<()>>);
+
+impl Output for CannotStart {
+    fn start(&mut self, _: Stopping) -> BoxFuture<'_, Result<(), String>> {
+        if let Some(tried) = self.0.take() {
+            let _ = tried.send(());
+        }
+        Box::pin(async { Err("no broker".to_string()) })
+    }
+
+    fn write<'a>(&'a mut self, _: &'a [Message]) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+        Box::pin(async { Err("never started".to_string()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_whose_outputs_cannot_start_leaves_the_running_one_in_place() {
+    let written = Arc::new(StdMutex::new(Vec::new()));
+    let run = FedRun::start(Collect(written.clone()));
+    run.send("a").await;
+    let (tried, refused) = oneshot::channel();
+    let next = straight(
+        Batches(Vec::new(), Acks::default()),
+        CannotStart(Some(tried)),
+    );
+    run.replace.send(next.stage).unwrap();
+    refused.await.unwrap();
+    // The run goes on, and every later message is written by the running
+    // stage.
+    for text in ["b", "c"] {
+        run.send(text).await;
+    }
+    let summary = run.end().await;
+    assert_eq!(*written.lock().unwrap(), ["a", "b", "c"]);
+    assert_eq!((summary.received, summary.processed), (3, 3));
 }
 
 /// A pipeline of one worker from `input` straight to `output`.
@@ -190,7 +258,7 @@ fn straight(input: impl Input + 'static, output: impl Output + 'static) -> Pipel
         input_name: "input".into(),
         input: Box::new(input),
         input_dependencies: Dependencies::default(),
-        input_resumes: false,
+        input_position: None,
         stage: Stage {
             processors: Vec::new(),
             output_name: "output".into(),

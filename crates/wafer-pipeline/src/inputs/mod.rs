@@ -32,15 +32,15 @@ pub trait Input: Send {
         false
     }
 
-    /// Whether a new run of this input, once this one stopped, goes on
-    /// from where this one stood: its position is kept outside the
-    /// process (a durable consumer), or it has none (a subscription). A
-    /// reload may then replace the input of a running pipeline. Otherwise
-    /// (the default) a new run would read again what this one read (a
-    /// file, `generate`'s count) or miss what it held (stdin's buffered
-    /// lines), and a reload refuses to replace it.
-    fn resumes(&self) -> bool {
-        false
+    /// Where a new run of this input goes on from, when it goes on from
+    /// where a stopped one stood: a position kept outside the process (a
+    /// stream's durable consumer), or a source without one (a subject). A
+    /// reload may replace the input of a running pipeline with one of the
+    /// same position. `None` (the default): a new run would read again
+    /// what this one read (a file, `generate`'s count) or miss what it
+    /// held (stdin's buffered lines), and a reload refuses to replace it.
+    fn position(&self) -> Option<String> {
+        None
     }
 }
 

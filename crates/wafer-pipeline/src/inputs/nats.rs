@@ -65,8 +65,9 @@ pub(super) fn build(
 }
 
 impl Input for NatsInput {
-    fn resumes(&self) -> bool {
-        true
+    /// At most once, with no position: the subject on its servers.
+    fn position(&self) -> Option<String> {
+        Some(format!("nats {} {}", self.link.servers(), self.subject))
     }
 
     fn run(self: Box<Self>, mut sink: Sink) -> BoxFuture<'static, Result<(), String>> {

@@ -241,8 +241,16 @@ impl Input for JetStreamInput {
     }
 
     /// With a durable consumer: the server keeps where it stands.
-    fn resumes(&self) -> bool {
-        self.consumer.durable_name.is_some()
+    fn position(&self) -> Option<String> {
+        let durable = self.consumer.durable_name.as_deref()?;
+        let stream = self
+            .stream
+            .as_deref()
+            .unwrap_or(&self.consumer.filter_subject);
+        Some(format!(
+            "nats_jetstream {} {stream} {durable}",
+            self.link.servers()
+        ))
     }
 }
 

@@ -24,16 +24,14 @@ pub struct Connections(Arc<RwLock<Vec<Weak<ConnectionState>>>>);
 
 impl Connections {
     /// The state of a connection `component` holds to a `broker`, listed
-    /// by [`Connections::all`] from now on, while the component holds it
-    /// (one registered again under the same name replaces the former).
+    /// by [`Connections::all`] from now on, while the component holds it.
+    /// Two of the same name may be held at once (a pipeline draining for
+    /// a reload and its successor, or a generation being prepared): both
+    /// are listed, and the metrics show the one registered last.
     pub fn register(&self, broker: &'static str, component: &str) -> Arc<ConnectionState> {
         let state = Arc::new(ConnectionState::new(broker, component));
         let mut connections = self.0.write().unwrap_or_else(|p| p.into_inner());
-        connections.retain(|known| {
-            known
-                .upgrade()
-                .is_some_and(|known| known.component() != component || known.broker() != broker)
-        });
+        connections.retain(|known| known.strong_count() > 0);
         connections.push(Arc::downgrade(&state));
         state
     }
@@ -102,7 +100,8 @@ impl ConnectionState {
         self.disconnects.load(Ordering::Relaxed)
     }
 
-    /// Renders every connection's series.
+    /// Renders every connection's series: of several under one name, the
+    /// one registered last (the latest in `connections`).
     pub(crate) fn encode_all(
         connections: &[Arc<ConnectionState>],
         encoder: &mut DescriptorEncoder,
@@ -110,6 +109,15 @@ impl ConnectionState {
         if connections.is_empty() {
             return Ok(());
         }
+        let mut named = std::collections::HashSet::new();
+        let mut latest: Vec<&ConnectionState> = connections
+            .iter()
+            .rev()
+            .filter(|c| named.insert((c.broker, c.component.as_str())))
+            .map(AsRef::as_ref)
+            .collect();
+        latest.reverse();
+        let connections = latest;
         {
             let mut family = encoder.encode_descriptor(
                 "wafer_broker_connected",
@@ -117,7 +125,7 @@ impl ConnectionState {
                 None,
                 MetricType::Gauge,
             )?;
-            for connection in connections {
+            for connection in &connections {
                 family
                     .encode_family(&connection.labels())?
                     .encode_gauge(&i64::from(connection.is_connected()))?;
@@ -129,7 +137,7 @@ impl ConnectionState {
             None,
             MetricType::Counter,
         )?;
-        for connection in connections {
+        for connection in &connections {
             family
                 .encode_family(&connection.labels())?
                 .encode_counter::<NoLabelSet, _, u64>(&connection.disconnects(), None)?;

@@ -28,8 +28,10 @@ pub struct Built {
     config: PipelineConfig,
     input: Dependencies,
     stage: Dependencies,
-    /// Whether a reload may replace its input ([`Pipeline::input_resumes`]).
-    resumes: bool,
+    /// Where a new run of its input would go on from
+    /// ([`Pipeline::input_position`]): a reload may replace the input only
+    /// with one of the same position.
+    position: Option<String>,
 }
 
 /// What a reload does to a running pipeline.
@@ -51,7 +53,7 @@ impl Built {
             config,
             input: input.clone(),
             stage: stage.clone(),
-            resumes: pipeline.input_resumes(),
+            position: pipeline.input_position().map(str::to_string),
         }
     }
 
@@ -243,21 +245,27 @@ pub fn prepare(path: &Path, running: &Runtime, configs: &Configs) -> Prepared {
                         config,
                         input: before.input.clone(),
                         stage: stage.dependencies().clone(),
-                        resumes: before.resumes,
+                        position: before.position.clone(),
                     };
                     next_configs.insert(name.clone(), built);
                     stages.push((name, stage));
                 }
                 Err(found) => problems.extend(found),
             },
-            (Change::Whole, Some(before)) if !before.resumes => {
+            (Change::Whole, Some(before)) if before.position.is_none() => {
                 problems.push(cannot_resume(&before.config));
             }
-            _ => {
+            (_, before) => {
                 // Its counters and file modules start afresh with it.
                 runtime.forget_pipeline(&name);
                 match Pipeline::build(&runtime, config.clone()) {
                     Ok(pipeline) => {
+                        let resumes = before.is_none_or(|before| {
+                            before.position.as_deref() == pipeline.input_position()
+                        });
+                        if !resumes {
+                            problems.push(cannot_resume(&config));
+                        }
                         next_configs.insert(name, Built::of(config, &pipeline));
                         built.push(pipeline);
                     }
@@ -301,7 +309,7 @@ fn cannot_resume(running: &PipelineConfig) -> Problem {
     let mut problem = Problem::new(
         ProblemKind::InvalidValue,
         format!(
-            "pipeline {}: a reload cannot replace its input ({}): a new run would not go on from where the running one stands (only nats, and nats_jetstream with a durable consumer, do); change only its processors and outputs, or restart `wafer run`",
+            "pipeline {}: a reload cannot replace its input ({}): a new run would not go on from where the running one stands (only nats on the same subject, and nats_jetstream with the same stream and durable consumer, do); change only its processors and outputs, or restart `wafer run`",
             running.name, running.input.kind
         ),
     )

@@ -92,10 +92,15 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         let _entered = tokio.enter();
         Triggers::start().map_err(Failure::failed)?
     };
+    // Watching from before the build too; a path that cannot be watched
+    // is reported after the build, which names what is wrong with it
+    // better.
+    let watching = args
+        .watch
+        .then(|| triggers.watch(&args.registry))
+        .transpose();
     let first = generation::first(&args.registry, args.cache.options())?;
-    if args.watch {
-        triggers.watch(&args.registry).map_err(Failure::failed)?;
-    }
+    watching.map_err(Failure::failed)?;
     let outcome = tokio.block_on(serve(args, first, triggers));
     // Everything has finished; what is left is a read of stdin that cannot
     // be cancelled (a pipeline's stdin input stopped by a signal): leave it

@@ -62,6 +62,8 @@ impl PipelineRuns {
         let stopped = stopped_by(own, self.stopping.clone());
         let ended = self.ended_tx.clone();
         let task = tokio::spawn(async move {
+            // Said however the task ends, a panic included.
+            let _ended = Ended(ended);
             if let Some(previous) = previous {
                 drain(previous).await;
             }
@@ -69,9 +71,7 @@ impl PipelineRuns {
                 let _ = retired.await;
             }
             tracing::info!(pipeline = %pipeline.name(), "Running.");
-            let outcome = pipeline.run_replaced(stopped, replacements).await;
-            let _ = ended.send(());
-            outcome
+            pipeline.run_replaced(stopped, replacements).await
         });
         self.live += 1;
         self.runs.insert(name, Run { stop, stages, task });
@@ -130,6 +130,15 @@ impl PipelineRuns {
             let _ = retired.await;
         }
         failure
+    }
+}
+
+/// Tells [`PipelineRuns`] that a run's task ended, when dropped.
+struct Ended(mpsc::UnboundedSender<()>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
     }
 }
 

@@ -128,18 +128,26 @@ fn watch_files(
     Ok(watcher)
 }
 
-/// Whether a reload reads one of `paths` (a config or a module file); an
-/// event naming no path may concern any.
+/// Whether a reload may read one of `paths`: a config or a module file,
+/// or a name without an extension (a folder; Kubernetes swaps a mounted
+/// ConfigMap's files in at once by renaming its `..data` link). An event
+/// naming no path may concern any.
 fn reads_any(paths: &[PathBuf]) -> bool {
     paths.is_empty()
         || paths.iter().any(|path| {
-            path.extension()
-                .and_then(|extension| extension.to_str())
-                .is_some_and(|extension| {
-                    WATCHED_EXTENSIONS
-                        .iter()
-                        .any(|watched| extension.eq_ignore_ascii_case(watched))
-                })
+            let hidden_link = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(".."));
+            hidden_link
+                || path
+                    .extension()
+                    .and_then(|extension| extension.to_str())
+                    .is_none_or(|extension| {
+                        WATCHED_EXTENSIONS
+                            .iter()
+                            .any(|watched| extension.eq_ignore_ascii_case(watched))
+                    })
         })
 }
 
@@ -167,7 +175,9 @@ mod tests {
         assert!(reads_any(&paths(&["reg/out.txt", "reg/m.WASM"])));
         assert!(reads_any(&paths(&["fluent-bit.conf"])));
         assert!(reads_any(&[]));
+        assert!(reads_any(&paths(&["config/..data", "config/..2026_12_03"])));
+        assert!(reads_any(&paths(&["reg/modules"])));
         assert!(!reads_any(&paths(&["reg/out.txt"])));
-        assert!(!reads_any(&paths(&["reg/.wafer.yaml.swp", "reg/log"])));
+        assert!(!reads_any(&paths(&["reg/.wafer.yaml.swp", "reg/run.log"])));
     }
 }
