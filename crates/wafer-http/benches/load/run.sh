@@ -14,7 +14,10 @@ cd "$(dirname "$0")/../../../.."
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-5}
 here=crates/wafer-http/benches/load
-cargo build --release -q -p wafer-cli -p wafer-guests -p wafer-http --example plain_add
+# Two builds: with `--example`, cargo builds only the example of each
+# package named, not the wafer binary.
+cargo build --release -q -p wafer-cli -p wafer-guests
+cargo build --release -q -p wafer-http --example plain_add
 wafer=$PWD/target/release/wafer
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
