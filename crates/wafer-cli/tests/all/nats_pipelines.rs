@@ -123,8 +123,15 @@ impl Broker {
     /// pending nor waiting for an acknowledgement: every message was
     /// acknowledged.
     pub(super) fn wait_until_all_acknowledged(&self, stream_name: &str, durable: &str) {
+        self.wait_for_consumer(stream_name, durable, (0, 0));
+    }
+
+    /// Waits until consumer `durable` of `stream_name` has `pending`:
+    /// messages not delivered yet, and messages delivered and waiting for
+    /// an acknowledgement.
+    fn wait_for_consumer(&self, stream_name: &str, durable: &str, pending: (u64, usize)) {
         wait_until(
-            &format!("consumer {durable} to have acknowledged everything"),
+            &format!("consumer {durable} to have {pending:?} (undelivered, unacknowledged)"),
             || {
                 self.tokio.block_on(async {
                     let stream = self.jetstream.get_stream(stream_name).await.ok()?;
@@ -134,8 +141,41 @@ impl Broker {
                     Some((info.num_pending, info.num_ack_pending))
                 })
             },
-            |seen| *seen == Some((0, 0)),
+            |seen| *seen == Some(pending),
         );
+    }
+
+    /// Up to `count` messages that consumer `durable` of `stream_name`
+    /// delivers within `within`, each with its delivery count; none
+    /// acknowledged.
+    fn pull(
+        &self,
+        stream_name: &str,
+        durable: &str,
+        count: usize,
+        within: Duration,
+    ) -> Vec<(String, i64)> {
+        self.tokio.block_on(async {
+            let stream = self.jetstream.get_stream(stream_name).await.unwrap();
+            let consumer: consumer::PullConsumer = stream.get_consumer(durable).await.unwrap();
+            let mut batch = consumer
+                .batch()
+                .max_messages(count)
+                .expires(within)
+                .messages()
+                .await
+                .unwrap();
+            let mut pulled = Vec::new();
+            while let Some(message) = batch.next().await {
+                let message = message.unwrap();
+                let delivered = message.info().unwrap().delivered;
+                pulled.push((
+                    String::from_utf8(message.payload.to_vec()).unwrap(),
+                    delivered,
+                ));
+            }
+            pulled
+        })
     }
 
     /// Every message of stream `name`: payload and headers.
@@ -168,9 +208,9 @@ fn workspace() -> Workspace {
     ws
 }
 
-/// A pipeline from stream IN (consumer `workers`) through `processor` to
-/// subject `out.done`, with `extra` input fields.
-pub(super) fn relay(url: &str, processor: &str, extra: &str) -> String {
+/// An `input` reading stream IN through consumer `workers`, with `extra`
+/// fields.
+fn workers_input(url: &str, extra: &str) -> String {
     format!(
         r#"
 input:
@@ -179,6 +219,16 @@ input:
     stream: IN
     durable: workers
 {extra}
+"#
+    )
+}
+
+/// A pipeline from stream IN (consumer `workers`) through `processor` to
+/// subject `out.done`, with `extra` input fields.
+pub(super) fn relay(url: &str, processor: &str, extra: &str) -> String {
+    let input = workers_input(url, extra);
+    format!(
+        r#"{input}
 pipeline:
   threads: 1
   processors:
@@ -291,10 +341,10 @@ fn a_killed_process_leaves_its_messages_to_the_others() {
 
 #[test]
 fn ctrl_c_acknowledges_what_was_written_and_the_next_run_goes_on() {
-    // What the stopped process had prefetched but never saw comes back
-    // after `ack_wait`; long enough that nothing written is redelivered
-    // because its acknowledgement was slow.
-    let (_nats, broker, ws) = louder_relay("    max_ack_pending: 256\n    ack_wait: 10s");
+    // What the stopped process held comes back at once; `ack_wait` is
+    // long enough that nothing written is delivered again because its
+    // acknowledgement was slow.
+    let (_nats, broker, ws) = louder_relay("    max_ack_pending: 256\n    ack_wait: 30s");
     broker.publish_all("in.work", numbered(30_000));
     let node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
     broker.wait_for_count("OUT", 5_000);
@@ -314,6 +364,57 @@ fn ctrl_c_acknowledges_what_was_written_and_the_next_run_goes_on() {
         "first run:\n{first}\nsecond run:\n{second}"
     );
     assert_out_holds_each_once(&broker, 30_000);
+}
+
+#[test]
+fn a_stopped_input_hands_back_at_once_what_it_held_and_nothing_more() {
+    // An HTTP output whose server takes the connection and never answers:
+    // the pipeline stands still, and the input takes every message and
+    // holds it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}/", silent.local_addr().unwrap());
+    let (nats, broker) = broker_with(&["IN"]);
+    let ws = workspace();
+    let input = workers_input(
+        &nats.url,
+        "    max_ack_pending: 50\n    batch: 5\n    ack_wait: 300s",
+    );
+    ws.write(
+        "relay.yaml",
+        format!(
+            r#"{input}
+output:
+  http_client:
+    url: {silent_url}
+    timeout: 300s
+    retries: 0
+"#
+        ),
+    );
+    broker.publish_all("in.work", numbered(50));
+    let node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
+    let (accepted, connection) = std::sync::mpsc::channel();
+    std::thread::spawn(move || accepted.send(silent.accept().map(|(c, _)| c)));
+    let connection = connection.recv_timeout(PATIENCE).unwrap().unwrap();
+    broker.wait_for_consumer("IN", "workers", (0, 50));
+
+    // Stopped, and the output's request fails: every message goes back.
+    node.interrupt();
+    drop(connection);
+    let (_, log) = node.wait();
+
+    // At once (its ack_wait is 300 s), and each message once: a second
+    // delivery. Handed back while a pull request of the stopped input
+    // was still open, a message would go to it (and come back only after
+    // ack_wait); with none open but not yet dropped by the server,
+    // nats-server before 2.10.14 sends the last message it delivered
+    // again as a first delivery.
+    let pulled = broker.pull("IN", "workers", 50, Duration::from_secs(60));
+    let mut expected: Vec<(String, i64)> = numbered(50).map(|m| (m, 2)).collect();
+    let mut seen = pulled.clone();
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected, "pulled {pulled:?}\n{log}");
 }
 
 #[test]
@@ -505,15 +606,11 @@ fn a_message_whose_subject_cannot_be_made_is_dead_lettered_and_the_others_are_wr
     let (nats, broker) = broker_with(&["IN", "OUT", "DLQ"]);
     let ws = workspace();
     let url = &nats.url;
+    let input = workers_input(url, "");
     ws.write(
         "relay.yaml",
         format!(
-            r#"
-input:
-  nats_jetstream:
-    urls: ["{url}"]
-    stream: IN
-    durable: workers
+            r#"{input}
 pipeline:
   threads: 1
   processors:

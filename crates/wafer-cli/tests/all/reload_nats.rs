@@ -19,7 +19,7 @@ fn processed_in_all_runs(log: &str) -> u64 {
 #[cfg(unix)]
 #[test]
 fn a_changed_jetstream_input_drains_and_the_new_one_resumes_from_the_durable_consumer() {
-    let fields = "    max_ack_pending: 64\n    ack_wait: 5s";
+    let fields = "    max_ack_pending: 64\n    ack_wait: 30s";
     let (nats, broker, ws) = louder_relay(fields);
     let mut node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);
     // Half before the reload, half once it is done: both definitions

@@ -61,10 +61,14 @@
 //!   connection pauses the input; the client reconnects and the consumer
 //!   goes on where it stood.
 //!
-//! On Ctrl-C the input stops taking messages and NAKs those it holds and
-//! has not handed over, so that they go to another process at once; the
-//! run ends once the messages in flight are written and acknowledged, and
-//! the server confirmed it processed those acknowledgements.
+//! On Ctrl-C (or a reload that replaces the input) the input stops taking
+//! messages, ends its pull requests (it unsubscribes, confirmed by a round
+//! trip), and NAKs those it holds and has not handed over, so that they go
+//! to another process (or the next run) at once; the run ends once the
+//! messages in flight are written and acknowledged, and the server
+//! confirmed it processed those acknowledgements. Only a message the
+//! server sent in the instant between the last one taken and the
+//! unsubscription comes back later, after `ack_wait`.
 //!
 //! Delivery is at least once: a process that dies holding messages leaves
 //! them to be delivered again (after `ack_wait`) to another. An output
@@ -79,6 +83,7 @@ use async_nats::jetstream::context::{ConsumerInfoError, ConsumerInfoErrorKind};
 use async_nats::jetstream::{self, AckKind, Message as JsMessage};
 use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use wafer::Message;
 use wafer_nats::async_nats;
@@ -304,6 +309,9 @@ impl JetStreamInput {
         let mut waiting: VecDeque<Held> = VecDeque::new();
         // Handed back with a NAK when the input stops.
         let mut held: Vec<Acker> = Vec::new();
+        // Set once its pull requests ended: what the pipeline could not
+        // finish is handed back only then (see `end_pull_requests`).
+        let (requests_ended, ended_requests) = watch::channel(false);
         loop {
             let Some(next) = waiting.pop_front() else {
                 let chunk = tokio::select! {
@@ -362,7 +370,7 @@ impl JetStreamInput {
                 settled,
                 self.nak_delay.clone(),
                 (due, bound.progress_every),
-                stopping.clone(),
+                (stopping.clone(), ended_requests.clone()),
             ));
         }
         // Stopping: what the input and the client hold goes back to the
@@ -377,6 +385,10 @@ impl JetStreamInput {
                     .map(|m| to_tracked(m, bound.max_deliver).1),
             );
         }
+        // Unsubscribes the inbox of its pull requests.
+        drop(messages);
+        end_pull_requests(&client, &consumer).await;
+        requests_ended.send_replace(true);
         // Stopping by now: confirmed by a round trip, which also confirms
         // every acknowledgement flushed before it.
         settle_and_flush(&client, held, Err(String::new()), &[], &mut stopping).await;
@@ -673,14 +685,16 @@ fn to_tracked(message: JsMessage, max_deliver: i64) -> (Tracked, Acker) {
 }
 
 /// A batch in the pipeline: reported in progress at `due`, then every
-/// `every`, until the pipeline is done with it; then settled.
+/// `every`, until the pipeline is done with it; then settled. A batch
+/// the pipeline could not finish (it is stopping) is handed back once
+/// the input's pull requests ended (`requests_ended`), as what it held.
 async fn settle_when_done(
     client: async_nats::Client,
     ackers: Vec<Acker>,
     settled: TrackedAck,
     nak_delay: Vec<Duration>,
     (mut due, every): (Instant, Duration),
-    mut stopping: Stopping,
+    (mut stopping, mut requests_ended): (Stopping, watch::Receiver<bool>),
 ) {
     let mut settled = std::pin::pin!(settled);
     let outcome = loop {
@@ -695,6 +709,10 @@ async fn settle_when_done(
             }
         }
     };
+    if outcome.is_err() {
+        // Closed: the input returned early, nothing of it is open.
+        let _ = requests_ended.wait_for(|ended| *ended).await;
+    }
     settle_and_flush(&client, ackers, outcome, &nak_delay, &mut stopping).await;
 }
 
@@ -703,6 +721,31 @@ async fn settle_when_done(
 async fn progress(ackers: &[Acker]) {
     for acker in ackers {
         acknowledge(acker, AckKind::Progress).await;
+    }
+}
+
+/// Once the inbox of this input's pull requests is unsubscribed, makes
+/// sure the server has ended them before what the input holds is handed
+/// back: waits until it took the unsubscription ([`wafer_nats::round_trip`]:
+/// it follows on the connection), then asks for the consumer's info,
+/// which has the server drop waiting requests that nobody listens to.
+///
+/// Both matter. A NAKed message given to a request still open goes to
+/// that inbox, where nobody reads it, and comes back only after
+/// `ack_wait`. And nats-server before 2.10.14 mishandles a message due
+/// again (NAKed, or its `ack_wait` over) when the only requests waiting
+/// have no listener: it steps the consumer back by one, so the last new
+/// message it delivered goes out a second time as a first delivery
+/// (nats-server#5305), and a message already processed would be
+/// processed again.
+async fn end_pull_requests(client: &async_nats::Client, consumer: &PullConsumer) {
+    let ended = async {
+        wafer_nats::round_trip(client).await?;
+        consumer.get_info().await.map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    };
+    if let Err(error) = ended.await {
+        tracing::debug!(%error, "JetStream consumer: could not confirm that its pull requests ended.");
     }
 }
 
