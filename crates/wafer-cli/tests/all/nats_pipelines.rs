@@ -418,6 +418,32 @@ output:
 }
 
 #[test]
+fn pipelines_reading_one_stream_through_consumers_of_their_own_each_write_every_message() {
+    let (nats, broker) = broker_with(&["IN", "OUT"]);
+    let ws = workspace();
+    for durable in ["workers", "audit"] {
+        let config = relay(&nats.url, "louder.wasm", "")
+            .replace("durable: workers", &format!("durable: {durable}"));
+        ws.write(&format!("{durable}.yaml"), config);
+    }
+    broker.publish_all("in.work", numbered(100));
+    let nodes = ["workers", "audit"]
+        .map(|durable| Server::start_until(&ws, &["run", &format!("{durable}.yaml")], CONSUMING));
+    broker.wait_until_all_acknowledged("IN", "workers");
+    broker.wait_until_all_acknowledged("IN", "audit");
+    for node in nodes {
+        let (code, log) = node.stop();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    // Each consumer's copy has an id of its own: neither is taken for a
+    // duplicate of the other.
+    let out = broker.read_all("OUT");
+    assert_eq!(out.len(), 200);
+    let distinct: HashSet<&str> = out.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(distinct.len(), 100);
+}
+
+#[test]
 fn a_restarted_broker_pauses_the_pipeline_and_it_resumes() {
     let (mut nats, broker, ws) = louder_relay("    max_ack_pending: 64\n    ack_wait: 5s");
     let mut node = Server::start_until(&ws, &["run", "relay.yaml"], CONSUMING);

@@ -6,7 +6,7 @@
 //!   nats_jetstream:
 //!     urls: [nats://127.0.0.1:4222]
 //!     subject: out.${! meta("kind") }   # Benthos' interpolation of metadata
-//!     msg_id: ${! meta("id") }           # default: from the input's stream and sequence
+//!     msg_id: ${! meta("id") }           # default: from the input's stream, consumer and sequence
 //!     headers: {Source: wafer}           # values may interpolate too
 //!     metadata: {include_prefixes: [app_]}
 //!     max_in_flight: 1024
@@ -22,13 +22,18 @@
 //!   value naming missing metadata leaves that header out.
 //! * **De-duplication.** Every message is published with a
 //!   `Nats-Msg-Id`: `msg_id` when given; otherwise, for a message that
-//!   came from a `nats_jetstream` input, `STREAM-SEQUENCE` of the message
-//!   it came from, plus `-PART` when a processor split it into several
-//!   ([`crate::PART_METADATA`]). A message delivered again after a crash
-//!   and published again is then dropped by the server within the
+//!   came from a `nats_jetstream` input, `STREAM.CONSUMER.SEQUENCE` of the
+//!   message it came from, plus `.PART` when a processor split it into
+//!   several ([`crate::PART_METADATA`]). A message delivered again after
+//!   a crash and published again is then dropped by the server within the
 //!   stream's `duplicate_window` (2 minutes by default): processing is at
-//!   least once, the output stream holds each message once. Messages from
-//!   other inputs get no id unless `msg_id` gives one.
+//!   least once, the output stream holds each message once. The consumer
+//!   is in the id so that two pipelines reading one stream through
+//!   consumers of their own into one output stream do not drop each
+//!   other's messages as duplicates (the processes sharing a durable
+//!   consumer share its name); the dots keep ids apart, since neither
+//!   name may hold one. Messages from other inputs get no id unless
+//!   `msg_id` gives one.
 //! * `metadata` picks the metadata sent as headers, as in Benthos
 //!   (`include_prefixes`, `include_patterns`); none by default. A header
 //!   NATS cannot carry (a value with a line break, a name with a `:`) is
@@ -246,10 +251,17 @@ fn message_id(msg_id: Option<&Template>, message: &Message) -> Result<Option<Str
             else {
                 return Ok(None);
             };
-            match meta(PART_METADATA) {
-                Some(part) => format!("{stream}-{sequence}-{part}"),
-                None => format!("{stream}-{sequence}"),
-            }
+            [
+                Some(stream),
+                meta("nats_consumer"),
+                Some(sequence),
+                meta(PART_METADATA),
+            ]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(".")
         }
     };
     if id.is_empty() {
@@ -424,13 +436,24 @@ mod tests {
         let from = |stream: &str| {
             Message::new("x")
                 .with_meta("nats_stream", stream)
+                .with_meta("nats_consumer", "workers")
                 .with_meta("nats_sequence_stream", "9")
         };
         assert_eq!(
             message_id(output.msg_id.as_ref(), &from("IN"))
                 .unwrap()
                 .as_deref(),
-            Some("IN-9")
+            Some("IN.workers.9")
+        );
+        // Another consumer of the same stream: another id.
+        assert_eq!(
+            message_id(
+                output.msg_id.as_ref(),
+                &from("IN").with_meta("nats_consumer", "audit")
+            )
+            .unwrap()
+            .as_deref(),
+            Some("IN.audit.9")
         );
         assert_eq!(
             message_id(
@@ -439,7 +462,7 @@ mod tests {
             )
             .unwrap()
             .as_deref(),
-            Some("IN-9-1")
+            Some("IN.workers.9.1")
         );
         assert_eq!(
             message_id(output.msg_id.as_ref(), &Message::new("x")).unwrap(),
