@@ -4,7 +4,7 @@
 //! entry allows, and the registry's problems. The world outside is a local
 //! [`Upstream`]; every wait is for a state, never for a time.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, Sender};
 
@@ -379,16 +379,21 @@ fn a_proxy_gets_a_fresh_instance_per_request_unless_it_has_a_pool() {
     assert_eq!(counts("/recycled", 4), ["1", "2", "1", "2"]);
 }
 
-#[cfg(unix)]
-#[test]
-fn a_looping_proxy_times_out_while_the_server_answers_others() {
-    let (_ws, server) = serve(|ws| {
+/// `busy` (300 ms to run) on every method of `/busy/...`.
+fn busy_server() -> (Workspace, Server) {
+    serve(|ws| {
         let limits = "    limits:\n      max_execution_ms: 300\n";
         vec![
             function(ws, "busy", wafer_guests::HTTP_BUSY_LOOP, limits),
             endpoint("busy-route", "/busy/...", None, "busy"),
         ]
-    });
+    })
+}
+
+#[cfg(unix)]
+#[test]
+fn a_looping_proxy_times_out_while_the_server_answers_others() {
+    let (_ws, server) = busy_server();
     let url = format!("{}/busy/loop", server.base);
     let looping = std::thread::spawn(move || request("GET", &url, &[], Vec::new()));
     server.wait_for_metric(
@@ -400,6 +405,33 @@ fn a_looping_proxy_times_out_while_the_server_answers_others() {
     let timed_out = looping.join().unwrap();
     assert_eq!(timed_out.status, 504, "{}", timed_out.text());
     assert_eq!(timed_out.json()["error"]["kind"], "time_limit");
+    assert_eq!(server.get("/busy/ok"), (200, "ok".into()));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_proxy_that_fails_while_it_streams_breaks_the_response_off() {
+    let (_ws, server) = busy_server();
+    let addr = server.addr();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /busy/stream-then-loop HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let (status, headers) = read_head(&mut reader).expect("a response");
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(field(&headers, "transfer-encoding"), Some("chunked"));
+    // The guest wrote `partial`, then its time limit stopped it: the
+    // connection closes with no last chunk, not as if the body were whole.
+    let mut rest = Vec::new();
+    // A reset instead of a close is as good: what came before it is kept.
+    let _ = reader.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("partial"), "{rest:?}");
+    assert!(!rest.ends_with("0\r\n\r\n"), "{rest:?}");
+    // The server goes on.
     assert_eq!(server.get("/busy/ok"), (200, "ok".into()));
 }
 

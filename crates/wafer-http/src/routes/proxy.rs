@@ -11,20 +11,26 @@
 //! without `method` answers every method. A guest that fails before it
 //! sets a response answers as any failed call does (500 for a trap, 504
 //! for its time limit, 503 for a full pool); one that fails while it
-//! streams the body ends it there (a chunked body then ends as if it were
-//! complete: the failure shows in the function's metrics and log). A
-//! client that leaves before the response stops the guest; one that
-//! leaves while the body streams does not (the guest's writes then fail).
+//! streams the body breaks the response off: the connection closes before
+//! the body's end (a chunked body without its last chunk), so that the
+//! client sees a failure and not a short body. A body ends as complete
+//! once the guest finished it and its call returned. A client that leaves
+//! before the response stops the guest; one that leaves while the body
+//! streams does not (the guest's writes then fail).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
-use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, any, on};
-use wafer::proxy::HttpCall;
+use axum::{BoxError, Router};
+use http_body::{Frame, SizeHint};
+use tokio::sync::oneshot;
+use wafer::proxy::{HttpCall, ResponseBody};
 use wafer::registry::{HttpEndpointConfig, RoutePath};
 use wafer::{Input, Output, Runtime};
 
@@ -115,6 +121,7 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
     let mut call =
         Box::pin(async move { function.invoke_until(Input::Http(call), budget.until).await });
     let mut response = response;
+    let (ended_well, call_ended_well) = oneshot::channel();
     // The call runs in this request's task until it ends or sets the
     // response, whichever comes first; most end at once. One still
     // streaming its body after setting the response goes on in a task of
@@ -123,26 +130,39 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
         biased;
         sent = &mut response => match sent {
             Ok(sent) => {
-                tokio::spawn(call);
+                tokio::spawn(async move {
+                    let _ = ended_well.send(call.await.is_ok());
+                });
                 Ok(sent)
             }
             Err(_) => Err(call.await),
         },
         // A reused instance may keep an outparam it never set: once the
         // call has ended, a response not sent yet never will be.
-        ended = &mut call => response.try_recv().map_err(|_| ended),
+        ended = &mut call => {
+            let _ = ended_well.send(ended.is_ok());
+            response.try_recv().map_err(|_| ended)
+        }
     };
-    answer(&func, outcome)
+    answer(&func, outcome, call_ended_well)
 }
 
-/// The answer of a request: the response the guest set, or the error code
-/// it set instead, or why there is neither (the call's outcome).
+/// The answer of a request: the response the guest set (its body ending
+/// as the call does), or the error code it set instead, or why there is
+/// neither (the call's outcome).
 fn answer(
     func: &str,
     outcome: Result<Result<wafer::proxy::Response, wafer::proxy::ErrorCode>, wafer::Result<Output>>,
+    call_ended_well: oneshot::Receiver<bool>,
 ) -> Response {
     match outcome {
-        Ok(Ok(response)) => response.map(Body::new),
+        Ok(Ok(response)) => response.map(|body| {
+            Body::new(EndsWithTheCall {
+                body,
+                body_ended: false,
+                call_ended_well: Some(call_ended_well),
+            })
+        }),
         Ok(Err(code)) => request_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "guest_error",
@@ -154,5 +174,56 @@ fn answer(
             "abi",
             format!("{func} returned without setting a response"),
         ),
+    }
+}
+
+/// A guest's response body, complete only if the guest's call ended well.
+/// wasmtime ends the body as if the guest had finished it when the guest's
+/// store goes away unfinished (a trap, the time limit); this one then
+/// ends in an error, which has hyper close the connection before the
+/// body's end.
+struct EndsWithTheCall {
+    body: ResponseBody,
+    body_ended: bool,
+    /// Whether the call ended well, once it has; taken once answered.
+    call_ended_well: Option<oneshot::Receiver<bool>>,
+}
+
+impl HttpBody for EndsWithTheCall {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if !this.body_ended {
+            match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+                Some(frame) => return Poll::Ready(Some(frame.map_err(Into::into))),
+                None => this.body_ended = true,
+            }
+        }
+        let Some(call) = this.call_ended_well.as_mut() else {
+            return Poll::Ready(None);
+        };
+        // A call that went away without an answer did not end well.
+        let ended_well = ready!(Pin::new(call).poll(cx)).unwrap_or(false);
+        this.call_ended_well = None;
+        if ended_well {
+            Poll::Ready(None)
+        } else {
+            Poll::Ready(Some(Err(
+                "the function failed while it streamed the body".into()
+            )))
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.call_ended_well.is_none() && (self.body_ended || self.body.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
