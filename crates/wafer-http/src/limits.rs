@@ -3,6 +3,10 @@
 //! (`max_request_ms`), and how large a body is read (`max_body_bytes`,
 //! enforced where the body is read, with [`crate::BODY_TIMEOUT`]).
 //!
+//! A request counts against the concurrency limit until its response
+//! body is sent (or its client left): a wasi:http proxy streaming its
+//! body holds its place as long as it streams.
+//!
 //! A request over the concurrency limit is answered 503 at once, with
 //! `Retry-After`, rather than queued: a client that retries elsewhere does
 //! better than one that waits behind a backlog. A request over its time
@@ -10,13 +14,14 @@
 //! included, and its deadline goes into the call ([`Budget::until`]), so
 //! that a guest computing on its own thread stops at it too.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::future::Future;
-
+use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 use wafer::registry::HttpServiceConfig;
 
@@ -63,7 +68,7 @@ impl Admission {
 
     /// Answers with `handle` within the limits, or says why not.
     pub async fn run(&self, handle: impl Future<Output = Response>) -> Response {
-        let Ok(_permit) = self.permits.try_acquire() else {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let mut response = request_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",
@@ -78,7 +83,14 @@ impl Admission {
             return response;
         };
         match tokio::time::timeout(self.max_request, handle).await {
-            Ok(response) => response,
+            // The permit goes with the body: it is given back once the
+            // body is sent or dropped.
+            Ok(response) => response.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _place = &permit;
+                    frame
+                }))
+            }),
             Err(_) => request_error(
                 StatusCode::GATEWAY_TIMEOUT,
                 "time_limit",

@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, Sender};
 
 use serde_json::json;
 
-use super::server::{PATIENCE, Response, Server};
+use super::server::{PATIENCE, Response, Server, wait_until};
 use super::util::{Workspace, header};
 
 type Fields = Vec<(String, String)>;
@@ -219,11 +219,20 @@ fn said(response: &Response) -> (u16, String) {
 /// `reg/_index.yaml` in namespace `w`: the guests' folder, `entries` and
 /// an `http.service` on a free port.
 fn write_registry(ws: &Workspace, entries: &[String]) {
+    write_registry_with_service(ws, entries, "");
+}
+
+/// [`write_registry`], the service given `service_fields` too.
+fn write_registry_with_service(ws: &Workspace, entries: &[String], service_fields: &str) {
     let (folder, service) = (
         "  - name: wasm\n    kind: fs.directory\n    directory: .\n",
         "  - name: api\n    kind: http.service\n    addr: 127.0.0.1:0\n",
     );
-    let yaml = format!("{}{folder}{}{service}", header("w"), entries.concat());
+    let yaml = format!(
+        "{}{folder}{}{service}{service_fields}",
+        header("w"),
+        entries.concat()
+    );
     ws.write("reg/_index.yaml", yaml);
 }
 
@@ -241,18 +250,30 @@ fn serve(entries: impl FnOnce(&Workspace) -> Vec<String>) -> (Workspace, Server)
 /// trailers`), which reqwest cannot read: the status line, headers, body
 /// and trailers of the chunked answer.
 fn post_for_trailers(server: &Server, path: &str, body: &str) -> (String, Fields, Vec<u8>, Fields) {
-    let addr = server.addr();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nTE: trailers\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let rest = format!(
+        "TE: trailers\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
-    let mut reader = BufReader::new(stream);
-    let (status, headers) = read_head(&mut reader).expect("a response");
+    );
+    let (_, mut reader, status, headers) = exchange(server, &format!("POST {path}"), &rest);
     let (body, trailers) = read_body(&mut reader, &headers).expect("a body");
     (status, headers, body, trailers)
+}
+
+/// Sends `request` (`METHOD /path`) over a raw HTTP/1.1 connection, its
+/// `Host` header, then `rest` (more headers, the blank line, a body or
+/// its start); reads the response's head. Answers the connection (to
+/// write more), its reader, the status line and the headers.
+fn exchange(
+    server: &Server,
+    request: &str,
+    rest: &str,
+) -> (TcpStream, BufReader<TcpStream>, String, Fields) {
+    let addr = server.addr();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "{request} HTTP/1.1\r\nHost: {addr}\r\n{rest}").unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let (status, headers) = read_head(&mut reader).expect("a response");
+    (stream, reader, status, headers)
 }
 
 /// `hello` on `GET /hello`; `echo` on every method of `/echo/...` and on
@@ -379,6 +400,36 @@ fn a_proxy_gets_a_fresh_instance_per_request_unless_it_has_a_pool() {
     assert_eq!(counts("/recycled", 4), ["1", "2", "1", "2"]);
 }
 
+#[test]
+fn a_proxy_streaming_its_body_holds_its_place_among_the_requests_answered_at_once() {
+    let ws = Workspace::new();
+    let entries = [
+        function(&ws, "echo", wafer_guests::HTTP_ECHO, ""),
+        endpoint("echo-route", "/echo/...", None, "echo"),
+    ];
+    write_registry_with_service(&ws, &entries, "    max_concurrent_requests: 1\n");
+    let server = Server::start(&ws);
+    // A request whose body is not over yet: echo has answered its head
+    // and streams the body back as it comes.
+    let (mut streaming, mut reader, status, headers) = exchange(
+        &server,
+        "POST /echo/a",
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n",
+    );
+    assert!(status.contains(" 200 "), "{status}");
+    let (busy, text) = server.get("/echo/b");
+    assert_eq!(busy, 503, "{text}");
+    // Once its body is over, the place is free again.
+    write!(streaming, "0\r\n\r\n").unwrap();
+    let (body, _) = read_body(&mut reader, &headers).expect("the whole body");
+    assert_eq!(body, b"hello");
+    wait_until(
+        "the place to be free",
+        || server.get("/echo/c").0,
+        |s| *s == 200,
+    );
+}
+
 /// `busy` (300 ms to run) on every method of `/busy/...`.
 fn busy_server() -> (Workspace, Server) {
     serve(|ws| {
@@ -412,15 +463,11 @@ fn a_looping_proxy_times_out_while_the_server_answers_others() {
 #[test]
 fn a_proxy_that_fails_while_it_streams_breaks_the_response_off() {
     let (_ws, server) = busy_server();
-    let addr = server.addr();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /busy/stream-then-loop HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reader = BufReader::new(stream);
-    let (status, headers) = read_head(&mut reader).expect("a response");
+    let (_, mut reader, status, headers) = exchange(
+        &server,
+        "GET /busy/stream-then-loop",
+        "Connection: close\r\n\r\n",
+    );
     assert!(status.contains(" 200 "), "{status}");
     assert_eq!(field(&headers, "transfer-encoding"), Some("chunked"));
     // The guest wrote `partial`, then its time limit stopped it: the
