@@ -6,7 +6,7 @@
 //! It takes the messages of STREAM through the durable pull consumer
 //! DURABLE (created, explicit acknowledgements, at most 1024 pending as
 //! in wafer's input by default) and publishes each to SUBJECT with the
-//! `Nats-Msg-Id` wafer's output would give it (`STREAM.CONSUMER.SEQUENCE`, so that
+//! `Nats-Msg-Id` wafer's output would give it (`STREAM.DURABLE.SEQUENCE`, so that
 //! the output stream de-duplicates the same way); once the server
 //! acknowledged the publish, it acknowledges the input. Up to 1024
 //! messages are in flight at once, each on its own: publishes leave as

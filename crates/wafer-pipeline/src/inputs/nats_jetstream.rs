@@ -56,7 +56,8 @@
 //! * Each message carries metadata: `nats_subject`, `nats_stream`,
 //!   `nats_consumer`, `nats_sequence_stream`, `nats_sequence_consumer`,
 //!   `nats_num_delivered`, `nats_num_pending`, `nats_timestamp_unix_nano`,
-//!   and the first value of each of its headers.
+//!   `nats_durable` (the consumer's name, when it is durable) and the
+//!   first value of each of its headers.
 //! * Connection fields (`urls`, `auth`, `tls`): see `crate::nats`. A lost
 //!   connection pauses the input; the client reconnects and the consumer
 //!   goes on where it stood.
@@ -269,6 +270,8 @@ struct Held {
 
 /// What the consume loop needs of the consumer as the server has it.
 struct Bound {
+    /// Whether it is durable (named, outliving its processes).
+    durable: bool,
     /// Its `max_deliver` (below 1: no limit).
     max_deliver: i64,
     /// How often a held message is reported in progress.
@@ -377,13 +380,13 @@ impl JetStreamInput {
         // server at once, for another process (or the next run) to take,
         // rather than after `ack_wait`.
         held.extend(waiting.into_iter().flat_map(|h| h.ackers));
+        // What the server sent before now is on its way: a round trip
+        // (the inbox still subscribed) brings it in. Nothing settles
+        // meanwhile (see `settle_when_done`), so the server has no room
+        // to send more.
+        let _ = tokio::time::timeout(SETTLE_PATIENCE, wafer_nats::round_trip(&client)).await;
         while let Some(Some(chunk)) = messages.next().now_or_never() {
-            held.extend(
-                chunk
-                    .into_iter()
-                    .flatten()
-                    .map(|m| to_tracked(m, bound.max_deliver).1),
-            );
+            held.extend(chunk.into_iter().flatten().map(|m| to_tracked(m, &bound).1));
         }
         // Unsubscribes the inbox of its pull requests.
         drop(messages);
@@ -452,6 +455,7 @@ impl JetStreamInput {
             .and_then(|limit| usize::try_from(limit).ok())
             .unwrap_or(usize::MAX);
         Bound {
+            durable: config.durable_name.is_some(),
             max_deliver: config.max_deliver,
             progress_every: progress_every(config),
             batch,
@@ -623,7 +627,7 @@ fn progress_every(config: &consumer::Config) -> Duration {
 fn hold(waiting: &mut VecDeque<Held>, taken: Vec<JsMessage>, bound: &Bound) {
     let due = Instant::now() + bound.progress_every;
     for message in taken {
-        let (tracked, acker) = to_tracked(message, bound.max_deliver);
+        let (tracked, acker) = to_tracked(message, bound);
         match waiting.back_mut() {
             Some(last) if last.tracked.len() < bound.batch => {
                 last.tracked.push(tracked);
@@ -646,7 +650,7 @@ struct Acker {
 
 /// A JetStream message as a pipeline message with its metadata, and its
 /// acker.
-fn to_tracked(message: JsMessage, max_deliver: i64) -> (Tracked, Acker) {
+fn to_tracked(message: JsMessage, bound: &Bound) -> (Tracked, Acker) {
     let mut metadata = wafer::Metadata::new();
     headers_to_metadata(message.headers.as_ref(), &mut metadata);
     metadata.insert("nats_subject".into(), message.subject.to_string());
@@ -670,6 +674,9 @@ fn to_tracked(message: JsMessage, max_deliver: i64) -> (Tracked, Acker) {
         for (key, value) in facts {
             metadata.insert(key.to_string(), value);
         }
+        if bound.durable {
+            metadata.insert("nats_durable".to_string(), info.consumer.to_string());
+        }
     }
     let (message, acker) = message.split();
     let tracked = Tracked {
@@ -679,7 +686,7 @@ fn to_tracked(message: JsMessage, max_deliver: i64) -> (Tracked, Acker) {
             timestamp,
             error: None,
         },
-        redeliverable: max_deliver < 1 || delivered < max_deliver,
+        redeliverable: bound.max_deliver < 1 || delivered < bound.max_deliver,
     };
     (tracked, Acker { acker, delivered })
 }
@@ -709,7 +716,12 @@ async fn settle_when_done(
             }
         }
     };
-    if outcome.is_err() {
+    // While the pipeline stops (and for a batch it could not finish, which
+    // means it stops), nothing is settled before the input's pull
+    // requests ended: an acknowledgement would make room for the server
+    // to send more to the input, which no longer reads them, and a NAK
+    // would send the message there.
+    if outcome.is_err() || stopping.requested().now_or_never().is_some() {
         // Closed: the input returned early, nothing of it is open.
         let _ = requests_ended.wait_for(|ended| *ended).await;
     }
@@ -738,13 +750,21 @@ async fn progress(ackers: &[Acker]) {
 /// message it delivered goes out a second time as a first delivery
 /// (nats-server#5305), and a message already processed would be
 /// processed again.
+///
+/// In a cluster this holds only as far as the consumer's leader saw the
+/// unsubscription before the info request, which the round trip to this
+/// client's server does not ensure. Given up after [`SETTLE_PATIENCE`]
+/// (the broker away): what is handed back may then come back late.
 async fn end_pull_requests(client: &async_nats::Client, consumer: &PullConsumer) {
     let ended = async {
         wafer_nats::round_trip(client).await?;
         consumer.get_info().await.map_err(|e| e.to_string())?;
         Ok::<(), String>(())
     };
-    if let Err(error) = ended.await {
+    let ended = tokio::time::timeout(SETTLE_PATIENCE, ended)
+        .await
+        .unwrap_or_else(|_| Err("no answer in time".to_string()));
+    if let Err(error) = ended {
         tracing::debug!(%error, "JetStream consumer: could not confirm that its pull requests ended.");
     }
 }

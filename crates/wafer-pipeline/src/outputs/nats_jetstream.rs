@@ -22,17 +22,19 @@
 //!   value naming missing metadata leaves that header out.
 //! * **De-duplication.** Every message is published with a
 //!   `Nats-Msg-Id`: `msg_id` when given; otherwise, for a message that
-//!   came from a `nats_jetstream` input, `STREAM.CONSUMER.SEQUENCE` of the
-//!   message it came from, plus `.PART` when a processor split it into
-//!   several ([`crate::PART_METADATA`]). A message delivered again after
+//!   came from a `nats_jetstream` input, `STREAM.DURABLE.SEQUENCE` of the
+//!   message it came from (`DURABLE` empty for a consumer that is not
+//!   durable), plus `.PART` when a processor split it into several
+//!   ([`crate::PART_METADATA`]). A message delivered again after
 //!   a crash and published again is then dropped by the server within the
 //!   stream's `duplicate_window` (2 minutes by default): processing is at
-//!   least once, the output stream holds each message once. The consumer
-//!   is in the id so that two pipelines reading one stream through
-//!   consumers of their own into one output stream do not drop each
-//!   other's messages as duplicates (the processes sharing a durable
-//!   consumer share its name); the dots keep ids apart, since neither
-//!   name may hold one. Messages from other inputs get no id unless
+//!   least once, the output stream holds each message once. The durable
+//!   consumer is in the id so that two pipelines reading one stream
+//!   through durables of their own into one output stream do not drop
+//!   each other's messages as duplicates (the processes sharing a durable
+//!   share its name; a consumer that is not durable gets a new name each
+//!   run, so it is left out); the dots keep ids apart, since no name may
+//!   hold one. Messages from other inputs get no id unless
 //!   `msg_id` gives one.
 //! * `metadata` picks the metadata sent as headers, as in Benthos
 //!   (`include_prefixes`, `include_patterns`); none by default. A header
@@ -251,17 +253,11 @@ fn message_id(msg_id: Option<&Template>, message: &Message) -> Result<Option<Str
             else {
                 return Ok(None);
             };
-            [
-                Some(stream),
-                meta("nats_consumer"),
-                Some(sequence),
-                meta(PART_METADATA),
-            ]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(".")
+            let durable = meta("nats_durable").map_or("", String::as_str);
+            match meta(PART_METADATA) {
+                Some(part) => format!("{stream}.{durable}.{sequence}.{part}"),
+                None => format!("{stream}.{durable}.{sequence}"),
+            }
         }
     };
     if id.is_empty() {
@@ -436,7 +432,7 @@ mod tests {
         let from = |stream: &str| {
             Message::new("x")
                 .with_meta("nats_stream", stream)
-                .with_meta("nats_consumer", "workers")
+                .with_meta("nats_durable", "workers")
                 .with_meta("nats_sequence_stream", "9")
         };
         assert_eq!(
@@ -449,7 +445,7 @@ mod tests {
         assert_eq!(
             message_id(
                 output.msg_id.as_ref(),
-                &from("IN").with_meta("nats_consumer", "audit")
+                &from("IN").with_meta("nats_durable", "audit")
             )
             .unwrap()
             .as_deref(),
@@ -463,6 +459,15 @@ mod tests {
             .unwrap()
             .as_deref(),
             Some("IN.workers.9.1")
+        );
+        // A consumer that is not durable: no name in the id.
+        let mut ephemeral = from("IN");
+        ephemeral.metadata.remove("nats_durable");
+        assert_eq!(
+            message_id(output.msg_id.as_ref(), &ephemeral)
+                .unwrap()
+                .as_deref(),
+            Some("IN..9")
         );
         assert_eq!(
             message_id(output.msg_id.as_ref(), &Message::new("x")).unwrap(),
