@@ -63,13 +63,15 @@
 //!   goes on where it stood.
 //!
 //! On Ctrl-C (or a reload that replaces the input) the input stops taking
-//! messages, ends its pull requests (it unsubscribes, confirmed by a round
-//! trip), and NAKs those it holds and has not handed over, so that they go
-//! to another process (or the next run) at once; the run ends once the
-//! messages in flight are written and acknowledged, and the server
-//! confirmed it processed those acknowledgements. Only a message the
-//! server sent in the instant between the last one taken and the
-//! unsubscription comes back later, after `ack_wait`.
+//! messages, takes in what the server already sent, ends its pull
+//! requests (it unsubscribes, confirmed by a round trip), and NAKs what
+//! it holds and has not handed over, so that it goes to another process
+//! (or the next run) at once; the run ends once the messages in flight
+//! are written and acknowledged, and the server confirmed it processed
+//! those acknowledgements. Nothing is settled before the requests ended,
+//! so the server has no room to send more meanwhile; only a message
+//! published in that instant while the consumer had room may come back
+//! later, after `ack_wait`.
 //!
 //! Delivery is at least once: a process that dies holding messages leaves
 //! them to be delivered again (after `ack_wait`) to another. An output
