@@ -314,8 +314,8 @@ impl JetStreamInput {
         let mut waiting: VecDeque<Held> = VecDeque::new();
         // Handed back with a NAK when the input stops.
         let mut held: Vec<Acker> = Vec::new();
-        // Set once its pull requests ended: what the pipeline could not
-        // finish is handed back only then (see `end_pull_requests`).
+        // Set once its pull requests ended: while the pipeline stops,
+        // nothing is settled before (see `settle_when_done`).
         let (requests_ended, ended_requests) = watch::channel(false);
         loop {
             let Some(next) = waiting.pop_front() else {
@@ -694,9 +694,9 @@ fn to_tracked(message: JsMessage, bound: &Bound) -> (Tracked, Acker) {
 }
 
 /// A batch in the pipeline: reported in progress at `due`, then every
-/// `every`, until the pipeline is done with it; then settled. A batch
-/// the pipeline could not finish (it is stopping) is handed back once
-/// the input's pull requests ended (`requests_ended`), as what it held.
+/// `every`, until the pipeline is done with it; then settled. While the
+/// pipeline stops, only once the input's pull requests ended
+/// (`requests_ended`).
 async fn settle_when_done(
     client: async_nats::Client,
     ackers: Vec<Acker>,

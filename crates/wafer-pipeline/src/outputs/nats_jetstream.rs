@@ -6,7 +6,7 @@
 //!   nats_jetstream:
 //!     urls: [nats://127.0.0.1:4222]
 //!     subject: out.${! meta("kind") }   # Benthos' interpolation of metadata
-//!     msg_id: ${! meta("id") }           # default: from the input's stream, consumer and sequence
+//!     msg_id: ${! meta("id") }           # default: from the input's stream, durable and sequence
 //!     headers: {Source: wafer}           # values may interpolate too
 //!     metadata: {include_prefixes: [app_]}
 //!     max_in_flight: 1024
@@ -25,8 +25,8 @@
 //!   came from a `nats_jetstream` input, `STREAM.DURABLE.SEQUENCE` of the
 //!   message it came from (`DURABLE` empty for a consumer that is not
 //!   durable), plus `.PART` when a processor split it into several
-//!   ([`crate::PART_METADATA`]). A message delivered again after
-//!   a crash and published again is then dropped by the server within the
+//!   ([`crate::PART_METADATA`]). A message delivered again after a crash
+//!   and published again is then dropped by the server within the
 //!   stream's `duplicate_window` (2 minutes by default): processing is at
 //!   least once, the output stream holds each message once. The durable
 //!   consumer is in the id so that two pipelines reading one stream
@@ -34,8 +34,8 @@
 //!   each other's messages as duplicates (the processes sharing a durable
 //!   share its name; a consumer that is not durable gets a new name each
 //!   run, so it is left out); the dots keep ids apart, since no name may
-//!   hold one. Messages from other inputs get no id unless
-//!   `msg_id` gives one.
+//!   hold one. Messages from other inputs get no id unless `msg_id`
+//!   gives one.
 //! * `metadata` picks the metadata sent as headers, as in Benthos
 //!   (`include_prefixes`, `include_patterns`); none by default. A header
 //!   NATS cannot carry (a value with a line break, a name with a `:`) is
