@@ -29,7 +29,7 @@ use async_nats::client::PublishError;
 use async_nats::{Client, HeaderMap, Message, Subject, Subscriber};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use wafer::registry::{Entry, NatsEndpointConfig};
 use wafer::{
     CommandInput, Error, ErrorKind, Input, InputForm, Output, Problem, ProblemKind, Registry,
@@ -221,7 +221,8 @@ pub async fn serve(endpoints: Vec<BoundEndpoint>, stop: impl Future<Output = ()>
 }
 
 /// One endpoint's loop: a task per request, at most
-/// [`MAX_CONCURRENT_CALLS`] at once. A stop is seen at once, even while
+/// [`MAX_CONCURRENT_CALLS`] at once, whose replies [`send_replies`]
+/// gathers while other calls run. A stop is seen at once, even while
 /// every call slot is taken.
 async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
     let BoundEndpoint {
@@ -232,6 +233,8 @@ async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
     } = bound;
     let func: Arc<str> = endpoint.config.func.as_str().into();
     let calls = Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS));
+    let (outbox, replies) = mpsc::unbounded_channel();
+    let sender = tokio::spawn(send_replies(client.clone(), replies, func.clone()));
     let mut stop = std::pin::pin!(stop);
     let mut draining = false;
     loop {
@@ -259,40 +262,82 @@ async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
             break;
         };
         let (runtime, client, func) = (runtime.clone(), client.clone(), func.clone());
+        let (calls, outbox) = (calls.clone(), outbox.clone());
         tokio::spawn(async move {
-            respond(&runtime, &client, &func, request).await;
-            drop(permit);
+            let Some(reply_to) = request.reply.clone() else {
+                tracing::warn!(
+                    function = %func,
+                    subject = %request.subject,
+                    "A message without a reply subject: ignored (send requests)."
+                );
+                return;
+            };
+            let reply = answer(&runtime, &func, request).await;
+            if calls.available_permits() + 1 == MAX_CONCURRENT_CALLS {
+                // The only call: no other reply to leave with.
+                send_reply(&client, &func, &reply_to, reply).await;
+            } else {
+                // The slot is free once the reply is sent.
+                let _ = outbox.send((reply_to, reply, permit));
+            }
         });
     }
+    // Every call's task has ended, its reply sent, once every slot is free.
     let all = u32::try_from(MAX_CONCURRENT_CALLS).unwrap_or(u32::MAX);
     let _ = calls.acquire_many(all).await;
+    drop(outbox);
+    let _ = sender.await;
     if let Err(e) = round_trip(&client).await {
         tracing::warn!(endpoint = %endpoint.id, "The last replies may be lost: {e}");
     }
 }
 
-/// Calls the function for one request and publishes the reply.
-async fn respond(runtime: &Runtime, client: &Client, func: &str, request: Message) {
-    let Some(reply_to) = request.reply.clone() else {
-        tracing::warn!(
-            function = %func,
-            subject = %request.subject,
-            "A message without a reply subject: ignored (send requests)."
-        );
-        return;
-    };
-    let Err(e) = answer(runtime, func, request)
-        .await
-        .send(client, &reply_to)
-        .await
-    else {
+/// A reply on its way, with the call slot it holds until it is sent.
+type Outgoing = (Subject, Reply, OwnedSemaphorePermit);
+
+/// How many replies [`send_replies`] takes at once, at most.
+const REPLY_BATCH: usize = 256;
+
+/// Publishes the replies of an endpoint's calls, as they end, until every
+/// sender is gone. Each call runs in a task of its own; were each to
+/// publish its own reply, the connection would write them one system call
+/// each. Gathered here, the replies of the calls that end together leave
+/// in one write, as those of a responder answering in its subscription
+/// loop do.
+async fn send_replies(
+    client: Client,
+    mut replies: mpsc::UnboundedReceiver<Outgoing>,
+    func: Arc<str>,
+) {
+    let mut batch = Vec::with_capacity(REPLY_BATCH);
+    while replies.recv_many(&mut batch, REPLY_BATCH).await > 0 {
+        // The calls already queued on this thread end first, their replies
+        // joining this batch.
+        tokio::task::yield_now().await;
+        while batch.len() < REPLY_BATCH {
+            match replies.try_recv() {
+                Ok(reply) => batch.push(reply),
+                Err(_) => break,
+            }
+        }
+        for (reply_to, reply, permit) in batch.drain(..) {
+            send_reply(&client, &func, &reply_to, reply).await;
+            drop(permit);
+        }
+    }
+}
+
+/// Publishes `reply` to `reply_to`, or, when it cannot be sent, tells the
+/// caller why.
+async fn send_reply(client: &Client, func: &str, reply_to: &Subject, reply: Reply) {
+    let Err(e) = reply.send(client, reply_to).await else {
         return;
     };
     // Most likely an answer over the server's max_payload: the caller is
     // told rather than left to time out.
     let message = format!("the reply could not be sent: {e}");
     let failure = Reply::failure(ErrorKind::Host.as_str(), message, Vec::new());
-    if let Err(e) = failure.send(client, &reply_to).await {
+    if let Err(e) = failure.send(client, reply_to).await {
         tracing::warn!(function = %func, "Cannot reply: {e}");
     }
 }

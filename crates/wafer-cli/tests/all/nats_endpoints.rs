@@ -199,6 +199,74 @@ fn nodes_on_one_subject_and_queue_share_the_calls() {
     }
 }
 
+/// A call whose guest loops for as long as its argument is not 0, up to
+/// its 10 s limit.
+const SPIN_ENTRY: &str = r#"  - name: spin
+    kind: function.wat
+    source: '(module (func (export "spin") (param i32) (result i32) (block (loop (br_if 1 (i32.eqz (local.get 0))) (br 0))) i32.const 7))'
+    wit: "spin: func(forever: s32) -> s32;"
+    method: spin
+    limits:
+      max_execution_ms: 10000
+"#;
+
+#[cfg(unix)]
+#[test]
+fn a_guest_that_loops_holds_back_no_other_request_on_its_subject() {
+    let nats = NatsServer::start();
+    let ws = Workspace::new();
+    let yaml = format!(
+        "{}{SPIN_ENTRY}  - name: ops\n    kind: http.service\n    addr: 127.0.0.1:0\n{}",
+        header("l"),
+        endpoint("spinner", &nats.url, "spin", None, "spin"),
+    );
+    ws.write("reg/_index.yaml", yaml);
+    let mut server = Server::start_until(&ws, &["run", "reg"], "on NATS subject spin");
+    server.base = server.base_of("l:ops");
+    let tokio = tokio();
+    let client = tokio
+        .block_on(async_nats::connect(nats.url.as_str()))
+        .unwrap();
+    let mut looping = tokio.block_on(async {
+        let inbox = client.new_inbox();
+        let replies = client.subscribe(inbox.clone()).await.unwrap();
+        client
+            .publish_with_reply("spin", inbox, "[1]".into())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        replies
+    });
+    // The looping call has started once its function counts a call in
+    // flight; the requests after it on the same subject are answered
+    // while it still runs.
+    let in_flight = || server.metric("wafer_function_calls_in_flight", &[("function", "l:spin")]);
+    server.wait_for_metric(
+        "wafer_function_calls_in_flight",
+        &[("function", "l:spin")],
+        1.0,
+    );
+    for _ in 0..3 {
+        let (_, body) = tokio.block_on(request(&client, "spin", HeaderMap::new(), "[0]"));
+        assert_eq!(body, "7");
+    }
+    assert_eq!(in_flight(), Some(1.0), "the looping call ended early");
+    // Its limit stops it, and its caller is told.
+    let reply = tokio
+        .block_on(async { tokio::time::timeout(PATIENCE, looping.next()).await })
+        .expect("no reply to the looping call")
+        .expect("the inbox closed");
+    let kind = reply.headers.as_ref().and_then(|h| h.get("Wafer-Error"));
+    assert_eq!(
+        kind.map(|k| k.as_str()),
+        Some("time_limit"),
+        "{}",
+        String::from_utf8_lossy(&reply.payload)
+    );
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
 #[test]
 fn a_server_that_cannot_be_reached_stops_the_run() {
     let ws = Workspace::new();
