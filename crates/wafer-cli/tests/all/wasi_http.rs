@@ -81,11 +81,13 @@ struct Seen {
     line: String,
     headers: Fields,
     body: Vec<u8>,
+    /// Which of the server's connections it came on, from 0.
+    connection: usize,
 }
 
 /// The world outside: an HTTP/1.1 server on a free loopback port, a thread
-/// per connection, one request per connection, each recorded before it is
-/// answered. `GET /hello` answers `hello from upstream`, `/redirect-to?url=U`
+/// per connection, connections kept open, each request recorded before it
+/// is answered. `GET /hello` answers `hello from upstream`, `/redirect-to?url=U`
 /// a 302 to U (as written), `/large?bytes=N` N bytes of [`pattern`], any
 /// other `GET` its request target, any other method its body.
 struct Upstream {
@@ -100,9 +102,12 @@ impl Upstream {
         let addr = listener.local_addr().unwrap().to_string();
         let (record, seen) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
+            for (connection, stream) in listener.incoming().map_while(Result::ok).enumerate() {
                 let record = record.clone();
-                std::thread::spawn(move || answer(stream, &record));
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(&stream);
+                    while answer(&mut reader, connection, &record) {}
+                });
             }
         });
         Upstream { addr, seen }
@@ -128,13 +133,14 @@ impl Upstream {
     }
 }
 
-fn answer(stream: TcpStream, record: &Sender<Seen>) {
-    let mut reader = BufReader::new(&stream);
-    let Some((line, headers)) = read_head(&mut reader) else {
-        return;
+/// Answers the next request on `reader`'s connection; false once there
+/// is none.
+fn answer(reader: &mut BufReader<&TcpStream>, connection: usize, record: &Sender<Seen>) -> bool {
+    let Some((line, headers)) = read_head(reader) else {
+        return false;
     };
-    let Some((body, _)) = read_body(&mut reader, &headers) else {
-        return;
+    let Some((body, _)) = read_body(reader, &headers) else {
+        return false;
     };
     let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
     let get = line.starts_with("GET ");
@@ -153,14 +159,14 @@ fn answer(stream: TcpStream, record: &Sender<Seen>) {
         line,
         headers,
         body,
+        connection,
     });
     let head = format!(
-        "HTTP/1.1 {status} Upstream\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        "HTTP/1.1 {status} Upstream\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra}\r\n",
         reply.len()
     );
-    let mut stream = &stream;
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(&reply);
+    let mut stream = *reader.get_ref();
+    stream.write_all(head.as_bytes()).is_ok() && stream.write_all(&reply).is_ok()
 }
 
 /// `len` bytes that are not all alike.
@@ -488,10 +494,13 @@ fn a_component_reaches_only_the_hosts_its_entry_allows() {
     let up = Upstream::start();
     let other = Upstream::start();
     let allowed = format!("http://{}", up.addr);
+    // Allowed, but nothing listens there.
+    let closed_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let nobody = format!("http://{closed_port}");
     let (_ws, mut server) = serve(|ws| {
         let fetch = |name, extra: &str| function(ws, name, wafer_guests::HTTP_FETCH, extra);
         vec![
-            fetch("fetch", &outbound(&[&allowed])),
+            fetch("fetch", &outbound(&[&allowed, &nobody])),
             fetch("closed", "    imports: [wasi:http]\n"),
             fetch("ungranted", ""),
             endpoint("fetch-route", "/fetch", None, "fetch"),
@@ -510,7 +519,12 @@ fn a_component_reaches_only_the_hosts_its_entry_allows() {
     assert_eq!(said(&hello), (200, "hello from upstream".into()));
     assert_eq!(hello.header("content-type"), Some("text/plain"));
     assert_eq!(hello.header("x-fetch-hops"), Some("1"));
-    assert_eq!(up.next().line, "GET /hello HTTP/1.1");
+    let first = up.next();
+    assert_eq!(first.line, "GET /hello HTTP/1.1");
+    // The next request to the host goes on the same connection.
+    let again = fetch("/fetch", &up.url("/hello"), &[], b"");
+    assert_eq!(said(&again), (200, "hello from upstream".into()));
+    assert_eq!(up.next().connection, first.connection);
     let large = fetch("/fetch", &up.url("/large?bytes=3000001"), &[], b"");
     assert!(large.status == 200 && large.body == pattern(3_000_001));
     up.next();
@@ -556,8 +570,12 @@ fn a_component_reaches_only_the_hosts_its_entry_allows() {
         let labels = [("function", function), ("outcome", outcome)];
         server.metric("wafer_outbound_http_requests_total", &labels)
     };
+    // An allowed host that refuses the connection: the guest is told so.
+    let refused = fetch("/fetch", &format!("{nobody}/hello"), &[], b"");
+    assert_eq!(said(&refused), (502, "error: ConnectionRefused".into()));
+
     assert_eq!(count("w:fetch", "denied"), Some(2.0));
-    assert_eq!(count("w:fetch", "allowed"), Some(6.0));
+    assert_eq!(count("w:fetch", "allowed"), Some(8.0));
     assert_eq!(count("w:closed", "denied"), Some(1.0));
     assert_eq!(count("w:ungranted", "denied"), Some(1.0));
     other.saw_nothing();

@@ -48,9 +48,8 @@ use wasmtime::{Caller, Linker, Memory};
 use wasmtime_wasi_http::RequestOptions;
 
 use crate::host::HostState;
-use tables::{
-    BodyState, ErrorCase, IncomingBody, IncomingResponse, OutgoingRequest, Stream, Tables,
-};
+use crate::wasi::outbound_http::OutboundClient;
+use tables::{BodyState, ErrorCase, IncomingResponse, OutgoingRequest, Stream, Tables};
 
 pub(crate) use tables::Tables as Http2023;
 
@@ -290,7 +289,7 @@ async fn handle(
         wasmtime::bail!("handle: no request {request}");
     };
     let outcome = match prepare(&mut caller, request) {
-        Ok(prepared) => send(prepared, options).await,
+        Ok(prepared) => send(caller.data().outbound().client(), prepared, options).await,
         Err(error) => Err(error),
     };
     let tables = tables(&mut caller);
@@ -365,28 +364,22 @@ fn prepare(
 }
 
 async fn send(
+    client: OutboundClient,
     request: http::Request<wasmtime_wasi_http::WasiBody>,
     options: RequestOptions,
 ) -> std::result::Result<IncomingResponse, Failure> {
     use wasmtime_wasi_http::Error as E;
-    let (response, connection) = wasmtime_wasi_http::default_send_request(request, Some(options))
-        .await
-        .map_err(|e| {
-            let case = match e {
-                E::DnsTimeout
-                | E::ConnectionTimeout
-                | E::ConnectionReadTimeout
-                | E::HttpResponseTimeout => ErrorCase::Timeout,
-                E::HttpRequestUriInvalid | E::InvalidDnsNameError(_) => ErrorCase::InvalidUrl,
-                _ => ErrorCase::Protocol,
-            };
-            (case, format!("{e:?}"))
-        })?;
-    let connection = wasmtime_wasi::runtime::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("An outbound HTTP connection ended: {e:?}");
-        }
-    });
+    let response = client.send(request, Some(options)).await.map_err(|e| {
+        let case = match e {
+            E::DnsTimeout
+            | E::ConnectionTimeout
+            | E::ConnectionReadTimeout
+            | E::HttpResponseTimeout => ErrorCase::Timeout,
+            E::HttpRequestUriInvalid => ErrorCase::InvalidUrl,
+            _ => ErrorCase::Protocol,
+        };
+        (case, format!("{e:?}"))
+    })?;
     let (parts, body) = response.into_parts();
     let headers = parts
         .headers
@@ -400,10 +393,7 @@ async fn send(
         status: parts.status.as_u16(),
         headers,
         headers_handle: None,
-        body: Some(IncomingBody {
-            body: body.boxed_unsync(),
-            _connection: connection,
-        }),
+        body: Some(body),
     })
 }
 
@@ -493,7 +483,7 @@ async fn read(mut caller: Caller<'_, HostState>, stream: u32, len: u64, ret: u32
             if state != BodyState::Open {
                 break;
             }
-            match body.body.frame().await {
+            match body.frame().await {
                 Some(Ok(frame)) => pending = frame.into_data().unwrap_or_default(),
                 Some(Err(e)) => {
                     tracing::debug!("An outbound HTTP response body failed: {e:?}");

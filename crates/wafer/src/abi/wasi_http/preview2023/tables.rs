@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 use wasmtime_wasi_http::WasiBody;
 
 /// Header fields, in order, a name as often as it has values.
@@ -40,14 +39,7 @@ pub(crate) struct IncomingResponse {
     pub headers: Fields,
     /// The fields handle of its headers, made when first asked for.
     pub headers_handle: Option<u32>,
-    pub body: Option<IncomingBody>,
-}
-
-/// A response body and the task that drives its connection, kept only to
-/// be dropped with the body: that closes the connection.
-pub(crate) struct IncomingBody {
-    pub body: WasiBody,
-    pub _connection: AbortOnDropJoinHandle<()>,
+    pub body: Option<WasiBody>,
 }
 
 /// A stream handle's resource.
@@ -57,7 +49,7 @@ pub(crate) enum Stream {
     /// A response body being read: what is left of the last frame, and
     /// how far the body is.
     Input {
-        body: IncomingBody,
+        body: WasiBody,
         pending: Bytes,
         state: BodyState,
     },

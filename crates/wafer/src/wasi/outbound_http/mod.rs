@@ -12,11 +12,15 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use wasmtime_wasi_http::{ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::metrics::FunctionMetrics;
+
+mod client;
+
+pub(crate) use client::OutboundClient;
 
 /// What a function may reach over HTTP.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -215,11 +219,14 @@ impl fmt::Display for HostPattern {
     }
 }
 
-/// What every instance of a function checks its outbound requests against.
+/// What every instance of a function checks its outbound requests
+/// against, and the client that sends those it admits.
 pub(crate) struct OutboundGuard {
     function: Arc<str>,
     grant: OutboundHttp,
     metrics: Arc<FunctionMetrics>,
+    /// Made at the first request: most functions never send one.
+    client: OnceLock<OutboundClient>,
 }
 
 impl std::fmt::Debug for OutboundGuard {
@@ -237,7 +244,30 @@ impl OutboundGuard {
             function,
             grant,
             metrics,
+            client: OnceLock::new(),
         }
+    }
+
+    /// Sends `request` if [`OutboundGuard::admit`] lets it go; a denial
+    /// fails with wasi:http's `HTTP-request-denied`.
+    ///
+    /// # Errors
+    ///
+    /// The denial, or why the request got no response.
+    pub async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> wasmtime_wasi_http::Result<http::Response<WasiBody>> {
+        if self.admit(request.uri()).is_err() {
+            return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+        }
+        self.client().send(request, options).await
+    }
+
+    /// The function's client, for a request already admitted.
+    pub fn client(&self) -> OutboundClient {
+        self.client.get_or_init(OutboundClient::new).clone()
     }
 
     /// Whether a request to `uri` may go out; a denial, with why, is
@@ -305,11 +335,15 @@ impl WasiHttpHooks for OutboundHooks {
                 )>,
             > + Send,
     > {
-        if self.0.admit(request.uri()).is_err() {
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-        }
-        let default = wasmtime_wasi_http::default_hooks();
-        default.send_request(request, options, fut)
+        // Unused, as by wasmtime's own sender.
+        _ = fut;
+        let guard = self.0.clone();
+        Box::new(async move {
+            let response = guard.send(request, options).await?;
+            let no_failure: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
+                Box::new(std::future::ready(Ok(())));
+            Ok((response, no_failure))
+        })
     }
 }
 

@@ -1,0 +1,221 @@
+//! How a guest's HTTP request leaves the host, for every guest ABI that
+//! makes one (wasi:http 0.2 components and the 2023 preview's core
+//! functions): one client per function, shared by its instances.
+//!
+//! wasmtime-wasi-http's own sender opens a connection for every request
+//! and leaves Nagle's algorithm on, so that a request written in two
+//! pieces (its head, then the end of its body) waits for the server's
+//! delayed acknowledgement: 40 ms on a few percent of requests. This one
+//! keeps connections to a host open between requests (for
+//! [`IDLE_CONNECTION`]) and sets `TCP_NODELAY`. TLS is rustls with the
+//! webpki roots, as wasmtime's.
+
+use std::error::Error as _;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::time::{Instant, Sleep};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
+
+/// Each wait a guest leaves unbounded (connecting, the response's head,
+/// between two pieces of its body): 600 s, as wasmtime's own sender.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long a connection is kept for the next request to its host: 30 s.
+const IDLE_CONNECTION: Duration = Duration::from_secs(30);
+
+/// rustls with ring (named: the build has two providers) and the webpki
+/// roots; built once, as it parses every root.
+static TLS: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    let ring = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(ring)
+        .with_safe_default_protocol_versions()
+        .expect("ring has the cipher suites of rustls' default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+});
+
+/// A function's HTTP client: connections kept per host, `TCP_NODELAY`.
+/// Its clones share the connections.
+#[derive(Clone)]
+pub(crate) struct OutboundClient {
+    client: Client<HttpsConnector<HttpConnector>, WasiBody>,
+}
+
+impl OutboundClient {
+    /// A client with no connection yet.
+    pub fn new() -> OutboundClient {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        // The scheme decides, below: http, or https through rustls.
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(TLS.clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(IDLE_CONNECTION)
+            .build(https);
+        OutboundClient { client }
+    }
+
+    /// Sends `request` (its URI absolute), and returns the response once
+    /// its head arrived. A wait past one of `options`' timeouts fails as
+    /// wasi:http says.
+    ///
+    /// # Errors
+    ///
+    /// wasi:http's error for a connection that cannot be made, a broken
+    /// or malformed response, or a timeout.
+    pub async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<http::Response<WasiBody>, Error> {
+        let options = options.unwrap_or_default();
+        let connect = options.connect_timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let first_byte = options.first_byte_timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let between_bytes = options.between_bytes_timeout.unwrap_or(DEFAULT_TIMEOUT);
+        // A pooled client connects inside the request, when it has no idle
+        // connection: one bound covers connecting and the head.
+        let sent = tokio::time::timeout(
+            connect.saturating_add(first_byte),
+            self.client.request(request),
+        )
+        .await;
+        let response = match sent {
+            Ok(response) => response.map_err(|e| request_error(&e))?,
+            Err(_) => return Err(Error::ConnectionReadTimeout),
+        };
+        Ok(response.map(|incoming| ResponseBody::new(incoming, between_bytes).boxed_unsync()))
+    }
+}
+
+/// wasi:http's error for a request that got no response, from the causes
+/// the client gives.
+fn request_error(error: &hyper_util::client::legacy::Error) -> Error {
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                return tls_error(tls);
+            }
+            if error.is_connect() {
+                // The message is kept: wasmtime reads a failed name lookup
+                // from it.
+                return Error::Connect(io::Error::new(io.kind(), io.to_string()));
+            }
+        }
+        if let Some(hyper) = current.downcast_ref::<hyper::Error>() {
+            return hyper_error(hyper);
+        }
+        cause = current.source();
+    }
+    if error.is_connect() {
+        Error::Connect(io::Error::other(error.to_string()))
+    } else {
+        Error::InternalError(Some(error.to_string()))
+    }
+}
+
+fn tls_error(error: &rustls::Error) -> Error {
+    match error {
+        rustls::Error::InvalidCertificate(_) => Error::TlsCertificateError,
+        rustls::Error::AlertReceived(alert) => Error::TlsAlertReceived {
+            alert_id: Some(u8::from(*alert)),
+            alert_message: Some(format!("{alert:?}")),
+        },
+        _ => Error::TlsProtocolError,
+    }
+}
+
+/// What wasi:http calls a failure hyper reports by reference only.
+fn hyper_error(error: &hyper::Error) -> Error {
+    if error.is_timeout() {
+        Error::HttpResponseTimeout
+    } else if error.is_incomplete_message() {
+        Error::HttpResponseIncomplete
+    } else if error.is_closed() || error.is_canceled() {
+        Error::ConnectionTerminated
+    } else if error.is_parse() || error.is_parse_status() {
+        Error::HttpProtocolError
+    } else {
+        Error::InternalError(Some(error.to_string()))
+    }
+}
+
+/// A response body that fails with wasi:http's read timeout when no piece
+/// of it arrives in time.
+struct ResponseBody {
+    incoming: Incoming,
+    between_bytes: Duration,
+    idle: Pin<Box<Sleep>>,
+}
+
+impl ResponseBody {
+    fn new(incoming: Incoming, between_bytes: Duration) -> ResponseBody {
+        ResponseBody {
+            incoming,
+            between_bytes,
+            idle: Box::pin(tokio::time::sleep_until(after(between_bytes))),
+        }
+    }
+}
+
+/// `wait` from now; a wait too long for the clock is as good as forever.
+fn after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = after(this.between_bytes);
+                this.idle.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) if e.is_timeout() => {
+                Poll::Ready(Some(Err(Error::HttpResponseTimeout)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::Hyper(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                ready!(this.idle.as_mut().poll(cx));
+                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}
