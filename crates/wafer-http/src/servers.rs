@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -277,6 +278,13 @@ impl Servers {
         let mut give_up = retired;
         let service = id.to_string();
         self.tasks.spawn(async move {
+            // A response written in pieces (a streamed body and its end)
+            // must not wait for the client's delayed acknowledgement.
+            let listener = listener.tap_io(|connection| {
+                if let Err(e) = connection.set_nodelay(true) {
+                    tracing::debug!("Cannot set TCP_NODELAY on a connection: {e}");
+                }
+            });
             let serving = axum::serve(listener, swappable).with_graceful_shutdown(async move {
                 let _ = stop_taking.wait_for(|retired| *retired).await;
             });

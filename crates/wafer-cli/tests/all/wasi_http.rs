@@ -495,7 +495,10 @@ fn a_component_reaches_only_the_hosts_its_entry_allows() {
     let other = Upstream::start();
     let allowed = format!("http://{}", up.addr);
     // Allowed, but nothing listens there.
-    let closed_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let nobody = format!("http://{closed_port}");
     let (_ws, mut server) = serve(|ws| {
         let fetch = |name, extra: &str| function(ws, name, wafer_guests::HTTP_FETCH, extra);

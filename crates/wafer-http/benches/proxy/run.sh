@@ -9,7 +9,8 @@
 #       {type: lazy, max_calls: REUSE}`; wasmtime: --max-instance-reuse-count);
 #   (c) one allowed outbound call: `fetch` (the proxy calling a local
 #       upstream) against `hello`, and a plain Rust client (examples/
-#       plain_get.rs, a new connection per request as wasi:http makes).
+#       plain_get.rs, on one kept connection as wafer sends them, and on a
+#       new connection per request).
 # At concurrency 1 and 64, ROUNDS rounds (default 5) of DURATION seconds
 # (default 5), the servers taking turns so that a neighbour's load on a
 # shared machine hits them alike. Prints every round, then the medians.
@@ -94,6 +95,6 @@ done
 echo
 for c in 1 64; do summary "$c" wasmtime_fresh wafer_fresh wasmtime_reuse wafer_reuse; done
 for name in fetch hello; do
-  echo "c=1 median of rounds: $name p50 $(cut -d' ' -f2 "$work/$name.1" | median) µs"
+  echo "c=1 median of rounds: $name p50 $(cut -d' ' -f2 "$work/$name.1" | median) µs, p99 $(cut -d' ' -f3 "$work/$name.1" | median) µs"
 done
 target/release/examples/plain_get "$upstream/hello" 20000
