@@ -7,8 +7,12 @@
 //! including each hop of a redirect (wasi:http never follows redirects
 //! itself: a guest library that does sends a new request, checked again).
 //! A denied request fails in the guest with wasi:http's
-//! `HTTP-request-denied`; it is logged with the function and the host, and
-//! counted (`wafer_outbound_http_requests_total{outcome="denied"}`).
+//! `HTTP-request-denied`; it is counted
+//! (`wafer_outbound_http_requests_total{outcome="denied"}`) and logged with
+//! the function and the host, at most a burst of lines then one a second
+//! per function (`denials`), so that a guest retrying in a loop cannot
+//! flood the log. Admitted requests go out through the function's
+//! [`OutboundClient`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,8 +23,10 @@ use wasmtime_wasi_http::{ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHt
 use crate::metrics::FunctionMetrics;
 
 mod client;
+mod denials;
 
 pub(crate) use client::OutboundClient;
+use denials::DenialLog;
 
 /// What a function may reach over HTTP.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -227,6 +233,7 @@ pub(crate) struct OutboundGuard {
     metrics: Arc<FunctionMetrics>,
     /// Made at the first request: most functions never send one.
     client: OnceLock<OutboundClient>,
+    denials: DenialLog,
 }
 
 impl std::fmt::Debug for OutboundGuard {
@@ -245,6 +252,7 @@ impl OutboundGuard {
             grant,
             metrics,
             client: OnceLock::new(),
+            denials: DenialLog::new(),
         }
     }
 
@@ -295,7 +303,17 @@ impl OutboundGuard {
                     None => host.to_string(),
                 };
                 let denied = format!("HTTP request to {scheme}://{authority} denied: {reason}");
-                tracing::warn!(function = %self.function, host = %authority, "Outbound {denied}.");
+                match self.denials.line_at(std::time::Instant::now()) {
+                    Some(0) => {
+                        tracing::warn!(function = %self.function, host = %authority, "Outbound {denied}.");
+                    }
+                    Some(unlogged) => tracing::warn!(
+                        function = %self.function,
+                        host = %authority,
+                        "Outbound {denied} ({unlogged} more denials of this function since the last logged; all are counted)."
+                    ),
+                    None => {}
+                }
                 Err(denied)
             }
         }
