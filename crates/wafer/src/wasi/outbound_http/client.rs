@@ -6,8 +6,9 @@
 //! and leaves Nagle's algorithm on, so that a request written in two
 //! pieces (its head, then the end of its body) waits for the server's
 //! delayed acknowledgement: 40 ms on a few percent of requests. This one
-//! keeps connections to a host open between requests (for
-//! [`IDLE_CONNECTION`]) and sets `TCP_NODELAY`. TLS is rustls with the
+//! keeps connections to a host open between requests (up to
+//! [`MAX_IDLE_PER_HOST`], each for [`IDLE_CONNECTION`]) and sets
+//! `TCP_NODELAY`. TLS is rustls with the
 //! webpki roots, as wasmtime's.
 
 use std::error::Error as _;
@@ -23,8 +24,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::InvalidDnsNameError;
 use tokio::time::{Instant, Sleep};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
@@ -34,6 +36,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How long a connection is kept for the next request to its host: 30 s.
 const IDLE_CONNECTION: Duration = Duration::from_secs(30);
+
+/// The most idle connections kept per host: 32 (the rest close once
+/// their response is read).
+const MAX_IDLE_PER_HOST: usize = 32;
 
 /// rustls with ring (named: the build has two providers) and the webpki
 /// roots; built once, as it parses every root.
@@ -69,7 +75,11 @@ impl OutboundClient {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
+            // The timer closes idle connections when their time is up, not
+            // only when a request finds them.
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(IDLE_CONNECTION)
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .build(https);
         OutboundClient { client }
     }
@@ -84,24 +94,35 @@ impl OutboundClient {
     /// or malformed response, or a timeout.
     pub async fn send(
         &self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> Result<http::Response<WasiBody>, Error> {
         let options = options.unwrap_or_default();
         let connect = options.connect_timeout.unwrap_or(DEFAULT_TIMEOUT);
         let first_byte = options.first_byte_timeout.unwrap_or(DEFAULT_TIMEOUT);
         let between_bytes = options.between_bytes_timeout.unwrap_or(DEFAULT_TIMEOUT);
-        // A pooled client connects inside the request, when it has no idle
-        // connection: one bound covers connecting and the head.
-        let sent = tokio::time::timeout(
-            connect.saturating_add(first_byte),
-            self.client.request(request),
-        )
+        let mut connection = capture_connection(&mut request);
+        let response = self.client.request(request);
+        let mut response = std::pin::pin!(response);
+        // A connection (an idle one, or a new one, TLS included) within the
+        // connect timeout, then the head within the first-byte timeout.
+        let connected = tokio::time::timeout(connect, async {
+            tokio::select! {
+                biased;
+                done = &mut response => Some(done),
+                _ = connection.wait_for_connection_metadata() => None,
+            }
+        })
         .await;
-        let response = match sent {
-            Ok(response) => response.map_err(|e| request_error(&e))?,
-            Err(_) => return Err(Error::ConnectionReadTimeout),
+        let done = match connected {
+            Err(_) => return Err(Error::ConnectionTimeout),
+            Ok(Some(done)) => done,
+            Ok(None) => match tokio::time::timeout(first_byte, response).await {
+                Ok(done) => done,
+                Err(_) => return Err(Error::ConnectionReadTimeout),
+            },
         };
+        let response = done.map_err(|e| request_error(&e))?;
         Ok(response.map(|incoming| ResponseBody::new(incoming, between_bytes).boxed_unsync()))
     }
 }
@@ -111,8 +132,14 @@ impl OutboundClient {
 fn request_error(error: &hyper_util::client::legacy::Error) -> Error {
     let mut cause = error.source();
     while let Some(current) = cause {
+        if current.is::<InvalidDnsNameError>() {
+            return Error::DnsError {
+                rcode: Some("invalid dns name".to_string()),
+                info_code: None,
+            };
+        }
         if let Some(io) = current.downcast_ref::<io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+            if let Some(tls) = rustls_error(io) {
                 return tls_error(tls);
             }
             if error.is_connect() {
@@ -129,7 +156,20 @@ fn request_error(error: &hyper_util::client::legacy::Error) -> Error {
     if error.is_connect() {
         Error::Connect(io::Error::other(error.to_string()))
     } else {
-        Error::InternalError(Some(error.to_string()))
+        Error::HttpProtocolError
+    }
+}
+
+/// The TLS failure inside `error`, however deep: hyper-rustls wraps
+/// tokio-rustls' I/O error, which holds rustls' (an I/O error's `source`
+/// skips the error it holds, so the chain is walked by `get_ref`).
+fn rustls_error(error: &io::Error) -> Option<&rustls::Error> {
+    let mut inner = error.get_ref()?;
+    loop {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        inner = inner.downcast_ref::<io::Error>()?.get_ref()?;
     }
 }
 
@@ -152,10 +192,8 @@ fn hyper_error(error: &hyper::Error) -> Error {
         Error::HttpResponseIncomplete
     } else if error.is_closed() || error.is_canceled() {
         Error::ConnectionTerminated
-    } else if error.is_parse() || error.is_parse_status() {
-        Error::HttpProtocolError
     } else {
-        Error::InternalError(Some(error.to_string()))
+        Error::HttpProtocolError
     }
 }
 

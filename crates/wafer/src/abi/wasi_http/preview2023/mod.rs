@@ -375,7 +375,7 @@ async fn send(
             | E::ConnectionTimeout
             | E::ConnectionReadTimeout
             | E::HttpResponseTimeout => ErrorCase::Timeout,
-            E::HttpRequestUriInvalid => ErrorCase::InvalidUrl,
+            E::HttpRequestUriInvalid | E::DnsError { .. } => ErrorCase::InvalidUrl,
             _ => ErrorCase::Protocol,
         };
         (case, format!("{e:?}"))
