@@ -23,7 +23,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::client::PublishError;
@@ -234,8 +233,6 @@ async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
     } = bound;
     let func: Arc<str> = endpoint.config.func.as_str().into();
     let calls = Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS));
-    // The calls running, for the one alone to reply at once.
-    let in_flight = Arc::new(AtomicUsize::new(0));
     let (outbox, replies) = mpsc::unbounded_channel();
     let sender = tokio::spawn(send_replies(client.clone(), replies, func.clone()));
     let mut stop = std::pin::pin!(stop);
@@ -264,12 +261,8 @@ async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
         let Some((permit, request)) = next else {
             break;
         };
-        let (runtime, client, func) = (runtime.clone(), client.clone(), func.clone());
-        let (in_flight, outbox) = (in_flight.clone(), outbox.clone());
-        in_flight.fetch_add(1, Ordering::Relaxed);
+        let (runtime, func, outbox) = (runtime.clone(), func.clone(), outbox.clone());
         tokio::spawn(async move {
-            // Counted out however the task ends.
-            let _counted = CountedOut(&in_flight);
             let Some(reply_to) = request.reply.clone() else {
                 tracing::warn!(
                     function = %func,
@@ -279,13 +272,8 @@ async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
                 return;
             };
             let reply = answer(&runtime, &func, request).await;
-            if in_flight.load(Ordering::Relaxed) == 1 {
-                // The only call: no other reply to leave with.
-                send_reply(&client, &func, &reply_to, reply).await;
-            } else {
-                // The slot is free once the reply is sent.
-                let _ = outbox.send((reply_to, reply, permit));
-            }
+            // The slot is free once the reply is sent.
+            let _ = outbox.send((reply_to, reply, permit));
         });
     }
     // Every call's task has ended, its reply sent, once every slot is free.
@@ -295,15 +283,6 @@ async fn serve_one(bound: BoundEndpoint, stop: impl Future<Output = ()>) {
     let _ = sender.await;
     if let Err(e) = round_trip(&client).await {
         tracing::warn!(endpoint = %endpoint.id, "The last replies may be lost: {e}");
-    }
-}
-
-/// Takes one off a count of calls running when dropped.
-struct CountedOut<'a>(&'a AtomicUsize);
-
-impl Drop for CountedOut<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
