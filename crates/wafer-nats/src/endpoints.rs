@@ -18,12 +18,15 @@
 //!   the kind, so that a result shaped like an error is never taken for
 //!   one.
 //!
+//! A request with the header [`TIMEOUT_HEADER`] has its call stopped when
+//! its caller stops waiting.
+//!
 //! Every call goes through [`wafer::Function::invoke`], the one call path:
 //! pools, limits, metrics and error kinds behave as from HTTP or the CLI.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::client::PublishError;
 use async_nats::{Client, HeaderMap, Message, Subject, Subscriber};
@@ -48,6 +51,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The request header holding a WASI program's arguments, `a,b`.
 pub const ARGS_HEADER: &str = "Wafer-Args";
+
+/// The request header holding how long its caller waits for the reply, in
+/// milliseconds: the call is stopped then (as by its own time limit, when
+/// that comes first), since nobody would read its answer.
+pub const TIMEOUT_HEADER: &str = "Wafer-Timeout-Ms";
 
 /// The reply header holding a WASI program's exit status.
 pub const EXIT_CODE_HEADER: &str = "Wafer-Exit-Code";
@@ -338,25 +346,34 @@ async fn send_reply(client: &Client, func: &str, reply_to: &Subject, reply: Repl
 
 /// The reply to one request.
 async fn answer(runtime: &Runtime, func: &str, request: Message) -> Reply {
+    // The caller's clock starts when its request arrives.
+    let arrived = Instant::now();
     let function = match runtime.function_to_call(func).await {
         Ok(function) => function,
         Err(error) => return Reply::failed(&error),
     };
     let bad_input =
         |message: String| Reply::failure(ErrorKind::BadInput.as_str(), message, Vec::new());
-    let input = match function.input_form() {
-        InputForm::Program => {
-            let args = request
-                .headers
-                .as_ref()
-                .and_then(|headers| headers.get(ARGS_HEADER))
-                .map(|args| args.as_str());
-            Input::Program(
-                CommandInput::new()
-                    .args(program_args(args))
-                    .stdin(request.payload),
-            )
+    let header = |name: &str| {
+        request
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(name))
+            .map(|value| value.as_str())
+    };
+    let until = match header(TIMEOUT_HEADER).map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(ms)) => Some(arrived + Duration::from_millis(ms)),
+        Some(Err(_)) => {
+            return bad_input(format!("{TIMEOUT_HEADER} is not a number of milliseconds"));
         }
+    };
+    let input = match function.input_form() {
+        InputForm::Program => Input::Program(
+            CommandInput::new()
+                .args(program_args(header(ARGS_HEADER)))
+                .stdin(request.payload),
+        ),
         InputForm::Http => {
             return bad_input(format!(
                 "{func} is a wasi:http proxy: call it through its http.endpoint"
@@ -368,7 +385,7 @@ async fn answer(runtime: &Runtime, func: &str, request: Message) -> Reply {
             Err(e) => return bad_input(format!("the payload is not JSON: {e}")),
         },
     };
-    match function.invoke(input).await {
+    match function.invoke_until(input, until).await {
         Ok(Output::Program(output)) => {
             let mut headers = HeaderMap::new();
             headers.insert(EXIT_CODE_HEADER, output.exit_code.to_string());

@@ -253,6 +253,48 @@ fn a_guest_that_loops_holds_back_no_other_request_on_its_subject() {
     server.kill();
 }
 
+#[cfg(unix)]
+#[test]
+fn a_call_ends_when_its_caller_stops_waiting() {
+    let nats = NatsServer::start();
+    let ws = Workspace::new();
+    let yaml = format!(
+        "{}{SPIN_ENTRY}{}",
+        header("d"),
+        endpoint("spinner", &nats.url, "spin", None, "spin"),
+    );
+    ws.write("reg/_index.yaml", yaml);
+    let server = Server::start_until(&ws, &["run", "reg"], "on NATS subject spin");
+    let tokio = tokio();
+    let client = tokio
+        .block_on(async_nats::connect(nats.url.as_str()))
+        .unwrap();
+    let with_timeout = |ms: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert("Wafer-Timeout-Ms", ms);
+        headers
+    };
+    tokio.block_on(async {
+        // The guest loops far past 200 ms; its caller waits that long.
+        let (headers, body) = request(&client, "spin", with_timeout("200"), "[1]").await;
+        let kind = headers.as_ref().and_then(|h| h.get("Wafer-Error"));
+        assert_eq!(kind.map(|k| k.as_str()), Some("time_limit"), "{body}");
+        assert!(body.contains("at its caller's deadline"), "{body}");
+        // A call that ends in time answers as ever.
+        let (_, body) = request(&client, "spin", with_timeout("60000"), "[0]").await;
+        assert_eq!(body, "7");
+        let (kind, message) = {
+            let (headers, body) = request(&client, "spin", with_timeout("soon"), "[0]").await;
+            let kind = headers.as_ref().and_then(|h| h.get("Wafer-Error"));
+            (kind.map(|k| k.as_str().to_string()), body)
+        };
+        assert_eq!(kind.as_deref(), Some("bad_input"), "{message}");
+        assert!(message.contains("Wafer-Timeout-Ms"), "{message}");
+    });
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
 #[test]
 fn a_server_that_cannot_be_reached_stops_the_run() {
     let ws = Workspace::new();
