@@ -56,9 +56,15 @@ async fn request(
     )
 }
 
-/// The error kind of a failed call's reply, checked against its header.
-async fn error_kind(client: &async_nats::Client, subject: &str, payload: &str) -> (String, String) {
-    let (headers, body) = request(client, subject, HeaderMap::new(), payload).await;
+/// The error kind and message of a failed call's reply (to a request with
+/// `headers`), the kind checked against its header.
+async fn error_kind(
+    client: &async_nats::Client,
+    subject: &str,
+    headers: HeaderMap,
+    payload: &str,
+) -> (String, String) {
+    let (headers, body) = request(client, subject, headers, payload).await;
     let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     let kind = json["error"]["kind"]
         .as_str()
@@ -102,16 +108,18 @@ fn functions_answer_requests_and_errors_come_back_by_kind() {
         let (_, body) = request(&client, "any.thing", HeaderMap::new(), "[1, 2]").await;
         assert_eq!(body, "3");
 
-        let (kind, message) = error_kind(&client, "math.add", "[1,").await;
+        let (kind, message) = error_kind(&client, "math.add", HeaderMap::new(), "[1,").await;
         assert_eq!(kind, "bad_input");
         assert!(message.contains("not JSON"), "{message}");
-        let (kind, message) = error_kind(&client, "math.add", r#"{"a": 1}"#).await;
+        let (kind, message) =
+            error_kind(&client, "math.add", HeaderMap::new(), r#"{"a": 1}"#).await;
         assert_eq!(kind, "bad_input");
         assert!(message.contains("JSON array"), "{message}");
-        let (kind, message) = error_kind(&client, "math.add", r#"["x", 1]"#).await;
+        let (kind, message) =
+            error_kind(&client, "math.add", HeaderMap::new(), r#"["x", 1]"#).await;
         assert_eq!(kind, "bad_input");
         assert!(message.contains("args[0]"), "{message}");
-        let (kind, _) = error_kind(&client, "math.trap", "[]").await;
+        let (kind, _) = error_kind(&client, "math.trap", HeaderMap::new(), "[]").await;
         assert_eq!(kind, "trap");
 
         // A WASI program: the payload is its stdin, `Wafer-Args` its
@@ -210,19 +218,26 @@ const SPIN_ENTRY: &str = r#"  - name: spin
       max_execution_ms: 600000
 "#;
 
-#[cfg(unix)]
-#[test]
-fn a_guest_that_loops_holds_back_no_other_request_on_its_subject() {
+/// A wafer of namespace `ns` serving [`SPIN_ENTRY`] on subject `spin`,
+/// with an HTTP service for its metrics; the broker goes with it.
+fn serve_spin(ns: &str) -> (NatsServer, Workspace, Server) {
     let nats = NatsServer::start();
     let ws = Workspace::new();
     let yaml = format!(
         "{}{SPIN_ENTRY}  - name: ops\n    kind: http.service\n    addr: 127.0.0.1:0\n{}",
-        header("l"),
+        header(ns),
         endpoint("spinner", &nats.url, "spin", None, "spin"),
     );
     ws.write("reg/_index.yaml", yaml);
     let mut server = Server::start_until(&ws, &["run", "reg"], "on NATS subject spin");
-    server.base = server.base_of("l:ops");
+    server.base = server.base_of(&format!("{ns}:ops"));
+    (nats, ws, server)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_guest_that_loops_holds_back_no_other_request_on_its_subject() {
+    let (nats, _ws, server) = serve_spin("l");
     let tokio = tokio();
     let client = tokio
         .block_on(async_nats::connect(nats.url.as_str()))
@@ -256,15 +271,7 @@ fn a_guest_that_loops_holds_back_no_other_request_on_its_subject() {
 #[cfg(unix)]
 #[test]
 fn a_call_ends_when_its_caller_stops_waiting() {
-    let nats = NatsServer::start();
-    let ws = Workspace::new();
-    let yaml = format!(
-        "{}{SPIN_ENTRY}{}",
-        header("d"),
-        endpoint("spinner", &nats.url, "spin", None, "spin"),
-    );
-    ws.write("reg/_index.yaml", yaml);
-    let server = Server::start_until(&ws, &["run", "reg"], "on NATS subject spin");
+    let (nats, _ws, server) = serve_spin("d");
     let tokio = tokio();
     let client = tokio
         .block_on(async_nats::connect(nats.url.as_str()))
@@ -276,19 +283,14 @@ fn a_call_ends_when_its_caller_stops_waiting() {
     };
     tokio.block_on(async {
         // The guest loops far past 200 ms; its caller waits that long.
-        let (headers, body) = request(&client, "spin", with_timeout("200"), "[1]").await;
-        let kind = headers.as_ref().and_then(|h| h.get("Wafer-Error"));
-        assert_eq!(kind.map(|k| k.as_str()), Some("time_limit"), "{body}");
-        assert!(body.contains("at its caller's deadline"), "{body}");
+        let (kind, message) = error_kind(&client, "spin", with_timeout("200"), "[1]").await;
+        assert_eq!(kind, "time_limit", "{message}");
+        assert!(message.contains("at its caller's deadline"), "{message}");
         // A call that ends in time answers as ever.
         let (_, body) = request(&client, "spin", with_timeout("60000"), "[0]").await;
         assert_eq!(body, "7");
-        let (kind, message) = {
-            let (headers, body) = request(&client, "spin", with_timeout("soon"), "[0]").await;
-            let kind = headers.as_ref().and_then(|h| h.get("Wafer-Error"));
-            (kind.map(|k| k.as_str().to_string()), body)
-        };
-        assert_eq!(kind.as_deref(), Some("bad_input"), "{message}");
+        let (kind, message) = error_kind(&client, "spin", with_timeout("soon"), "[0]").await;
+        assert_eq!(kind, "bad_input", "{message}");
         assert!(message.contains("Wafer-Timeout-Ms"), "{message}");
     });
     let (code, log) = server.stop();
