@@ -125,9 +125,18 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
     // The call runs in this request's task until it ends or sets the
     // response, whichever comes first; most end at once. One still
     // streaming its body after setting the response goes on in a task of
-    // its own.
+    // its own. The call is polled first: a call that ends in its first
+    // poll then never registers this task on the response, whose sending
+    // would wake the task while it runs (and Tokio would reschedule it
+    // and wake another worker for nothing).
     let outcome = tokio::select! {
         biased;
+        // A reused instance may keep an outparam it never set: once the
+        // call has ended, a response not sent yet never will be.
+        ended = &mut call => {
+            let _ = ended_well.send(ended.is_ok());
+            response.try_recv().map_err(|_| ended)
+        }
         sent = &mut response => match sent {
             Ok(sent) => {
                 tokio::spawn(async move {
@@ -137,12 +146,6 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
             }
             Err(_) => Err(call.await),
         },
-        // A reused instance may keep an outparam it never set: once the
-        // call has ended, a response not sent yet never will be.
-        ended = &mut call => {
-            let _ = ended_well.send(ended.is_ok());
-            response.try_recv().map_err(|_| ended)
-        }
     };
     answer(&func, outcome, call_ended_well)
 }
