@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::ServiceExt as _;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -271,9 +272,10 @@ impl Servers {
         let (routes, current) = watch::channel(router);
         let (retire, retired) = watch::channel(false);
         // Each request is routed by the routes of the moment.
-        let swappable = Router::new().fallback_service(tower::service_fn(
-            move |request: axum::extract::Request| current.borrow().clone().oneshot(request),
-        ));
+        let swappable = tower::service_fn(move |request: axum::extract::Request| {
+            current.borrow().clone().oneshot(request)
+        })
+        .into_make_service();
         let mut stop_taking = retired.clone();
         let mut give_up = retired;
         let service = id.to_string();
