@@ -7,6 +7,9 @@
 #       request (both defaults);
 #   (b) the same with instances reused for REUSE requests (wafer: `pool:
 #       {type: lazy, max_calls: REUSE}`; wasmtime: --max-instance-reuse-count);
+#   (floor) the plain_add example's GET /hello, a plain axum handler on
+#       the same HTTP stack answering a constant with no Wasm at all: what
+#       no server of a Wasm guest can beat on this machine;
 #   (c) one allowed outbound call: `fetch` (the proxy calling a local
 #       upstream) against `hello`, and a plain Rust client (examples/
 #       plain_get.rs, on one kept connection as wafer sends them, and on a
@@ -77,13 +80,14 @@ curl -sf "$wafer_url/hello" >/dev/null && curl -sf "$fresh/" >/dev/null && curl 
 curl -sf -H "x-fetch-url: $upstream/hello" "$wafer_url/fetch" >/dev/null
 
 for c in 1 64; do
-  for name in wasmtime_fresh wafer_fresh wasmtime_reuse wafer_reuse; do : >"$work/$name.$c"; done
+  for name in wasmtime_fresh wafer_fresh wasmtime_reuse wafer_reuse floor; do : >"$work/$name.$c"; done
   for round in $(seq "$ROUNDS"); do
     a=$(load "$c" "$fresh/"); echo "$a" >>"$work/wasmtime_fresh.$c"
     b=$(load "$c" "$wafer_url/hello"); echo "$b" >>"$work/wafer_fresh.$c"
     d=$(load "$c" "$reuse/"); echo "$d" >>"$work/wasmtime_reuse.$c"
     e=$(load "$c" "$wafer_url/reused"); echo "$e" >>"$work/wafer_reuse.$c"
-    echo "c=$c round $round: fresh wasmtime $a | wafer $b ; reused wasmtime $d | wafer $e  (req/s, p50 and p99 in µs)"
+    g=$(load "$c" "$upstream/hello"); echo "$g" >>"$work/floor.$c"
+    echo "c=$c round $round: fresh wasmtime $a | wafer $b ; reused wasmtime $d | wafer $e ; floor $g  (req/s, p50 and p99 in µs)"
   done
 done
 : >"$work/fetch.1"; : >"$work/hello.1"
@@ -93,7 +97,7 @@ for round in $(seq "$ROUNDS"); do
   echo "outbound round $round: fetch $f | hello $h"
 done
 echo
-for c in 1 64; do summary "$c" wasmtime_fresh wafer_fresh wasmtime_reuse wafer_reuse; done
+for c in 1 64; do summary "$c" wasmtime_fresh wafer_fresh wasmtime_reuse wafer_reuse floor; done
 for name in fetch hello; do
   echo "c=1 median of rounds: $name p50 $(cut -d' ' -f2 "$work/$name.1" | median) µs, p99 $(cut -d' ' -f3 "$work/$name.1" | median) µs"
 done
