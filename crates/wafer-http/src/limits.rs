@@ -15,14 +15,16 @@
 //! that a guest computing on its own thread stops at it too.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use http_body_util::BodyExt;
-use tokio::sync::Semaphore;
+use http_body::{Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wafer::registry::HttpServiceConfig;
 
 use crate::response::request_error;
@@ -86,10 +88,10 @@ impl Admission {
             // The permit goes with the body: it is given back once the
             // body is sent or dropped.
             Ok(response) => response.map(|body| {
-                Body::new(body.map_frame(move |frame| {
-                    let _place = &permit;
-                    frame
-                }))
+                Body::new(HoldsPermit {
+                    body,
+                    _permit: permit,
+                })
             }),
             Err(_) => request_error(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -101,5 +103,33 @@ impl Admission {
                 ),
             ),
         }
+    }
+}
+
+/// A response body with its request's place in the concurrency limit,
+/// given back once the body is sent or dropped. Its size is the body's, so
+/// that a body of known length is sent with `Content-Length`.
+struct HoldsPermit {
+    body: Body,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl HttpBody for HoldsPermit {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -164,6 +164,8 @@ fn wasi_http_transport_maps_bodies_and_results() {
         greeted.header("content-type"),
         Some("text/plain; charset=utf-8")
     );
+    // An answer of known length says so, rather than coming chunked.
+    assert_eq!(greeted.header("content-length"), Some("10"));
     let reversed = server.request("POST", "/reverse", vec![1u8, 2, 0, 255]);
     assert_eq!(
         (reversed.status, reversed.body.as_slice()),

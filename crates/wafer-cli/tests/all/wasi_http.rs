@@ -303,6 +303,8 @@ fn a_proxy_answers_with_its_own_status_headers_streamed_body_and_trailers() {
     let hello = server.request("GET", "/hello", "");
     assert_eq!(said(&hello), (200, "Hello, world!\n".into()));
     assert_eq!(hello.header("content-type"), Some("text/plain"));
+    // A body the guest finished before its call returned goes out whole.
+    assert_eq!(hello.header("content-length"), Some("14"));
 
     // ~8 MB, under the service's 16 MiB: streamed back byte for byte.
     let body = pattern(8_000_003);

@@ -18,6 +18,7 @@
 //! before the response stops the guest; one that leaves while the body
 //! streams does not (the guest's writes then fail).
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -122,6 +123,7 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
         Box::pin(async move { function.invoke_until(Input::Http(call), budget.until).await });
     let mut response = response;
     let (ended_well, call_ended_well) = oneshot::channel();
+    let mut ended_here = None;
     // The call runs in this request's task until it ends or sets the
     // response, whichever comes first; most end at once. One still
     // streaming its body after setting the response goes on in a task of
@@ -134,6 +136,7 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
         // A reused instance may keep an outparam it never set: once the
         // call has ended, a response not sent yet never will be.
         ended = &mut call => {
+            ended_here = Some(ended.is_ok());
             let _ = ended_well.send(ended.is_ok());
             response.try_recv().map_err(|_| ended)
         }
@@ -147,24 +150,35 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
             Err(_) => Err(call.await),
         },
     };
-    answer(&func, outcome, call_ended_well)
+    answer(&func, outcome, call_ended_well, ended_here == Some(true))
 }
 
 /// The answer of a request: the response the guest set (its body ending
 /// as the call does), or the error code it set instead, or why there is
-/// neither (the call's outcome).
+/// neither (the call's outcome). A body whose call has already `ended_well`
+/// with every frame written is sent whole, with its `Content-Length`.
 fn answer(
     func: &str,
     outcome: Result<Result<wafer::proxy::Response, wafer::proxy::ErrorCode>, wafer::Result<Output>>,
     call_ended_well: oneshot::Receiver<bool>,
+    ended_well: bool,
 ) -> Response {
     match outcome {
-        Ok(Ok(response)) => response.map(|body| {
-            Body::new(EndsWithTheCall {
-                body,
-                body_ended: false,
-                call_ended_well: Some(call_ended_well),
-            })
+        Ok(Ok(response)) => response.map(|mut body| {
+            let written = if ended_well {
+                Written::take(&mut body)
+            } else {
+                Written::default()
+            };
+            match written.whole() {
+                Ok(whole) => Body::from(whole),
+                Err(written) => Body::new(EndsWithTheCall {
+                    written,
+                    body,
+                    body_ended: false,
+                    call_ended_well: Some(call_ended_well),
+                }),
+            }
         }),
         Ok(Err(code)) => request_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -186,6 +200,8 @@ fn answer(
 /// ends in an error, which has hyper close the connection before the
 /// body's end.
 struct EndsWithTheCall {
+    /// Frames taken from `body` already, sent first.
+    written: VecDeque<Result<Frame<Bytes>, BoxError>>,
     body: ResponseBody,
     body_ended: bool,
     /// Whether the call ended well, once it has; taken once answered.
@@ -201,6 +217,9 @@ impl HttpBody for EndsWithTheCall {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(frame) = this.written.pop_front() {
+            return Poll::Ready(Some(frame));
+        }
         if !this.body_ended {
             match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
                 Some(frame) => return Poll::Ready(Some(frame.map_err(Into::into))),
@@ -223,10 +242,73 @@ impl HttpBody for EndsWithTheCall {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.call_ended_well.is_none() && (self.body_ended || self.body.is_end_stream())
+        self.written.is_empty()
+            && self.call_ended_well.is_none()
+            && (self.body_ended || self.body.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        let written: u64 = (self.written.iter())
+            .filter_map(|frame| Some(frame.as_ref().ok()?.data_ref()?.len() as u64))
+            .sum();
+        let rest = self.body.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + written);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + written);
+        }
+        hint
+    }
+}
+
+/// What a guest has written of its body so far, taken without waiting.
+#[derive(Default)]
+struct Written {
+    frames: VecDeque<Result<Frame<Bytes>, BoxError>>,
+    ended: bool,
+}
+
+impl Written {
+    /// Takes every frame `body` holds now. The guest writes into a bounded
+    /// channel, so a call that has ended left at most a few chunks there.
+    fn take(body: &mut ResponseBody) -> Written {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut written = Written::default();
+        loop {
+            match Pin::new(&mut *body).poll_frame(&mut cx) {
+                Poll::Ready(Some(frame)) => {
+                    let failed = frame.is_err();
+                    written.frames.push_back(frame.map_err(Into::into));
+                    if failed {
+                        return written;
+                    }
+                }
+                Poll::Ready(None) => {
+                    written.ended = true;
+                    return written;
+                }
+                Poll::Pending => return written,
+            }
+        }
+    }
+
+    /// The whole body, when it ended and holds only data; else the frames
+    /// taken, to send before the rest.
+    fn whole(self) -> Result<Bytes, VecDeque<Result<Frame<Bytes>, BoxError>>> {
+        let only_data = self
+            .frames
+            .iter()
+            .all(|frame| frame.as_ref().is_ok_and(Frame::is_data));
+        if !self.ended || !only_data {
+            return Err(self.frames);
+        }
+        let mut chunks: Vec<Bytes> = (self.frames.into_iter())
+            .filter_map(|frame| frame.ok()?.into_data().ok())
+            .collect();
+        Ok(match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.remove(0),
+            _ => Bytes::from(chunks.concat()),
+        })
     }
 }
