@@ -38,7 +38,9 @@ entries:
     registry
 }
 
-/// One GET through `function`, its body read whole.
+/// One GET through `function`, its body read whole (after the call: hello's
+/// body fits the channel it is written into, so the call never waits for
+/// a reader).
 async fn get(function: &Function) -> Bytes {
     let request = http::Request::get("/")
         .header(http::header::HOST, "localhost")

@@ -305,6 +305,10 @@ fn a_proxy_answers_with_its_own_status_headers_streamed_body_and_trailers() {
     assert_eq!(hello.header("content-type"), Some("text/plain"));
     // A body the guest finished before its call returned goes out whole.
     assert_eq!(hello.header("content-length"), Some("14"));
+    // Not for HEAD, whose guest may write nothing: no length is claimed.
+    let head = server.request("HEAD", "/hello", "");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), None);
 
     // ~8 MB, under the service's 16 MiB: streamed back byte for byte.
     let body = pattern(8_000_003);

@@ -7,9 +7,9 @@
 #       request (both defaults);
 #   (b) the same with instances reused for REUSE requests (wafer: `pool:
 #       {type: lazy, max_calls: REUSE}`; wasmtime: --max-instance-reuse-count);
-#   (floor) the plain_add example's GET /hello, a plain axum handler on
-#       the same HTTP stack answering a constant with no Wasm at all: what
-#       no server of a Wasm guest can beat on this machine;
+#   (floor) the plain_add example's GET /hello, a plain axum handler
+#       answering a constant with no Wasm at all: what this HTTP stack
+#       costs without a guest, a floor for wafer;
 #   (c) one allowed outbound call: `fetch` (the proxy calling a local
 #       upstream) against `hello`, and a plain Rust client (examples/
 #       plain_get.rs, on one kept connection as wafer sends them, and on a

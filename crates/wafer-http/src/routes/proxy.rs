@@ -4,7 +4,8 @@
 //! service's `max_body_bytes`: a larger declared `Content-Length` is 413
 //! before the guest runs, a chunked body that grows past it fails the
 //! guest's read), and the guest's response comes back streamed, trailers
-//! included.
+//! included. A body the guest finished before its call returned (most
+//! do) goes out whole, with its `Content-Length`.
 //!
 //! A path ending in `/...` is a prefix: `/app/...` answers `/app` and
 //! every path below it, and the guest sees the whole path. An endpoint
@@ -102,6 +103,8 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
         Err(error) => return response::error(&error),
     };
     let (mut parts, body) = request.into_parts();
+    // A HEAD answer's body is empty whatever length GET would send.
+    let may_send_whole = parts.method != Method::HEAD;
     // A body declared too large is refused before the guest runs; one that
     // grows too large while the guest reads it fails the guest's read.
     let declared = parts
@@ -150,36 +153,41 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
             Err(_) => Err(call.await),
         },
     };
-    answer(&func, outcome, call_ended_well, ended_here == Some(true))
+    let whole = may_send_whole && ended_here == Some(true);
+    answer(&func, outcome, call_ended_well, whole)
 }
 
 /// The answer of a request: the response the guest set (its body ending
 /// as the call does), or the error code it set instead, or why there is
-/// neither (the call's outcome). A body whose call has already `ended_well`
-/// with every frame written is sent whole, with its `Content-Length`.
+/// neither (the call's outcome). When `whole` (the call has ended well,
+/// and the request is no HEAD) a body the guest finished is sent whole,
+/// with its `Content-Length`.
 fn answer(
     func: &str,
     outcome: Result<Result<wafer::proxy::Response, wafer::proxy::ErrorCode>, wafer::Result<Output>>,
     call_ended_well: oneshot::Receiver<bool>,
-    ended_well: bool,
+    whole: bool,
 ) -> Response {
     match outcome {
-        Ok(Ok(response)) => response.map(|mut body| {
-            let written = if ended_well {
+        Ok(Ok(response)) => {
+            let (parts, mut body) = response.into_parts();
+            let written = if whole {
                 Written::take(&mut body)
             } else {
                 Written::default()
             };
-            match written.whole() {
+            let declared = parts.headers.get(header::CONTENT_LENGTH);
+            let body = match written.whole(declared) {
                 Ok(whole) => Body::from(whole),
                 Err(written) => Body::new(EndsWithTheCall {
-                    written,
+                    written: written.frames,
                     body,
-                    body_ended: false,
+                    body_ended: written.ended,
                     call_ended_well: Some(call_ended_well),
                 }),
-            }
-        }),
+            };
+            Response::from_parts(parts, body)
+        }
         Ok(Err(code)) => request_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "guest_error",
@@ -292,15 +300,24 @@ impl Written {
         }
     }
 
-    /// The whole body, when it ended and holds only data; else the frames
-    /// taken, to send before the rest.
-    fn whole(self) -> Result<Bytes, VecDeque<Result<Frame<Bytes>, BoxError>>> {
-        let only_data = self
-            .frames
-            .iter()
-            .all(|frame| frame.as_ref().is_ok_and(Frame::is_data));
-        if !self.ended || !only_data {
-            return Err(self.frames);
+    /// The whole body, when it ended, holds only data and is as long as
+    /// the guest `declared` (wasmtime ends the body of a guest that went
+    /// away without finishing it as if it had: its length then falls
+    /// short, and the body must fail as it streams); else what was taken,
+    /// to send before the rest.
+    fn whole(self, declared: Option<&HeaderValue>) -> Result<Bytes, Written> {
+        let mut length = 0;
+        for frame in &self.frames {
+            match frame.as_ref().map(Frame::data_ref) {
+                Ok(Some(data)) => length += data.len(),
+                _ => return Err(self),
+            }
+        }
+        let as_declared = declared.is_none_or(|declared| {
+            declared.to_str().ok().and_then(|n| n.parse().ok()) == Some(length)
+        });
+        if !self.ended || !as_declared {
+            return Err(self);
         }
         let mut chunks: Vec<Bytes> = (self.frames.into_iter())
             .filter_map(|frame| frame.ok()?.into_data().ok())
