@@ -18,7 +18,8 @@ here=crates/wafer-http/benches/load
 # package named, not the wafer binary.
 cargo build --release -q -p wafer-cli -p wafer-guests
 cargo build --release -q -p wafer-http --example plain_add
-wafer=$PWD/target/release/wafer
+# WAFER=path runs another build of wafer (an older commit, to compare).
+wafer=${WAFER:-$PWD/target/release/wafer}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
