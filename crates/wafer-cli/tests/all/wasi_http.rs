@@ -336,6 +336,10 @@ fn a_proxy_answers_with_its_own_status_headers_streamed_body_and_trailers() {
         (400, "error: bad status".into())
     );
     assert_eq!(server.get("/elsewhere").0, 404);
+    // A 204 claims no length, though its (empty) body was finished.
+    let empty = server.request("GET", "/echo/x?status=204", "");
+    assert_eq!(empty.status, 204);
+    assert_eq!(empty.header("content-length"), None);
 
     let (status, headers, body, trailers) =
         post_for_trailers(&server, "/echo/t?trailers=1", "trailing");

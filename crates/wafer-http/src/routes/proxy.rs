@@ -161,7 +161,7 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
 /// as the call does), or the error code it set instead, or why there is
 /// neither (the call's outcome). When `whole` (the call has ended well,
 /// and the request is no HEAD) a body the guest finished is sent whole,
-/// with its `Content-Length`.
+/// with its `Content-Length` (hyper sends none for a 204 or 304).
 fn answer(
     func: &str,
     outcome: Result<Result<wafer::proxy::Response, wafer::proxy::ErrorCode>, wafer::Result<Output>>,
