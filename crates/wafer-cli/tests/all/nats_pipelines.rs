@@ -357,11 +357,15 @@ fn ctrl_c_acknowledges_what_was_written_and_the_next_run_goes_on() {
     assert_eq!(code, Some(0), "{second}");
     // Each message was processed by one run only: what the first wrote,
     // it acknowledged before it ended, and what it had not finished it
-    // handed back.
-    assert_eq!(
-        processed(&first) + processed(&second),
-        30_000,
-        "first run:\n{first}\nsecond run:\n{second}"
+    // handed back. One more is the broker's: nats-server before 2.10.14
+    // (Debian's is 2.9) may deliver the last message again as new when a
+    // message is handed back (nats-server#5305, see `end_pull_requests`),
+    // which this test has seen once in many runs; the output still holds
+    // it once.
+    let both = processed(&first) + processed(&second);
+    assert!(
+        (30_000..=30_001).contains(&both),
+        "{both} processed; first run:\n{first}\nsecond run:\n{second}"
     );
     assert_out_holds_each_once(&broker, 30_000);
 }
