@@ -126,7 +126,7 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
         Box::pin(async move { function.invoke_until(Input::Http(call), budget.until).await });
     let mut response = response;
     let (ended_well, call_ended_well) = oneshot::channel();
-    let mut ended_here = None;
+    let mut ended_well_here = false;
     // The call runs in this request's task until it ends or sets the
     // response, whichever comes first; most end at once. One still
     // streaming its body after setting the response goes on in a task of
@@ -139,7 +139,7 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
         // A reused instance may keep an outparam it never set: once the
         // call has ended, a response not sent yet never will be.
         ended = &mut call => {
-            ended_here = Some(ended.is_ok());
+            ended_well_here = ended.is_ok();
             let _ = ended_well.send(ended.is_ok());
             response.try_recv().map_err(|_| ended)
         }
@@ -153,7 +153,7 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
             Err(_) => Err(call.await),
         },
     };
-    let whole = may_send_whole && ended_here == Some(true);
+    let whole = may_send_whole && ended_well_here;
     answer(&func, outcome, call_ended_well, whole)
 }
 
