@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use crate::error::EngineError;
 use crate::pools::PoolPolicy;
 use crate::registry::Registry;
@@ -115,7 +117,42 @@ pub enum Allocator {
 pub struct WaferEngine {
     engine: Engine,
     allocator: Allocator,
-    interrupted: Arc<AtomicBool>,
+    interrupted: Interrupt,
+}
+
+/// The stop every call of an engine obeys (Ctrl-C, shutdown): raised once,
+/// never lowered. Guest code that runs sees it at its next epoch tick; a
+/// call waiting on the host is woken by it, with no polling.
+#[derive(Clone, Default)]
+pub(crate) struct Interrupt(Arc<InterruptState>);
+
+#[derive(Default)]
+struct InterruptState {
+    raised: AtomicBool,
+    waiters: Notify,
+}
+
+impl Interrupt {
+    /// Raises the interrupt and wakes every call waiting in
+    /// [`Interrupt::raised`].
+    pub fn raise(&self) {
+        self.0.raised.store(true, Ordering::Release);
+        self.0.waiters.notify_waiters();
+    }
+
+    /// Whether the interrupt was raised.
+    pub fn is_raised(&self) -> bool {
+        self.0.raised.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the interrupt is raised.
+    pub async fn raised(&self) {
+        // Made before the flag is read: a raise in between still wakes it.
+        let notified = self.0.waiters.notified();
+        if !self.is_raised() {
+            notified.await;
+        }
+    }
 }
 
 impl WaferEngine {
@@ -152,7 +189,7 @@ impl WaferEngine {
         Ok(WaferEngine {
             engine,
             allocator,
-            interrupted: Arc::new(AtomicBool::new(false)),
+            interrupted: Interrupt::default(),
         })
     }
 
@@ -170,7 +207,7 @@ impl WaferEngine {
     /// one at its first, with [`crate::Error::Interrupted`]: for Ctrl-C and
     /// shutdown. It cannot be undone.
     pub fn interrupt_all(&self) {
-        self.interrupted.store(true, Ordering::Relaxed);
+        self.interrupted.raise();
     }
 
     /// This engine, stopped by `other`'s [`WaferEngine::interrupt_all`]
@@ -181,8 +218,8 @@ impl WaferEngine {
         self
     }
 
-    /// The flag [`WaferEngine::interrupt_all`] sets, as stores read it.
-    pub(crate) fn interrupt_flag(&self) -> Arc<AtomicBool> {
+    /// What [`WaferEngine::interrupt_all`] raises, as calls obey it.
+    pub(crate) fn interrupt(&self) -> Interrupt {
         self.interrupted.clone()
     }
 }

@@ -11,7 +11,6 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -23,6 +22,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::abi::Site;
 use crate::abi::wasi_http::preview2023::Http2023;
 use crate::blocking::HandOff;
+use crate::engine::Interrupt;
 use crate::guest_log::GuestLog;
 use crate::limits::{Limits, MemoryCap, on_epoch_tick};
 use crate::wasi::outbound_http::{OutboundGuard, OutboundHooks};
@@ -56,8 +56,8 @@ pub(crate) struct HostState {
     /// How far the running call, if synchronous, is in handing its async
     /// worker over.
     hand_off: HandOff,
-    /// Set when the engine is interrupted; read by the epoch callback.
-    pub interrupted: Arc<AtomicBool>,
+    /// The engine's interrupt, read by the epoch callback.
+    pub interrupted: Interrupt,
     /// The instance's linear memory cap.
     pub memory: MemoryCap,
 }
@@ -208,7 +208,7 @@ impl HostState {
 
     /// Whether the engine was interrupted.
     pub fn is_interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::Relaxed)
+        self.interrupted.is_raised()
     }
 
     /// A fresh state for a new instance of `function` that takes over the

@@ -21,11 +21,12 @@
 //! [`crate::Error::DeadlineExceeded`]; its instance is discarded.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use wasmtime::UpdateDeadline;
+
+use crate::engine::Interrupt;
 
 /// `limits.max_execution_ms` when an entry gives none: 10 seconds.
 pub const DEFAULT_MAX_EXECUTION_MS: u64 = 10_000;
@@ -312,7 +313,7 @@ pub(crate) enum Stopped {
 pub(crate) async fn bounded<T>(
     call: impl Future<Output = T>,
     deadline: Instant,
-    interrupted: &AtomicBool,
+    interrupted: &Interrupt,
 ) -> Result<T, Stopped> {
     let mut call = std::pin::pin!(call);
     if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await
@@ -321,18 +322,7 @@ pub(crate) async fn bounded<T>(
     }
     tokio::select! {
         done = tokio::time::timeout_at(deadline.into(), call) => done.map_err(|_| Stopped::Deadline),
-        () = interrupt_raised(interrupted) => Err(Stopped::Interrupted),
-    }
-}
-
-/// How often a call waiting on the host checks for an engine interrupt.
-const INTERRUPT_CHECK: Duration = Duration::from_millis(10);
-
-/// Resolves once the engine is interrupted, checking every
-/// [`INTERRUPT_CHECK`].
-async fn interrupt_raised(flag: &AtomicBool) {
-    while !flag.load(Ordering::Relaxed) {
-        tokio::time::sleep(INTERRUPT_CHECK).await;
+        () = interrupted.raised() => Err(Stopped::Interrupted),
     }
 }
 

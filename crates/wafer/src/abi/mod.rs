@@ -55,7 +55,6 @@ pub(crate) use linkers::Linkers;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use wasmtime::component::types::Type;
 use wasmtime::component::{Component, InstancePre};
@@ -63,6 +62,7 @@ use wasmtime::{Engine, Store};
 
 use crate::call::{Input, InputForm, Output};
 use crate::compiler::Compiler;
+use crate::engine::Interrupt;
 use crate::error::ProblemKind;
 use crate::host::HostState;
 use crate::limits::Limits;
@@ -157,8 +157,8 @@ pub(crate) struct Site {
     pub limits: Limits,
     /// Its WASI world.
     pub sandbox: Sandbox,
-    /// The engine's interrupt flag (Ctrl-C, shutdown).
-    pub interrupted: Arc<AtomicBool>,
+    /// The engine's interrupt (Ctrl-C, shutdown).
+    pub interrupted: Interrupt,
     /// What its outbound HTTP requests are checked against.
     pub outbound: Arc<OutboundGuard>,
 }

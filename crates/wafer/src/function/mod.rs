@@ -11,7 +11,6 @@
 mod reaper;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use wasmtime::Store;
@@ -19,6 +18,7 @@ use wasmtime::component::types::Type;
 
 use crate::abi::{Answer, Fault, Prepared, Site, Step};
 use crate::call::{CommandOutput, Input, InputForm, Output};
+use crate::engine::Interrupt;
 use crate::error::{Error, Result};
 use crate::host::HostState;
 use crate::limits::{DeadlineReached, InterruptRaised, Limits, Stopped, bounded};
@@ -76,7 +76,7 @@ impl Function {
         policy: PoolPolicy,
         limits: Limits,
         sandbox: Sandbox,
-        interrupted: Arc<AtomicBool>,
+        interrupted: Interrupt,
         metrics: Arc<FunctionMetrics>,
     ) -> Function {
         let id: Arc<str> = id.into();

@@ -123,7 +123,7 @@ impl Runtime {
             spec.pool,
             spec.limits,
             spec.sandbox,
-            self.engine.interrupt_flag(),
+            self.engine.interrupt(),
             metrics,
         ))
     }

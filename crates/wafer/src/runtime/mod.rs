@@ -472,7 +472,7 @@ impl Runtime {
             PoolPolicy::for_function(config),
             config.limits.limits(),
             sandbox,
-            self.engine.interrupt_flag(),
+            self.engine.interrupt(),
             slot.metrics.clone(),
         )))
     }
