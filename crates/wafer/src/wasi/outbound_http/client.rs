@@ -199,30 +199,42 @@ fn hyper_error(error: &hyper::Error) -> Error {
 
 /// A response body that fails with wasi:http's read timeout when no piece
 /// of it arrives in time.
-struct ResponseBody {
-    incoming: Incoming,
+struct ResponseBody<B = Incoming> {
+    incoming: B,
     between_bytes: Duration,
+    /// When the last piece arrived (or the head): the wait counts from it.
+    last: Instant,
+    /// Fires at the end of the wait or before it. A piece that arrives
+    /// leaves it alone, and it is moved on only when it fires early: each
+    /// move takes the timer wheel's lock and may wake the thread that
+    /// drives it.
     idle: Pin<Box<Sleep>>,
 }
 
-impl ResponseBody {
-    fn new(incoming: Incoming, between_bytes: Duration) -> ResponseBody {
+impl<B> ResponseBody<B> {
+    fn new(incoming: B, between_bytes: Duration) -> ResponseBody<B> {
+        let last = Instant::now();
         ResponseBody {
             incoming,
             between_bytes,
-            idle: Box::pin(tokio::time::sleep_until(after(between_bytes))),
+            last,
+            idle: Box::pin(tokio::time::sleep_until(after(last, between_bytes))),
         }
     }
 }
 
-/// `wait` from now; a wait too long for the clock is as good as forever.
-fn after(wait: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(wait)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+/// `wait` from `start`; a wait too long for the clock is as good as
+/// forever.
+fn after(start: Instant, wait: Duration) -> Instant {
+    start
+        .checked_add(wait)
+        .unwrap_or_else(|| start + Duration::from_secs(86_400 * 365))
 }
 
-impl Body for ResponseBody {
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     type Data = Bytes;
     type Error = Error;
 
@@ -233,8 +245,7 @@ impl Body for ResponseBody {
         let this = &mut *self;
         match Pin::new(&mut this.incoming).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let next = after(this.between_bytes);
-                this.idle.as_mut().reset(next);
+                this.last = Instant::now();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) if e.is_timeout() => {
@@ -242,10 +253,14 @@ impl Body for ResponseBody {
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::Hyper(e)))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => {
+            Poll::Pending => loop {
                 ready!(this.idle.as_mut().poll(cx));
-                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
-            }
+                let due = after(this.last, this.between_bytes);
+                if Instant::now() >= due {
+                    return Poll::Ready(Some(Err(Error::ConnectionReadTimeout)));
+                }
+                this.idle.as_mut().reset(due);
+            },
         }
     }
 
@@ -255,5 +270,53 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         self.incoming.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    /// A body whose pieces the test sends.
+    struct Pieces(mpsc::UnboundedReceiver<&'static str>);
+
+    impl Body for Pieces {
+        type Data = Bytes;
+        type Error = hyper::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+            (self.0.poll_recv(cx)).map(|piece| Some(Ok(Frame::data(Bytes::from(piece?)))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_fails_once_no_piece_came_for_the_whole_wait() {
+        let wait = Duration::from_secs(3);
+        let (send, pieces) = mpsc::unbounded_channel();
+        let mut body = ResponseBody::new(Pieces(pieces), wait);
+        tokio::spawn(async move {
+            for piece in ["a", "b", "c", "d"] {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                send.send(piece).unwrap();
+            }
+            // Then nothing more, the body still open.
+            std::future::pending::<()>().await;
+        });
+        // Past the wait the body started with, but each piece within it
+        // of the one before.
+        let mut last = Instant::now();
+        for piece in ["a", "b", "c", "d"] {
+            last = Instant::now();
+            let frame = body.frame().await.unwrap().unwrap();
+            assert_eq!(frame.into_data().unwrap(), piece);
+        }
+        // `last` is before the last piece came: the wait counts from after.
+        let failed = body.frame().await.unwrap().unwrap_err();
+        assert!(matches!(failed, Error::ConnectionReadTimeout), "{failed:?}");
+        assert!(last.elapsed() >= wait);
     }
 }
