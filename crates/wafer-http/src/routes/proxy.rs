@@ -121,37 +121,38 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
             .insert(header::HOST, HeaderValue::from_static("localhost"));
     }
     let body = http_body_util::Limited::new(body, budget.body_bytes);
-    let (call, response) = HttpCall::new(Request::from_parts(parts, body), false);
+    let (call, mut response) = HttpCall::new(Request::from_parts(parts, body), false);
     let mut call =
         Box::pin(async move { function.invoke_until(Input::Http(call), budget.until).await });
-    let mut response = response;
     let (ended_well, call_ended_well) = oneshot::channel();
-    let mut ended_well_here = false;
     // The call runs in this request's task until it ends or sets the
     // response, whichever comes first; most end at once. One still
     // streaming its body after setting the response goes on in a task of
-    // its own. The call is polled first: a call that ends in its first
-    // poll then never registers this task on the response, whose sending
-    // would wake the task while it runs (and Tokio would reschedule it
-    // and wake another worker for nothing).
-    let outcome = tokio::select! {
-        biased;
-        // A reused instance may keep an outparam it never set: once the
-        // call has ended, a response not sent yet never will be.
-        ended = &mut call => {
-            ended_well_here = ended.is_ok();
-            let _ = ended_well.send(ended.is_ok());
-            response.try_recv().map_err(|_| ended)
+    // its own. The guest sets the response only while its call is polled,
+    // so the response is looked for after each poll rather than waited
+    // on: its sending would wake this task while it runs, and Tokio
+    // would reschedule the task and wake another worker for nothing.
+    let first = std::future::poll_fn(|cx| match call.as_mut().poll(cx) {
+        Poll::Ready(ended) => Poll::Ready(Err(ended)),
+        Poll::Pending => response
+            .try_recv()
+            .map_or(Poll::Pending, |sent| Poll::Ready(Ok(sent))),
+    })
+    .await;
+    let (outcome, ended_well_here) = match first {
+        Ok(sent) => {
+            tokio::spawn(async move {
+                let _ = ended_well.send(call.await.is_ok());
+            });
+            (Ok(sent), false)
         }
-        sent = &mut response => match sent {
-            Ok(sent) => {
-                tokio::spawn(async move {
-                    let _ = ended_well.send(call.await.is_ok());
-                });
-                Ok(sent)
-            }
-            Err(_) => Err(call.await),
-        },
+        Err(ended) => {
+            let _ = ended_well.send(ended.is_ok());
+            let here = ended.is_ok();
+            // A reused instance may keep an outparam it never set: once
+            // the call has ended, a response not sent yet never will be.
+            (response.try_recv().map_err(|_| ended), here)
+        }
     };
     let whole = may_send_whole && ended_well_here;
     answer(&func, outcome, call_ended_well, whole)
