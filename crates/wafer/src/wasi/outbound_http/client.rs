@@ -7,11 +7,11 @@
 //! pieces (its head, then the end of its body) waits for the server's
 //! delayed acknowledgement: 40 ms on a few percent of requests. This one
 //! keeps connections to a host open between requests (up to
-//! [`MAX_IDLE_PER_HOST`], each for [`IDLE_CONNECTION`]) and sets
-//! `TCP_NODELAY`. TLS is rustls with the
+//! [`MAX_IDLE_PER_HOST`](super::connections::MAX_IDLE_PER_HOST), each for
+//! [`IDLE_CONNECTION`](super::connections::IDLE_CONNECTION); see
+//! [`super::connections`]) and sets `TCP_NODELAY`. TLS is rustls with the
 //! webpki roots, as wasmtime's.
 
-use std::error::Error as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -19,27 +19,21 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Uri;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::pki_types::InvalidDnsNameError;
 use tokio::time::{Instant, Sleep};
+use tower_service::Service;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
+
+use super::connections::{Connection, Connections, Host, ResponseBody, Sending};
 
 /// Each wait a guest leaves unbounded (connecting, the response's head,
 /// between two pieces of its body): 600 s, as wasmtime's own sender.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// How long a connection is kept for the next request to its host: 30 s.
-const IDLE_CONNECTION: Duration = Duration::from_secs(30);
-
-/// The most idle connections kept per host: 32 (the rest close once
-/// their response is read).
-const MAX_IDLE_PER_HOST: usize = 32;
 
 /// rustls with ring (named: the build has two providers) and the webpki
 /// roots; built once, as it parses every root.
@@ -59,7 +53,8 @@ static TLS: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
 /// Its clones share the connections.
 #[derive(Clone)]
 pub(crate) struct OutboundClient {
-    client: Client<HttpsConnector<HttpConnector>, WasiBody>,
+    connector: HttpsConnector<HttpConnector>,
+    connections: Arc<Connections>,
 }
 
 impl OutboundClient {
@@ -69,19 +64,15 @@ impl OutboundClient {
         http.set_nodelay(true);
         // The scheme decides, below: http, or https through rustls.
         http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(TLS.clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            // The timer closes idle connections when their time is up, not
-            // only when a request finds them.
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(IDLE_CONNECTION)
-            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
-            .build(https);
-        OutboundClient { client }
+        OutboundClient {
+            connector,
+            connections: Arc::default(),
+        }
     }
 
     /// Sends `request` (its URI absolute), and returns the response once
@@ -94,43 +85,50 @@ impl OutboundClient {
     /// or malformed response, or a timeout.
     pub async fn send(
         &self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> Result<http::Response<WasiBody>, Error> {
         let options = options.unwrap_or_default();
         let connect = options.connect_timeout.unwrap_or(DEFAULT_TIMEOUT);
         let first_byte = options.first_byte_timeout.unwrap_or(DEFAULT_TIMEOUT);
         let between_bytes = options.between_bytes_timeout.unwrap_or(DEFAULT_TIMEOUT);
-        let mut connection = capture_connection(&mut request);
-        let response = self.client.request(request);
-        let mut response = std::pin::pin!(response);
-        // A connection (an idle one, or a new one, TLS included) within the
-        // connect timeout, then the head within the first-byte timeout.
-        let connected = tokio::time::timeout(connect, async {
-            tokio::select! {
-                biased;
-                done = &mut response => Some(done),
-                _ = connection.wait_for_connection_metadata() => None,
-            }
-        })
-        .await;
-        let done = match connected {
-            Err(_) => return Err(Error::ConnectionTimeout),
-            Ok(Some(done)) => done,
-            Ok(None) => match tokio::time::timeout(first_byte, response).await {
-                Ok(done) => done,
+        let uri = request.uri().clone();
+        let host = Host::of(&uri).ok_or(Error::HttpRequestUriInvalid)?;
+        let mut request = Sending::request(request);
+        // A kept connection the host closed as the request went out gives
+        // the request back unsent: it goes on another.
+        let response = loop {
+            let connection = match self.connections.take(&host) {
+                Some(connection) => connection,
+                None => match tokio::time::timeout(connect, self.connect(uri.clone())).await {
+                    Ok(connection) => connection?,
+                    Err(_) => return Err(Error::ConnectionTimeout),
+                },
+            };
+            let exchange = connection.exchange(request, &self.connections, host.clone());
+            match tokio::time::timeout(first_byte, exchange).await {
                 Err(_) => return Err(Error::ConnectionReadTimeout),
-            },
+                Ok(Ok(response)) => break response,
+                Ok(Err(mut failed)) => match failed.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(hyper_error(failed.error())),
+                },
+            }
         };
-        let response = done.map_err(|e| request_error(&e))?;
-        Ok(response.map(|incoming| ResponseBody::new(incoming, between_bytes).boxed_unsync()))
+        Ok(response.map(|body| ReadTimeout::new(body, between_bytes).boxed_unsync()))
+    }
+
+    /// A new connection to the host of `uri`, TLS included.
+    async fn connect(&self, uri: Uri) -> Result<Connection, Error> {
+        let io = (self.connector.clone().call(uri).await).map_err(|e| connect_error(&*e))?;
+        Connection::handshake(io).await.map_err(|e| hyper_error(&e))
     }
 }
 
-/// wasi:http's error for a request that got no response, from the causes
-/// the client gives.
-fn request_error(error: &hyper_util::client::legacy::Error) -> Error {
-    let mut cause = error.source();
+/// wasi:http's error for a connection that could not be made, from the
+/// causes the connector gives.
+fn connect_error(error: &(dyn std::error::Error + 'static)) -> Error {
+    let mut cause = Some(error);
     while let Some(current) = cause {
         if current.is::<InvalidDnsNameError>() {
             return Error::DnsError {
@@ -142,22 +140,13 @@ fn request_error(error: &hyper_util::client::legacy::Error) -> Error {
             if let Some(tls) = rustls_error(io) {
                 return tls_error(tls);
             }
-            if error.is_connect() {
-                // The message is kept: wasmtime reads a failed name lookup
-                // from it.
-                return Error::Connect(io::Error::new(io.kind(), io.to_string()));
-            }
-        }
-        if let Some(hyper) = current.downcast_ref::<hyper::Error>() {
-            return hyper_error(hyper);
+            // The message is kept: wasmtime reads a failed name lookup
+            // from it.
+            return Error::Connect(io::Error::new(io.kind(), io.to_string()));
         }
         cause = current.source();
     }
-    if error.is_connect() {
-        Error::Connect(io::Error::other(error.to_string()))
-    } else {
-        Error::HttpProtocolError
-    }
+    Error::Connect(io::Error::other(error.to_string()))
 }
 
 /// The TLS failure inside `error`, however deep: hyper-rustls wraps
@@ -199,7 +188,7 @@ fn hyper_error(error: &hyper::Error) -> Error {
 
 /// A response body that fails with wasi:http's read timeout when no piece
 /// of it arrives in time.
-struct ResponseBody<B = Incoming> {
+struct ReadTimeout<B = ResponseBody> {
     incoming: B,
     between_bytes: Duration,
     /// When the last piece arrived (or the head): the wait counts from it.
@@ -211,10 +200,10 @@ struct ResponseBody<B = Incoming> {
     idle: Pin<Box<Sleep>>,
 }
 
-impl<B> ResponseBody<B> {
-    fn new(incoming: B, between_bytes: Duration) -> ResponseBody<B> {
+impl<B> ReadTimeout<B> {
+    fn new(incoming: B, between_bytes: Duration) -> ReadTimeout<B> {
         let last = Instant::now();
-        ResponseBody {
+        ReadTimeout {
             incoming,
             between_bytes,
             last,
@@ -231,7 +220,7 @@ fn after(start: Instant, wait: Duration) -> Instant {
         .unwrap_or_else(|| start + Duration::from_secs(86_400 * 365))
 }
 
-impl<B> Body for ResponseBody<B>
+impl<B> Body for ReadTimeout<B>
 where
     B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
 {
@@ -297,7 +286,7 @@ mod tests {
     async fn a_body_fails_once_no_piece_came_for_the_whole_wait() {
         let wait = Duration::from_secs(3);
         let (send, pieces) = mpsc::unbounded_channel();
-        let mut body = ResponseBody::new(Pieces(pieces), wait);
+        let mut body = ReadTimeout::new(Pieces(pieces), wait);
         tokio::spawn(async move {
             for piece in ["a", "b", "c", "d"] {
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -23,6 +23,7 @@ use wasmtime_wasi_http::{ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHt
 use crate::metrics::FunctionMetrics;
 
 mod client;
+mod connections;
 mod denials;
 
 pub(crate) use client::OutboundClient;
