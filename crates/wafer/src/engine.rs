@@ -126,9 +126,12 @@ pub struct WaferEngine {
 #[derive(Clone, Default)]
 pub(crate) struct Interrupt(Arc<InterruptState>);
 
+/// What an [`Interrupt`]'s clones share.
 #[derive(Default)]
 struct InterruptState {
+    /// Set once raised; read by every epoch callback.
     raised: AtomicBool,
+    /// The calls waiting on the host, woken when it is raised.
     waiters: Notify,
 }
 

@@ -128,10 +128,12 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
     // The call runs in this request's task until it ends or sets the
     // response, whichever comes first; most end at once. One still
     // streaming its body after setting the response goes on in a task of
-    // its own. The guest sets the response only while its call is polled,
-    // so the response is looked for after each poll rather than waited
-    // on: its sending would wake this task while it runs, and Tokio
-    // would reschedule the task and wake another worker for nothing.
+    // its own. The guest sets the response only while its call is polled
+    // (wasi:http's `response-outparam.set` is a host call on the guest's
+    // fiber, and a proxy's calls are async, never handed to a thread), so
+    // the response is looked for after each poll rather than waited on:
+    // its sending would wake this task while it runs, and Tokio would
+    // reschedule the task and wake another worker for nothing.
     let first = std::future::poll_fn(|cx| match call.as_mut().poll(cx) {
         Poll::Ready(ended) => Poll::Ready(Err(ended)),
         Poll::Pending => response

@@ -12,6 +12,7 @@
 //! [`super::connections`]) and sets `TCP_NODELAY`. TLS is rustls with the
 //! webpki roots, as wasmtime's.
 
+use std::error::Error as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -94,14 +95,12 @@ impl OutboundClient {
         let between_bytes = options.between_bytes_timeout.unwrap_or(DEFAULT_TIMEOUT);
         let uri = request.uri().clone();
         let host = Host::of(&uri).ok_or(Error::HttpRequestUriInvalid)?;
-        let mut request = Sending::request(request);
-        // A kept connection the host closed as the request went out gives
-        // the request back unsent: it goes on another.
+        let mut request = Sending::request(request)?;
         let response = loop {
-            let connection = match self.connections.take(&host) {
-                Some(connection) => connection,
+            let (connection, kept) = match self.connections.take(&host) {
+                Some(connection) => (connection, true),
                 None => match tokio::time::timeout(connect, self.connect(uri.clone())).await {
-                    Ok(connection) => connection?,
+                    Ok(connection) => (connection?, false),
                     Err(_) => return Err(Error::ConnectionTimeout),
                 },
             };
@@ -110,8 +109,11 @@ impl OutboundClient {
                 Err(_) => return Err(Error::ConnectionReadTimeout),
                 Ok(Ok(response)) => break response,
                 Ok(Err(mut failed)) => match failed.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(hyper_error(failed.error())),
+                    // A kept connection its host closed as the request
+                    // went: the request goes on another. A new one that
+                    // closed at once fails it (it would again).
+                    Some(unsent) if kept => request = unsent,
+                    _ => return Err(hyper_error(failed.error())),
                 },
             }
         };
@@ -120,7 +122,11 @@ impl OutboundClient {
 
     /// A new connection to the host of `uri`, TLS included.
     async fn connect(&self, uri: Uri) -> Result<Connection, Error> {
-        let io = (self.connector.clone().call(uri).await).map_err(|e| connect_error(&*e))?;
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(|e| connect_error(&*e))?;
+        let io = (connector.call(uri).await).map_err(|e| connect_error(&*e))?;
         Connection::handshake(io).await.map_err(|e| hyper_error(&e))
     }
 }
@@ -173,13 +179,16 @@ fn tls_error(error: &rustls::Error) -> Error {
     }
 }
 
-/// What wasi:http calls a failure hyper reports by reference only.
+/// What wasi:http calls a failure hyper reports by reference only: a
+/// connection the host closed or reset is terminated, an answer that is
+/// not HTTP a protocol error.
 fn hyper_error(error: &hyper::Error) -> Error {
+    let broken = || error.source().is_some_and(|cause| cause.is::<io::Error>());
     if error.is_timeout() {
         Error::HttpResponseTimeout
     } else if error.is_incomplete_message() {
         Error::HttpResponseIncomplete
-    } else if error.is_closed() || error.is_canceled() {
+    } else if error.is_closed() || error.is_canceled() || broken() {
         Error::ConnectionTerminated
     } else {
         Error::HttpProtocolError
@@ -265,7 +274,106 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::sync::mpsc;
+
+    /// A local server on its own threads, handling each connection it
+    /// accepts with `serve`; and how many it has accepted.
+    fn server(serve: fn(std::net::TcpStream)) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || serve(stream));
+            }
+        });
+        (addr, accepted)
+    }
+
+    /// Answers `ok` to each request on `stream` (reading its
+    /// `Content-Length` body) until the client closes it.
+    fn answer_ok(stream: std::net::TcpStream) {
+        let mut reader = BufReader::new(&stream);
+        loop {
+            let mut length = 0;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = n.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            (&stream)
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
+        }
+    }
+
+    /// A body of `Content-Length` bytes that, as wasmtime's outgoing body,
+    /// never says it has ended.
+    struct Declared(Option<&'static str>);
+
+    impl Body for Declared {
+        type Data = Bytes;
+        type Error = Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+            match self.0.take() {
+                Some(piece) => Poll::Ready(Some(Ok(Frame::data(Bytes::from(piece))))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    fn post(addr: &str, body: &'static str) -> http::Request<WasiBody> {
+        http::Request::post(format!("http://{addr}/submit"))
+            .header("content-length", body.len())
+            .body(Declared(Some(body)).boxed_unsync())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_with_a_declared_length_go_on_one_kept_connection() {
+        let (addr, accepted) = server(answer_ok);
+        let client = OutboundClient::new();
+        for _ in 0..3 {
+            let response = client.send(post(&addr, "hello"), None).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_that_closes_at_once_fails_the_request() {
+        let (addr, accepted) = server(drop);
+        let client = OutboundClient::new();
+        let failed = client.send(post(&addr, "hello"), None).await.unwrap_err();
+        assert!(
+            matches!(
+                failed,
+                Error::ConnectionTerminated | Error::HttpResponseIncomplete
+            ),
+            "{failed:?}"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
 
     /// A body whose pieces the test sends.
     struct Pieces(mpsc::UnboundedReceiver<&'static str>);

@@ -7,15 +7,19 @@
 //! hyper's pooled client gives each connection a task of its own, and
 //! spawns another for each response to put its connection back: every
 //! hop between those tasks and the caller's is a wake-up, often of
-//! another worker thread, and one outbound call cost over twice a plain
-//! client's request (BENCHMARKS.md, wasi:http). Here a call crosses no
-//! task of the client's.
+//! another worker thread (BENCHMARKS.md, wasi:http). Here a call crosses
+//! no task of the client's while all goes as usual.
 //!
-//! Two cases still get a task: a connection whose request body is still
-//! being sent when the response's head arrives (a server that answers
-//! before reading it all; the guest may be waiting to write more before
-//! it reads) is driven by one of its own, and is not kept. A response body
-//! dropped before its end closes its connection.
+//! A connection still has work of its own to finish in three cases, and
+//! then gets a task that finishes it and closes it: the response's head
+//! arrived before hyper took the whole request body (a server that
+//! answers before reading it all, while the guest may still be writing
+//! it), the response ended before the request had all gone out, or the
+//! response body was dropped before its end.
+//!
+//! A request goes again on another connection only when it went on a kept
+//! one that had closed, and hyper gives it back unsent: a new connection
+//! that closes at once fails the request, as hyper's pooled client does.
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
@@ -27,7 +31,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, Uri, header};
+use http::{HeaderValue, Method, Request, Response, Uri, header};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{TrySendError, http1};
@@ -51,7 +55,10 @@ pub(super) type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
 /// Where a connection goes: a scheme and an authority.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct Host {
+    /// `http` or `https`.
     scheme: Scheme,
+    /// The host and port (any user name is refused before a request gets
+    /// here).
     authority: Authority,
 }
 
@@ -68,9 +75,11 @@ impl Host {
 /// An open connection: the handle requests go in by, and the future that
 /// reads and writes the connection (nothing moves unless it is polled).
 pub(super) struct Connection {
+    /// Where requests go in.
     sender: http1::SendRequest<Sending>,
-    driver: http1::Connection<Io, Sending>,
-    closed: bool,
+    /// The connection's I/O; `None` once it has ended. It is dropped then:
+    /// a request queued in it and never taken is given back by the drop.
+    driver: Option<http1::Connection<Io, Sending>>,
 }
 
 impl Connection {
@@ -79,18 +88,19 @@ impl Connection {
         let (sender, driver) = http1::handshake(io).await?;
         Ok(Connection {
             sender,
-            driver,
-            closed: false,
+            driver: Some(driver),
         })
     }
 
     /// Lets the connection read and write what it can; false once it has
-    /// closed.
+    /// ended.
     fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.closed && Pin::new(&mut self.driver).poll(cx).is_ready() {
-            self.closed = true;
+        if let Some(driver) = self.driver.as_mut()
+            && Pin::new(driver).poll(cx).is_ready()
+        {
+            self.driver = None;
         }
-        !self.closed
+        self.driver.is_some()
     }
 
     /// Whether a request may go on this connection now (it has not closed,
@@ -100,30 +110,41 @@ impl Connection {
         self.drive(&mut Context::from_waker(Waker::noop())) && self.sender.is_ready()
     }
 
+    /// Lets the connection finish what it has started (writing a request,
+    /// reading a response) in a task of its own, then close.
+    fn finish_alone(self) {
+        // Without its sender the connection closes once idle.
+        if let Some(driver) = self.driver
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(driver);
+        }
+    }
+
     /// Sends `request` (made by [`Sending::request`]) and drives the
     /// connection until the response's head has arrived; then the body
     /// reads on from the connection, which goes back to `connections` once
     /// the body has ended. A request that never went out (the connection
-    /// had closed) is given back in the error, to send on another.
+    /// had closed) is given back in the error.
     pub async fn exchange(
         mut self,
         request: Request<Sending>,
         connections: &Arc<Connections>,
         host: Host,
     ) -> Result<Response<ResponseBody>, TrySendError<Request<Sending>>> {
-        let sent = request.body().sent.clone();
+        let taken = request.body().taken.clone();
         let mut response = std::pin::pin!(self.sender.try_send_request(request));
         let response = poll_fn(|cx| {
             self.drive(cx);
             response.as_mut().poll(cx)
         })
         .await?;
-        let connection = if sent.load(Ordering::Acquire) {
+        let connection = if taken.load(Ordering::Acquire) {
             Some(self)
         } else {
-            // Dropping the sender lets the connection close once this
-            // exchange is over.
-            tokio::spawn(self.driver);
+            // The guest may be waiting to write more of the body before
+            // it reads the response: the connection must take it alone.
+            self.finish_alone();
             None
         };
         let kept = (Arc::downgrade(connections), host);
@@ -135,28 +156,57 @@ impl Connection {
     }
 }
 
-/// A request body that records when it has been sent whole.
+/// A request body that records when hyper has taken all of it: it polled
+/// the body to its end, or dropped it (which hyper does once it has
+/// written a body's declared `Content-Length`, and when the request
+/// fails).
 pub(super) struct Sending {
+    /// The guest's body.
     body: WasiBody,
-    sent: Arc<AtomicBool>,
+    /// Set once hyper no longer holds the body.
+    taken: Arc<AtomicBool>,
 }
 
 impl Sending {
     /// `request` as it goes on a connection: its target in origin form
-    /// (`/path?query`), with a `Host` header.
-    pub fn request(request: Request<WasiBody>) -> Request<Sending> {
+    /// (`/path?query`), with a `Host` header. `CONNECT` is refused: the
+    /// connection is for HTTP requests, not a tunnel.
+    pub fn request(request: Request<WasiBody>) -> Result<Request<Sending>, Error> {
         let (mut parts, body) = request.into_parts();
-        if let Some(authority) = parts.uri.authority()
-            && !parts.headers.contains_key(header::HOST)
-            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+        if parts.method == Method::CONNECT {
+            return Err(Error::HttpRequestMethodInvalid);
+        }
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(host) = host_header(&parts.uri)
         {
             parts.headers.insert(header::HOST, host);
         }
         let target =
             (parts.uri.path_and_query().cloned()).unwrap_or_else(|| PathAndQuery::from_static("/"));
         parts.uri = Uri::from(target);
-        let sent = Arc::new(AtomicBool::new(body.is_end_stream()));
-        Request::from_parts(parts, Sending { body, sent })
+        let taken = Arc::new(AtomicBool::new(body.is_end_stream()));
+        Ok(Request::from_parts(parts, Sending { body, taken }))
+    }
+}
+
+/// The `Host` header for `uri`: its host, and its port unless the scheme's
+/// own.
+fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    let default = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let value = match uri.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
+        _ => host.to_string(),
+    };
+    HeaderValue::from_str(&value).ok()
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.taken.store(true, Ordering::Release);
     }
 }
 
@@ -170,7 +220,7 @@ impl Body for Sending {
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
         if frame.is_none() || self.body.is_end_stream() {
-            self.sent.store(true, Ordering::Release);
+            self.taken.store(true, Ordering::Release);
         }
         Poll::Ready(frame)
     }
@@ -187,25 +237,39 @@ impl Body for Sending {
 /// A response body, read from the connection it drives; the connection is
 /// kept once the body has ended whole.
 pub(super) struct ResponseBody {
+    /// The body as hyper reads it.
     incoming: Incoming,
+    /// The connection, while this body drives it.
     connection: Option<Connection>,
     /// Where the connection goes once the body has ended.
     kept: Option<(Weak<Connections>, Host)>,
 }
 
 impl ResponseBody {
-    /// Gives the connection back once the body has ended, if the
-    /// connection is ready for another request.
+    /// Gives the connection back once the body has ended, if it is ready
+    /// for another request; else lets it finish alone (its request may not
+    /// all have gone out).
     fn ended(&mut self) {
-        let (Some(mut connection), Some((connections, host))) =
-            (self.connection.take(), self.kept.take())
-        else {
+        let Some(mut connection) = self.connection.take() else {
             return;
         };
-        if let Some(connections) = connections.upgrade()
-            && connection.is_ready()
-        {
-            connections.put(host, connection);
+        let connections = self
+            .kept
+            .take()
+            .and_then(|(connections, host)| Some((connections.upgrade()?, host)));
+        match connections {
+            Some((connections, host)) if connection.is_ready() => connections.put(host, connection),
+            _ => connection.finish_alone(),
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if self.incoming.is_end_stream() {
+            self.ended();
+        } else if let Some(connection) = self.connection.take() {
+            connection.finish_alone();
         }
     }
 }
@@ -253,14 +317,24 @@ impl Body for ResponseBody {
 /// The idle connections of one client, by host.
 #[derive(Default)]
 pub(super) struct Connections {
+    /// The connections waiting for a request, the most recently used last.
     idle: Mutex<HashMap<Host, Vec<Idle>>>,
     /// Whether a task closes the connections idle too long.
     reaping: AtomicBool,
 }
 
+/// A connection waiting for its next request.
 struct Idle {
     connection: Connection,
+    /// When it went idle.
     since: Instant,
+}
+
+impl Idle {
+    /// Whether it may still take a request.
+    fn is_usable(&mut self) -> bool {
+        self.since.elapsed() < IDLE_CONNECTION && self.connection.is_ready()
+    }
 }
 
 impl Connections {
@@ -268,12 +342,10 @@ impl Connections {
     /// recently used first.
     pub fn take(&self, host: &Host) -> Option<Connection> {
         loop {
-            let Idle {
-                mut connection,
-                since,
-            } = self.idle.lock().get_mut(host)?.pop()?;
-            if since.elapsed() < IDLE_CONNECTION && connection.is_ready() {
-                return Some(connection);
+            // Checked outside the lock: the check reads the socket.
+            let mut idle = self.idle.lock().get_mut(host)?.pop()?;
+            if idle.is_usable() {
+                return Some(idle.connection);
             }
         }
     }
@@ -297,40 +369,69 @@ impl Connections {
         };
         // Closed outside the lock.
         drop(refused);
-        if !self.reaping.swap(true, Ordering::AcqRel)
+        if !self.reaping.load(Ordering::Acquire)
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && !self.reaping.swap(true, Ordering::AcqRel)
         {
             runtime.spawn(reap(Arc::downgrade(self)));
         }
     }
 
     /// Closes the connections idle too long or closed by their host; how
-    /// many are left.
+    /// many are left. They are checked and closed outside the lock.
     fn prune(&self) -> usize {
-        let mut hosts = self.idle.lock();
-        hosts.retain(|_, kept| {
-            kept.retain_mut(|idle| {
-                idle.since.elapsed() < IDLE_CONNECTION && idle.connection.is_ready()
-            });
+        let mut checked = std::mem::take(&mut *self.idle.lock());
+        checked.retain(|_, kept| {
+            kept.retain_mut(Idle::is_usable);
             !kept.is_empty()
         });
-        hosts.values().map(Vec::len).sum()
+        let mut over = Vec::new();
+        let mut hosts = self.idle.lock();
+        for (host, mut kept) in checked {
+            // Put back behind those that went idle meanwhile.
+            let now = hosts.entry(host).or_default();
+            kept.append(now);
+            let excess = kept.len().saturating_sub(MAX_IDLE_PER_HOST);
+            over.extend(kept.drain(..excess));
+            *now = kept;
+        }
+        let left = hosts.values().map(Vec::len).sum();
+        drop(hosts);
+        drop(over);
+        left
+    }
+}
+
+/// The reaper's claim on its [`Connections`]: given up when the reaper
+/// ends, however it ends (its runtime may shut down), so that a later put
+/// starts another.
+struct Reaping(Weak<Connections>);
+
+impl Drop for Reaping {
+    fn drop(&mut self) {
+        if let Some(connections) = self.0.upgrade() {
+            connections.reaping.store(false, Ordering::Release);
+        }
     }
 }
 
 /// Closes idle connections as their time runs out, while there are any.
 async fn reap(connections: Weak<Connections>) {
+    let mut claim = Some(Reaping(connections.clone()));
     loop {
         tokio::time::sleep(IDLE_CONNECTION / 4).await;
-        let Some(connections) = connections.upgrade() else {
+        let Some(kept) = connections.upgrade() else {
             return;
         };
-        if connections.prune() == 0 {
-            connections.reaping.store(false, Ordering::Release);
-            // One put since the count started no reaper: this one goes on.
-            if connections.prune() == 0 || connections.reaping.swap(true, Ordering::AcqRel) {
-                return;
-            }
+        if kept.prune() > 0 {
+            continue;
         }
+        // None left. A connection put before the claim is given up finds
+        // it still held and starts no reaper: look once more after.
+        drop(claim.take());
+        if kept.prune() == 0 || kept.reaping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        claim = Some(Reaping(connections.clone()));
     }
 }
