@@ -298,7 +298,8 @@ impl Body for ResponseBody {
             }
         };
         match &frame {
-            Some(Ok(_)) if !this.incoming.is_end_stream() => {}
+            // Trailers are a body's last frame.
+            Some(Ok(frame)) if frame.is_data() && !this.incoming.is_end_stream() => {}
             Some(Err(_)) => this.connection = None,
             _ => this.ended(),
         }
@@ -373,31 +374,27 @@ impl Connections {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
             && !self.reaping.swap(true, Ordering::AcqRel)
         {
-            runtime.spawn(reap(Arc::downgrade(self)));
+            // The claim goes with the task, dropped with it even if it
+            // never runs.
+            runtime.spawn(reap(Reaping(Arc::downgrade(self))));
         }
     }
 
-    /// Closes the connections idle too long or closed by their host; how
-    /// many are left. They are checked and closed outside the lock.
+    /// Closes the connections idle too long; how many are left. Only their
+    /// age is checked, under the lock (one closed by its host is found by
+    /// [`Connections::take`]); they are closed outside it.
     fn prune(&self) -> usize {
-        let mut checked = std::mem::take(&mut *self.idle.lock());
-        checked.retain(|_, kept| {
-            kept.retain_mut(Idle::is_usable);
+        let mut expired = Vec::new();
+        let mut hosts = self.idle.lock();
+        hosts.retain(|_, kept| {
+            // Oldest first: those past their time are a prefix.
+            let old = kept.partition_point(|idle| idle.since.elapsed() >= IDLE_CONNECTION);
+            expired.extend(kept.drain(..old));
             !kept.is_empty()
         });
-        let mut over = Vec::new();
-        let mut hosts = self.idle.lock();
-        for (host, mut kept) in checked {
-            // Put back behind those that went idle meanwhile.
-            let now = hosts.entry(host).or_default();
-            kept.append(now);
-            let excess = kept.len().saturating_sub(MAX_IDLE_PER_HOST);
-            over.extend(kept.drain(..excess));
-            *now = kept;
-        }
         let left = hosts.values().map(Vec::len).sum();
         drop(hosts);
-        drop(over);
+        drop(expired);
         left
     }
 }
@@ -416,8 +413,9 @@ impl Drop for Reaping {
 }
 
 /// Closes idle connections as their time runs out, while there are any.
-async fn reap(connections: Weak<Connections>) {
-    let mut claim = Some(Reaping(connections.clone()));
+async fn reap(claim: Reaping) {
+    let connections = claim.0.clone();
+    let mut claim = Some(claim);
     loop {
         tokio::time::sleep(IDLE_CONNECTION / 4).await;
         let Some(kept) = connections.upgrade() else {
