@@ -509,6 +509,21 @@ fn a_proxy_that_fails_while_it_streams_breaks_the_response_off() {
     let rest = String::from_utf8_lossy(&rest);
     assert!(rest.contains("partial"), "{rest:?}");
     assert!(!rest.ends_with("0\r\n\r\n"), "{rest:?}");
+    // A guest that declares a length and returns with its body unfinished
+    // and shorter: nothing of it has gone out, so the answer says so.
+    let short = request(
+        "GET",
+        &format!("{}/busy/short", server.base),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(short.status, 500, "{}", short.text());
+    assert_eq!(short.json()["error"]["kind"], "guest_error");
+    let message = short.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("w:busy ended its call with its response body broken"),
+        "{message}"
+    );
     // The server goes on.
     assert_eq!(server.get("/busy/ok"), (200, "ok".into()));
 }

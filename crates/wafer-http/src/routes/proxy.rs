@@ -15,7 +15,9 @@
 //! streams the body breaks the response off: the connection closes before
 //! the body's end (a chunked body without its last chunk), so that the
 //! client sees a failure and not a short body. A body ends as complete
-//! once the guest finished it and its call returned. A client that leaves
+//! once the guest finished it and its call returned. One the guest left
+//! broken before its call returned (dropped unfinished, or shorter than its
+//! `content-length`) answers 500, since nothing of it has gone out yet. A client that leaves
 //! before the response stops the guest; one that leaves while the body
 //! streams does not (the guest's writes then fail).
 
@@ -181,8 +183,16 @@ fn answer(
             };
             let declared = parts.headers.get(header::CONTENT_LENGTH);
             let body = match written.whole(declared) {
-                Ok(whole) => Body::from(whole),
-                Err(written) => Body::new(EndsWithTheCall {
+                Taken::Whole(whole) => Body::from(whole),
+                // Nothing of it has gone out: the answer can still say so.
+                Taken::Broken(problem) => {
+                    return request_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "guest_error",
+                        format!("{func} {problem}"),
+                    );
+                }
+                Taken::Streaming(written) => Body::new(EndsWithTheCall {
                     written: written.frames,
                     body,
                     body_ended: written.ended,
@@ -304,31 +314,54 @@ impl Written {
     }
 
     /// The whole body, when it ended, holds only data and is as long as
-    /// the guest `declared` (wasmtime ends the body of a guest that went
-    /// away without finishing it as if it had: its length then falls
-    /// short, and the body must fail as it streams); else what was taken,
-    /// to send before the rest.
-    fn whole(self, declared: Option<&HeaderValue>) -> Result<Bytes, Written> {
+    /// the guest `declared`; why it is broken, when it failed or ended at
+    /// another length (wasmtime ends the body of a guest that went away
+    /// without finishing it as if it had); else what was taken, to send
+    /// before the rest.
+    fn whole(self, declared: Option<&HeaderValue>) -> Taken {
         let mut length = 0;
         for frame in &self.frames {
-            match frame.as_ref().map(Frame::data_ref) {
-                Ok(Some(data)) => length += data.len(),
-                _ => return Err(self),
+            match frame {
+                Ok(frame) => match frame.data_ref() {
+                    Some(data) => length += data.len(),
+                    // Trailers: sent chunked.
+                    None => return Taken::Streaming(self),
+                },
+                Err(error) => {
+                    return Taken::Broken(format!(
+                        "ended its call with its response body broken: {error}"
+                    ));
+                }
             }
         }
-        let as_declared = declared.is_none_or(|declared| {
-            declared.to_str().ok().and_then(|n| n.parse().ok()) == Some(length)
-        });
-        if !self.ended || !as_declared {
-            return Err(self);
+        if !self.ended {
+            return Taken::Streaming(self);
+        }
+        if let Some(declared) = declared
+            && declared.to_str().ok().and_then(|n| n.parse().ok()) != Some(length)
+        {
+            return Taken::Broken(format!(
+                "wrote {length} bytes of its response body, not the {} its content-length says",
+                String::from_utf8_lossy(declared.as_bytes())
+            ));
         }
         let mut chunks: Vec<Bytes> = (self.frames.into_iter())
             .filter_map(|frame| frame.ok()?.into_data().ok())
             .collect();
-        Ok(match chunks.len() {
+        Taken::Whole(match chunks.len() {
             0 => Bytes::new(),
             1 => chunks.remove(0),
             _ => Bytes::from(chunks.concat()),
         })
     }
+}
+
+/// What a guest's response body is, as far as it was written.
+enum Taken {
+    /// Ended, and whole: sent with its length.
+    Whole(Bytes),
+    /// Ended broken (failed, or not at its declared length): the reason.
+    Broken(String),
+    /// Not ended (or with trailers): what was taken, sent as it streams.
+    Streaming(Written),
 }

@@ -2,7 +2,9 @@
 //! never returns: the guest spins forever without answering, until the
 //! host interrupts it. One ending with `/stream-then-loop` is answered 200
 //! with a body that starts `partial` and never ends: the guest spins once
-//! it wrote that. Any other request is answered 200 with
+//! it wrote that. One ending with `/short` is answered 200 with
+//! `content-length: 10` and the body `short`: the guest returns without
+//! finishing it. Any other request is answered 200 with
 //! `content-type: text/plain` and the body `ok`.
 
 use std::hint::black_box;
@@ -23,6 +25,14 @@ impl Guest for BusyLoop {
         }
         if path.ends_with("/loop") {
             spin();
+        }
+        if path.ends_with("/short") {
+            let headers = Fields::new();
+            let _ = headers.append("content-length", b"10");
+            let writer = send(out, OutgoingResponse::new(headers));
+            let _ = writer.write_all(b"short");
+            // Dropped unfinished, five bytes short.
+            return;
         }
         respond(out, 200, "text/plain", b"ok");
     }
