@@ -16,10 +16,11 @@
 //! the body's end (a chunked body without its last chunk), so that the
 //! client sees a failure and not a short body. A body ends as complete
 //! once the guest finished it and its call returned. One the guest left
-//! broken before its call returned (dropped unfinished, or shorter than its
-//! `content-length`) answers 500, since nothing of it has gone out yet. A client that leaves
-//! before the response stops the guest; one that leaves while the body
-//! streams does not (the guest's writes then fail).
+//! broken before its call returned (dropped unfinished, or shorter than
+//! its `content-length`) answers 500, since nothing of it has gone out
+//! yet. A client that leaves before the response stops the guest; one
+//! that leaves while the body streams does not (the guest's writes then
+//! fail).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -151,8 +152,8 @@ async fn serve(runtime: &Runtime, func: Arc<str>, request: Request, budget: Budg
             (Ok(sent), false)
         }
         Err(ended) => {
-            let _ = ended_well.send(ended.is_ok());
             let here = ended.is_ok();
+            let _ = ended_well.send(here);
             // A reused instance may keep an outparam it never set: once
             // the call has ended, a response not sent yet never will be.
             (response.try_recv().map_err(|_| ended), here)

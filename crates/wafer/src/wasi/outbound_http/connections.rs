@@ -147,11 +147,12 @@ impl Connection {
             self.finish_alone();
             None
         };
-        let kept = (Arc::downgrade(connections), host);
+        let connections = Arc::downgrade(connections);
         Ok(response.map(|incoming| ResponseBody {
             incoming,
             connection,
-            kept: Some(kept),
+            connections,
+            host,
         }))
     }
 }
@@ -242,7 +243,9 @@ pub(super) struct ResponseBody {
     /// The connection, while this body drives it.
     connection: Option<Connection>,
     /// Where the connection goes once the body has ended.
-    kept: Option<(Weak<Connections>, Host)>,
+    connections: Weak<Connections>,
+    /// The host it is kept for.
+    host: Host,
 }
 
 impl ResponseBody {
@@ -253,12 +256,10 @@ impl ResponseBody {
         let Some(mut connection) = self.connection.take() else {
             return;
         };
-        let connections = self
-            .kept
-            .take()
-            .and_then(|(connections, host)| Some((connections.upgrade()?, host)));
-        match connections {
-            Some((connections, host)) if connection.is_ready() => connections.put(host, connection),
+        match self.connections.upgrade() {
+            Some(connections) if connection.is_ready() => {
+                connections.put(self.host.clone(), connection)
+            }
             _ => connection.finish_alone(),
         }
     }
