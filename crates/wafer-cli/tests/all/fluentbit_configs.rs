@@ -3,6 +3,8 @@
 
 use wafer_guests::{FLUENTBIT_FB_WRITE_FILE, FLUENTBIT_FILTER_ANSWER, FLUENTBIT_FILTER_JSON};
 
+use crate::receiver::{Request, http_receiver};
+use crate::server::PATIENCE;
 use crate::util::{Workspace, interrupt_when_stdout};
 
 fn workspace() -> Workspace {
@@ -232,4 +234,57 @@ fn an_alias_names_the_pipeline_but_not_the_tag_and_any_text_is_read() {
     let run = ws.wafer(&["run", "alias.conf"]);
     run.prints("{\"message\":\"h\\u00e9llo\"}\n{\"message\":\"h\\u00e9llo\"}");
     run.stderr_has("pipeline web: received 2, processed 2, dropped 0, failed 0");
+}
+
+/// A config sending each `dummy` record to the HTTP server at `address`
+/// with `Retry_Limit` `limit`; waits between tries of a second
+/// (`scheduler.base` and `.cap` 0 leave Fluent Bit's added second).
+fn http_output_conf(address: &str, limit: &str) -> String {
+    let (host, port) = address.split_once(':').unwrap();
+    format!(
+        "[SERVICE]\n    scheduler.base 0\n    scheduler.cap  0\n\n\
+         [INPUT]\n    Name    dummy\n    Dummy   {{\"n\":1}}\n    Samples 1\n    Rate    1000\n\n\
+         [OUTPUT]\n    Name          http\n    Match         *\n    Host          {host}\n    Port          {port}\n    \
+         Format        json_lines\n    json_date_key false\n    Retry_Limit   {limit}\n"
+    )
+}
+
+#[test]
+fn a_chunk_is_retried_up_to_retry_limit_then_dropped_and_the_run_goes_on() {
+    let ws = Workspace::new();
+    let took = |requests: &std::sync::mpsc::Receiver<Request>, n: usize| -> Vec<Request> {
+        let taken: Vec<Request> = (0..n)
+            .map(|_| requests.recv_timeout(PATIENCE).expect("a request"))
+            .collect();
+        assert!(requests.try_recv().is_err(), "more than {n} requests");
+        taken
+    };
+    // Refused once, then taken: the same chunk, written.
+    let (address, requests) = http_receiver(vec![503, 200], None);
+    ws.write("flaky.conf", http_output_conf(&address, "2"));
+    let run = ws.wafer(&["run", "flaky.conf"]);
+    run.code(0)
+        .stderr_has("trying again in 1 s")
+        .stderr_has("HTTP 503")
+        .stderr_has("pipeline dummy.0: received 1, processed 1, dropped 0, failed 0");
+    let tries = took(&requests, 2);
+    assert_eq!((tries[0].status, tries[1].status), (503, 200));
+    assert_eq!(tries[0].text(), "{\"n\":1}\n");
+    assert_eq!(tries[1].text(), tries[0].text());
+    // Refused every time: tried once more (Retry_Limit 1), then dropped.
+    let (address, requests) = http_receiver(vec![500], None);
+    ws.write("down.conf", http_output_conf(&address, "1"));
+    let run = ws.wafer(&["run", "down.conf"]);
+    run.code(0)
+        .stderr_has("dropped after 1 retry")
+        .stderr_has("pipeline dummy.0: received 1, processed 0, dropped 1, failed 1");
+    took(&requests, 2);
+    // A 4xx other than 408 and 429 is never retried (out_http's FLB_ERROR).
+    let (address, requests) = http_receiver(vec![400], None);
+    ws.write("bad.conf", http_output_conf(&address, "no_limits"));
+    let run = ws.wafer(&["run", "bad.conf"]);
+    run.code(0)
+        .stderr_has("a 4xx is not tried again")
+        .stderr_has("pipeline dummy.0: received 1, processed 0, dropped 1, failed 1");
+    took(&requests, 1);
 }

@@ -94,7 +94,7 @@ pub(super) fn build(
 
 /// The output at `outputs[i]` (`place`): a mapping with an optional
 /// `label` and one key naming its type.
-fn child(
+pub(super) fn child(
     parent: &ComponentConfig,
     place: &str,
     value: Value,

@@ -17,10 +17,12 @@
 //! authentication when a user is given), `tls` (off).
 //!
 //! Requests say `User-Agent: Fluent-Bit`. A batch is written when the
-//! answer is 200 to 205, the statuses out_http accepts; anything else, a
-//! connection error or no answer within 60 s (out_http's
-//! `http.response_timeout`) fails the write, and the batch is not
-//! acknowledged. The `gelf` format, compression, proxies, OAuth2, AWS
+//! answer is 200 to 205, the statuses out_http accepts. A 4xx other than
+//! 408 and 429 rejects every message of the batch, since the server will
+//! never take it (out_http's `FLB_ERROR`: the chunk is not retried); any
+//! other status, a connection error or no answer within 60 s (out_http's
+//! `http.response_timeout`) fails the write (`FLB_RETRY`: see
+//! `fluentbit_retry`), and the batch is not acknowledged. The `gelf` format, compression, proxies, OAuth2, AWS
 //! signing, `body_key`/`headers_key`, `header_tag` and TLS options are not
 //! supported.
 
@@ -244,7 +246,15 @@ impl Output for FluentBitHttp {
                 error.push_str(": ");
                 error.push_str(quoted.trim());
             }
-            Err(failed(error))
+            let error = failed(error);
+            // out_http's FLB_ERROR: the server will never take this chunk.
+            if status.is_client_error() && ![408, 429].contains(&status.as_u16()) {
+                return Ok(Rejected::all(
+                    batch.len(),
+                    &format!("{error} (a 4xx is not tried again)"),
+                ));
+            }
+            Err(error)
         })
     }
 }

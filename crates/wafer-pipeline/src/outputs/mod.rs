@@ -9,6 +9,7 @@ mod drop;
 mod file;
 mod fluentbit_file;
 mod fluentbit_http;
+mod fluentbit_retry;
 mod fluentbit_stdout;
 mod http_client;
 mod nats;
@@ -71,6 +72,18 @@ pub struct Rejected {
     pub error: String,
 }
 
+impl Rejected {
+    /// Every message of a batch of `count`, for the same `error`.
+    pub(crate) fn all(count: usize, error: &str) -> Vec<Rejected> {
+        (0..count)
+            .map(|index| Rejected {
+                index,
+                error: error.to_string(),
+            })
+            .collect()
+    }
+}
+
 /// How an output is built from its config.
 type Build = fn(&ComponentConfig, &BuildContext<'_>) -> Result<Box<dyn Output>, ComponentError>;
 
@@ -81,6 +94,7 @@ const OUTPUTS: &[(&str, Build)] = &[
     ("file", file::build),
     ("fluentbit_file", fluentbit_file::build),
     ("fluentbit_http", fluentbit_http::build),
+    ("fluentbit_retry", fluentbit_retry::build),
     ("fluentbit_stdout", fluentbit_stdout::build),
     ("http_client", http_client::build),
     ("nats", nats::build),

@@ -17,8 +17,6 @@ const SERVICE_IGNORED: &[&str] = &[
     "grace",
     "log_level",
     "coro_stack_size",
-    "scheduler.cap",
-    "scheduler.base",
     "http_listen",
     "http_port",
     "health_check",
@@ -71,14 +69,23 @@ const SERVICE_REFUSED: &[(&str, &str)] = &[
     ("telemetry", "wafer has no Fluent Bit telemetry"),
 ];
 
-/// Translates the sections of `document`, read from `main`.
-/// The `SERVICE` section: `Parsers_File` read, harmless keys ignored,
-/// keys asking for what wafer does not do refused.
+/// `scheduler.base` and `scheduler.cap`, in seconds, when the `SERVICE`
+/// sets them: the waits between an output's retries (`fluentbit_retry`
+/// has Fluent Bit's defaults).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Scheduler {
+    pub base: Option<u64>,
+    pub cap: Option<u64>,
+}
+
+/// The `SERVICE` section: `Parsers_File` read, the scheduler's settings
+/// taken, harmless keys ignored, keys asking for what wafer does not do
+/// refused.
 pub(super) fn service(
     main: &Path,
     section: &Section,
     lookup: &dyn Fn(&str) -> Option<String>,
-    parsers: &mut Parsers,
+    (parsers, scheduler): (&mut Parsers, &mut Scheduler),
     problems: &mut Vec<Problem>,
 ) {
     for (key, value) in &section.props {
@@ -95,6 +102,19 @@ pub(super) fn service(
         } else if key == "plugins_file" {
             for file in texts {
                 plugins_file(main, section, file, problems);
+            }
+        } else if let Some(setting) = match key {
+            "scheduler.base" => Some(&mut scheduler.base),
+            "scheduler.cap" => Some(&mut scheduler.cap),
+            _ => None,
+        } {
+            match texts.last().map(|t| t.trim().parse::<u64>()) {
+                Some(Ok(seconds)) => *setting = Some(seconds),
+                _ => problems.push(section.problem(
+                    ProblemKind::InvalidValue,
+                    key,
+                    format!("`{}` is not a whole number of seconds", texts.join(" ")),
+                )),
             }
         } else if let Some((_, why)) = SERVICE_OFF.iter().find(|(k, _)| *k == key) {
             if texts

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use wafer::{Problem, ProblemKind};
 
 use super::routing::Rule;
-use super::service::{Parsers, service};
+use super::service::{Parsers, Scheduler, service};
 use super::{Document, Kind, Section, Translation, expand};
 use crate::config::{ComponentConfig, PipelineConfig};
 
@@ -37,16 +37,14 @@ const GENERAL: &[&str] = &[
     "match_regex",
 ];
 
-/// Keys about Fluent Bit's buffering, threading and retries, which
-/// wafer's bounded pipeline replaces (an output that fails stops the
-/// pipeline with nothing more acknowledged): accepted and ignored.
+/// Keys about Fluent Bit's buffering and threading, which wafer's
+/// bounded pipeline replaces: accepted and ignored.
 const IGNORED: &[&str] = &[
     "mem_buf_limit",
     "threaded",
     "storage.pause_on_chunks_overlimit",
     "workers",
     "storage.total_limit_size",
-    "retry_limit",
     "buffer_chunk_size",
     "buffer_max_size",
 ];
@@ -64,9 +62,16 @@ pub(super) fn translate(
     let lookup = variables(vars);
     expand_all(&mut sections, &lookup);
     let mut parsers = Parsers::default();
+    let mut scheduler = Scheduler::default();
     for section in &sections {
         match section.kind {
-            Kind::Service => service(main, section, &lookup, &mut parsers, &mut problems),
+            Kind::Service => service(
+                main,
+                section,
+                &lookup,
+                (&mut parsers, &mut scheduler),
+                &mut problems,
+            ),
             Kind::MultilineParser => problems.push(section.problem(
                 ProblemKind::UnknownKind,
                 "",
@@ -161,7 +166,7 @@ pub(super) fn translate(
         if to.is_empty() {
             tracing::warn!(input = %input.instance, tag = %tag, "No output matches this input's tag: its records are dropped.");
         }
-        match pipeline(main, &input, &routed, &to) {
+        match pipeline(main, &input, &routed, &to, scheduler) {
             Ok(config) => pipelines.push(config),
             Err(found) => problems.extend(found),
         }
@@ -179,25 +184,33 @@ fn pipeline(
     input: &Plugin,
     filters: &[&Plugin],
     outputs: &[&Plugin],
+    scheduler: Scheduler,
 ) -> Result<PipelineConfig, Vec<Problem>> {
     // Each component is labelled with its instance name, unless an
     // earlier one has it: Fluent Bit lets an input and an output share an
     // alias, a pipeline's labels are unique.
     let mut used = std::collections::HashSet::new();
-    let mut labelled = |p: &Plugin| match used.insert(p.instance.clone()) {
-        true => json!({"label": p.instance, p.kind: p.body}),
-        false => json!({p.kind: p.body}),
-    };
-    let input_value = labelled(input);
-    let processors: Vec<Value> = filters.iter().map(|f| labelled(f)).collect();
+    let mut labelled =
+        |p: &Plugin, (kind, body): (&str, Value)| match used.insert(p.instance.clone()) {
+            true => json!({"label": p.instance, kind: body}),
+            false => json!({kind: body}),
+        };
+    let input_value = labelled(input, (input.kind, Value::Object(input.body.clone())));
+    let processors: Vec<Value> = filters
+        .iter()
+        .map(|f| labelled(f, (f.kind, Value::Object(f.body.clone()))))
+        .collect();
     let output = match outputs {
         [] => json!({"drop": {}}),
-        [one] => labelled(one),
+        [one] => labelled(one, retrying(one, scheduler)),
         several => json!({"broker": {
             "pattern": "fan_out",
             "outputs": several
                 .iter()
-                .map(|p| json!({"label": p.instance, p.kind: p.body}))
+                .map(|p| {
+                    let (kind, body) = retrying(p, scheduler);
+                    json!({"label": p.instance, kind: body})
+                })
                 .collect::<Vec<_>>(),
         }}),
     };
@@ -217,6 +230,31 @@ fn pipeline(
     }
     rename(&mut config.output, main, outputs, &input.instance);
     Ok(config)
+}
+
+/// An output's component and fields: as Fluent Bit's engine runs every
+/// output, inside `fluentbit_retry` with the section's `Retry_Limit` and
+/// the `SERVICE`'s scheduler; but `null`'s `drop`, which never fails.
+fn retrying(output: &Plugin, scheduler: Scheduler) -> (&'static str, Value) {
+    let mut body = output.body.clone();
+    let limit = body.remove("retry_limit");
+    if output.kind == "drop" {
+        return (output.kind, Value::Object(body));
+    }
+    let mut retry = Map::new();
+    retry.insert("output".into(), json!({output.kind: body}));
+    if let Some(limit) = limit {
+        retry.insert("retry_limit".into(), limit);
+    }
+    for (key, seconds) in [
+        ("scheduler_base", scheduler.base),
+        ("scheduler_cap", scheduler.cap),
+    ] {
+        if let Some(seconds) = seconds {
+            retry.insert(key.into(), seconds.into());
+        }
+    }
+    ("fluentbit_retry", Value::Object(retry))
 }
 
 /// Names the output after the section(s) it comes from.

@@ -1,0 +1,369 @@
+//! `fluentbit_retry`: what Fluent Bit's engine does around an output. A
+//! batch (Fluent Bit's chunk) the output could not write is tried again
+//! `retry_limit` times (Fluent Bit's `Retry_Limit`: a count, default 1;
+//! `no_limits`, `false` or `off` for no limit; `no_retries` for none; any
+//! other value is 1, with a warning, as in Fluent Bit), the nth retry
+//! after a wait drawn as Fluent Bit's scheduler draws it: a whole number
+//! of seconds from `scheduler_base` to `min(scheduler_cap, scheduler_base
+//! × 2^n)`, plus one (a Fluent Bit config's `scheduler.base`, default 5,
+//! and `scheduler.cap`, default 2000, in its `SERVICE`). Each failure is
+//! logged with the wait. A batch that still fails then is dropped, as
+//! Fluent Bit drops the chunk: logged, and its messages rejected, so that
+//! the pipeline's `on_error` takes them (a Fluent Bit config's pipelines
+//! drop them; each is counted as failed and dropped). The pipeline goes
+//! on.
+//!
+//! While a batch waits, the batches behind it wait too, and the input
+//! slows, as Fluent Bit's input pauses when its buffer is full. A stop
+//! (Ctrl-C, SIGTERM) ends the wait: the batch fails as it stands, and is
+//! not acknowledged (Fluent Bit instead keeps retrying for its `Grace`).
+//!
+//! Each output of a Fluent Bit config is wrapped in one (but `null`); a
+//! Benthos-shaped pipeline may wrap any output:
+//!
+//! ```yaml
+//! output:
+//!   fluentbit_retry:
+//!     retry_limit: 3
+//!     output:
+//!       fluentbit_http: {host: logs.internal, port: 9880}
+//! ```
+//!
+//! Errors in the wrapped output's fields name its own fields, as a Fluent
+//! Bit section holds them side by side with `Retry_Limit`.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use super::broker::child;
+use super::{Output, Rejected};
+use crate::config::{ComponentConfig, ComponentError};
+use crate::fluentbit::value;
+use crate::{BoxFuture, BuildContext, Stopping};
+
+/// Fluent Bit's default `scheduler.base`, in seconds.
+pub(crate) const SCHEDULER_BASE: u64 = 5;
+/// Fluent Bit's default `scheduler.cap`, in seconds.
+pub(crate) const SCHEDULER_CAP: u64 = 2000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FluentBitRetryConfig {
+    #[serde(default = "one_retry", deserialize_with = "retry_limit")]
+    retry_limit: RetryLimit,
+    #[serde(default = "default_base", deserialize_with = "seconds")]
+    scheduler_base: u64,
+    #[serde(default = "default_cap", deserialize_with = "seconds")]
+    scheduler_cap: u64,
+    output: Value,
+}
+
+fn one_retry() -> RetryLimit {
+    RetryLimit::Times(1)
+}
+
+fn default_base() -> u64 {
+    SCHEDULER_BASE
+}
+
+fn default_cap() -> u64 {
+    SCHEDULER_CAP
+}
+
+/// How many times a failed batch is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetryLimit {
+    Times(u64),
+    NoLimit,
+}
+
+impl RetryLimit {
+    /// `Retry_Limit` as `flb_output.c` reads it.
+    fn parse(text: &str) -> RetryLimit {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "no_limits" | "false" | "off" => RetryLimit::NoLimit,
+            "no_retries" => RetryLimit::Times(0),
+            number => match number.parse::<u64>() {
+                Ok(times) if times > 0 => RetryLimit::Times(times),
+                _ => {
+                    tracing::warn!(
+                        "retry_limit `{text}` is not a count above 0, no_limits, false, off or no_retries: 1 is used (as in Fluent Bit)."
+                    );
+                    RetryLimit::Times(1)
+                }
+            },
+        }
+    }
+
+    fn allows(self, retry: u64) -> bool {
+        match self {
+            RetryLimit::Times(times) => retry <= times,
+            RetryLimit::NoLimit => true,
+        }
+    }
+}
+
+fn retry_limit<'de, D: Deserializer<'de>>(d: D) -> Result<RetryLimit, D::Error> {
+    value::text(d).map(|text| RetryLimit::parse(&text))
+}
+
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let seconds = value::int(d)?;
+    u64::try_from(seconds)
+        .map_err(|_| serde::de::Error::custom(format!("`{seconds}` is not a number of seconds")))
+}
+
+/// Fluent Bit's `backoff_full_jitter`, and the second it adds.
+struct Schedule {
+    base: u64,
+    cap: u64,
+    /// Added to every wait: one second in Fluent Bit.
+    extra: Duration,
+    random: StdRng,
+}
+
+impl Schedule {
+    fn new(base: u64, cap: u64) -> Schedule {
+        // Jitter needs no secret: the clock's nanoseconds seed it.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos() as u64);
+        Schedule {
+            base,
+            cap,
+            extra: Duration::from_secs(1),
+            random: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// The wait before the `retry`th retry (from 1).
+    fn wait(&mut self, retry: u64) -> Duration {
+        let doubled = 1u64
+            .checked_shl(u32::try_from(retry).unwrap_or(u32::MAX))
+            .and_then(|factor| self.base.checked_mul(factor))
+            .unwrap_or(u64::MAX);
+        let high = self.cap.min(doubled);
+        let low = self.base.min(high);
+        Duration::from_secs(self.random.random_range(low..=high)) + self.extra
+    }
+}
+
+struct FluentBitRetry {
+    output: Box<dyn Output>,
+    /// How logs name the output: its label, or its place.
+    name: String,
+    limit: RetryLimit,
+    schedule: Schedule,
+    /// Given at the start; a stop ends a wait.
+    stopping: Option<Stopping>,
+}
+
+pub(super) fn build(
+    config: &ComponentConfig,
+    cx: &BuildContext<'_>,
+) -> Result<Box<dyn Output>, ComponentError> {
+    let parsed: FluentBitRetryConfig = config.parse()?;
+    let inner = child(config, "output", parsed.output)?;
+    let output = super::build(&inner, cx)?;
+    Ok(Box::new(FluentBitRetry {
+        output,
+        name: config.name().to_string(),
+        limit: parsed.retry_limit,
+        schedule: Schedule::new(parsed.scheduler_base, parsed.scheduler_cap),
+        stopping: None,
+    }))
+}
+
+impl Output for FluentBitRetry {
+    fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
+        self.stopping = Some(stopping.clone());
+        self.output.start(stopping)
+    }
+
+    fn write<'a>(
+        &'a mut self,
+        batch: &'a [wafer::Message],
+    ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+        Box::pin(async move {
+            let mut retry = 0;
+            loop {
+                let error = match self.output.write(batch).await {
+                    Ok(rejected) => return Ok(rejected),
+                    Err(error) => error,
+                };
+                retry += 1;
+                if !self.limit.allows(retry) {
+                    let tries = match retry - 1 {
+                        1 => "1 retry".to_string(),
+                        n => format!("{n} retries"),
+                    };
+                    tracing::warn!(output = %self.name, records = batch.len(), "Dropped a batch after {tries}: {error}");
+                    let error = format!("dropped after {tries}: {error}");
+                    return Ok(Rejected::all(batch.len(), &error));
+                }
+                let wait = self.schedule.wait(retry);
+                tracing::warn!(output = %self.name, retry, "Writing failed, trying again in {} s: {error}", wait.as_secs());
+                let stopped = match &mut self.stopping {
+                    Some(stopping) => tokio::select! {
+                        () = tokio::time::sleep(wait) => false,
+                        () = stopping.requested() => true,
+                    },
+                    None => {
+                        tokio::time::sleep(wait).await;
+                        false
+                    }
+                };
+                if stopped {
+                    return Err(format!(
+                        "{error} (the pipeline stopped while it waited to try again)"
+                    ));
+                }
+            }
+        })
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, Result<(), String>> {
+        self.output.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Poll;
+
+    use super::*;
+
+    #[test]
+    fn retry_limit_reads_as_fluent_bit_reads_it() {
+        assert_eq!(RetryLimit::parse("3"), RetryLimit::Times(3));
+        for unlimited in ["no_limits", "False", "OFF"] {
+            assert_eq!(RetryLimit::parse(unlimited), RetryLimit::NoLimit);
+        }
+        assert_eq!(RetryLimit::parse("no_retries"), RetryLimit::Times(0));
+        for bad in ["0", "-2", "many"] {
+            assert_eq!(RetryLimit::parse(bad), RetryLimit::Times(1), "{bad}");
+        }
+        assert!(RetryLimit::Times(2).allows(2));
+        assert!(!RetryLimit::Times(2).allows(3));
+        assert!(!RetryLimit::Times(0).allows(1));
+        assert!(RetryLimit::NoLimit.allows(u64::MAX));
+    }
+
+    #[test]
+    fn waits_are_drawn_between_the_base_and_the_doubled_base_capped() {
+        let mut schedule = Schedule::new(5, 2000);
+        for _ in 0..200 {
+            let first = schedule.wait(1).as_secs();
+            assert!((6..=11).contains(&first), "{first}");
+            let third = schedule.wait(3).as_secs();
+            assert!((6..=41).contains(&third), "{third}");
+            // Capped, and no overflow however many retries came before.
+            let late = schedule.wait(200).as_secs();
+            assert!((6..=2001).contains(&late), "{late}");
+        }
+        // A cap under the base caps the base too.
+        let mut small = Schedule::new(10, 3);
+        assert_eq!(small.wait(1), Duration::from_secs(4));
+    }
+
+    /// An output failing its first `failures` writes.
+    struct Flaky {
+        failures: usize,
+        writes: Arc<AtomicUsize>,
+    }
+
+    impl Output for Flaky {
+        fn write<'a>(
+            &'a mut self,
+            _: &'a [wafer::Message],
+        ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+            let n = self.writes.fetch_add(1, Ordering::SeqCst);
+            let failed = n < self.failures;
+            Box::pin(async move {
+                match failed {
+                    true => Err(format!("refused write {n}")),
+                    false => Ok(Vec::new()),
+                }
+            })
+        }
+    }
+
+    fn retrying(failures: usize, limit: RetryLimit) -> (FluentBitRetry, Arc<AtomicUsize>) {
+        let writes = Arc::new(AtomicUsize::new(0));
+        let mut schedule = Schedule::new(0, 0);
+        schedule.extra = Duration::ZERO;
+        let retry = FluentBitRetry {
+            output: Box::new(Flaky {
+                failures,
+                writes: writes.clone(),
+            }),
+            name: "out".into(),
+            limit,
+            schedule,
+            stopping: None,
+        };
+        (retry, writes)
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_tried_again_up_to_the_limit_then_dropped() {
+        let batch = [wafer::Message::new("a"), wafer::Message::new("b")];
+        let (mut two, writes) = retrying(2, RetryLimit::Times(2));
+        assert_eq!(two.write(&batch).await, Ok(Vec::new()));
+        assert_eq!(writes.load(Ordering::SeqCst), 3);
+
+        let (mut one, writes) = retrying(5, RetryLimit::Times(1));
+        let dropped = one.write(&batch).await.unwrap();
+        assert_eq!(writes.load(Ordering::SeqCst), 2);
+        let expected = "dropped after 1 retry: refused write 1";
+        assert_eq!(
+            dropped,
+            vec![
+                Rejected {
+                    index: 0,
+                    error: expected.into()
+                },
+                Rejected {
+                    index: 1,
+                    error: expected.into()
+                },
+            ]
+        );
+
+        let (mut none, writes) = retrying(5, RetryLimit::Times(0));
+        let dropped = none.write(&batch).await.unwrap();
+        assert_eq!(writes.load(Ordering::SeqCst), 1);
+        assert_eq!(dropped[0].error, "dropped after 0 retries: refused write 0");
+
+        let (mut unlimited, writes) = retrying(20, RetryLimit::NoLimit);
+        assert_eq!(unlimited.write(&batch).await, Ok(Vec::new()));
+        assert_eq!(writes.load(Ordering::SeqCst), 21);
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_wait_and_fails_the_batch() {
+        let (mut retry, writes) = retrying(usize::MAX, RetryLimit::NoLimit);
+        // A wait far longer than any test: only the stop can end it.
+        retry.schedule.extra = Duration::from_secs(3600);
+        let (stop, stopping) = Stopping::channel();
+        retry.start(stopping).await.unwrap();
+        let batch = [wafer::Message::new("a")];
+        let mut write = retry.write(&batch);
+        // The first write failed, and the wait began.
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        assert!(first.is_pending());
+        assert_eq!(writes.load(Ordering::SeqCst), 1);
+        stop.send_replace(true);
+        let failed = write.await.unwrap_err();
+        assert_eq!(
+            failed,
+            "refused write 0 (the pipeline stopped while it waited to try again)"
+        );
+    }
+}
