@@ -419,7 +419,7 @@ fn fluentbit_http_sends_a_batch_per_request_in_each_format() {
 }
 
 #[test]
-fn a_refusing_server_fails_the_run_and_nothing_is_acknowledged() {
+fn a_refused_batch_is_dropped_after_its_retries_and_the_run_goes_on() {
     let ws = Workspace::new();
     let (address, requests) = http_receiver(vec![500], None);
     let (host, port) = address.split_once(':').unwrap();
@@ -427,17 +427,40 @@ fn a_refusing_server_fails_the_run_and_nothing_is_acknowledged() {
         "refused.yaml",
         pipeline(
             3,
-            &format!("  label: sink\n  fluentbit_http: {{host: {host}, port: {port}}}\n"),
+            &format!(
+                "  label: sink\n  fluentbit_http: {{host: {host}, port: {port}, retry_limit: no_retries}}\n"
+            ),
         ),
     );
     let run = ws.wafer(&["run", "refused.yaml"]);
-    run.code(1)
-        .stderr_has("output sink")
+    run.code(0)
+        .stderr_has("output=sink")
+        .stderr_has("dropped after 0 retries")
         .stderr_has("HTTP 500")
         .stderr_has("refused");
     assert_eq!(
         summary(&run.stderr),
-        "pipeline refused: received 3, processed 0, dropped 0, failed 0"
+        "pipeline refused: received 3, processed 0, dropped 3, failed 3"
     );
     assert_eq!(only_request(&requests).line, "POST / HTTP/1.1");
+}
+
+#[test]
+fn a_file_that_cannot_be_opened_drops_its_records_and_the_run_goes_on() {
+    let ws = Workspace::new();
+    // The folder is a file: out_file's FLB_ERROR, never retried.
+    ws.write("not-a-folder", "");
+    ws.write(
+        "files.yaml",
+        pipeline(
+            2,
+            "  fluentbit_file: {path: not-a-folder, file: records, retry_limit: no_limits}\n",
+        ),
+    );
+    let run = ws.wafer(&["run", "files.yaml"]);
+    run.code(0).stderr_has("not-a-folder");
+    assert_eq!(
+        summary(&run.stderr),
+        "pipeline files: received 2, processed 0, dropped 2, failed 2"
+    );
 }

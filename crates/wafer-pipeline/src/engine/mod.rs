@@ -125,6 +125,7 @@ impl Components {
             ordered: config.ordered,
             metrics: metrics(self.processor_names),
             dependencies: self.dependencies.1,
+            retire: watch::Sender::new(false),
         };
         (self.input, self.dependencies.0, stage)
     }
@@ -367,7 +368,7 @@ impl Pipeline {
         // again once it resolved.
         let mut stop = std::pin::pin!(stop.fuse());
         let (stopping, stop_requested) = watch::channel(false);
-        let stopping_signal = Stopping(stop_requested);
+        let stopping_signal = Stopping::new(stop_requested);
         let started = tokio::select! {
             biased;
             // Stopped before it started (a reload superseded it): nothing

@@ -27,22 +27,68 @@ pub struct Sink {
 /// stops: it was told to (Ctrl-C, SIGTERM), or a failure stopped it. It
 /// is not told when its input simply ended: what is in flight is then
 /// written with all the patience it takes, unless a stop comes later.
+/// An output's also tells when a reload replaces it.
 #[derive(Clone)]
-pub struct Stopping(pub(super) watch::Receiver<bool>);
+pub struct Stopping {
+    stop: watch::Receiver<bool>,
+    /// An output's: set once a reload retires its stage.
+    replaced: Option<watch::Receiver<bool>>,
+}
 
 impl Stopping {
+    /// The pipeline's, told by `stop`.
+    pub(super) fn new(stop: watch::Receiver<bool>) -> Stopping {
+        Stopping {
+            stop,
+            replaced: None,
+        }
+    }
+
+    /// This one, for the outputs of a stage that `retire` retires.
+    pub(crate) fn for_stage(&self, retire: &watch::Sender<bool>) -> Stopping {
+        Stopping {
+            stop: self.stop.clone(),
+            replaced: Some(retire.subscribe()),
+        }
+    }
+
     /// A signal of its own and the sender that gives it: for components
     /// driven outside a pipeline (tests).
     #[cfg(test)]
     pub(crate) fn channel() -> (watch::Sender<bool>, Stopping) {
         let (stop, stopping) = watch::channel(false);
-        (stop, Stopping(stopping))
+        (stop, Stopping::new(stopping))
     }
 
     /// Resolves once the pipeline stops (at once if it has).
     pub async fn requested(&mut self) {
         // An error means the pipeline is gone: stopped all the same.
-        let _ = self.0.wait_for(|stop| *stop).await;
+        let _ = self.stop.wait_for(|stop| *stop).await;
+    }
+
+    /// Whether the pipeline is stopping.
+    pub fn is_requested(&self) -> bool {
+        *self.stop.borrow() || self.stop.has_changed().is_err()
+    }
+
+    /// Resolves once a reload replaces the output given this (its last
+    /// batches are written, then the new output takes over); never for
+    /// an input, nor once the stage has ended.
+    pub async fn replaced(&mut self) {
+        let retired = match self.replaced.as_mut() {
+            Some(replaced) => replaced.wait_for(|retired| *retired).await.is_ok(),
+            None => false,
+        };
+        if !retired {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Whether a reload replaced the output given this.
+    pub fn is_replaced(&self) -> bool {
+        self.replaced
+            .as_ref()
+            .is_some_and(|replaced| *replaced.borrow())
     }
 
     /// Runs `work` to its end, or gives it up (`None`) once `patience` has

@@ -35,6 +35,9 @@ pub struct Stage {
     pub(super) ordered: bool,
     pub(super) metrics: Arc<PipelineMetrics>,
     pub(super) dependencies: Dependencies,
+    /// Set when a reload retires it: its workers take no more batches,
+    /// its outputs are told ([`Stopping::replaced`]).
+    pub(super) retire: watch::Sender<bool>,
 }
 
 impl Stage {
@@ -77,6 +80,7 @@ impl Stage {
         &mut self,
         stopping: &Stopping,
     ) -> Result<(), (String, String)> {
+        let stopping = &stopping.for_stage(&self.retire);
         self.output
             .start(stopping.clone())
             .await
@@ -97,7 +101,8 @@ impl Stage {
         let counts = Arc::new(Counts::new(self.metrics.clone()));
         let (done, finished) = mpsc::channel::<Processed>(self.in_flight());
         let threads = self.threads;
-        let (retire, retired) = watch::channel(false);
+        let retired = self.retire.subscribe();
+        let retire = self.retire;
         let processors = Arc::new(self.processors);
         let policy = Policy {
             drop_failed: self.drop_failed,

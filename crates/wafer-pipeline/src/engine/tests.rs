@@ -212,6 +212,62 @@ async fn a_replaced_stage_takes_over_from_the_next_message_and_the_input_runs_on
     assert_eq!((summary.received, summary.processed), (5, 5));
 }
 
+/// An output whose first write waits until a reload replaces it (as a
+/// retry's wait ends then), telling when it began to wait.
+struct WaitsForReplacement {
+    stopping: Option<Stopping>,
+    waiting: Option<oneshot::Sender<()>>,
+}
+
+impl Output for WaitsForReplacement {
+    fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
+        self.stopping = Some(stopping);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn write<'a>(&'a mut self, _: &'a [Message]) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
+        Box::pin(async move {
+            let stopping = self.stopping.as_mut().expect("started");
+            assert!(!stopping.is_replaced());
+            if let Some(waiting) = self.waiting.take() {
+                let _ = waiting.send(());
+            }
+            stopping.replaced().await;
+            assert!(stopping.is_replaced() && !stopping.is_requested());
+            Ok(Vec::new())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_tells_the_outputs_it_replaces() {
+    let (waiting, waits) = oneshot::channel();
+    let run = FedRun::start(WaitsForReplacement {
+        stopping: None,
+        waiting: Some(waiting),
+    });
+    let (acked, ack) = oneshot::channel();
+    run.feed.send(("a", acked)).unwrap();
+    let ack = ack.await.unwrap();
+    waits.await.unwrap();
+    let next_written = Arc::new(StdMutex::new(Vec::new()));
+    let mut next = straight(
+        Batches(Vec::new(), Acks::default()),
+        Collect(next_written.clone()),
+    )
+    .stage;
+    next.metrics = Arc::new(run.metrics.continued(Vec::new()));
+    run.replace.send(next).unwrap();
+    // Told, the old output ends its write: the swap can finish.
+    let written = tokio::time::timeout(Duration::from_secs(60), ack)
+        .await
+        .expect("the old output was told it is replaced");
+    assert_eq!(written.unwrap(), Ok(()));
+    run.send("b").await;
+    run.end().await;
+    assert_eq!(*next_written.lock().unwrap(), ["b"]);
+}
+
 /// An output that cannot start (a broker it cannot reach), telling when
 /// it was tried.
 struct CannotStart(Option<oneshot::Sender<()>>);
@@ -269,6 +325,7 @@ fn straight(input: impl Input + 'static, output: impl Output + 'static) -> Pipel
             ordered: true,
             metrics: Arc::new(PipelineMetrics::new("p", Vec::new())),
             dependencies: Dependencies::default(),
+            retire: tokio::sync::watch::Sender::new(false),
         },
     }
 }

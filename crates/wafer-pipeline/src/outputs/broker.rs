@@ -5,7 +5,9 @@
 //! finished theirs; the error names the output by its label, or by its
 //! place, `output.broker.outputs[1]`): the pipeline then stops, and the
 //! batch is not acknowledged. Unlike Benthos, which tries a failed output
-//! again until it succeeds, wafer does not retry. A message one of them
+//! again until it succeeds, the broker does not retry (Fluent Bit's
+//! `fluentbit_http` and `fluentbit_file` retry on their own, and the batch
+//! waits for them). A message one of them
 //! rejects on its own ([`Output::write`]) is rejected by the broker (the
 //! others may have written it), and follows `on_error`. Starting starts,
 //! and closing closes, every output.
@@ -94,7 +96,7 @@ pub(super) fn build(
 
 /// The output at `outputs[i]` (`place`): a mapping with an optional
 /// `label` and one key naming its type.
-pub(super) fn child(
+fn child(
     parent: &ComponentConfig,
     place: &str,
     value: Value,

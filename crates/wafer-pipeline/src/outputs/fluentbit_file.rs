@@ -5,7 +5,11 @@
 //! write per batch per file; a file is opened (created if missing, its
 //! folders too with `mkdir`) at its first record and kept open. A relative
 //! `path` (or `file` without one) is relative to the working directory for
-//! a pipeline file, to the registry's folder for a registry entry.
+//! a pipeline file, to the registry's folder for a registry entry. A file
+//! that cannot be opened rejects the batch's records bound for it (never
+//! retried, as out_file's `FLB_ERROR`); a write that fails fails the batch,
+//! which is retried as Fluent Bit retries it (`retry_limit`,
+//! [`super::fluentbit_retry`]).
 //!
 //! `format`, as out_file writes each record:
 //!
@@ -261,15 +265,36 @@ impl Output for FluentBitFile {
     ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
             self.touched.clear();
-            for message in batch {
+            // A file that cannot be opened rejects its records (out_file's
+            // FLB_ERROR: not retried); one that fails a write fails the
+            // batch (retried).
+            let mut unopened: Vec<(usize, String)> = Vec::new();
+            let mut rejected = Vec::new();
+            for (index, message) in batch.iter().enumerate() {
                 let at = self.destination(tag(message));
+                if let Some((_, error)) = unopened.iter().find(|(failed, _)| *failed == at) {
+                    rejected.push(Rejected {
+                        index,
+                        error: error.clone(),
+                    });
+                    continue;
+                }
                 if !self.touched.contains(&at) {
-                    self.touched.push(at);
                     let destination = &mut self.destinations[at];
                     destination.buffer.clear();
                     // csv's header goes first in a file that is empty
                     // when the batch comes, as out_file checks per chunk.
-                    let len = destination.file.open().await?;
+                    let len = match destination.file.open().await {
+                        Ok(len) => len,
+                        Err(error) => {
+                            rejected.push(Rejected {
+                                index,
+                                error: error.clone(),
+                            });
+                            unopened.push((at, error));
+                            continue;
+                        }
+                    };
                     destination.header = matches!(
                         self.layout,
                         Layout::Csv {
@@ -277,6 +302,7 @@ impl Output for FluentBitFile {
                             ..
                         }
                     ) && len == 0;
+                    self.touched.push(at);
                 }
                 self.render(at, message);
             }
@@ -286,7 +312,7 @@ impl Output for FluentBitFile {
                     destination.file.write(&destination.buffer).await?;
                 }
             }
-            Ok(Vec::new())
+            Ok(rejected)
         })
     }
 

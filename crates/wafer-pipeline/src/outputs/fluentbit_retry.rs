@@ -1,65 +1,65 @@
-//! `fluentbit_retry`: what Fluent Bit's engine does around an output. A
-//! batch (Fluent Bit's chunk) the output could not write is tried again
-//! `retry_limit` times (Fluent Bit's `Retry_Limit`: a count, default 1;
-//! `no_limits`, `false` or `off` for no limit; `no_retries` for none; any
-//! other value is 1, with a warning, as in Fluent Bit), the nth retry
-//! after a wait drawn as Fluent Bit's scheduler draws it: a whole number
-//! of seconds from `scheduler_base` to `min(scheduler_cap, scheduler_base
-//! × 2^n)`, plus one (a Fluent Bit config's `scheduler.base`, default 5,
-//! and `scheduler.cap`, default 2000, in its `SERVICE`). Each failure is
-//! logged with the wait. A batch that still fails then is dropped, as
-//! Fluent Bit drops the chunk: logged, and its messages rejected, so that
-//! the pipeline's `on_error` takes them (a Fluent Bit config's pipelines
-//! drop them; each is counted as failed and dropped). The pipeline goes
-//! on.
+//! Fluent Bit's retries, around its `file` and `http` outputs, as its
+//! engine runs every output. A batch (Fluent Bit's chunk) the output could
+//! not write is tried again `retry_limit` times (Fluent Bit's
+//! `Retry_Limit`: a count, default 1; `no_limits`, `false` or `off` for
+//! no limit; `no_retries` for none; the leading digits of anything else,
+//! or 1 when there are none, with a warning, as in Fluent Bit), the nth
+//! retry after a wait drawn as Fluent Bit's scheduler draws it: a whole
+//! number of seconds from `scheduler_base` to `min(scheduler_cap,
+//! scheduler_base × 2^n)` (the cap caps the base too), plus one (a Fluent
+//! Bit config's `scheduler.base`, default 5, and `scheduler.cap`, default
+//! 2000, in its `SERVICE`). Each failure is logged with its wait. A batch
+//! that still fails then is dropped, as Fluent Bit drops the chunk:
+//! logged, and its messages rejected, so that the pipeline's `on_error`
+//! takes them (a Fluent Bit config's pipelines drop them; each is counted
+//! as failed and dropped). The pipeline goes on.
 //!
-//! While a batch waits, the batches behind it wait too, and the input
+//! While a batch waits, the batches behind it wait too and the input
 //! slows, as Fluent Bit's input pauses when its buffer is full. A stop
 //! (Ctrl-C, SIGTERM) ends the wait: the batch fails as it stands, and is
-//! not acknowledged (Fluent Bit instead keeps retrying for its `Grace`).
+//! not acknowledged (Fluent Bit keeps retrying for its `Grace`). A reload
+//! that replaces the output ends the wait too: the batch is tried once
+//! more at once, and dropped if that fails (as a Fluent Bit hot reload
+//! loses the chunks it still holds), so that the new output takes over
+//! without waiting out the old one's retries.
 //!
-//! Each output of a Fluent Bit config is wrapped in one (but `null`); a
-//! Benthos-shaped pipeline may wrap any output:
+//! The three fields sit beside the output's own, as `Retry_Limit` sits in
+//! Fluent Bit's `[OUTPUT]` section:
 //!
 //! ```yaml
 //! output:
-//!   fluentbit_retry:
-//!     retry_limit: 3
-//!     output:
-//!       fluentbit_http: {host: logs.internal, port: 9880}
+//!   fluentbit_http: {host: logs.internal, port: 9880, retry_limit: 3}
 //! ```
-//!
-//! Errors in the wrapped output's fields name its own fields, as a Fluent
-//! Bit section holds them side by side with `Retry_Limit`.
 
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::broker::child;
-use super::{Output, Rejected};
+use super::{Build, Output, Rejected};
 use crate::config::{ComponentConfig, ComponentError};
 use crate::fluentbit::value;
 use crate::{BoxFuture, BuildContext, Stopping};
 
 /// Fluent Bit's default `scheduler.base`, in seconds.
-pub(crate) const SCHEDULER_BASE: u64 = 5;
+const SCHEDULER_BASE: u64 = 5;
 /// Fluent Bit's default `scheduler.cap`, in seconds.
-pub(crate) const SCHEDULER_CAP: u64 = 2000;
+const SCHEDULER_CAP: u64 = 2000;
+
+/// The fields taken here; the output has the rest.
+const FIELDS: [&str; 3] = ["retry_limit", "scheduler_base", "scheduler_cap"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FluentBitRetryConfig {
+struct RetryConfig {
     #[serde(default = "one_retry", deserialize_with = "retry_limit")]
     retry_limit: RetryLimit,
     #[serde(default = "default_base", deserialize_with = "seconds")]
     scheduler_base: u64,
     #[serde(default = "default_cap", deserialize_with = "seconds")]
     scheduler_cap: u64,
-    output: Value,
 }
 
 fn one_retry() -> RetryLimit {
@@ -82,20 +82,31 @@ enum RetryLimit {
 }
 
 impl RetryLimit {
-    /// `Retry_Limit` as `flb_output.c` reads it.
+    /// `Retry_Limit` as `flb_output.c` reads it (its number with `atoi`).
     fn parse(text: &str) -> RetryLimit {
         match text.trim().to_ascii_lowercase().as_str() {
             "no_limits" | "false" | "off" => RetryLimit::NoLimit,
             "no_retries" => RetryLimit::Times(0),
-            number => match number.parse::<u64>() {
-                Ok(times) if times > 0 => RetryLimit::Times(times),
-                _ => {
-                    tracing::warn!(
-                        "retry_limit `{text}` is not a count above 0, no_limits, false, off or no_retries: 1 is used (as in Fluent Bit)."
-                    );
-                    RetryLimit::Times(1)
+            other => {
+                let digits =
+                    other.len() - other.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                match other[..digits].parse::<u64>() {
+                    Ok(times) if times > 0 => {
+                        if digits < other.len() {
+                            tracing::warn!(
+                                "retry_limit `{text}` is read as {times} (as in Fluent Bit)."
+                            );
+                        }
+                        RetryLimit::Times(times)
+                    }
+                    _ => {
+                        tracing::warn!(
+                            "retry_limit `{text}` is not a count above 0, no_limits, false, off or no_retries: 1 is used (as in Fluent Bit)."
+                        );
+                        RetryLimit::Times(1)
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -148,29 +159,44 @@ impl Schedule {
             .unwrap_or(u64::MAX);
         let high = self.cap.min(doubled);
         let low = self.base.min(high);
-        Duration::from_secs(self.random.random_range(low..=high)) + self.extra
+        Duration::from_secs(self.random.random_range(low..=high)).saturating_add(self.extra)
     }
 }
 
-struct FluentBitRetry {
+/// An output, retried as Fluent Bit retries its outputs.
+struct Retried {
     output: Box<dyn Output>,
     /// How logs name the output: its label, or its place.
     name: String,
     limit: RetryLimit,
     schedule: Schedule,
-    /// Given at the start; a stop ends a wait.
+    /// Given at the start; a stop or a reload ends a wait.
     stopping: Option<Stopping>,
 }
 
-pub(super) fn build(
+/// Builds `config`'s output with `build`, from its fields but the three
+/// taken here, and retries its writes as Fluent Bit does.
+pub(super) fn retried(
     config: &ComponentConfig,
     cx: &BuildContext<'_>,
+    build: Build,
 ) -> Result<Box<dyn Output>, ComponentError> {
-    let parsed: FluentBitRetryConfig = config.parse()?;
-    let inner = child(config, "output", parsed.output)?;
-    let output = super::build(&inner, cx)?;
-    Ok(Box::new(FluentBitRetry {
-        output,
+    let mut own = config.clone();
+    let mut taken = Map::new();
+    if let Value::Object(fields) = &mut own.body {
+        for field in FIELDS {
+            if let Some(value) = fields.remove(field) {
+                taken.insert(field.to_string(), value);
+            }
+        }
+    }
+    let retry = ComponentConfig {
+        body: Value::Object(taken),
+        ..config.clone()
+    };
+    let parsed: RetryConfig = retry.parse()?;
+    Ok(Box::new(Retried {
+        output: build(&own, cx)?,
         name: config.name().to_string(),
         limit: parsed.retry_limit,
         schedule: Schedule::new(parsed.scheduler_base, parsed.scheduler_cap),
@@ -178,7 +204,30 @@ pub(super) fn build(
     }))
 }
 
-impl Output for FluentBitRetry {
+/// What ended a wait before its time.
+enum Ended {
+    Stopped,
+    Replaced,
+}
+
+impl Retried {
+    /// Waits `wait`, unless the pipeline stops or a reload replaces the
+    /// output first.
+    async fn wait(&mut self, wait: Duration) -> Option<Ended> {
+        let Some(stopping) = self.stopping.as_mut() else {
+            tokio::time::sleep(wait).await;
+            return None;
+        };
+        let mut stop = stopping.clone();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => None,
+            () = stop.requested() => Some(Ended::Stopped),
+            () = stopping.replaced() => Some(Ended::Replaced),
+        }
+    }
+}
+
+impl Output for Retried {
     fn start(&mut self, stopping: Stopping) -> BoxFuture<'_, Result<(), String>> {
         self.stopping = Some(stopping.clone());
         self.output.start(stopping)
@@ -189,6 +238,8 @@ impl Output for FluentBitRetry {
         batch: &'a [wafer::Message],
     ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
+            let stopped =
+                |error: &str| format!("{error} (not tried again: the pipeline is stopping)");
             let mut retry = 0;
             loop {
                 let error = match self.output.write(batch).await {
@@ -196,31 +247,27 @@ impl Output for FluentBitRetry {
                     Err(error) => error,
                 };
                 retry += 1;
-                if !self.limit.allows(retry) {
-                    let tries = match retry - 1 {
-                        1 => "1 retry".to_string(),
-                        n => format!("{n} retries"),
+                let replaced = self.stopping.as_ref().is_some_and(Stopping::is_replaced);
+                if replaced || !self.limit.allows(retry) {
+                    let why = match (replaced, retry - 1) {
+                        (true, _) => "a reload replaced the output".to_string(),
+                        (false, 1) => "1 retry".to_string(),
+                        (false, n) => format!("{n} retries"),
                     };
-                    tracing::warn!(output = %self.name, records = batch.len(), "Dropped a batch after {tries}: {error}");
-                    let error = format!("dropped after {tries}: {error}");
-                    return Ok(Rejected::all(batch.len(), &error));
+                    tracing::warn!(output = %self.name, records = batch.len(), "Dropped a batch after {why}: {error}");
+                    return Ok(Rejected::all(
+                        batch.len(),
+                        &format!("dropped after {why}: {error}"),
+                    ));
+                }
+                if self.stopping.as_ref().is_some_and(Stopping::is_requested) {
+                    return Err(stopped(&error));
                 }
                 let wait = self.schedule.wait(retry);
                 tracing::warn!(output = %self.name, retry, "Writing failed, trying again in {} s: {error}", wait.as_secs());
-                let stopped = match &mut self.stopping {
-                    Some(stopping) => tokio::select! {
-                        () = tokio::time::sleep(wait) => false,
-                        () = stopping.requested() => true,
-                    },
-                    None => {
-                        tokio::time::sleep(wait).await;
-                        false
-                    }
-                };
-                if stopped {
-                    return Err(format!(
-                        "{error} (the pipeline stopped while it waited to try again)"
-                    ));
+                match self.wait(wait).await {
+                    None | Some(Ended::Replaced) => {}
+                    Some(Ended::Stopped) => return Err(stopped(&error)),
                 }
             }
         })
@@ -249,6 +296,8 @@ mod tests {
         for bad in ["0", "-2", "many"] {
             assert_eq!(RetryLimit::parse(bad), RetryLimit::Times(1), "{bad}");
         }
+        // atoi's reading: the leading digits.
+        assert_eq!(RetryLimit::parse("3abc"), RetryLimit::Times(3));
         assert!(RetryLimit::Times(2).allows(2));
         assert!(!RetryLimit::Times(2).allows(3));
         assert!(!RetryLimit::Times(0).allows(1));
@@ -294,11 +343,11 @@ mod tests {
         }
     }
 
-    fn retrying(failures: usize, limit: RetryLimit) -> (FluentBitRetry, Arc<AtomicUsize>) {
+    fn retrying(failures: usize, limit: RetryLimit) -> (Retried, Arc<AtomicUsize>) {
         let writes = Arc::new(AtomicUsize::new(0));
         let mut schedule = Schedule::new(0, 0);
         schedule.extra = Duration::ZERO;
-        let retry = FluentBitRetry {
+        let retry = Retried {
             output: Box::new(Flaky {
                 failures,
                 writes: writes.clone(),
@@ -347,6 +396,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reload_ends_the_wait_and_the_batch_is_tried_once_more() {
+        let batch = [wafer::Message::new("a")];
+        let retire = tokio::sync::watch::Sender::new(false);
+        let (_stop, stopping) = Stopping::channel();
+        // Taken on the last try: written.
+        let (mut retry, writes) = retrying(1, RetryLimit::NoLimit);
+        retry.schedule.extra = Duration::from_secs(3600);
+        retry.start(stopping.for_stage(&retire)).await.unwrap();
+        let mut write = retry.write(&batch);
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        assert!(first.is_pending());
+        retire.send_replace(true);
+        assert_eq!(write.await, Ok(Vec::new()));
+        assert_eq!(writes.load(Ordering::SeqCst), 2);
+        // Refused again: dropped, not waited for.
+        let (mut retry, writes) = retrying(usize::MAX, RetryLimit::NoLimit);
+        retry.schedule.extra = Duration::from_secs(3600);
+        retry.start(stopping.for_stage(&retire)).await.unwrap();
+        let dropped = retry.write(&batch).await.unwrap();
+        assert_eq!(writes.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            dropped[0].error,
+            "dropped after a reload replaced the output: refused write 0"
+        );
+    }
+
+    #[tokio::test]
     async fn a_stop_ends_the_wait_and_fails_the_batch() {
         let (mut retry, writes) = retrying(usize::MAX, RetryLimit::NoLimit);
         // A wait far longer than any test: only the stop can end it.
@@ -363,7 +439,7 @@ mod tests {
         let failed = write.await.unwrap_err();
         assert_eq!(
             failed,
-            "refused write 0 (the pipeline stopped while it waited to try again)"
+            "refused write 0 (not tried again: the pipeline is stopping)"
         );
     }
 }

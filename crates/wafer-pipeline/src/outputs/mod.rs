@@ -92,9 +92,12 @@ const OUTPUTS: &[(&str, Build)] = &[
     ("broker", broker::build),
     ("drop", drop::build),
     ("file", file::build),
-    ("fluentbit_file", fluentbit_file::build),
-    ("fluentbit_http", fluentbit_http::build),
-    ("fluentbit_retry", fluentbit_retry::build),
+    ("fluentbit_file", |config, cx| {
+        fluentbit_retry::retried(config, cx, fluentbit_file::build)
+    }),
+    ("fluentbit_http", |config, cx| {
+        fluentbit_retry::retried(config, cx, fluentbit_http::build)
+    }),
     ("fluentbit_stdout", fluentbit_stdout::build),
     ("http_client", http_client::build),
     ("nats", nats::build),

@@ -41,9 +41,9 @@
 //! Relative paths in plugin fields (`WASI_Path`, `Path`) are relative to
 //! the working directory, as in Fluent Bit.
 //!
-//! Each output is wrapped in `fluentbit_retry`, which retries a chunk as
-//! Fluent Bit's engine does: the section's `Retry_Limit`, the `SERVICE`'s
-//! `scheduler.base` and `scheduler.cap` (`null` aside, which never fails).
+//! The `file` and `http` outputs retry a chunk as Fluent Bit's engine
+//! does: the section's `Retry_Limit`, the `SERVICE`'s `scheduler.base`
+//! and `scheduler.cap`.
 //!
 //! `SERVICE`: `Parsers_File` (several allowed) is read; keys with nothing
 //! to do in wafer (`Flush`, `Grace`, `Log_Level`, `storage.*`...) are

@@ -108,12 +108,17 @@ pub(super) fn service(
             "scheduler.cap" => Some(&mut scheduler.cap),
             _ => None,
         } {
-            match texts.last().map(|t| t.trim().parse::<u64>()) {
-                Some(Ok(seconds)) => *setting = Some(seconds),
+            // Fluent Bit keeps them in an `int`.
+            match texts.last().and_then(|t| t.trim().parse::<u32>().ok()) {
+                Some(seconds) if seconds <= i32::MAX as u32 => *setting = Some(seconds.into()),
                 _ => problems.push(section.problem(
                     ProblemKind::InvalidValue,
                     key,
-                    format!("`{}` is not a whole number of seconds", texts.join(" ")),
+                    format!(
+                        "`{}` is not a whole number of seconds (up to {})",
+                        texts.join(" "),
+                        i32::MAX
+                    ),
                 )),
             }
         } else if let Some((_, why)) = SERVICE_OFF.iter().find(|(k, _)| *k == key) {

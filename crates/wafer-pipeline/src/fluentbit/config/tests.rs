@@ -44,25 +44,9 @@ fn problems(files: &[(&str, &str)], main: &str) -> Vec<String> {
 }
 
 fn component(c: &ComponentConfig) -> String {
-    let kind = unwrapped(&c.kind, &c.body);
     match c.label.as_deref() {
-        Some(label) => format!("{kind}({label})"),
-        None => kind,
-    }
-}
-
-/// The kind of a component, or of the output a `fluentbit_retry` wraps
-/// (every output of a Fluent Bit config is wrapped in one).
-fn unwrapped(kind: &str, body: &Value) -> String {
-    match kind {
-        "fluentbit_retry" => body["output"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .next()
-            .unwrap()
-            .clone(),
-        kind => kind.to_string(),
+        Some(label) => format!("{}({label})", c.kind),
+        None => c.kind.clone(),
     }
 }
 
@@ -76,9 +60,12 @@ fn route(p: &PipelineConfig) -> String {
             let kinds: Vec<String> = outputs
                 .iter()
                 .map(|o| {
-                    let o = o.as_object().unwrap();
-                    let kind = o.keys().find(|k| *k != "label").unwrap();
-                    unwrapped(kind, &o[kind])
+                    o.as_object()
+                        .unwrap()
+                        .keys()
+                        .find(|k| *k != "label")
+                        .unwrap()
+                        .clone()
                 })
                 .collect();
             format!("broker[{}]", kinds.join(", "))
@@ -122,8 +109,7 @@ fn seed_004_config_translates() {
         p.input.body,
         json!({"tag": "exec.wasi.local", "wasi_path": "/path/to/wasi_built_json.wasm"})
     );
-    assert_eq!(p.output.kind, "fluentbit_retry");
-    assert_eq!(p.output.body, json!({"output": {"fluentbit_stdout": {}}}));
+    assert_eq!(p.output.body, json!({}));
     assert!(p.ordered && matches!(p.on_error, OnError::Drop));
     assert_eq!(p.threads, crate::config::default_threads());
     assert_eq!(p.base_dir, None);
@@ -236,8 +222,8 @@ fn both_dialects_route_the_same_way() {
         assert_eq!(
             web.output.body["outputs"],
             json!([
-                {"label": "stdout.0", "fluentbit_retry": {"output": {"fluentbit_stdout": {"format": "json_lines"}}}},
-                {"label": "file.1", "fluentbit_retry": {"output": {"fluentbit_file": {"path": "/tmp"}}}},
+                {"label": "stdout.0", "fluentbit_stdout": {"format": "json_lines"}},
+                {"label": "file.1", "fluentbit_file": {"path": "/tmp"}},
             ])
         );
         // `null` keeps none of its keys: `drop` takes none.
@@ -289,8 +275,7 @@ fn keys_and_section_names_are_case_insensitive() {
         pipelines[0].input.body,
         json!({"wasi_path": "a.wasm", "buf_size": "8k", "accessible_paths": [".", "/tmp"], "tag": "exec_wasi.0"})
     );
-    let output = &pipelines[0].output;
-    assert_eq!(unwrapped(&output.kind, &output.body), "fluentbit_stdout");
+    assert_eq!(pipelines[0].output.kind, "fluentbit_stdout");
 }
 
 #[test]
@@ -365,8 +350,7 @@ fn variables_come_from_set_then_env_then_the_environment() {
     let dummy: Value = serde_json::from_str(body["dummy"].as_str().unwrap()).unwrap();
     assert_eq!(dummy, json!({"p": path, "d": "dflt", "e": ""}));
     // @SET anywhere applies everywhere, as Fluent Bit runs it first.
-    let output = &pipelines[0].output;
-    assert_eq!(unwrapped(&output.kind, &output.body), "fluentbit_stdout");
+    assert_eq!(pipelines[0].output.kind, "fluentbit_stdout");
     let yaml = "env:\n  T: from.env\n  N: 3\npipeline:\n  inputs:\n    - name: dummy\n      tag: ${T}\n      \
                 rate: ${N}\n  outputs:\n    - name: stdout\n      match: ${T}\n";
     let pipelines = translate(&[("x.yaml", yaml)], "x.yaml");
@@ -374,8 +358,7 @@ fn variables_come_from_set_then_env_then_the_environment() {
         pipelines[0].input.body,
         json!({"tag": "from.env", "rate": "3"})
     );
-    let output = &pipelines[0].output;
-    assert_eq!(unwrapped(&output.kind, &output.body), "fluentbit_stdout");
+    assert_eq!(pipelines[0].output.kind, "fluentbit_stdout");
 }
 
 const JSON_PARSER: &str = "[PARSER]\n    Name   js\n    Format json\n    Time_Key time\n    \
@@ -480,31 +463,31 @@ fn service_keys_asking_for_what_wafer_does_not_do_are_problems() {
 }
 
 #[test]
-fn each_output_retries_with_its_retry_limit_and_the_service_scheduler() {
+fn outputs_that_fail_retry_with_their_retry_limit_and_the_service_scheduler() {
     let conf = "[SERVICE]\n    scheduler.base 2\n    Scheduler.Cap 30\n[INPUT]\n    Name dummy\n    Tag t\n\
                 [OUTPUT]\n    Name http\n    Match *\n    Port 9880\n    Retry_Limit no_limits\n\
-                [OUTPUT]\n    Name stdout\n    Match *\n[OUTPUT]\n    Name null\n    Match *\n    Retry_Limit 3\n";
+                [OUTPUT]\n    Name file\n    Match *\n\
+                [OUTPUT]\n    Name stdout\n    Match *\n    Retry_Limit 2\n\
+                [OUTPUT]\n    Name null\n    Match *\n    Retry_Limit 3\n";
     let pipelines = translate(&[("x.conf", conf)], "x.conf");
     assert_eq!(
         pipelines[0].output.body["outputs"],
         json!([
-            {"label": "http.0", "fluentbit_retry": {
-                "retry_limit": "no_limits", "scheduler_base": 2, "scheduler_cap": 30,
-                "output": {"fluentbit_http": {"port": "9880"}},
+            {"label": "http.0", "fluentbit_http": {
+                "port": "9880", "retry_limit": "no_limits", "scheduler_base": 2, "scheduler_cap": 30,
             }},
-            {"label": "stdout.1", "fluentbit_retry": {
-                "scheduler_base": 2, "scheduler_cap": 30,
-                "output": {"fluentbit_stdout": {}},
-            }},
-            // `null` never fails: nothing to retry.
-            {"label": "null.2", "drop": {}},
+            {"label": "file.1", "fluentbit_file": {"scheduler_base": 2, "scheduler_cap": 30}},
+            // `stdout` and `null` never fail: nothing to retry.
+            {"label": "stdout.2", "fluentbit_stdout": {}},
+            {"label": "null.3", "drop": {}},
         ])
     );
-    let bad = "[SERVICE]\n    scheduler.base soon\n[INPUT]\n    Name dummy\n";
+    let bad = "[SERVICE]\n    scheduler.base soon\n    scheduler.cap 4294967296\n[INPUT]\n    Name dummy\n";
     assert_eq!(
         problems(&[("x.conf", bad)], "x.conf"),
         [
-            "x.conf: field [SERVICE] at line 1, key scheduler.base: `soon` is not a whole number of seconds"
+            "x.conf: field [SERVICE] at line 1, key scheduler.base: `soon` is not a whole number of seconds (up to 2147483647)",
+            "x.conf: field [SERVICE] at line 1, key scheduler.cap: `4294967296` is not a whole number of seconds (up to 2147483647)",
         ]
     );
 }

@@ -26,6 +26,10 @@ const OUTPUTS: &[(&str, &str)] = &[
     ("stdout", "fluentbit_stdout"),
 ];
 
+/// The outputs that retry a batch they could not write (see
+/// `outputs::fluentbit_retry`).
+const RETRIED: &[&str] = &["fluentbit_file", "fluentbit_http"];
+
 /// Keys of every plugin instance that are Fluent Bit's own (naming,
 /// routing, logging): read here, never passed to the component.
 const GENERAL: &[&str] = &[
@@ -190,15 +194,14 @@ fn pipeline(
     // earlier one has it: Fluent Bit lets an input and an output share an
     // alias, a pipeline's labels are unique.
     let mut used = std::collections::HashSet::new();
-    let mut labelled =
-        |p: &Plugin, (kind, body): (&str, Value)| match used.insert(p.instance.clone()) {
-            true => json!({"label": p.instance, kind: body}),
-            false => json!({kind: body}),
-        };
-    let input_value = labelled(input, (input.kind, Value::Object(input.body.clone())));
+    let mut labelled = |p: &Plugin, body: Value| match used.insert(p.instance.clone()) {
+        true => json!({"label": p.instance, p.kind: body}),
+        false => json!({p.kind: body}),
+    };
+    let input_value = labelled(input, Value::Object(input.body.clone()));
     let processors: Vec<Value> = filters
         .iter()
-        .map(|f| labelled(f, (f.kind, Value::Object(f.body.clone()))))
+        .map(|f| labelled(f, Value::Object(f.body.clone())))
         .collect();
     let output = match outputs {
         [] => json!({"drop": {}}),
@@ -207,10 +210,7 @@ fn pipeline(
             "pattern": "fan_out",
             "outputs": several
                 .iter()
-                .map(|p| {
-                    let (kind, body) = retrying(p, scheduler);
-                    json!({"label": p.instance, kind: body})
-                })
+                .map(|p| json!({"label": p.instance, p.kind: retrying(p, scheduler)}))
                 .collect::<Vec<_>>(),
         }}),
     };
@@ -232,29 +232,25 @@ fn pipeline(
     Ok(config)
 }
 
-/// An output's component and fields: as Fluent Bit's engine runs every
-/// output, inside `fluentbit_retry` with the section's `Retry_Limit` and
-/// the `SERVICE`'s scheduler; but `null`'s `drop`, which never fails.
-fn retrying(output: &Plugin, scheduler: Scheduler) -> (&'static str, Value) {
+/// An output's fields, with how Fluent Bit's engine retries it: the
+/// section's `Retry_Limit` and the `SERVICE`'s scheduler, for the outputs
+/// that fail (`Retry_Limit` is ignored on the others, as `stdout` and
+/// `null` never fail in Fluent Bit).
+fn retrying(output: &Plugin, scheduler: Scheduler) -> Value {
     let mut body = output.body.clone();
-    let limit = body.remove("retry_limit");
-    if output.kind == "drop" {
-        return (output.kind, Value::Object(body));
-    }
-    let mut retry = Map::new();
-    retry.insert("output".into(), json!({output.kind: body}));
-    if let Some(limit) = limit {
-        retry.insert("retry_limit".into(), limit);
+    if !RETRIED.contains(&output.kind) {
+        body.remove("retry_limit");
+        return Value::Object(body);
     }
     for (key, seconds) in [
         ("scheduler_base", scheduler.base),
         ("scheduler_cap", scheduler.cap),
     ] {
         if let Some(seconds) = seconds {
-            retry.insert(key.into(), seconds.into());
+            body.insert(key.into(), seconds.into());
         }
     }
-    ("fluentbit_retry", Value::Object(retry))
+    Value::Object(body)
 }
 
 /// Names the output after the section(s) it comes from.
