@@ -418,8 +418,10 @@ fn fluentbit_http_sends_a_batch_per_request_in_each_format() {
     }
 }
 
-#[test]
-fn a_refused_batch_is_dropped_after_its_retries_and_the_run_goes_on() {
+/// Three records sent by `fluentbit_http` (with `fields` more) to a
+/// server that answers 500 to everything: the run, after the one request
+/// it made.
+fn refused(fields: &str) -> Run {
     let ws = Workspace::new();
     let (address, requests) = http_receiver(vec![500], None);
     let (host, port) = address.split_once(':').unwrap();
@@ -427,22 +429,35 @@ fn a_refused_batch_is_dropped_after_its_retries_and_the_run_goes_on() {
         "refused.yaml",
         pipeline(
             3,
-            &format!(
-                "  label: sink\n  fluentbit_http: {{host: {host}, port: {port}, retry_limit: no_retries}}\n"
-            ),
+            &format!("  label: sink\n  fluentbit_http: {{host: {host}, port: {port}{fields}}}\n"),
         ),
     );
     let run = ws.wafer(&["run", "refused.yaml"]);
+    assert_eq!(only_request(&requests).line, "POST / HTTP/1.1");
+    run.stderr_has("HTTP 500").stderr_has("refused");
+    run
+}
+
+#[test]
+fn without_retry_limit_a_refusing_server_fails_the_run_and_nothing_is_acknowledged() {
+    let run = refused("");
+    run.code(1).stderr_has("output sink");
+    assert_eq!(
+        summary(&run.stderr),
+        "pipeline refused: received 3, processed 0, dropped 0, failed 0"
+    );
+}
+
+#[test]
+fn a_refused_batch_is_dropped_after_its_retries_and_the_run_goes_on() {
+    let run = refused(", retry_limit: no_retries");
     run.code(0)
         .stderr_has("output=sink")
-        .stderr_has("dropped after 0 retries")
-        .stderr_has("HTTP 500")
-        .stderr_has("refused");
+        .stderr_has("dropped after 0 retries");
     assert_eq!(
         summary(&run.stderr),
         "pipeline refused: received 3, processed 0, dropped 3, failed 3"
     );
-    assert_eq!(only_request(&requests).line, "POST / HTTP/1.1");
 }
 
 #[test]
@@ -454,11 +469,12 @@ fn a_file_that_cannot_be_opened_drops_its_records_and_the_run_goes_on() {
         "files.yaml",
         pipeline(
             2,
-            "  fluentbit_file: {path: not-a-folder, file: records, retry_limit: no_limits}\n",
+            "  fluentbit_file: {path: not-a-folder, file: records, retry_limit: 3, scheduler_base: 0, scheduler_cap: 0}\n",
         ),
     );
     let run = ws.wafer(&["run", "files.yaml"]);
     run.code(0).stderr_has("not-a-folder");
+    assert!(!run.stderr.contains("trying again"), "{}", run.stderr);
     assert_eq!(
         summary(&run.stderr),
         "pipeline files: received 2, processed 0, dropped 2, failed 2"

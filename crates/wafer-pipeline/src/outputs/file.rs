@@ -108,13 +108,21 @@ impl Appender {
         Ok(self.len)
     }
 
-    /// Appends `bytes`, opening the file first if needed.
+    /// Appends `bytes`, opening the file first if needed. After a failure
+    /// the file is closed: part of `bytes` may be in it, so the next
+    /// write opens it again and reads its length anew.
     pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.open().await?;
         let cannot = |e: std::io::Error| format!("cannot write to {}: {e}", self.path.display());
         let file = self.file.as_mut().expect("opened above");
-        file.write_all(bytes).await.map_err(cannot)?;
-        file.flush().await.map_err(cannot)?;
+        let written = async {
+            file.write_all(bytes).await?;
+            file.flush().await
+        };
+        if let Err(error) = written.await {
+            self.file = None;
+            return Err(cannot(error));
+        }
         self.len += bytes.len() as u64;
         Ok(())
     }

@@ -1,27 +1,34 @@
 //! Fluent Bit's retries, around its `file` and `http` outputs, as its
-//! engine runs every output. A batch (Fluent Bit's chunk) the output could
-//! not write is tried again `retry_limit` times (Fluent Bit's
-//! `Retry_Limit`: a count, default 1; `no_limits`, `false` or `off` for
-//! no limit; `no_retries` for none; the leading digits of anything else,
-//! or 1 when there are none, with a warning, as in Fluent Bit), the nth
-//! retry after a wait drawn as Fluent Bit's scheduler draws it: a whole
-//! number of seconds from `scheduler_base` to `min(scheduler_cap,
-//! scheduler_base × 2^n)` (the cap caps the base too), plus one (a Fluent
-//! Bit config's `scheduler.base`, default 5, and `scheduler.cap`, default
-//! 2000, in its `SERVICE`). Each failure is logged with its wait. A batch
-//! that still fails then is dropped, as Fluent Bit drops the chunk:
-//! logged, and its messages rejected, so that the pipeline's `on_error`
-//! takes them (a Fluent Bit config's pipelines drop them; each is counted
-//! as failed and dropped). The pipeline goes on.
+//! engine runs every output. They are on once the output has one of the
+//! three fields below (a Fluent Bit config's outputs always do: its
+//! `Retry_Limit` defaults to 1); without them a failed write fails, and
+//! stops the pipeline, as any output's does.
+//!
+//! A batch (Fluent Bit's chunk) the output could not write is tried again
+//! `retry_limit` times (Fluent Bit's `Retry_Limit`: a count, default 1;
+//! `no_limits`, `false` or `off` for no limit; `no_retries` for none; the
+//! leading digits of anything else, or 1 when there are none, with a
+//! warning, as in Fluent Bit), the nth retry after a wait drawn as Fluent
+//! Bit's scheduler draws it: a whole number of seconds from
+//! `scheduler_base` to `min(scheduler_cap, scheduler_base × 2^n)` (the cap
+//! caps the base too), plus one (a Fluent Bit config's `scheduler.base`,
+//! default 5, and `scheduler.cap`, default 2000, in its `SERVICE`). Each
+//! failure is logged with its wait. A batch that still fails then is
+//! dropped, as Fluent Bit drops the chunk: logged, and its messages
+//! rejected, so that the pipeline's `on_error` takes them (a Fluent Bit
+//! config's pipelines drop them; each is counted as failed and dropped).
+//! The pipeline goes on.
 //!
 //! While a batch waits, the batches behind it wait too and the input
 //! slows, as Fluent Bit's input pauses when its buffer is full. A stop
 //! (Ctrl-C, SIGTERM) ends the wait: the batch fails as it stands, and is
 //! not acknowledged (Fluent Bit keeps retrying for its `Grace`). A reload
-//! that replaces the output ends the wait too: the batch is tried once
-//! more at once, and dropped if that fails (as a Fluent Bit hot reload
-//! loses the chunks it still holds), so that the new output takes over
-//! without waiting out the old one's retries.
+//! that replaces the output (its pipeline kept, with the same input) ends
+//! the wait too: the batch is tried once more at once and dropped if that
+//! fails, and so are, untried, the batches the old output still has to
+//! write, as a Fluent Bit hot reload loses the chunks it holds; the new
+//! output then takes over. A reload that removes the pipeline or changes
+//! its input stops it.
 //!
 //! The three fields sit beside the output's own, as `Retry_Limit` sits in
 //! Fluent Bit's `[OUTPUT]` section:
@@ -172,10 +179,15 @@ struct Retried {
     schedule: Schedule,
     /// Given at the start; a stop or a reload ends a wait.
     stopping: Option<Stopping>,
+    /// A reload replaced it and a write failed since: the batches still
+    /// coming are dropped without being tried, so that the new output
+    /// takes over without waiting for each to fail.
+    abandoned: bool,
 }
 
 /// Builds `config`'s output with `build`, from its fields but the three
-/// taken here, and retries its writes as Fluent Bit does.
+/// taken here; when it has any of them, retries its writes as Fluent Bit
+/// does. Without them a failed write fails, as any other output's does.
 pub(super) fn retried(
     config: &ComponentConfig,
     cx: &BuildContext<'_>,
@@ -190,6 +202,9 @@ pub(super) fn retried(
             }
         }
     }
+    if taken.is_empty() {
+        return build(&own, cx);
+    }
     let retry = ComponentConfig {
         body: Value::Object(taken),
         ..config.clone()
@@ -201,6 +216,7 @@ pub(super) fn retried(
         limit: parsed.retry_limit,
         schedule: Schedule::new(parsed.scheduler_base, parsed.scheduler_cap),
         stopping: None,
+        abandoned: false,
     }))
 }
 
@@ -211,6 +227,13 @@ enum Ended {
 }
 
 impl Retried {
+    /// A batch of `count` given up on (`when`, because of `error`):
+    /// logged, and each of its messages rejected.
+    fn dropped(&self, count: usize, when: &str, error: &str) -> Vec<Rejected> {
+        tracing::warn!(output = %self.name, records = count, "Dropped a batch {when}: {error}");
+        Rejected::all(count, &format!("dropped {when}: {error}"))
+    }
+
     /// Waits `wait`, unless the pipeline stops or a reload replaces the
     /// output first.
     async fn wait(&mut self, wait: Duration) -> Option<Ended> {
@@ -219,10 +242,13 @@ impl Retried {
             return None;
         };
         let mut stop = stopping.clone();
+        // A stop outranks a reload that comes with it: the batch then
+        // fails, not acknowledged, rather than being dropped.
         tokio::select! {
-            () = tokio::time::sleep(wait) => None,
+            biased;
             () = stop.requested() => Some(Ended::Stopped),
             () = stopping.replaced() => Some(Ended::Replaced),
+            () = tokio::time::sleep(wait) => None,
         }
     }
 }
@@ -238,6 +264,13 @@ impl Output for Retried {
         batch: &'a [wafer::Message],
     ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
+            if self.abandoned {
+                return Ok(self.dropped(
+                    batch.len(),
+                    "untried",
+                    "a reload replaced the output, and its last write failed",
+                ));
+            }
             let stopped =
                 |error: &str| format!("{error} (not tried again: the pipeline is stopping)");
             let mut retry = 0;
@@ -246,28 +279,30 @@ impl Output for Retried {
                     Ok(rejected) => return Ok(rejected),
                     Err(error) => error,
                 };
+                let stopping = self.stopping.as_ref();
+                if stopping.is_some_and(Stopping::is_requested) {
+                    return Err(stopped(&error));
+                }
                 retry += 1;
-                let replaced = self.stopping.as_ref().is_some_and(Stopping::is_replaced);
-                if replaced || !self.limit.allows(retry) {
-                    let why = match (replaced, retry - 1) {
-                        (true, _) => "a reload replaced the output".to_string(),
-                        (false, 1) => "1 retry".to_string(),
-                        (false, n) => format!("{n} retries"),
-                    };
-                    tracing::warn!(output = %self.name, records = batch.len(), "Dropped a batch after {why}: {error}");
-                    return Ok(Rejected::all(
+                if stopping.is_some_and(Stopping::is_replaced) {
+                    self.abandoned = true;
+                    return Ok(self.dropped(
                         batch.len(),
-                        &format!("dropped after {why}: {error}"),
+                        "after a reload replaced the output",
+                        &error,
                     ));
                 }
-                if self.stopping.as_ref().is_some_and(Stopping::is_requested) {
-                    return Err(stopped(&error));
+                if !self.limit.allows(retry) {
+                    let tries = match retry - 1 {
+                        1 => "after 1 retry".to_string(),
+                        n => format!("after {n} retries"),
+                    };
+                    return Ok(self.dropped(batch.len(), &tries, &error));
                 }
                 let wait = self.schedule.wait(retry);
                 tracing::warn!(output = %self.name, retry, "Writing failed, trying again in {} s: {error}", wait.as_secs());
-                match self.wait(wait).await {
-                    None | Some(Ended::Replaced) => {}
-                    Some(Ended::Stopped) => return Err(stopped(&error)),
+                if let Some(Ended::Stopped) = self.wait(wait).await {
+                    return Err(stopped(&error));
                 }
             }
         })
@@ -356,6 +391,7 @@ mod tests {
             limit,
             schedule,
             stopping: None,
+            abandoned: false,
         };
         (retry, writes)
     }
@@ -410,15 +446,26 @@ mod tests {
         retire.send_replace(true);
         assert_eq!(write.await, Ok(Vec::new()));
         assert_eq!(writes.load(Ordering::SeqCst), 2);
-        // Refused again: dropped, not waited for.
-        let (mut retry, writes) = retrying(usize::MAX, RetryLimit::NoLimit);
+        // Refused again: dropped, and so are, untried, the batches after it.
+        let (mut retry, writes) = retrying(2, RetryLimit::NoLimit);
         retry.schedule.extra = Duration::from_secs(3600);
+        let retire = tokio::sync::watch::Sender::new(false);
         retry.start(stopping.for_stage(&retire)).await.unwrap();
-        let dropped = retry.write(&batch).await.unwrap();
-        assert_eq!(writes.load(Ordering::SeqCst), 1);
+        let mut write = retry.write(&batch);
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        assert!(first.is_pending());
+        retire.send_replace(true);
+        let dropped = write.await.unwrap();
+        assert_eq!(writes.load(Ordering::SeqCst), 2);
         assert_eq!(
             dropped[0].error,
-            "dropped after a reload replaced the output: refused write 0"
+            "dropped after a reload replaced the output: refused write 1"
+        );
+        let later = retry.write(&batch).await.unwrap();
+        assert_eq!(writes.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            later[0].error,
+            "dropped untried: a reload replaced the output, and its last write failed"
         );
     }
 

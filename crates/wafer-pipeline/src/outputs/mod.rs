@@ -30,7 +30,10 @@ pub trait Output: Send {
     /// pipeline stops; a wait that could last for ever (publishing again
     /// while a broker is away) must then end in a bounded time
     /// ([`Stopping::bounded`]) and fail its batch, which is then not
-    /// acknowledged. By default there is nothing to do.
+    /// acknowledged. It also says when a reload replaces the output
+    /// ([`Stopping::replaced`]): what it holds is written, then the new
+    /// output takes over, so a wait for a retry should end. By default
+    /// there is nothing to do.
     ///
     /// # Errors
     ///

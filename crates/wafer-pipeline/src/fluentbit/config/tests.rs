@@ -223,7 +223,7 @@ fn both_dialects_route_the_same_way() {
             web.output.body["outputs"],
             json!([
                 {"label": "stdout.0", "fluentbit_stdout": {"format": "json_lines"}},
-                {"label": "file.1", "fluentbit_file": {"path": "/tmp"}},
+                {"label": "file.1", "fluentbit_file": {"path": "/tmp", "retry_limit": 1}},
             ])
         );
         // `null` keeps none of its keys: `drop` takes none.
@@ -476,7 +476,7 @@ fn outputs_that_fail_retry_with_their_retry_limit_and_the_service_scheduler() {
             {"label": "http.0", "fluentbit_http": {
                 "port": "9880", "retry_limit": "no_limits", "scheduler_base": 2, "scheduler_cap": 30,
             }},
-            {"label": "file.1", "fluentbit_file": {"scheduler_base": 2, "scheduler_cap": 30}},
+            {"label": "file.1", "fluentbit_file": {"retry_limit": 1, "scheduler_base": 2, "scheduler_cap": 30}},
             // `stdout` and `null` never fail: nothing to retry.
             {"label": "stdout.2", "fluentbit_stdout": {}},
             {"label": "null.3", "drop": {}},

@@ -242,6 +242,8 @@ fn retrying(output: &Plugin, scheduler: Scheduler) -> Value {
         body.remove("retry_limit");
         return Value::Object(body);
     }
+    // Fluent Bit retries every output: once by default.
+    body.entry("retry_limit").or_insert_with(|| 1.into());
     for (key, seconds) in [
         ("scheduler_base", scheduler.base),
         ("scheduler_cap", scheduler.cap),
