@@ -434,7 +434,7 @@ fn refused(fields: &str) -> Run {
     );
     let run = ws.wafer(&["run", "refused.yaml"]);
     assert_eq!(only_request(&requests).line, "POST / HTTP/1.1");
-    run.stderr_has("HTTP 500").stderr_has("refused");
+    run.stderr_has("HTTP 500 Internal Server Error: refused");
     run
 }
 

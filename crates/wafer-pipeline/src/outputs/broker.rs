@@ -6,8 +6,8 @@
 //! place, `output.broker.outputs[1]`): the pipeline then stops, and the
 //! batch is not acknowledged. Unlike Benthos, which tries a failed output
 //! again until it succeeds, the broker does not retry (Fluent Bit's
-//! `fluentbit_http` and `fluentbit_file` retry on their own, and the batch
-//! waits for them). A message one of them
+//! `fluentbit_http` and `fluentbit_file` retry on their own when they have
+//! `retry_limit` or a scheduler field, and the batch waits for them). A message one of them
 //! rejects on its own ([`Output::write`]) is rejected by the broker (the
 //! others may have written it), and follows `on_error`. Starting starts,
 //! and closing closes, every output.

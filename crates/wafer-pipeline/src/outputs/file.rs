@@ -61,6 +61,10 @@ pub(super) struct Appender {
     file: Option<tokio::fs::File>,
     /// The file's length: what it held when opened and what was written.
     len: u64,
+    /// A write failed: part of it may be in the file, so `len` is not
+    /// known. The file is opened again before the next write; until then
+    /// it is kept, so that closing still syncs what went before.
+    stale: bool,
 }
 
 impl Appender {
@@ -72,6 +76,7 @@ impl Appender {
             mkdir,
             file: None,
             len: 0,
+            stale: false,
         }
     }
 
@@ -82,7 +87,7 @@ impl Appender {
 
     /// Opens the file unless it is open; answers its length.
     pub(super) async fn open(&mut self) -> Result<u64, String> {
-        if self.file.is_some() {
+        if self.file.is_some() && !self.stale {
             return Ok(self.len);
         }
         let cannot = |e: std::io::Error| format!("cannot open {}: {e}", self.path.display());
@@ -105,12 +110,13 @@ impl Appender {
         .map_err(cannot)?;
         self.len = opened.metadata().await.map_err(cannot)?.len();
         self.file = Some(opened);
+        self.stale = false;
         Ok(self.len)
     }
 
     /// Appends `bytes`, opening the file first if needed. After a failure
-    /// the file is closed: part of `bytes` may be in it, so the next
-    /// write opens it again and reads its length anew.
+    /// part of `bytes` may be in the file: the next write opens it again
+    /// and reads its length anew.
     pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.open().await?;
         let cannot = |e: std::io::Error| format!("cannot write to {}: {e}", self.path.display());
@@ -120,7 +126,7 @@ impl Appender {
             file.flush().await
         };
         if let Err(error) = written.await {
-            self.file = None;
+            self.stale = true;
             return Err(cannot(error));
         }
         self.len += bytes.len() as u64;

@@ -9,7 +9,7 @@
 //! that cannot be opened rejects the batch's records bound for it (never
 //! retried, as out_file's `FLB_ERROR`); a write that fails fails the batch,
 //! which is retried as Fluent Bit retries it when the output has
-//! `retry_limit` ([`super::fluentbit_retry`]). A batch whose records go to
+//! `retry_limit` or a scheduler field ([`super::fluentbit_retry`]). A batch whose records go to
 //! several files (several tags) is written again whole when retried, into
 //! the files written before the failure too.
 //!

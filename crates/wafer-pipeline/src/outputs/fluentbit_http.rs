@@ -22,7 +22,8 @@
 //! never take it (out_http's `FLB_ERROR`: the chunk is not retried); any
 //! other status, a connection error or no answer within 60 s (out_http's
 //! `http.response_timeout`) fails the write (`FLB_RETRY`). With
-//! `retry_limit` (always in a Fluent Bit config) the batch is then retried
+//! `retry_limit` or a scheduler field (`retry_limit` is always there in a
+//! Fluent Bit config) the batch is then retried
 //! and at last dropped ([`super::fluentbit_retry`]); without, the pipeline
 //! stops and the batch is not acknowledged. The `gelf` format, compression, proxies, OAuth2, AWS
 //! signing, `body_key`/`headers_key`, `header_tag` and TLS options are not

@@ -264,15 +264,22 @@ impl Output for Retried {
         batch: &'a [wafer::Message],
     ) -> BoxFuture<'a, Result<Vec<Rejected>, String>> {
         Box::pin(async move {
+            let stopped =
+                |error: &str| format!("{error} (not tried again: the pipeline is stopping)");
             if self.abandoned {
+                // A stop outranks the reload here too: not acknowledged.
+                if self.stopping.as_ref().is_some_and(Stopping::is_requested) {
+                    return Err(
+                        "not tried: the pipeline is stopping, after a reload replaced the output and its last write failed"
+                            .to_string(),
+                    );
+                }
                 return Ok(self.dropped(
                     batch.len(),
                     "untried",
                     "a reload replaced the output, and its last write failed",
                 ));
             }
-            let stopped =
-                |error: &str| format!("{error} (not tried again: the pipeline is stopping)");
             let mut retry = 0;
             loop {
                 let error = match self.output.write(batch).await {
@@ -396,6 +403,51 @@ mod tests {
         (retry, writes)
     }
 
+    /// [`retrying`], started with `stopping`, its waits an hour long:
+    /// only a stop or a reload ends one in a test.
+    async fn waiting(failures: usize, stopping: Stopping) -> (Retried, Arc<AtomicUsize>) {
+        let (mut retry, writes) = retrying(failures, RetryLimit::NoLimit);
+        retry.schedule.extra = Duration::from_secs(3600);
+        retry.start(stopping).await.unwrap();
+        (retry, writes)
+    }
+
+    /// `write`'s answer, once a stop or a reload ended its hour-long wait
+    /// (a generous bound, so that a wake-up that never comes fails).
+    async fn woken(
+        write: BoxFuture<'_, Result<Vec<Rejected>, String>>,
+    ) -> Result<Vec<Rejected>, String> {
+        tokio::time::timeout(Duration::from_secs(10), write)
+            .await
+            .expect("the wait ended when told")
+    }
+
+    #[tokio::test]
+    async fn a_stop_outranks_a_reload_that_comes_with_it() {
+        let batch = [wafer::Message::new("a")];
+        let retire = tokio::sync::watch::Sender::new(false);
+        let (stop, stopping) = Stopping::channel();
+        let (mut retry, _) = waiting(usize::MAX, stopping.for_stage(&retire)).await;
+        // Given up after a reload: the batches after are dropped untried...
+        retire.send_replace(true);
+        assert!(retry.write(&batch).await.is_ok());
+        assert!(retry.abandoned);
+        // ...until a stop: then they fail, not acknowledged.
+        stop.send_replace(true);
+        let failed = retry.write(&batch).await.unwrap_err();
+        assert!(failed.contains("the pipeline is stopping"), "{failed}");
+        // Both told while a batch waits: it fails.
+        let retire = tokio::sync::watch::Sender::new(false);
+        let (stop, stopping) = Stopping::channel();
+        let (mut retry, _) = waiting(usize::MAX, stopping.for_stage(&retire)).await;
+        let mut write = retry.write(&batch);
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        assert!(first.is_pending());
+        retire.send_replace(true);
+        stop.send_replace(true);
+        assert!(woken(write).await.is_err());
+    }
+
     #[tokio::test]
     async fn a_batch_is_tried_again_up_to_the_limit_then_dropped() {
         let batch = [wafer::Message::new("a"), wafer::Message::new("b")];
@@ -437,25 +489,21 @@ mod tests {
         let retire = tokio::sync::watch::Sender::new(false);
         let (_stop, stopping) = Stopping::channel();
         // Taken on the last try: written.
-        let (mut retry, writes) = retrying(1, RetryLimit::NoLimit);
-        retry.schedule.extra = Duration::from_secs(3600);
-        retry.start(stopping.for_stage(&retire)).await.unwrap();
+        let (mut retry, writes) = waiting(1, stopping.for_stage(&retire)).await;
         let mut write = retry.write(&batch);
         let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
         assert!(first.is_pending());
         retire.send_replace(true);
-        assert_eq!(write.await, Ok(Vec::new()));
+        assert_eq!(woken(write).await, Ok(Vec::new()));
         assert_eq!(writes.load(Ordering::SeqCst), 2);
         // Refused again: dropped, and so are, untried, the batches after it.
-        let (mut retry, writes) = retrying(2, RetryLimit::NoLimit);
-        retry.schedule.extra = Duration::from_secs(3600);
         let retire = tokio::sync::watch::Sender::new(false);
-        retry.start(stopping.for_stage(&retire)).await.unwrap();
+        let (mut retry, writes) = waiting(2, stopping.for_stage(&retire)).await;
         let mut write = retry.write(&batch);
         let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
         assert!(first.is_pending());
         retire.send_replace(true);
-        let dropped = write.await.unwrap();
+        let dropped = woken(write).await.unwrap();
         assert_eq!(writes.load(Ordering::SeqCst), 2);
         assert_eq!(
             dropped[0].error,
@@ -471,11 +519,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_stop_ends_the_wait_and_fails_the_batch() {
-        let (mut retry, writes) = retrying(usize::MAX, RetryLimit::NoLimit);
-        // A wait far longer than any test: only the stop can end it.
-        retry.schedule.extra = Duration::from_secs(3600);
         let (stop, stopping) = Stopping::channel();
-        retry.start(stopping).await.unwrap();
+        let (mut retry, writes) = waiting(usize::MAX, stopping).await;
         let batch = [wafer::Message::new("a")];
         let mut write = retry.write(&batch);
         // The first write failed, and the wait began.
@@ -483,7 +528,7 @@ mod tests {
         assert!(first.is_pending());
         assert_eq!(writes.load(Ordering::SeqCst), 1);
         stop.send_replace(true);
-        let failed = write.await.unwrap_err();
+        let failed = woken(write).await.unwrap_err();
         assert_eq!(
             failed,
             "refused write 0 (not tried again: the pipeline is stopping)"

@@ -31,9 +31,10 @@ pub trait Output: Send {
     /// while a broker is away) must then end in a bounded time
     /// ([`Stopping::bounded`]) and fail its batch, which is then not
     /// acknowledged. It also says when a reload replaces the output
-    /// ([`Stopping::replaced`]): what it holds is written, then the new
-    /// output takes over, so a wait for a retry should end. By default
-    /// there is nothing to do.
+    /// ([`Stopping::replaced`]): the batches it holds are still given to
+    /// it, then the new output takes over, so a wait for a retry should
+    /// end (Fluent Bit's outputs then drop what fails). By default there
+    /// is nothing to do.
     ///
     /// # Errors
     ///
