@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use super::server::{Server, wait_until};
+use super::receiver::http_receiver;
+use super::server::{PATIENCE, Server, wait_until};
 use super::util::{Workspace, header};
 
 /// A function answering `n`.
@@ -438,4 +439,45 @@ fn a_reload_that_would_replace_a_stdin_input_is_refused_and_the_pipeline_runs_on
     assert!(log.contains("received 3, processed 3"), "{log}");
     let written = std::fs::read_to_string(ws.path().join("out.txt")).unwrap();
     assert_eq!(written, "a\nb\nc\n");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_reload_ends_a_fluent_bit_outputs_wait_to_retry_and_the_new_output_takes_over() {
+    let ws = Workspace::new();
+    // A port nothing listens on: bound, then freed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let (address, requests) = http_receiver(vec![200], None);
+    let open = address.split_once(':').unwrap().1;
+    // Waits of an hour: only the reload can end one in a test.
+    let conf = |port: &str| {
+        format!(
+            "[SERVICE]\n    scheduler.base 3600\n    scheduler.cap  3600\n\n\
+             [INPUT]\n    Name dummy\n    Rate 20\n\n\
+             [OUTPUT]\n    Name        http\n    Match       *\n    Port        {port}\n    \
+             Format      json_lines\n    Retry_Limit no_limits\n"
+        )
+    };
+    ws.write("fb.conf", conf(&closed));
+    let mut server = Server::start_until(&ws, &["run", "fb.conf"], "Running.");
+    server.wait_for_line("trying again in");
+    ws.write("fb.conf", conf(open));
+    server.hangup();
+    server.wait_for_line("Reloaded. generation=2");
+    let written = requests
+        .recv_timeout(PATIENCE)
+        .expect("a request to the new output");
+    assert!(written.text().contains("dummy"), "{}", written.text());
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("Dropped a batch after a reload replaced the output"),
+        "{log}"
+    );
+    assert!(log.contains("Took the new processors and outputs"), "{log}");
 }
