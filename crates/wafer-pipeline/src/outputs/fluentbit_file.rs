@@ -7,11 +7,12 @@
 //! `path` (or `file` without one) is relative to the working directory for
 //! a pipeline file, to the registry's folder for a registry entry. A file
 //! that cannot be opened rejects the batch's records bound for it (never
-//! retried, as out_file's `FLB_ERROR`); a write that fails fails the batch,
-//! which is retried as Fluent Bit retries it when the output has
-//! `retry_limit` or a scheduler field ([`super::fluentbit_retry`]). A batch whose records go to
-//! several files (several tags) is written again whole when retried, into
-//! the files written before the failure too.
+//! retried, as out_file's `FLB_ERROR`); a write that fails fails the
+//! batch, which is retried as Fluent Bit retries it when the output has
+//! `retry_limit` or a scheduler field ([`super::fluentbit_retry`]). A
+//! batch whose records go to several files (several tags) is written
+//! again whole when retried, into the files written before the failure
+//! too.
 //!
 //! `format`, as out_file writes each record:
 //!
@@ -274,37 +275,34 @@ impl Output for FluentBitFile {
             let mut rejected = Vec::new();
             for (index, message) in batch.iter().enumerate() {
                 let at = self.destination(tag(message));
-                if let Some((_, error)) = unopened.iter().find(|(failed, _)| *failed == at) {
-                    rejected.push(Rejected {
-                        index,
-                        error: error.clone(),
-                    });
-                    continue;
-                }
-                if !self.touched.contains(&at) {
+                let unopened_at = |unopened: &[(usize, String)]| {
+                    unopened.iter().position(|(failed, _)| *failed == at)
+                };
+                if !self.touched.contains(&at) && unopened_at(&unopened).is_none() {
                     let destination = &mut self.destinations[at];
                     destination.buffer.clear();
                     // csv's header goes first in a file that is empty
                     // when the batch comes, as out_file checks per chunk.
-                    let len = match destination.file.open().await {
-                        Ok(len) => len,
-                        Err(error) => {
-                            rejected.push(Rejected {
-                                index,
-                                error: error.clone(),
-                            });
-                            unopened.push((at, error));
-                            continue;
+                    match destination.file.open().await {
+                        Ok(len) => {
+                            destination.header = matches!(
+                                self.layout,
+                                Layout::Csv {
+                                    column_names: true,
+                                    ..
+                                }
+                            ) && len == 0;
+                            self.touched.push(at);
                         }
-                    };
-                    destination.header = matches!(
-                        self.layout,
-                        Layout::Csv {
-                            column_names: true,
-                            ..
-                        }
-                    ) && len == 0;
-                    self.touched.push(at);
+                        Err(error) => unopened.push((at, error)),
+                    }
+                }
+                if let Some(failed) = unopened_at(&unopened) {
+                    rejected.push(Rejected {
+                        index,
+                        error: unopened[failed].1.clone(),
+                    });
+                    continue;
                 }
                 self.render(at, message);
             }

@@ -23,11 +23,11 @@
 //! other status, a connection error or no answer within 60 s (out_http's
 //! `http.response_timeout`) fails the write (`FLB_RETRY`). With
 //! `retry_limit` or a scheduler field (`retry_limit` is always there in a
-//! Fluent Bit config) the batch is then retried
-//! and at last dropped ([`super::fluentbit_retry`]); without, the pipeline
-//! stops and the batch is not acknowledged. The `gelf` format, compression, proxies, OAuth2, AWS
-//! signing, `body_key`/`headers_key`, `header_tag` and TLS options are not
-//! supported.
+//! Fluent Bit config) the batch is then retried and at last dropped
+//! ([`super::fluentbit_retry`]); without, the pipeline stops and the
+//! batch is not acknowledged. The `gelf` format, compression, proxies,
+//! OAuth2, AWS signing, `body_key`/`headers_key`, `header_tag` and TLS
+//! options are not supported.
 
 use std::time::Duration;
 

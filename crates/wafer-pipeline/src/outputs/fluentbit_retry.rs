@@ -220,12 +220,6 @@ pub(super) fn retried(
     }))
 }
 
-/// What ended a wait before its time.
-enum Ended {
-    Stopped,
-    Replaced,
-}
-
 impl Retried {
     /// A batch of `count` given up on (`when`, because of `error`):
     /// logged, and each of its messages rejected.
@@ -235,20 +229,20 @@ impl Retried {
     }
 
     /// Waits `wait`, unless the pipeline stops or a reload replaces the
-    /// output first.
-    async fn wait(&mut self, wait: Duration) -> Option<Ended> {
+    /// output first; whether the pipeline stopped.
+    async fn wait(&mut self, wait: Duration) -> bool {
         let Some(stopping) = self.stopping.as_mut() else {
             tokio::time::sleep(wait).await;
-            return None;
+            return false;
         };
         let mut stop = stopping.clone();
         // A stop outranks a reload that comes with it: the batch then
         // fails, not acknowledged, rather than being dropped.
         tokio::select! {
             biased;
-            () = stop.requested() => Some(Ended::Stopped),
-            () = stopping.replaced() => Some(Ended::Replaced),
-            () = tokio::time::sleep(wait) => None,
+            () = stop.requested() => true,
+            () = stopping.replaced() => false,
+            () = tokio::time::sleep(wait) => false,
         }
     }
 }
@@ -308,7 +302,7 @@ impl Output for Retried {
                 }
                 let wait = self.schedule.wait(retry);
                 tracing::warn!(output = %self.name, retry, "Writing failed, trying again in {} s: {error}", wait.as_secs());
-                if let Some(Ended::Stopped) = self.wait(wait).await {
+                if self.wait(wait).await {
                     return Err(stopped(&error));
                 }
             }

@@ -96,12 +96,8 @@ const OUTPUTS: &[(&str, Build)] = &[
     ("broker", broker::build),
     ("drop", drop::build),
     ("file", file::build),
-    ("fluentbit_file", |config, cx| {
-        fluentbit_retry::retried(config, cx, fluentbit_file::build)
-    }),
-    ("fluentbit_http", |config, cx| {
-        fluentbit_retry::retried(config, cx, fluentbit_http::build)
-    }),
+    ("fluentbit_file", fluentbit_file::build),
+    ("fluentbit_http", fluentbit_http::build),
     ("fluentbit_stdout", fluentbit_stdout::build),
     ("http_client", http_client::build),
     ("nats", nats::build),
@@ -119,8 +115,18 @@ pub fn build(
     config: &ComponentConfig,
     cx: &BuildContext<'_>,
 ) -> Result<Box<dyn Output>, ComponentError> {
-    crate::lookup(OUTPUTS, "output", &config.kind)?(config, cx)
+    let build = crate::lookup(OUTPUTS, "output", &config.kind)?;
+    if RETRIED.contains(&config.kind.as_str()) {
+        fluentbit_retry::retried(config, cx, build)
+    } else {
+        build(config, cx)
+    }
 }
+
+/// The outputs that retry a batch they could not write as Fluent Bit's
+/// engine does, given `retry_limit` or a scheduler field
+/// ([`fluentbit_retry`]).
+pub(crate) const RETRIED: &[&str] = &["fluentbit_file", "fluentbit_http"];
 
 /// How messages are framed in a byte stream (`codec`): `lines` (each
 /// followed by a newline, the default), `all-bytes` (as they are), or

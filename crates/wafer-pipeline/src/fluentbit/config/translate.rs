@@ -26,10 +26,6 @@ const OUTPUTS: &[(&str, &str)] = &[
     ("stdout", "fluentbit_stdout"),
 ];
 
-/// The outputs that retry a batch they could not write (see
-/// `outputs::fluentbit_retry`).
-const RETRIED: &[&str] = &["fluentbit_file", "fluentbit_http"];
-
 /// Keys of every plugin instance that are Fluent Bit's own (naming,
 /// routing, logging): read here, never passed to the component.
 const GENERAL: &[&str] = &[
@@ -238,7 +234,7 @@ fn pipeline(
 /// `null` never fail in Fluent Bit).
 fn retrying(output: &Plugin, scheduler: Scheduler) -> Value {
     let mut body = output.body.clone();
-    if !RETRIED.contains(&output.kind) {
+    if !crate::outputs::RETRIED.contains(&output.kind) {
         body.remove("retry_limit");
         return Value::Object(body);
     }
